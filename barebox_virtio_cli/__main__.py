@@ -1,0 +1,3 @@
+from barebox_virtio_cli.cli import main
+
+main()

@@ -1,0 +1,81 @@
+"""What `bbv build` built, recorded so that `bbv run` finds the image without flags.
+
+Each build directory holds RECORD_NAME (JSON: target, arch, defconfig, toolchain, build_dir,
+images). An index in the state dir maps each target to the build directory built last."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+RECORD_NAME = "bbv-build.json"
+
+
+def default_build_dir(src: Path, target_name: str) -> Path:
+    return src / f"build-{target_name}"
+
+
+def _index_file() -> Path:
+    from barebox_virtio_cli.paths import state_dir
+
+    return state_dir() / "builds.json"
+
+
+def read_record(build_dir: Path) -> dict | None:
+    try:
+        data = json.loads((build_dir / RECORD_NAME).read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def write_record(build_dir: Path, record: dict) -> None:
+    """Write the record into the build directory and point the index at it."""
+    record = {**record, "build_dir": str(build_dir.resolve())}
+    _write_json(build_dir / RECORD_NAME, record)
+    index = _read_index()
+    index[record["target"]] = record["build_dir"]
+    _write_json(_index_file(), index)
+
+
+def _read_index() -> dict:
+    try:
+        data = json.loads(_index_file().read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _write_json(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def candidate_build_dirs(target_name: str, cwd: Path) -> list[Path]:
+    """Where a build of the target may be, most specific first."""
+    dirs = [cwd, default_build_dir(cwd, target_name)]
+    if os.environ.get("KBUILD_OUTPUT"):
+        dirs.insert(1, Path(os.environ["KBUILD_OUTPUT"]))
+    indexed = _read_index().get(target_name)
+    if indexed:
+        dirs.append(Path(indexed))
+    return dirs
+
+
+def find_image(target_name: str, image_name: str, cwd: Path) -> tuple[Path | None, list[Path]]:
+    """The recorded image of the target, else images/<image_name> under cwd; and where it looked."""
+    looked: list[Path] = []
+    for build_dir in candidate_build_dirs(target_name, cwd):
+        record = read_record(build_dir)
+        if record is None or record.get("target") != target_name:
+            continue
+        path = Path(record.get("image") or build_dir / "images" / image_name)
+        looked.append(path)
+        if path.is_file():
+            return path, looked
+    path = cwd / "images" / image_name
+    looked.append(path)
+    return (path if path.is_file() else None), looked

@@ -1,0 +1,91 @@
+"""The `bbv` command group. Subcommands live in barebox_virtio_cli.commands and are imported
+only when invoked, so that `bbv run --dry-run` does not pay for the others' imports."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from barebox_virtio_cli import __version__
+from barebox_virtio_cli.errors import BbvError
+
+# name -> (module under barebox_virtio_cli.commands, attribute, one-line help)
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "run": ("run", "run", "Boot a barebox image in QEMU with VirtIO devices, or print the command."),
+    "targets": ("targets", "targets", "List the QEMU targets bbv knows."),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        entry = COMMANDS.get(cmd_name)
+        if entry is None:
+            return None
+        module = importlib.import_module(f"barebox_virtio_cli.commands.{entry[0]}")
+        return getattr(module, entry[1])
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, COMMANDS[name][2]) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+    def resolve_command(self, ctx: click.Context, args: list[str]):
+        name = args[0] if args else ""
+        if name and name not in COMMANDS and not name.startswith("-"):
+            import difflib
+
+            close = difflib.get_close_matches(name, COMMANDS, n=3)
+            hint = f" Did you mean: {', '.join(close)}?" if close else ""
+            raise click.UsageError(f"no such command '{name}'.{hint} See 'bbv --help'.", ctx)
+        return super().resolve_command(ctx, args)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "-V", "--version", prog_name="bbv")
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """bbv: build barebox, boot it in QEMU with VirtIO devices, and talk to its consoles."""
+    ctx.obj = {"debug": debug}
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args
+    try:
+        rc = cli.main(args=args, prog_name="bbv", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("bbv: aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        if debug:
+            raise
+        _print_click_error(exc)
+        sys.exit(exc.exit_code)
+    except BbvError as exc:
+        if debug:
+            raise
+        click.echo(f"bbv: error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    sys.exit(rc if isinstance(rc, int) else 0)
+
+
+def _print_click_error(exc: click.ClickException) -> None:
+    """One line: click's usage errors otherwise print the whole usage block first."""
+    ctx = getattr(exc, "ctx", None)
+    where = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+    message = exc.format_message()
+    if "--help" in message:
+        where = ""
+    click.echo(f"bbv: error: {message}{where}", err=True)
+
+
+if __name__ == "__main__":
+    main()

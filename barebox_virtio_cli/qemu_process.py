@@ -1,0 +1,108 @@
+"""Running QEMU in the foreground: signals forwarded, terminal restored, no orphans, and
+QEMU's own error lines passed through with a hint where bbv knows one."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+
+HINTS = [
+    ('Failed to get "write" lock', "another QEMU is using that image: stop it, or add --snapshot"),
+    ("No 'virtio-bus' bus found", "more virtio devices than the machine has transports"),
+    ("gtk initialization failed", "no display here: leave out --graphic"),
+    ("Could not open", "check that the file exists and is readable"),
+    ("Address already in use", "another process serves that socket path; choose another"),
+    ("fw_cfg device not available", "this QEMU's fw_cfg is broken for the machine; drop --env"),
+]
+
+
+def _set_parent_death_signal() -> None:
+    """QEMU gets SIGTERM if bbv dies without cleaning up (even by SIGKILL)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+class _TerminalGuard:
+    def __init__(self) -> None:
+        self.fd = None
+        self.attrs = None
+        try:
+            import termios
+
+            if os.isatty(0):
+                self.fd, self.attrs = 0, termios.tcgetattr(0)
+        except (ImportError, OSError):
+            pass
+
+    def restore(self) -> None:
+        if self.attrs is not None:
+            import termios
+
+            try:
+                termios.tcsetattr(self.fd, termios.TCSADRAIN, self.attrs)
+            except OSError:
+                pass
+
+
+def _relay_stderr(stream, seen: list[str]) -> None:
+    for line in iter(stream.readline, b""):
+        sys.stderr.buffer.write(line)
+        sys.stderr.buffer.flush()
+        text = line.decode(errors="replace")
+        seen.extend(hint for pattern, hint in HINTS if pattern in text and hint not in seen)
+
+
+def start(argv: list[str], stdin=None, stdout=None) -> subprocess.Popen:
+    return subprocess.Popen(argv, stdin=stdin, stdout=stdout, stderr=subprocess.PIPE,
+                            preexec_fn=_set_parent_death_signal)
+
+
+def stop(proc: subprocess.Popen, grace: float = 5.0) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def exit_status(returncode: int) -> int:
+    return 128 - returncode if returncode < 0 else returncode
+
+
+def run_foreground(argv: list[str]) -> int:
+    """Run QEMU attached to this terminal; return its exit status the way a shell reports it."""
+    guard = _TerminalGuard()
+    proc = start(argv)
+    hints: list[str] = []
+    relay = threading.Thread(target=_relay_stderr, args=(proc.stderr, hints), daemon=True)
+    relay.start()
+    def on_signal(_signum, _frame):
+        if proc.poll() is None:
+            proc.terminate()
+
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    try:
+        while True:
+            try:
+                returncode = proc.wait()
+                break
+            except KeyboardInterrupt:  # pragma: no cover - handler replaces it
+                continue
+    finally:
+        stop(proc)
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+        relay.join(2)
+        guard.restore()
+    for hint in hints:
+        print(f"bbv: hint: {hint}", file=sys.stderr)
+    return exit_status(returncode)

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The whole test suite on a fresh Debian machine: installs what the tests drive (QEMU, socat,
+# cross compilers, build tools) with apt-get and bbv with its test extras with pip, then pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(
+    qemu-system-arm qemu-system-mips qemu-system-misc qemu-system-x86 ovmf
+    socat tmux make gcc bison flex
+    gcc-arm-linux-gnueabihf gcc-aarch64-linux-gnu
+    binutils-mips-linux-gnu binutils-riscv64-linux-gnu
+    mtools dosfstools xz-utils
+)
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+python3 -m pip install -q --disable-pip-version-check -e '.[test]'
+python3 -m ruff check .
+python3 -m pytest -q -ra "$@"
