@@ -38,9 +38,18 @@ class Target:
     fw_cfg_min_qemu: str = ""
     firmware: list[str] = field(default_factory=list)
     firmware_package: str = ""
+    qemu_firmware: str = ""  # what QEMU loads from its data dir when no -bios is given
     kconfig: list[str] = field(default_factory=list)
+    # Compiler prefixes bbv searches for, most preferred first ("" = the host's own gcc).
     toolchain_prefixes: list[str] = field(default_factory=list)
+    # fnmatch patterns for the CPU part of `gcc -dumpmachine` a compiler must report.
     gcc_machine: list[str] = field(default_factory=list)
+    # The arch in MAKEALL's CROSS_COMPILE_<arch> (arm64 for ARMv8 although ARCH=arm); default arch.
+    cross_compile_arch: str = ""
+    # kernel.org crosstool triplet that `bbv toolchain fetch` downloads, e.g. "aarch64-linux".
+    crosstool_triplet: str = ""
+    # Debian package with a matching cross compiler, suggested when none is found.
+    toolchain_package: str = ""
 
 
 _CHOICES = {

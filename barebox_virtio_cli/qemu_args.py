@@ -115,6 +115,9 @@ def _check_limits(target: Target, spec: RunSpec, info: QemuInfo) -> None:
     for kind, asked in wanted.items():
         if asked and kind not in target.devices:
             raise UsageError(f"target '{target.name}' cannot carry virtio {kind} devices")
+    if spec.firmware and target.load == "bios":
+        raise UsageError(f"target '{target.name}' loads barebox itself with -bios; "
+                         "--firmware cannot be added")
     if spec.port_forwards and not spec.net:
         raise UsageError("--port-forward needs --net")
     if spec.env and not fw_cfg_usable(target, info):

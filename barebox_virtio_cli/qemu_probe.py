@@ -11,7 +11,7 @@ from pathlib import Path
 
 from barebox_virtio_cli.errors import BbvError
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 # Types whose properties bbv needs to know: every virtio device it may generate, both transports.
 PROBED_TYPES = [
     f"virtio-{kind}-{bus}"
@@ -27,6 +27,11 @@ class QemuInfo:
     types: set[str] = field(default_factory=set)
     properties: dict[str, set[str]] = field(default_factory=dict)
     machines: dict[str, str] = field(default_factory=dict)  # name or alias -> machine name
+    datadirs: list[str] = field(default_factory=list)  # where QEMU looks for its firmware
+
+    def data_file(self, name: str) -> str | None:
+        return next((os.path.join(d, name) for d in self.datadirs
+                     if os.path.isfile(os.path.join(d, name))), None)
 
     def has_property(self, typename: str, prop: str) -> bool:
         return prop in self.properties.get(typename, ())
@@ -43,6 +48,7 @@ class QemuInfo:
             "types": sorted(self.types),
             "properties": {k: sorted(v) for k, v in self.properties.items()},
             "machines": self.machines,
+            "datadirs": self.datadirs,
         }
 
     @classmethod
@@ -53,6 +59,7 @@ class QemuInfo:
             types=set(data["types"]),
             properties={k: set(v) for k, v in data["properties"].items()},
             machines=data["machines"],
+            datadirs=data["datadirs"],
         )
 
 
@@ -139,4 +146,7 @@ def _probe_qmp(binary: str) -> QemuInfo:
     for typename, reply in zip(PROBED_TYPES, props, strict=True):
         if "return" in reply:
             info.properties[typename] = {p["name"] for p in reply["return"]}
+    datadirs = subprocess.run([binary, "-L", "help"], capture_output=True, text=True,
+                              timeout=30, check=False).stdout.splitlines()
+    info.datadirs = [os.path.normpath(d) for d in datadirs if d.startswith("/")]
     return info

@@ -3,6 +3,7 @@ QEMU's own error lines passed through with a hint where bbv knows one."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -45,10 +46,8 @@ class _TerminalGuard:
         if self.attrs is not None:
             import termios
 
-            try:
+            with contextlib.suppress(OSError):
                 termios.tcsetattr(self.fd, termios.TCSADRAIN, self.attrs)
-            except OSError:
-                pass
 
 
 def _relay_stderr(stream, seen: list[str]) -> None:

@@ -118,14 +118,22 @@ def parse_env(text: str) -> EnvEntry:
     return EnvEntry(name, value)
 
 
-def find_firmware(target: Target) -> str | None:
-    if not target.firmware:
-        return None
+def find_firmware(target: Target, info: QemuInfo, given: str | None) -> str | None:
+    """The -bios file: --firmware, else the target's own, else None (QEMU's default)."""
+    if given:
+        return str(_existing_file(Path(given), "--firmware"))
     for candidate in target.firmware:
         if os.path.isfile(candidate):
             return candidate
-    raise BbvError(f"target '{target.name}' needs firmware ({', '.join(target.firmware)}), "
-                   f"none found; install it (Debian/Ubuntu: apt install {target.firmware_package})")
+    if target.firmware:
+        raise BbvError(f"target '{target.name}' needs firmware ({', '.join(target.firmware)}), "
+                       f"none found; install it (Debian/Ubuntu: apt install "
+                       f"{target.firmware_package}) or pass --firmware FILE")
+    if target.qemu_firmware and not info.data_file(target.qemu_firmware):
+        raise BbvError(f"{target.qemu} lacks its default firmware {target.qemu_firmware} (not in "
+                       f"{', '.join(info.datadirs) or 'its data dirs'}; Debian does not package "
+                       "it): pass one with --firmware FILE")
+    return None
 
 
 def qemu_info(target: Target) -> QemuInfo:
@@ -133,7 +141,8 @@ def qemu_info(target: Target) -> QemuInfo:
 
 
 def prepare(target_name, arch, image, blk, rng, console, input_, net, port_forward, fs, env,
-            memory, cpu, machine, snapshot, graphic, qemu_arg, serial="mon:stdio", qmp=None):
+            memory, cpu, machine, snapshot, graphic, qemu_arg, firmware=None, serial="mon:stdio",
+            qmp=None):
     """Everything `bbv run` checks and decides before QEMU starts: (target, info, spec)."""
     target = load_catalog().resolve(target_name, arch)
     info = qemu_info(target)
@@ -148,7 +157,8 @@ def prepare(target_name, arch, image, blk, rng, console, input_, net, port_forwa
         fs=[parse_fs(f, i) for i, f in enumerate(fs)],
         env=[parse_env(e) for e in env],
         memory=memory, cpu=cpu, machine=machine, snapshot=snapshot, graphic=graphic,
-        serial=serial, qmp=qmp, firmware=find_firmware(target), qemu_args=list(qemu_arg),
+        serial=serial, qmp=qmp, firmware=find_firmware(target, info, firmware),
+        qemu_args=list(qemu_arg),
     )
     return target, info, spec
 
@@ -174,6 +184,8 @@ def run_options(func):
         click.option("-m", "--memory", help="Guest memory, e.g. 512M."),
         click.option("--cpu", help="QEMU -cpu model."),
         click.option("--machine", help="QEMU -M machine (default from the target)."),
+        click.option("--firmware", metavar="FILE",
+                     help="Firmware for -bios (OVMF, OpenSBI) instead of the target's default."),
         click.option("--snapshot", is_flag=True, help="Do not write to the --blk images."),
         click.option("--graphic", is_flag=True, help="Open QEMU's display window."),
         click.option("--qemu-arg", multiple=True, metavar="ARG",

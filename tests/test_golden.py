@@ -1,0 +1,58 @@
+"""The generated QEMU command line of every target with a full set of devices, against a
+reviewed golden file. Regenerate after an intended change with BBV_UPDATE_GOLDEN=1."""
+
+import os
+from pathlib import Path
+
+import pytest
+from conftest import ROOT
+from qemu_helpers import synthetic_info
+
+from barebox_virtio_cli.catalog import load_catalog
+from barebox_virtio_cli.qemu_args import (
+    EnvEntry,
+    RunSpec,
+    build_command,
+    fw_cfg_usable,
+    parse_port_forward,
+)
+
+CATALOG = load_catalog([ROOT / "configs"])
+GOLDEN = Path(__file__).parent / "golden"
+
+
+def full_spec(target) -> RunSpec:
+    info = synthetic_info(target.qemu)
+    return RunSpec(
+        image=Path("/work/barebox/images") / target.image,
+        blks=[Path("/work/disks/a.img"), Path("/work/disks/b,with-comma.img")],
+        rng=2,
+        console=Path("/run/user/1000/bbv/console.sock"),
+        input=True,
+        net=True,
+        port_forwards=[parse_port_forward("tcp:8080:80")],
+        fs=[("share", Path("/work/share"))],
+        env=[EnvEntry("nv/boot.default", "net")] if fw_cfg_usable(target, info) else [],
+        firmware=target.firmware[0] if target.firmware else None,
+    )
+
+
+def render(name: str) -> str:
+    target = CATALOG.get(name)
+    from barebox_virtio_cli.qemu_args import format_command
+
+    return format_command(build_command(target, full_spec(target), synthetic_info(target.qemu)))
+
+
+@pytest.mark.parametrize("name", CATALOG.names())
+def test_command_line_matches_golden_file(name):
+    golden = GOLDEN / f"{name}.sh"
+    text = render(name) + "\n"
+    if os.environ.get("BBV_UPDATE_GOLDEN"):
+        golden.write_text(text)
+    assert golden.exists(), f"no golden file {golden}; run with BBV_UPDATE_GOLDEN=1 and review"
+    assert text == golden.read_text()
+
+
+def test_every_golden_file_has_a_target():
+    assert sorted(p.stem for p in GOLDEN.glob("*.sh")) == CATALOG.names()
