@@ -13,8 +13,11 @@ from barebox_virtio_cli.errors import BbvError
 
 # name -> (module under barebox_virtio_cli.commands, attribute, one-line help)
 COMMANDS: dict[str, tuple[str, str, str]] = {
-    "run": ("run", "run", "Boot a barebox image in QEMU with VirtIO devices, or print the command."),
+    "run": ("run", "run", "Boot barebox in QEMU with VirtIO devices, or print the command."),
     "targets": ("targets", "targets", "List the QEMU targets bbv knows."),
+    "build": ("build", "build", "Build barebox for a target out of tree with the right compiler."),
+    "toolchains": ("toolchains", "toolchains", "List the cross compilers found per target."),
+    "toolchain": ("toolchain", "toolchain", "Download a kernel.org cross toolchain (fetch)."),
 }
 
 
@@ -62,6 +65,9 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Abort:
         click.echo("bbv: aborted", err=True)
         sys.exit(130)
+    except click.exceptions.NoArgsIsHelpError as exc:
+        click.echo(exc.ctx.get_help() if exc.ctx else exc.format_message())
+        sys.exit(0)
     except click.ClickException as exc:
         if debug:
             raise

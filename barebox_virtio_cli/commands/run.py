@@ -23,6 +23,7 @@ from barebox_virtio_cli.qemu_args import (
     parse_port_forward,
 )
 from barebox_virtio_cli.qemu_probe import QemuInfo, find_binary, probe
+from barebox_virtio_cli.scripted_cli import pop_script, run_script, script_options
 
 
 def resolve_image(target: Target, image: str | None, cwd: Path) -> Path:
@@ -59,13 +60,14 @@ def check_block_image(path: Path, snapshot: bool) -> Path:
 
 
 def _locked_by_qemu(path: Path) -> bool:
-    """QEMU holds byte-range locks at offsets 100-299 of images it has open."""
+    """QEMU holds shared byte-range locks at offsets 100-299 of the images it has open; an
+    exclusive lock on that range is refused while any QEMU holds one."""
     import fcntl
 
     try:
-        with open(path, "rb") as fh:
+        with open(path, "r+b") as fh:
             try:
-                fcntl.lockf(fh, fcntl.LOCK_SH | fcntl.LOCK_NB, 200, 100)
+                fcntl.lockf(fh, fcntl.LOCK_EX | fcntl.LOCK_NB, 200, 100)
             except OSError:
                 return True
             fcntl.lockf(fh, fcntl.LOCK_UN, 200, 100)
@@ -199,6 +201,7 @@ def run_options(func):
 @click.command()
 @run_options
 @click.option("-n", "--dry-run", is_flag=True, help="Print the QEMU command line, do not boot.")
+@script_options
 def run(dry_run: bool, **opts) -> None:
     """Boot barebox in QEMU with VirtIO devices (or print the command with --dry-run).
 
@@ -206,12 +209,18 @@ def run(dry_run: bool, **opts) -> None:
     Examples:
       bbv run --target vexpress --blk a.img --blk b.img --rng --console
       bbv run --arch mips --blk disk.img --dry-run
+      bbv run --target vexpress --blk a.img --rng --exec 'ls /dev' --expect virtioblk0
     """
+    script = pop_script(opts)
+    if script is not None:
+        opts["serial"] = "stdio"  # the scripted session drives the serial port over a pty
     target, info, spec = prepare(opts.pop("target"), opts.pop("arch"), **opts)
     groups = build_command(target, spec, info)
     if dry_run:
         click.echo(format_command(groups))
         return
+    if script is not None:
+        sys.exit(run_script(target, info, spec, flatten(groups), script))
     _announce(target, info, spec)
     from barebox_virtio_cli.qemu_process import run_foreground
 

@@ -1,0 +1,234 @@
+"""`bbv run` as a user meets it: the real console script, real QEMU, real signals."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+BBV = [sys.executable, "-m", "barebox_virtio_cli"]
+pytestmark = pytest.mark.qemu
+needs_arm = pytest.mark.skipif(shutil.which("qemu-system-arm") is None,
+                               reason="qemu-system-arm not installed")
+
+
+def bbv(*args, cwd=None, env=None, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(BBV + list(args), capture_output=True, text=True, cwd=cwd,
+                          env=env, timeout=60, **kw)
+
+
+def one_line_error(result: subprocess.CompletedProcess, code: int, *needles: str) -> str:
+    assert result.returncode == code, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("bbv: error: "), result.stderr
+    for needle in needles:
+        assert needle in lines[0]
+    assert "Traceback" not in result.stderr
+    return lines[0]
+
+
+@pytest.fixture
+def tree(tmp_path):
+    """A directory with images/ as barebox's build leaves it, and two disks."""
+    (tmp_path / "images").mkdir()
+    for name in ("barebox-dt-2nd.img", "barebox-qemu-malta.img"):
+        (tmp_path / "images" / name).write_bytes(bytes(64 * 1024))
+    for disk in ("a.img", "b.img"):
+        (tmp_path / disk).write_bytes(bytes(1 << 20))
+    return tmp_path
+
+
+def children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(p) for p in text.split()]
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def wait_for_child(proc: subprocess.Popen, timeout: float = 20) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        kids = children(proc.pid)
+        if kids:
+            return kids[0]
+        time.sleep(0.05)
+    raise AssertionError("bbv started no QEMU")
+
+
+@needs_arm
+def test_dry_run_finds_the_image_under_images_and_quotes_paths(tree):
+    (tree / "my disk.img").write_bytes(bytes(4096))
+    result = bbv("run", "--arch", "arm", "--blk", "my disk.img", "--dry-run", cwd=tree)
+    assert result.returncode == 0, result.stderr
+    assert f"-kernel {tree}/images/barebox-dt-2nd.img" in result.stdout
+    assert f"'if=none,id=hd0,format=raw,file={tree}/my disk.img'" in result.stdout
+
+
+def test_version_and_help_list_every_command():
+    from barebox_virtio_cli import __version__
+    from barebox_virtio_cli.cli import COMMANDS
+
+    assert bbv("--version").stdout.strip() == f"bbv, version {__version__}"
+    help_text = bbv("--help").stdout
+    for name, (_, _, summary) in COMMANDS.items():
+        assert f"{name}  " in help_text and summary[:30] in help_text
+
+
+@needs_arm
+@pytest.mark.parametrize("args,code,needles", [
+    (["--blk", "missing.img"], 2, ["--blk missing.img: no such file"]),
+    (["--blk", "."], 2, ["is a directory"]),
+    (["--target", "vexpres"], 2, ["unknown target 'vexpres'", "did you mean 'vexpress'"]),
+    (["--arch", "mipz"], 2, ["unknown arch 'mipz'", "'mips'"]),
+    (["--arch", "mips", "--env", "nv/x=1"], 2, ["has no fw_cfg device"]),
+    (["--console", "/tmp/" + "x" * 110], 2, ["more than the 107"]),
+    (["--env", "novalue"], 2, ["is not PATH=VALUE"]),
+    (["--port-forward", "80"], 2, ["--port-forward needs --net"]),
+    (["--frobnicate"], 2, ["No such option '--frobnicate'"]),
+    (["--target", "riscv32"], 1, ["lacks its default firmware", "--firmware FILE"]),
+])
+def test_bad_input_gets_one_clear_line(tree, args, code, needles):
+    if "riscv32" in args:
+        if shutil.which("qemu-system-riscv32") is None:
+            pytest.skip("qemu-system-riscv32 not installed")
+        from barebox_virtio_cli.qemu_probe import probe
+
+        if probe(shutil.which("qemu-system-riscv32")).data_file(
+                "opensbi-riscv32-generic-fw_dynamic.bin"):
+            pytest.skip("this QEMU has riscv32 OpenSBI")
+    one_line_error(bbv("run", *args, "--dry-run", cwd=tree), code, *needles)
+
+
+def test_missing_image_says_where_it_looked_and_how_to_build(tmp_path):
+    line = one_line_error(bbv("run", "--target", "malta", "-n", cwd=tmp_path), 1,
+                          "no barebox-qemu-malta.img for target 'malta'", "bbv build malta")
+    assert str(tmp_path / "images" / "barebox-qemu-malta.img") in line
+
+
+def test_missing_qemu_names_the_debian_package(tree):
+    env = {**os.environ, "PATH": str(tree)}  # nothing but the tree: no QEMU
+    one_line_error(bbv("run", "--arch", "mips", "-n", cwd=tree, env=env), 1,
+                   "qemu-system-mips is not installed", "apt install qemu-system-mips")
+
+
+@needs_arm
+def test_console_path_that_is_a_file_is_never_replaced(tree):
+    victim = tree / "notes.txt"
+    victim.write_text("precious")
+    one_line_error(bbv("run", "--console", str(victim), "-n", cwd=tree), 2, "is not a socket")
+    assert victim.read_text() == "precious"
+
+
+@needs_arm
+def test_console_socket_served_by_a_live_process_is_refused(tree):
+    path = Path(f"/tmp/bbv-live{os.getpid()}.sock")
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind(str(path))
+        server.listen()
+        try:
+            one_line_error(bbv("run", "--console", str(path), "-n", cwd=tree), 2,
+                           "already served by a running QEMU")
+        finally:
+            path.unlink()
+
+
+@needs_arm
+def test_stale_console_socket_is_accepted(tree):
+    path = Path(f"/tmp/bbv-stale{os.getpid()}.sock")
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind(str(path))  # bound, never listening: like one a dead QEMU left behind
+    try:
+        result = bbv("run", "--console", str(path), "-n", cwd=tree)
+        assert result.returncode == 0 and f"path={path}," in result.stdout
+    finally:
+        path.unlink()
+
+
+@needs_arm
+def test_image_in_use_by_another_qemu(tree):
+    holder = subprocess.Popen(
+        ["qemu-system-arm", "-M", "virt", "-S", "-display", "none", "-serial", "null",
+         "-monitor", "none", "-drive", f"if=none,id=d,format=raw,file={tree / 'a.img'}",
+         "-device", "virtio-blk-device,drive=d"], stderr=subprocess.PIPE)
+    try:
+        time.sleep(1.0)
+        assert holder.poll() is None
+        one_line_error(bbv("run", "--blk", "a.img", "-n", cwd=tree), 2,
+                       "in use by another QEMU", "--snapshot")
+        assert bbv("run", "--blk", "a.img", "--snapshot", "-n", cwd=tree).returncode == 0
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+@needs_arm
+def test_qemu_errors_pass_through_with_its_exit_status(tree):
+    result = bbv("run", "--qemu-arg=-no-such-option", cwd=tree)
+    assert result.returncode == 1
+    assert "qemu-system-arm: -no-such-option: invalid option" in result.stderr
+
+
+@needs_arm
+def test_qemu_error_gets_a_hint(tree):
+    result = bbv("run", "--qemu-arg=-drive", "--qemu-arg=file=/nonexistent/x.img,format=raw",
+                 cwd=tree)
+    assert result.returncode == 1
+    assert "Could not open '/nonexistent/x.img'" in result.stderr
+    assert "bbv: hint: check that the file exists" in result.stderr
+
+
+@needs_arm
+def test_quit_key_on_the_serial_console_ends_with_status_zero(tree):
+    proc = subprocess.Popen(BBV + ["run", "--blk", "a.img"], cwd=tree, stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    qemu = wait_for_child(proc)
+    time.sleep(0.5)
+    out, err = proc.communicate(b"\x01x", timeout=20)
+    assert proc.returncode == 0, err
+    assert b"Ctrl-A X quits QEMU" in err
+    assert not alive(qemu)
+
+
+@needs_arm
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
+def test_signals_to_bbv_never_leave_qemu_running(tree, sig):
+    proc = subprocess.Popen(BBV + ["run", "--blk", "a.img", "--console"], cwd=tree,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    qemu = wait_for_child(proc)
+    time.sleep(0.5)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=20)
+    assert not alive(qemu)
+    # QEMU ends on the forwarded SIGTERM with status 0, and bbv reports QEMU's status.
+    assert proc.returncode == 0, err
+    assert b"terminating on signal 15" in err
+
+
+@needs_arm
+def test_qemu_dies_with_bbv_even_on_sigkill(tree):
+    proc = subprocess.Popen(BBV + ["run", "--blk", "a.img"], cwd=tree, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    qemu = wait_for_child(proc)
+    proc.kill()
+    proc.wait()
+    deadline = time.monotonic() + 10
+    while alive(qemu) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not alive(qemu)
