@@ -15,6 +15,7 @@ from barebox_virtio_cli.errors import BbvError
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "run": ("run", "run", "Boot barebox in QEMU with VirtIO devices, or print the command."),
     "targets": ("targets", "targets", "List the QEMU targets bbv knows."),
+    "console": ("console", "console", "Attach a terminal or pipe to a virtio console socket."),
     "build": ("build", "build", "Build barebox for a target out of tree with the right compiler."),
     "toolchains": ("toolchains", "toolchains", "List the cross compilers found per target."),
     "toolchain": ("toolchain", "toolchain", "Download a kernel.org cross toolchain (fetch)."),

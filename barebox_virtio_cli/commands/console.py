@@ -1,0 +1,77 @@
+"""bbv console ENDPOINT: attach this terminal, or a pipe, to a virtio console."""
+
+from __future__ import annotations
+
+import math
+import sys
+
+import click
+
+from barebox_virtio_cli.console_logic import DEFAULT_ESCAPE, parse_endpoint, parse_escape
+from barebox_virtio_cli.errors import BbvError, UsageError
+
+
+def parse_wait(value: str | None, endpoint: str | None) -> tuple[float | None, str | None]:
+    """--wait takes an optional SECONDS; in `--wait PATH` the PATH is the endpoint."""
+    if value is None:
+        return None, endpoint
+    if value == "":
+        return math.inf, endpoint
+    try:
+        seconds = float(value)
+    except ValueError:
+        if endpoint is None:
+            return math.inf, value
+        raise UsageError(f"--wait '{value}' is not a number of seconds") from None
+    if not seconds >= 0:
+        raise UsageError(f"--wait '{value}' must be 0 or more seconds")
+    return seconds, endpoint
+
+
+@click.command()
+@click.argument("endpoint", required=False)
+@click.option("-e", "--escape", default=DEFAULT_ESCAPE, show_default=True, metavar="KEY",
+              help="Key that leaves (^X, ctrl-X, a character, or 'none'); twice sends it.")
+@click.option("--linger", type=click.FloatRange(min=0), default=1.0, show_default=True,
+              metavar="SECONDS",
+              help="After stdin ends, leave once the console is quiet this long.")
+@click.option("-w", "--wait", is_flag=False, flag_value="", default=None, metavar="[SECONDS]",
+              help="Wait for the socket to appear and accept (for ever without SECONDS).")
+@click.option("-r", "--reconnect", is_flag=True,
+              help="When the other side goes away, wait for it to come back and carry on.")
+@click.option("--log", "log_path", metavar="FILE", type=click.Path(dir_okay=False),
+              help="Append everything received to FILE.")
+@click.option("--timestamps", is_flag=True, help="With --log: a line log with local times.")
+def console(endpoint: str | None, escape: str, linger: float, wait: str | None, reconnect: bool,
+            log_path: str | None, timestamps: bool) -> None:
+    """Attach to a virtio console: a unix socket PATH (or unix:PATH), tcp:HOST:PORT, or a pty.
+
+    On a terminal every key goes through (Ctrl-C too) until the escape key. On pipes it works
+    like 'socat PATH -'.
+
+    \b
+    Examples:
+      bbv console /run/user/1000/bbv/vexpress.console
+      printf 'version\\n' | bbv console /tmp/foo --linger 0.5
+      bbv console --wait 10 --reconnect --log con.log tcp:localhost:4444
+    """
+    wait_seconds, endpoint = parse_wait(wait, endpoint)
+    if endpoint is None:
+        raise UsageError("missing ENDPOINT: a socket path, unix:PATH, tcp:HOST:PORT or a pty")
+    if timestamps and not log_path:
+        raise UsageError("--timestamps needs --log FILE")
+    from barebox_virtio_cli.console_relay import Options, run_console
+
+    opts = Options(parse_endpoint(endpoint), escape=parse_escape(escape), linger=linger,
+                   wait=wait_seconds, reconnect=reconnect)
+    if log_path:
+        try:
+            opts.log = open(log_path, "ab", buffering=0)  # noqa: SIM115 - closed below
+        except OSError as exc:
+            raise BbvError(f"--log {log_path}: {exc.strerror.lower()}") from None
+    try:
+        status = run_console(opts)
+    finally:
+        if opts.log is not None:
+            opts.log.close()
+    sys.exit(status)

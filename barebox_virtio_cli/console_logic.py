@@ -1,0 +1,173 @@
+"""Pure logic of `bbv console`: endpoint and escape-key parsing, the escape-key state machine,
+the timestamped line log and the typing that activates a virtio console over the serial line.
+Nothing here touches files, sockets or terminals."""
+
+from __future__ import annotations
+
+import re
+import stat
+import time
+from dataclasses import dataclass
+
+from barebox_virtio_cli.errors import UsageError
+from barebox_virtio_cli.qemu_args import SOCKET_PATH_MAX
+
+DEFAULT_ESCAPE = "^]"
+ESCAPE_WINDOW = 0.5  # seconds in which a second escape key sends the first one through
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    kind: str  # "unix", "tcp" or "path" (a unix socket or a terminal, decided by its file type)
+    path: str = ""
+    host: str = ""
+    port: int = 0
+
+    def __str__(self) -> str:
+        return f"tcp:{self.host}:{self.port}" if self.kind == "tcp" else self.path
+
+
+def parse_endpoint(text: str) -> Endpoint:
+    """'PATH', 'unix:PATH', 'tcp:HOST:PORT' (HOST may be '[v6]')."""
+    if not text:
+        raise UsageError("ENDPOINT is empty; give a socket path, unix:PATH or tcp:HOST:PORT")
+    if text.startswith("unix:"):
+        path = text[5:]
+        if not path:
+            raise UsageError(f"ENDPOINT '{text}' has no path after 'unix:'")
+        return Endpoint("unix", path=path)
+    if text.startswith("tcp:"):
+        host, sep, port = text[4:].rpartition(":")
+        host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise UsageError(f"ENDPOINT '{text}' is not tcp:HOST:PORT (port 1-65535)")
+        return Endpoint("tcp", host=host, port=int(port))
+    return Endpoint("path", path=text)
+
+
+def path_kind(endpoint: Endpoint, mode: int) -> str:
+    """'unix' or 'pty' for an existing file of this st_mode; UsageError for anything else."""
+    if stat.S_ISSOCK(mode):
+        return "unix"
+    if stat.S_ISCHR(mode) and endpoint.kind == "path":
+        return "pty"
+    what = "a unix socket" if endpoint.kind == "unix" else "a unix socket or a terminal (pty)"
+    raise UsageError(f"{endpoint.path}: not {what}")
+
+
+def check_socket_path(path: str) -> None:
+    size = len(path.encode())
+    if size > SOCKET_PATH_MAX:
+        raise UsageError(f"{path}: socket path is {size} bytes, more than the {SOCKET_PATH_MAX} "
+                         "a unix socket allows; use a shorter path (a symlink works)")
+
+
+def parse_escape(text: str) -> int | None:
+    """'^]', '^A', 'ctrl-]', 'C-a', one plain character, or 'none' -> a byte value or None."""
+    lowered = text.lower()
+    if lowered == "none":
+        return None
+    for prefix in ("^", "ctrl-", "ctrl+", "c-"):
+        if lowered.startswith(prefix) and len(text) == len(prefix) + 1:
+            char = text[-1].upper()
+            if "@" <= char <= "_" or char == "?":
+                return 0x7F if char == "?" else ord(char) - 0x40
+    if len(text) == 1 and ord(text) < 128:
+        return ord(text)
+    raise UsageError(f"--escape '{text}' is not a key: use ^X (Ctrl-X), ctrl-X, one ASCII "
+                     "character, or 'none'")
+
+
+def escape_name(byte: int) -> str:
+    if byte < 0x20:
+        return f"Ctrl-{chr(byte + 0x40)}"
+    return "Ctrl-?" if byte == 0x7F else chr(byte)
+
+
+class EscapeFilter:
+    """Terminal input -> bytes to send. One escape key leaves (after ESCAPE_WINDOW, or at once
+    when another key follows); two in a row send one escape byte through."""
+
+    def __init__(self, key: int | None, window: float = ESCAPE_WINDOW):
+        self.key = key
+        self.window = window
+        self.deadline: float | None = None  # set while an escape waits for a possible second
+        self.quit = False
+
+    def feed(self, data: bytes, now: float) -> bytes:
+        if self.key is None or (self.deadline is None and self.key not in data):
+            return data
+        out = bytearray()
+        for byte in data:
+            if self.deadline is not None:
+                self.deadline = None
+                if byte == self.key:
+                    out.append(byte)
+                    continue
+                self.quit = True
+                return bytes(out)
+            if byte == self.key:
+                self.deadline = now + self.window
+            else:
+                out.append(byte)
+        return bytes(out)
+
+    def expire(self, now: float) -> None:
+        if self.deadline is not None and now >= self.deadline:
+            self.deadline = None
+            self.quit = True
+
+
+class LineStamper:
+    """Received bytes -> lines prefixed with the local time their first byte arrived."""
+
+    def __init__(self) -> None:
+        self.at_line_start = True
+
+    def feed(self, data: bytes, now: float) -> bytes:
+        stamp = _stamp(now)
+        out = bytearray()
+        for line in data.splitlines(keepends=True):
+            if self.at_line_start:
+                out += stamp
+            self.at_line_start = line.endswith(b"\n")
+            out += line.rstrip(b"\r\n") + b"\n" if self.at_line_start else line
+        return bytes(out)
+
+
+def _stamp(now: float) -> bytes:
+    local = time.localtime(now)
+    return f"{time.strftime('%Y-%m-%d %H:%M:%S', local)}.{int(now % 1 * 1000):03d} ".encode()
+
+
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+PROMPT = re.compile(r"barebox@[^\n]*:\S* $")
+
+
+class Activator:
+    """Watches barebox's serial output and says what to type so that the virtio console becomes
+    active: a key to stop autoboot (or to get a fresh prompt), then the activation command."""
+
+    def __init__(self, command: str):
+        self.command = command
+        self.state = "boot"  # boot -> key sent -> command sent -> done
+        self.tail = ""
+
+    @property
+    def done(self) -> bool:
+        return self.state == "done"
+
+    def feed(self, text: str) -> bytes:
+        self.tail = (self.tail + ANSI.sub("", text.replace("\r", "")))[-4096:]
+        at_prompt = PROMPT.search(self.tail) is not None
+        if self.state == "boot" and ("stop autoboot" in self.tail or at_prompt):
+            return self._next("key", b"\n")
+        if self.state == "key" and at_prompt:
+            return self._next("command", f"{self.command}\n".encode())
+        if self.state == "command" and at_prompt:
+            return self._next("done", b"")
+        return b""
+
+    def _next(self, state: str, send: bytes) -> bytes:
+        self.state, self.tail = state, ""
+        return send
