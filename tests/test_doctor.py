@@ -1,0 +1,171 @@
+"""bbv doctor: the pure checks from given facts, and the command on this host with all tools
+and with a PATH that holds only some of them (symlinks to the real programs)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+from conftest import need
+
+from barebox_virtio_cli.catalog import load_catalog
+from barebox_virtio_cli.commands.doctor import packages
+from barebox_virtio_cli.doctor import (
+    TargetFacts,
+    Verdict,
+    host_checks,
+    install_hints,
+    target_checks,
+    verdict,
+)
+
+CATALOG = load_catalog()
+PKGS = packages()
+
+
+def test_package_data_covers_every_catalog_target():
+    for target in CATALOG.targets.values():
+        assert target.qemu in PKGS.programs, target.name
+        assert target.gcc_machine[0] in PKGS.toolchains, target.name
+        if target.firmware:
+            assert target.firmware_package in PKGS.firmware, target.name
+    for name in [*PKGS.build, *PKGS.optional]:
+        assert set(PKGS.programs[name]) == {"debian", "fedora"}, name
+
+
+def test_missing_qemu_and_compiler_name_both_distributions():
+    malta = CATALOG.get("malta")
+    checks = target_checks(malta, TargetFacts(toolchain_error="no compiler"), PKGS)
+    by_item = {c.item: c for c in checks}
+    assert not by_item["qemu-system-mips"].ok
+    assert by_item["qemu-system-mips"].packages == {"debian": "qemu-system-mips",
+                                                    "fedora": "qemu-system-mips"}
+    assert by_item["cross compiler"].packages["debian"] == "gcc-mips-linux-gnu"
+    assert by_item["cross compiler"].detail == "no compiler"
+    assert verdict([], checks) == Verdict(build=False, boot=False)
+
+
+def test_missing_ovmf_blocks_boot_but_not_build():
+    efi = CATALOG.get("x86-efi")
+    facts = TargetFacts(qemu_path="/q", qemu_version=(7, 2, 0), toolchain="gcc")
+    checks = target_checks(efi, facts, PKGS)
+    firmware = next(c for c in checks if c.item == "firmware")
+    assert not firmware.ok and firmware.packages == {"debian": "ovmf", "fedora": "edk2-ovmf"}
+    result = verdict([], checks)
+    assert result.build and not result.boot
+
+
+def test_qemu_without_the_machine_cannot_boot():
+    facts = TargetFacts(qemu_path="/q", qemu_version=(7, 2, 0), machine_known=False,
+                        toolchain="gcc")
+    checks = target_checks(CATALOG.get("vexpress"), facts, PKGS)
+    assert "no machine 'virt'" in checks[0].detail
+    assert not verdict([], checks).boot
+
+
+def test_riscv32_firmware_that_no_distribution_packages_points_at_firmware_option():
+    facts = TargetFacts(qemu_path="/q", qemu_version=(7, 2, 0), toolchain="gcc")
+    firmware = [c for c in target_checks(CATALOG.get("riscv32"), facts, PKGS)
+                if c.item == "firmware"][0]
+    assert not firmware.ok and "--firmware" in firmware.detail
+
+
+def test_host_tools_missing_optional_ones_do_not_fail_a_verdict():
+    programs = {name: f"/usr/bin/{name}" for name in PKGS.build}
+    host = host_checks(programs, PKGS)
+    assert verdict(host, []).build
+    missing = [c for c in host if not c.ok]
+    assert {c.item for c in missing} == set(PKGS.optional)
+    assert "socat" in install_hints(missing)["debian"]
+    host = host_checks({**programs, "bison": None}, PKGS)
+    assert not verdict(host, []).build
+    assert install_hints(host)["fedora"].startswith("dnf install ")
+    assert "bison" in install_hints(host)["fedora"].split()
+
+
+def _doctor(args: list[str], path: str | None = None) -> subprocess.CompletedProcess:
+    env = dict(os.environ)
+    if path is not None:
+        env["PATH"] = path
+    return subprocess.run([sys.executable, "-m", "barebox_virtio_cli", "doctor", *args],
+                          capture_output=True, text=True, env=env, timeout=120)
+
+
+@need("qemu-system-arm", "arm-linux-gnueabihf-gcc", "make", "gcc", "bison", "flex", "lz4", "xz")
+def test_doctor_on_this_host_finds_everything_for_vexpress():
+    done = _doctor(["vexpress", "--json"])
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)["targets"]["vexpress"]
+    assert result["build"] and result["boot"]
+    qemu = next(c for c in result["checks"] if c["item"] == "qemu-system-arm")
+    version = subprocess.run(["qemu-system-arm", "--version"], capture_output=True,
+                             text=True).stdout.split()[3]
+    assert qemu["summary"] == version
+
+
+def _path_with(tmp_path, names: list[str]) -> str:
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    for name in names:
+        os.symlink(shutil.which(name), bindir / name)
+    return str(bindir)
+
+
+@need("qemu-system-arm", "arm-linux-gnueabihf-gcc", "make", "gcc", "bison", "flex", "lz4", "xz")
+def test_doctor_with_only_some_tools_names_the_missing_packages(tmp_path):
+    # QEMU and the host tools, but no cross compiler and no bison.
+    path = _path_with(tmp_path, ["qemu-system-arm", "make", "gcc", "flex", "lz4", "xz"])
+    done = _doctor(["vexpress", "--json"], path)
+    assert done.returncode == 1
+    data = json.loads(done.stdout)
+    assert data["targets"]["vexpress"] == {**data["targets"]["vexpress"],
+                                           "build": False, "boot": True}
+    compiler = next(c for c in data["targets"]["vexpress"]["checks"]
+                    if c["item"] == "cross compiler")
+    assert compiler["packages"] == {"debian": "gcc-arm-linux-gnueabihf",
+                                    "fedora": "gcc-arm-linux-gnu"}
+    bison = next(c for c in data["host"] if c["item"] == "bison")
+    assert not bison["ok"] and bison["packages"]["debian"] == "bison"
+    assert data["install"]["debian"].split()[2:] == sorted(
+        {"bison", "gcc-arm-linux-gnueabihf", "mtools", "dosfstools", "fdisk", "socat"})
+
+
+@need("arm-linux-gnueabihf-gcc", "make", "gcc", "bison", "flex", "lz4", "xz")
+def test_doctor_without_qemu_cannot_boot_and_the_table_says_what_to_install(tmp_path):
+    path = _path_with(tmp_path, ["arm-linux-gnueabihf-gcc", "make", "gcc", "bison", "flex",
+                                 "lz4", "xz"])
+    done = _doctor(["vexpress"], path)
+    assert done.returncode == 1
+    assert "qemu-system-arm: not on PATH (Debian/Ubuntu qemu-system-arm, Fedora " \
+           "qemu-system-arm)" in done.stdout
+    apt = next(line for line in done.stdout.splitlines() if line.startswith("Debian/Ubuntu: "))
+    assert apt.split()[1:3] == ["apt", "install"] and "qemu-system-arm" in apt.split()
+
+
+@need("qemu-system-arm")
+def test_doctor_without_names_exits_zero_even_when_something_is_missing(tmp_path):
+    done = _doctor(["--json"], _path_with(tmp_path, ["qemu-system-arm"]))
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert set(data["targets"]) == set(CATALOG.names())
+    assert not data["targets"]["malta"]["boot"]
+
+
+def test_doctor_unknown_target_is_a_usage_error():
+    done = _doctor(["vexpres"])
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "bbv: error: unknown target 'vexpres' (did you mean 'vexpress'?); "
+        "'bbv targets' lists them"]
+
+
+@pytest.mark.parametrize("target", sorted(CATALOG.names()))
+def test_every_target_has_a_qemu_check(target):
+    facts = TargetFacts()
+    checks = target_checks(CATALOG.get(target), facts, PKGS)
+    assert checks[0].item == CATALOG.get(target).qemu and not checks[0].ok
+    assert checks[0].packages.get("debian") and checks[0].packages.get("fedora")
