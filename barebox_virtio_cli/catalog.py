@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import difflib
-import tomllib
+import json
+import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -12,7 +12,7 @@ from barebox_virtio_cli.errors import BbvError, UsageError
 DEVICE_KINDS = ("blk", "rng", "console", "input", "net", "9p")
 
 
-@dataclass(frozen=True)
+@dataclass  # not frozen: a frozen dataclass costs bbv start-up time
 class Target:
     name: str
     path: Path
@@ -79,6 +79,8 @@ def parse_target(path: Path, data: dict) -> Target:
     types = _field_types()
     for key in data:
         if key not in types:
+            import difflib
+
             close = difflib.get_close_matches(key, types, n=1)
             hint = f" (did you mean '{close[0]}'?)" if close else ""
             raise BbvError(f"{path}: unknown field '{key}'{hint}")
@@ -103,6 +105,8 @@ def parse_target(path: Path, data: dict) -> Target:
 
 
 def load_file(path: Path) -> Target:
+    import tomllib
+
     try:
         with path.open("rb") as fh:
             data = tomllib.load(fh)
@@ -147,8 +151,56 @@ class Catalog:
 
 
 def _suggest(word: str, choices) -> str:
+    import difflib
+
     close = difflib.get_close_matches(word, list(choices), n=3, cutoff=0.5)
     return f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
+
+
+def _target_files(dirs: list[Path]) -> list[Path]:
+    """Every target file; a later directory's file overrides an earlier one of the same name."""
+    files: dict[str, Path] = {}
+    for directory in dirs:
+        try:
+            names = sorted(n for n in os.listdir(directory) if n.endswith(".toml"))
+        except OSError:
+            continue
+        files.update((n[:-5], directory / n) for n in names)
+    return list(files.values())
+
+
+def _stamps(files: list[Path]) -> list[list]:
+    stamps = []
+    for path in files:
+        st = os.stat(path)
+        stamps.append([str(path), st.st_mtime_ns, st.st_size])
+    return stamps
+
+
+def _cached_targets(files: list[Path]) -> list[Target]:
+    """Parsing and validating TOML costs more than bbv's whole start-up budget allows, so the
+    validated catalog is cached as JSON, keyed on every target file's path, mtime and size."""
+    from barebox_virtio_cli.paths import cache_dir
+
+    cache = cache_dir() / "catalog.json"
+    stamps = _stamps(files)
+    try:
+        data = json.loads(cache.read_text())
+        if data["stamps"] == stamps:
+            return [Target(name=Path(p).stem, path=Path(p), **d)
+                    for p, d in zip([s[0] for s in stamps], data["targets"], strict=True)]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    targets = [load_file(path) for path in files]
+    raw = [{k: v for k, v in vars(t).items() if k not in ("name", "path")} for t in targets]
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_name(f".catalog.{os.getpid()}")
+        tmp.write_text(json.dumps({"stamps": stamps, "targets": raw}))
+        os.replace(tmp, cache)
+    except OSError:
+        pass  # an unwritable cache only costs time
+    return targets
 
 
 def load_catalog(dirs: list[Path] | None = None) -> Catalog:
@@ -156,11 +208,7 @@ def load_catalog(dirs: list[Path] | None = None) -> Catalog:
         from barebox_virtio_cli.paths import target_dirs
 
         dirs = target_dirs()
-    targets: dict[str, Target] = {}
-    for directory in dirs:
-        if directory.is_dir():
-            for path in sorted(directory.glob("*.toml")):
-                targets[path.stem] = load_file(path)
+    targets = {t.name: t for t in _cached_targets(_target_files(dirs))}
     owner: dict[str, str] = {}
     for target in targets.values():
         for arch in target.arch_names:

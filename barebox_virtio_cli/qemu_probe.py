@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,8 +62,17 @@ class QemuInfo:
         )
 
 
+def which(name: str) -> str | None:
+    """shutil.which without importing shutil (and bz2, lzma) on bbv's start-up path."""
+    for directory in os.environ.get("PATH", os.defpath).split(os.pathsep):
+        path = os.path.join(directory, name)
+        if os.path.isfile(path) and os.access(path, os.X_OK):
+            return path
+    return None
+
+
 def find_binary(name: str, package: str = "") -> str:
-    path = shutil.which(name)
+    path = which(name)
     if path is None:
         hint = f" (Debian/Ubuntu: apt install {package})" if package else ""
         raise BbvError(f"{name} is not installed or not on PATH{hint}")

@@ -1,3 +1,4 @@
+import os
 from pathlib import Path
 
 import pytest
@@ -113,3 +114,18 @@ def test_two_targets_may_not_claim_one_arch_name(tmp_path):
     write(tmp_path, "other", GOOD.replace("armtest", "mips"))
     with pytest.raises(BbvError, match="arch name 'mips' is already the default"):
         load_catalog([ROOT / "configs", tmp_path])
+
+
+def test_catalog_cache_follows_the_files(tmp_path):
+    path = write(tmp_path, "mine", GOOD)
+    assert load_catalog([tmp_path]).get("mine").cpu == "cortex-a7"
+    stamp = path.stat()
+    broken = "not toml at all".ljust(len(GOOD), "#")
+    path.write_text(broken)
+    os.utime(path, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
+    assert load_catalog([tmp_path]).get("mine").cpu == "cortex-a7"  # same stamp: the cache
+    os.utime(path, ns=(stamp.st_atime_ns, stamp.st_mtime_ns + 10**9))
+    with pytest.raises(BbvError, match="not valid TOML"):
+        load_catalog([tmp_path])  # changed: parsed and validated again
+    path.write_text(GOOD.replace("cortex-a7", "cortex-a15"))
+    assert load_catalog([tmp_path]).get("mine").cpu == "cortex-a15"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import stat
 import sys
 from pathlib import Path
@@ -93,6 +92,8 @@ def check_console_path(path: Path) -> Path:
     if not stat.S_ISSOCK(mode):
         raise UsageError(f"--console {path}: exists and is not a socket; QEMU would replace it, "
                          "so choose another path")
+    import socket
+
     with socket.socket(socket.AF_UNIX) as sock:
         try:
             sock.connect(str(path))
@@ -212,8 +213,6 @@ def run(dry_run: bool, **opts) -> None:
       bbv run --target vexpress --blk a.img --rng --exec 'ls /dev' --expect virtioblk0
     """
     script = pop_script(opts)
-    if script is not None:
-        opts["serial"] = "stdio"  # the scripted session drives the serial port over a pty
     target, info, spec = prepare(opts.pop("target"), opts.pop("arch"), **opts)
     groups = build_command(target, spec, info)
     if dry_run:
