@@ -1,0 +1,69 @@
+"""Pure logic for talking to barebox's shell over a console: the patterns bbv waits for, the
+key that stops autoboot, the line typed for a command and the text cut from what came back."""
+
+from __future__ import annotations
+
+import re
+
+# PS1 is "barebox@\h:\w " (defaultenv-2 init/ps1), coloured with ANSI escapes by default;
+# \h is the model and may hold spaces ("barebox@ARM QEMU virt:/ ").
+PROMPT = r"barebox@[^\r\n]*:\S* "
+# common/startup.c: "Hit %s%s to stop autoboot: " with "m for menu or " and the abort key name.
+AUTOBOOT = r"Hit (?:m for menu or )?(\S+) to stop autoboot"
+MARKER = "bbv-rc-"
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][AB0-2]")
+_BACKSPACED = re.compile(r"[^\n\x08]\x08")
+
+
+def abort_key(name: str) -> str:
+    """What to type for the key named in the autoboot line ("any", "ctrl-c" or one character)."""
+    if name in ("any", "ctrl-c") or len(name) != 1:
+        return "\x03"  # Ctrl-C stops the countdown in both "any" and "ctrl-c" modes
+    return name
+
+
+def check_command(command: str) -> str | None:
+    """Why a --exec command cannot be sent as one shell line, or None if it can."""
+    if not command.strip():
+        return "is empty"
+    if "\n" in command or "\r" in command:
+        return "has a line break; give each line its own --exec"
+    if any(ord(c) < 32 and c != "\t" for c in command):
+        return "has a control character, which the console would take as a key"
+    return None
+
+
+def command_line(command: str, nonce: str) -> str:
+    """The line typed at the prompt: the command, then its exit status behind a marker.
+
+    Both go on one line because barebox reads typed-ahead input while a command runs (ctrlc()
+    polls the console), so a second line sent early could be eaten."""
+    return f"{command.strip().rstrip(';')}; echo {MARKER}{nonce}=$?"
+
+
+def status_pattern(nonce: str) -> str:
+    """Matches the marker barebox prints, not the typed line, which holds '$?' instead of digits."""
+    return rf"{MARKER}{nonce}=(\d+)\r*\n"  # QEMU stdio turns \r\n into \r\r\n
+
+
+def clean(text: str) -> str:
+    """Console bytes as plain text: no colours, Unix line ends, countdown backspaces applied."""
+    text = _ANSI.sub("", text).replace("\r\n", "\n")
+    while "\x08" in text:
+        text, count = _BACKSPACED.subn("", text)
+        if not count:
+            text = text.replace("\x08", "")
+    return text.replace("\r", "")
+
+
+def command_output(raw: str) -> str:
+    """A command's output from what came back before the status marker: the first line is the
+    echo of the typed line and goes, so does the newline the marker line began with."""
+    text = clean(raw)
+    _, _, output = text.partition("\n")
+    return output.removesuffix("\n")
+
+
+def last_lines(text: str, count: int = 15) -> list[str]:
+    return [line for line in clean(text).split("\n") if line.strip()][-count:]

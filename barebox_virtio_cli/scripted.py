@@ -1,0 +1,232 @@
+"""A scripted barebox session in QEMU, driven with pexpect: boot, stop autoboot, run commands at
+the prompt on the serial or the virtio console, check the expectations, and always stop QEMU.
+
+QEMU's serial port is its stdio on a pty (pexpect.spawn); the virtio console is a unix socket
+(pexpect.fdpexpect). pexpect is imported only here, so `bbv run` without --exec never loads it."""
+
+from __future__ import annotations
+
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from barebox_virtio_cli import barebox_shell as sh
+from barebox_virtio_cli.scripted_report import (
+    ERROR,
+    FAILED,
+    PASSED,
+    TIMEOUT,
+    ScriptResult,
+    Step,
+    check_expectations,
+)
+
+
+@dataclass
+class Script:
+    commands: list[str]
+    expectations: list[str] = field(default_factory=list)
+    timeout: float = 30.0  # for the boot up to the prompt, and for each command
+    console: Path | None = None  # talk on this virtio console socket instead of the serial
+    activation: str | None = None  # typed on the serial first if barebox does not activate it
+
+
+class SessionEnded(Exception):
+    """The session cannot go on (a timeout, QEMU gone); the message says where it stopped."""
+
+    def __init__(self, status: str, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+class _Transcript:
+    """Everything read from one console (pexpect's logfile_read)."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+
+    def write(self, text: str) -> None:
+        self.parts.append(text)
+
+    def flush(self) -> None:
+        pass
+
+    def text(self) -> str:
+        return "".join(self.parts)
+
+
+class Shell:
+    """barebox's shell on one console, a pexpect spawn (serial) or fdspawn (virtio socket)."""
+
+    def __init__(self, child, label: str, keep=None):
+        self.child, self.label, self.keep = child, label, keep
+        self.transcript = _Transcript()
+        child.logfile_read = self.transcript
+        self.nonce = secrets.token_hex(4)
+
+    def expect(self, pattern: str | list[str], timeout: float, waiting_for: str,
+               limit: float | None = None) -> int:
+        """Wait up to timeout seconds; limit is the time the user gave, for the message."""
+        import pexpect
+
+        try:
+            return self.child.expect([pattern] if isinstance(pattern, str) else pattern,
+                                     timeout=max(timeout, 0.1))
+        except pexpect.TIMEOUT:
+            raise SessionEnded(TIMEOUT, f"timed out after {limit or timeout:g} s waiting for "
+                               f"{waiting_for} on the {self.label}") from None
+        except pexpect.EOF:
+            raise SessionEnded(ERROR, f"QEMU exited while bbv waited for {waiting_for} on the "
+                               f"{self.label}") from None
+
+    def stop_autoboot(self, timeout: float) -> str:
+        """Wait for the autoboot countdown (stopping it) or the prompt; return the boot log."""
+        deadline = time.monotonic() + timeout
+        index = self.expect([sh.AUTOBOOT, sh.PROMPT], timeout,
+                            "the autoboot countdown or the barebox prompt")
+        log = self.child.before + self.child.after
+        if index == 0:
+            self.child.send(sh.abort_key(self.child.match.group(1)))
+            self.expect(sh.PROMPT, deadline - time.monotonic(), "the barebox prompt", timeout)
+            log += self.child.before
+        return sh.clean(log)
+
+    def run(self, command: str, timeout: float) -> tuple[str, int]:
+        """Type the command at the prompt; its output and exit status once the prompt is back."""
+        self.child.send(sh.command_line(command, self.nonce) + "\n")
+        self.expect(sh.status_pattern(self.nonce), timeout, f"'{command}' to finish")
+        output, status = sh.command_output(self.child.before), int(self.child.match.group(1))
+        self.expect(sh.PROMPT, timeout, "the barebox prompt")
+        return output, status
+
+
+class _Drain:
+    """Reads the serial console in the background while the session runs on the virtio console:
+    barebox prints to every console, and QEMU stalls the guest when nobody reads the serial."""
+
+    def __init__(self, child) -> None:
+        self.child, self.stopping = child, threading.Event()
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+        self.thread.start()
+
+    def _loop(self) -> None:
+        import pexpect
+
+        while not self.stopping.is_set():
+            try:
+                self.child.read_nonblocking(4096, timeout=0.2)
+            except pexpect.TIMEOUT:
+                continue
+            except (pexpect.EOF, OSError, ValueError):
+                return
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.thread.join(5)
+
+
+def run_session(argv: list[str], script: Script, target: str,
+                on_step: Callable[[Step], None] | None = None) -> ScriptResult:
+    """Boot QEMU and run the script, stopping QEMU on every path. argv puts the serial on
+    -serial mon:stdio, where Ctrl-C (the autoboot abort key) reaches the guest, not QEMU."""
+    import pexpect
+
+    from barebox_virtio_cli.qemu_process import _set_parent_death_signal
+
+    result = ScriptResult(target, "serial" if script.console is None else "virtio",
+                          commands=[Step(command) for command in script.commands])
+    started = time.monotonic()
+    child = pexpect.spawn(argv[0], argv[1:], encoding="utf-8", codec_errors="replace",
+                          echo=False, timeout=script.timeout, searchwindowsize=2000,
+                          preexec_fn=_set_parent_death_signal)
+    serial = Shell(child, "serial console")
+    session, drain, step = serial, None, result.boot
+    try:
+        step_started = time.monotonic()
+        result.boot.output = serial.stop_autoboot(script.timeout)
+        if script.console is not None:
+            session = _virtio_shell(serial, script)
+            drain = _Drain(child)
+            _sync(session, script)
+        _finish(step, step_started, 0, on_step)
+        for step in result.commands:
+            step_started = time.monotonic()
+            step.output, status = session.run(step.command, script.timeout)
+            _finish(step, step_started, status, on_step)
+    except SessionEnded as exc:
+        step.status, step.message, result.error = exc.status, str(exc), str(exc)
+        step.duration = _since(step_started)
+        if not step.output:  # what the step printed before it got stuck
+            partial = session.child.before if isinstance(session.child.before, str) else ""
+            step.output = sh.clean(serial.transcript.text()) if step.command is None \
+                else sh.command_output(partial)
+        result.last_lines = sh.last_lines(session.transcript.text()) or \
+            sh.last_lines(serial.transcript.text())
+    finally:
+        if drain is not None:
+            drain.stop()
+        _stop(child)
+        if session is not serial:
+            session.keep.close()
+    result.duration = _since(started)
+    check_expectations(result, script.expectations)
+    return result
+
+
+def _since(started: float) -> float:
+    return round(time.monotonic() - started, 3)
+
+
+def _finish(step: Step, started: float, status: int,
+            on_step: Callable[[Step], None] | None) -> None:
+    step.duration = _since(started)
+    step.exit_status = None if step.command is None else status
+    step.status = PASSED if status == 0 else FAILED
+    if status:
+        step.message = f"exit status {status}"
+    if on_step is not None:
+        on_step(step)
+
+
+def _virtio_shell(serial: Shell, script: Script) -> Shell:
+    import pexpect.fdpexpect
+
+    if script.activation:
+        output, status = serial.run(script.activation, script.timeout)
+        if status:
+            raise SessionEnded(ERROR, f"'{script.activation}' failed on the serial console "
+                               f"(exit status {status}): {output.strip()}")
+    sock = socket.socket(socket.AF_UNIX)
+    try:
+        sock.connect(str(script.console))
+    except OSError as exc:
+        sock.close()
+        raise SessionEnded(ERROR, f"cannot connect to the virtio console {script.console}: "
+                           f"{exc.strerror}") from None
+    child = pexpect.fdpexpect.fdspawn(sock, encoding="utf-8", codec_errors="replace",
+                                      timeout=script.timeout, searchwindowsize=2000)
+    return Shell(child, "virtio console", keep=sock)
+
+
+def _sync(shell: Shell, script: Script) -> None:
+    """One command whose answer shows the virtio console works; what came before is dropped."""
+    try:
+        shell.run("true", script.timeout)
+    except SessionEnded as exc:
+        if exc.status != TIMEOUT:
+            raise
+        raise SessionEnded(TIMEOUT, f"no answer on the virtio console within "
+                           f"{script.timeout:g} s: is CONFIG_VIRTIO_CONSOLE in this barebox, "
+                           "and the console active?") from None
+
+
+def _stop(child) -> None:
+    try:
+        if child.isalive():
+            child.terminate(force=True)
+    finally:
+        child.close(force=True)

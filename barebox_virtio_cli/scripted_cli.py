@@ -1,0 +1,128 @@
+"""The scripted-boot options of `bbv run` (--exec, --expect, --timeout, --junit, --json) and
+what the command does with them. Light at import: `bbv run --dry-run` loads this module."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+
+from barebox_virtio_cli.errors import UsageError
+
+DEFAULT_TIMEOUT = 30.0
+
+
+@dataclass
+class ScriptOptions:
+    commands: list[str]
+    expectations: list[str]
+    timeout: float
+    junit: Path | None
+    json: bool
+
+
+def script_options(func):
+    options = [
+        click.option("--exec", "exec_", multiple=True, metavar="CMD",
+                     help="Run CMD at the barebox prompt, then stop QEMU (repeatable)."),
+        click.option("--expect", multiple=True, metavar="REGEX",
+                     help="Must match the --exec output (the boot log without --exec)."),
+        click.option("--timeout", type=click.FloatRange(min=0, min_open=True), metavar="S",
+                     help=f"Seconds for the boot and for each command [{DEFAULT_TIMEOUT:g}]."),
+        click.option("--junit", metavar="FILE", help="Write the scripted run as JUnit XML."),
+        click.option("--json", "json_", is_flag=True,
+                     help="Print the scripted run as JSON (output and timing of each step)."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def pop_script(opts: dict) -> ScriptOptions | None:
+    """Take the scripted-boot options out of the run options; None for an interactive boot."""
+    from barebox_virtio_cli.barebox_shell import check_command
+
+    commands, expectations = list(opts.pop("exec_")), list(opts.pop("expect"))
+    timeout, junit, as_json = opts.pop("timeout"), opts.pop("junit"), opts.pop("json_")
+    if not commands and not expectations:
+        for name, given in (("--timeout", timeout), ("--junit", junit), ("--json", as_json)):
+            if given:
+                raise UsageError(f"{name} belongs to a scripted boot: add --exec CMD or "
+                                 "--expect REGEX")
+        return None
+    for command in commands:
+        problem = check_command(command)
+        if problem:
+            raise UsageError(f"--exec '{command}' {problem}")
+    from barebox_virtio_cli.scripted_report import compile_patterns
+
+    compile_patterns(expectations)
+    return ScriptOptions(commands, expectations, timeout or DEFAULT_TIMEOUT,
+                         None if junit is None else _junit_path(Path(junit)), as_json)
+
+
+def _junit_path(path: Path) -> Path:
+    """A report may replace an earlier report, never another file."""
+    if not path.parent.is_dir():
+        raise UsageError(f"--junit {path}: directory {path.parent} does not exist")
+    if path.is_dir():
+        raise UsageError(f"--junit {path}: is a directory")
+    if path.exists() and not _is_junit(path):
+        raise UsageError(f"--junit {path}: exists and is not a JUnit report; choose another "
+                         "file or remove it")
+    return path
+
+
+def _is_junit(path: Path) -> bool:
+    import xml.etree.ElementTree as ET
+
+    try:
+        return ET.parse(path).getroot().tag in ("testsuites", "testsuite")
+    except (ET.ParseError, OSError):
+        return False
+
+
+def run_script(target, info, spec, argv: list[str], options: ScriptOptions) -> int:
+    """Boot, run the script, report; the exit status is 0 only if everything held."""
+    from barebox_virtio_cli import scripted_report as report
+    from barebox_virtio_cli.qemu_args import activation_command, console_activation
+    from barebox_virtio_cli.scripted import Script, run_session
+
+    say = lambda text: click.echo(f"bbv: {text}", err=True)  # noqa: E731
+    where = "serial console" if spec.console is None else f"virtio console {spec.console}"
+    activation = None
+    if spec.console is not None and console_activation(target, info) == "manual":
+        activation = activation_command(target)
+    script = Script(options.commands, options.expectations, options.timeout, spec.console,
+                    activation)
+    if not options.json:
+        say(f"booting {target.name} ({spec.image}); scripted session on the {where}")
+    result = run_session(argv, script, target.name,
+                         on_step=None if options.json else _print_step)
+    if options.junit is not None:
+        options.junit.write_text(report.to_junit(result))
+    if options.json:
+        click.echo(report.to_json(result))
+    else:
+        for line in report.expectation_lines(result):
+            click.echo(line)
+    if result.error:
+        say(f"error: {result.error}")
+        if result.last_lines:
+            say("last lines barebox printed:")
+            for line in result.last_lines:
+                click.echo(f"    {line}", err=True)
+    if not options.json:
+        say(report.summary(result))
+    return 0 if result.ok else 1
+
+
+def _print_step(step) -> None:
+    from barebox_virtio_cli.scripted_report import step_lines
+
+    if step.command is None:
+        click.echo(f"bbv: barebox prompt after {step.duration:.1f} s", err=True)
+        return
+    for line in step_lines(step):
+        click.echo(line)

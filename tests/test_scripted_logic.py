@@ -1,0 +1,123 @@
+"""Pure logic of scripted boots: the shell protocol, expectations and the JSON/JUnit renderings."""
+
+from __future__ import annotations
+
+import json
+import re
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from barebox_virtio_cli import barebox_shell as sh
+from barebox_virtio_cli.errors import UsageError
+from barebox_virtio_cli.scripted_report import (
+    FAILED,
+    PASSED,
+    SKIPPED,
+    TIMEOUT,
+    ScriptResult,
+    Step,
+    check_expectations,
+    compile_patterns,
+    summary,
+    to_json,
+    to_junit,
+)
+
+COLOUR_PROMPT = "\x1b[1;32mbarebox@\x1b[1;36mARM QEMU virt:/\x1b[0m "
+
+
+@pytest.mark.parametrize("prompt", [COLOUR_PROMPT, "barebox@virt:/mnt/disk0 ",
+                                    "\x1b[1;32mbarebox@\x1b[1;36mbbv-tiny:/\x1b[0m "])
+def test_prompt_pattern_matches_barebox_prompts(prompt):
+    assert re.search(sh.PROMPT, "version\r\n" + prompt)
+
+
+@pytest.mark.parametrize("line, key", [
+    ("Hit m for menu or any to stop autoboot:    3", "\x03"),
+    ("Hit any to stop autoboot:    3", "\x03"),
+    ("Hit ctrl-c to stop autoboot:    1", "\x03"),
+    ("Hit x to stop autoboot:    3", "x"),
+])
+def test_autoboot_line_gives_the_abort_key(line, key):
+    assert sh.abort_key(re.search(sh.AUTOBOOT, line).group(1)) == key
+
+
+def test_status_marker_matches_barebox_answer_not_the_typed_line():
+    line = sh.command_line("ls /dev;", "cafe")
+    assert line == "ls /dev; echo bbv-rc-cafe=$?"
+    pattern = re.compile(sh.status_pattern("cafe"))
+    assert pattern.search(COLOUR_PROMPT + line + "\r\n") is None
+    answer = COLOUR_PROMPT + line + "\r\r\nhwrng0\r\r\nbbv-rc-cafe=127\r\r\n"
+    found = pattern.search(answer)
+    assert found and found.group(1) == "127"
+    assert sh.command_output(answer[:found.start()]) == "hwrng0"
+    assert pattern.search("bbv-rc-beef=0\r\n") is None  # another session's marker
+
+
+def test_clean_removes_colours_line_ends_and_countdown_backspaces():
+    raw = "Hit any to stop autoboot:    3\x08\x08\x08\x08   2\r\n" + COLOUR_PROMPT
+    assert sh.clean(raw) == "Hit any to stop autoboot:    2\nbarebox@ARM QEMU virt:/ "
+
+
+@pytest.mark.parametrize("command, problem", [
+    ("  ", "is empty"), ("ls\nls", "line break"), ("a\x01x", "control character")])
+def test_check_command_refuses_what_cannot_be_one_line(command, problem):
+    assert problem in sh.check_command(command)
+    assert sh.check_command("echo 'a\tb'; ls") is None
+
+
+def test_last_lines_skip_blank_lines_and_keep_the_end():
+    text = "".join(f"line {i}\r\n\r\n" for i in range(30))
+    assert sh.last_lines(text, 3) == ["line 27", "line 28", "line 29"]
+
+
+def _result(*outputs: str, statuses=None) -> ScriptResult:
+    statuses = statuses or [PASSED] * len(outputs)
+    steps = [Step(f"cmd{i}", status, out, 0 if status == PASSED else 1, 0.5)
+             for i, (out, status) in enumerate(zip(outputs, statuses, strict=True))]
+    return ScriptResult("vexpress", "serial", Step(None, PASSED, "boot log: virtio", None, 1.0),
+                        steps, duration=2.0)
+
+
+def test_expectations_match_the_combined_output_per_line():
+    result = _result("virtioblk0  virtioblk1", "hwrng0")
+    check_expectations(result, ["virtioblk1", r"^hwrng\d$", "^virtioblk1", "virtio$"])
+    assert [e.ok for e in result.expectations] == [True, True, False, False]
+    assert result.expectations[1].match == "hwrng0"
+    assert not result.ok and summary(result).startswith("FAIL: 2/2 commands passed, 2/4")
+
+
+def test_expectations_without_commands_match_the_boot_log():
+    result = _result()
+    check_expectations(result, ["virtio$"])
+    assert result.ok and summary(result).startswith("PASS")
+
+
+def test_bad_regex_is_a_usage_error():
+    with pytest.raises(UsageError, match=r"--expect '\(' is not a valid regular expression"):
+        compile_patterns(["ok", "("])
+
+
+def test_junit_has_one_case_per_boot_command_and_expectation():
+    result = _result("a\x07b", "", "", statuses=[FAILED, TIMEOUT, SKIPPED])
+    result.error, result.last_lines = "timed out", ["barebox@x:/ hang"]
+    check_expectations(result, ["a", "zzz"])
+    suite = ET.fromstring(to_junit(result)).find("testsuite")
+    cases = suite.findall("testcase")
+    assert [c.get("name") for c in cases] == ["boot", "cmd0", "cmd1", "cmd2", "a", "zzz"]
+    assert [suite.get(k) for k in ("tests", "failures", "errors", "skipped")] == \
+        ["6", "2", "1", "1"]
+    assert cases[1].find("failure").text == "a?b"  # XML cannot carry BEL
+    assert cases[2].find("error").text == "barebox@x:/ hang"
+    assert cases[5].find("failure").get("message") == "/zzz/ not found in the commands' output"
+
+
+def test_json_carries_every_step_and_the_verdict():
+    result = _result("out")
+    check_expectations(result, ["o+"])
+    data = json.loads(to_json(result))
+    assert data["ok"] is True
+    assert data["commands"][0] == {"command": "cmd0", "status": "passed", "output": "out",
+                                   "exit_status": 0, "duration": 0.5, "message": ""}
+    assert data["expectations"] == [{"pattern": "o+", "match": "o", "ok": True}]
