@@ -202,6 +202,9 @@ def run_options(func):
 @click.command()
 @run_options
 @click.option("-n", "--dry-run", is_flag=True, help="Print the QEMU command line, do not boot.")
+@click.option("--attach", is_flag=True, help="Boot in the background and attach this terminal "
+              "to the virtio console (implies --console); leaving it stops QEMU.")
+@click.option("--keep-running", is_flag=True, help="With --attach: leave QEMU running.")
 @script_options
 def run(dry_run: bool, **opts) -> None:
     """Boot barebox in QEMU with VirtIO devices (or print the command with --dry-run).
@@ -212,8 +215,17 @@ def run(dry_run: bool, **opts) -> None:
       bbv run --arch mips --blk disk.img --dry-run
       bbv run --target vexpress --blk a.img --rng --exec 'ls /dev' --expect virtioblk0
     """
+    attach, keep_running = opts.pop("attach") or opts["keep_running"], opts.pop("keep_running")
+    if attach and opts["console"] is None:
+        opts["console"] = ""
     script = pop_script(opts)
+    if attach and script is not None:
+        raise UsageError("--attach is interactive; leave out the scripted-boot options")
     target, info, spec = prepare(opts.pop("target"), opts.pop("arch"), **opts)
+    if attach:
+        from barebox_virtio_cli.attach import attach_run
+
+        sys.exit(attach_run(target, info, spec, keep_running, dry_run))
     groups = build_command(target, spec, info)
     if dry_run:
         click.echo(format_command(groups))

@@ -1,0 +1,227 @@
+"""bbv run --attach: QEMU in the background (paused until the console is connected, so no
+output is lost), the console relay in the foreground, QEMU stopped and sockets removed after.
+
+Targets that cannot activate the virtio console at boot ('manual': no fw_cfg) get their serial
+line on a socket that bbv reads into the log while it types the activation command itself."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import threading
+import time
+from contextlib import suppress
+from pathlib import Path
+
+from barebox_virtio_cli.catalog import Target
+from barebox_virtio_cli.console_logic import Activator, Endpoint
+from barebox_virtio_cli.console_relay import (
+    Conn,
+    EndpointError,
+    Options,
+    Signalled,
+    connect,
+    run_console,
+    say,
+    signals_raise,
+)
+from barebox_virtio_cli.errors import BbvError
+from barebox_virtio_cli.qemu_args import (
+    RunSpec,
+    activation_command,
+    build_command,
+    console_activation,
+    flatten,
+    format_command,
+)
+from barebox_virtio_cli.qemu_probe import QemuInfo
+
+START_TIMEOUT = 15.0  # seconds for QEMU to create its sockets
+ACTIVATE_TIMEOUT = 60.0  # seconds for barebox to reach a prompt on the serial line
+
+
+class Session:
+    """The files of one attached run: logs in the state dir, sockets in the runtime dir."""
+
+    def __init__(self, target: Target, spec: RunSpec, manual: bool):
+        from barebox_virtio_cli.paths import runtime_dir, state_dir
+
+        logs = state_dir() / "logs"
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        self.serial_log = logs / f"{target.name}-{stamp}-{os.getpid()}.serial.log"
+        self.qemu_log = self.serial_log.with_suffix("").with_suffix(".qemu.log")
+        run = runtime_dir()
+        self.console = spec.console
+        self.qmp = run / f"{target.name}-{os.getpid()}.qmp"
+        self.serial_sock = run / f"{target.name}-{os.getpid()}.serial" if manual else None
+        spec.qmp = self.qmp
+        spec.serial = (f"unix:{self.serial_sock},server=on,wait=off" if manual
+                       else f"file:{self.serial_log}")
+
+    def sockets(self) -> list[Path]:
+        return [p for p in (self.console, self.qmp, self.serial_sock) if p is not None]
+
+    def remove_sockets(self) -> None:
+        """QEMU removes them when it exits cleanly; not when it is killed."""
+        for path in self.sockets():
+            with suppress(FileNotFoundError):
+                if stat.S_ISSOCK(path.lstat().st_mode):
+                    path.unlink()
+
+
+def attach_run(target: Target, info: QemuInfo, spec: RunSpec, keep_running: bool,
+               dry_run: bool = False) -> int:
+    manual = console_activation(target, info) == "manual"
+    session = Session(target, spec, manual)
+    groups = build_command(target, spec, info) + [["-S"]]
+    if dry_run:
+        print(format_command(groups))
+        return 0
+    session.serial_log.parent.mkdir(parents=True, exist_ok=True)
+    with open(session.qemu_log, "wb") as qemu_log:
+        proc = _start(flatten(groups), qemu_log, keep_running)
+    say(f"booting {target.name} ({spec.image}) in the background, pid {proc.pid}")
+    say(f"serial console log: {session.serial_log}")
+    qmp = watcher = None
+    started = False
+    try:
+        with signals_raise():
+            qmp = _wait_for_qemu(proc, session)
+            conn = _connect_console(proc, session)
+            if manual:
+                watcher = SerialWatcher(session, activation_command(target))
+            qmp.cmd("cont")
+        if manual:
+            say(f"{target.machine} has no fw_cfg: bbv types '{activation_command(target)}' on "
+                "the serial line once barebox shows its prompt")
+        started = True
+        status = run_console(Options(Endpoint("unix", path=str(session.console))), conn)
+    except Signalled as exc:
+        say(f"stopped by {exc}")
+        status = 128 + exc.signum
+    finally:
+        if watcher is not None:
+            watcher.close()
+        if keep_running and started and proc.poll() is None:
+            _report_running(proc, session)
+        else:
+            _shutdown(proc, qmp)
+            session.remove_sockets()
+        if qmp is not None:
+            with suppress(Exception):  # EOFError once QEMU has quit
+                qmp.close()
+    if proc.returncode is not None and proc.returncode not in (0, -15):
+        say(f"QEMU exited with status {proc.returncode}; its messages: {session.qemu_log}")
+    return status
+
+
+def _start(argv: list[str], log, keep_running: bool) -> subprocess.Popen:
+    """Own session: terminal signals reach bbv only, which stops QEMU itself. Without
+    --keep-running QEMU also gets SIGTERM if bbv dies without cleaning up."""
+    from barebox_virtio_cli.qemu_process import _set_parent_death_signal
+
+    return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True,
+                            preexec_fn=None if keep_running else _set_parent_death_signal)
+
+
+def _wait_for_qemu(proc: subprocess.Popen, session: Session):
+    """QMP client once QEMU listens; QEMU stays paused (-S) until told to continue."""
+    from qemu.qmp.legacy import QEMUMonitorProtocol
+
+    deadline = time.monotonic() + START_TIMEOUT
+    while True:
+        _check_alive(proc, session)
+        if session.qmp.exists():
+            qmp = QEMUMonitorProtocol(str(session.qmp))
+            try:
+                qmp.connect()
+                return qmp
+            except Exception:  # qemu.qmp wraps the OSError; QEMU may not listen yet
+                qmp.close()
+        if time.monotonic() > deadline:
+            raise BbvError(f"QEMU did not open {session.qmp} within {START_TIMEOUT:g} s; "
+                           f"see {session.qemu_log}")
+        time.sleep(0.05)
+
+
+def _connect_console(proc: subprocess.Popen, session: Session) -> Conn:
+    deadline = time.monotonic() + START_TIMEOUT
+    while True:
+        _check_alive(proc, session)
+        try:
+            return connect(Endpoint("unix", path=str(session.console)))
+        except EndpointError as exc:
+            if not exc.transient or time.monotonic() > deadline:
+                raise
+        time.sleep(0.05)
+
+
+def _check_alive(proc: subprocess.Popen, session: Session) -> None:
+    if proc.poll() is None:
+        return
+    from barebox_virtio_cli.qemu_process import HINTS
+
+    text = session.qemu_log.read_text(errors="replace").strip()
+    last = text.splitlines()[-1] if text else "no message"
+    hint = next((f"; {h}" for pattern, h in HINTS if pattern in text), "")
+    raise BbvError(f"QEMU exited with status {proc.returncode} before the console was up: "
+                   f"{last}{hint}")
+
+
+def _shutdown(proc: subprocess.Popen, qmp) -> None:
+    """QMP quit (a clean exit, QEMU removes its sockets), then SIGTERM, then SIGKILL."""
+    from barebox_virtio_cli.qemu_process import stop
+
+    if proc.poll() is None and qmp is not None:
+        with suppress(Exception):  # QEMU already gone, or it did not answer in time
+            qmp.cmd("quit")
+            proc.wait(5)
+    stop(proc)
+
+
+def _report_running(proc: subprocess.Popen, session: Session) -> None:
+    say(f"QEMU keeps running (pid {proc.pid}); serial log: {session.serial_log}")
+    if session.serial_sock is not None:
+        say("the serial log ends here: nobody reads the serial line any more")
+    say(f"reattach: bbv console {session.console}")
+    say(f"stop it:  kill {proc.pid}")
+
+
+class SerialWatcher:
+    """Reads the serial socket into the log and types the activation command when barebox is
+    at its prompt (a thread, so the user is on the virtio console meanwhile)."""
+
+    def __init__(self, session: Session, command: str):
+        self.conn = connect(Endpoint("unix", path=str(session.serial_sock)))
+        os.set_blocking(self.conn.fd, True)
+        self.log = open(session.serial_log, "ab", buffering=0)  # noqa: SIM115 - closed in close()
+        self.activator = Activator(command)
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        deadline = time.monotonic() + ACTIVATE_TIMEOUT
+        try:
+            while data := os.read(self.conn.fd, 65536):
+                self.log.write(data)
+                if not self.activator.done:
+                    reply = self.activator.feed(data.decode(errors="replace"))
+                    if reply:
+                        os.write(self.conn.fd, reply)
+                    elif time.monotonic() > deadline:
+                        self.activator.state = "done"
+                        say(f"barebox showed no prompt on the serial line; the virtio console "
+                            f"stays inactive until '{self.activator.command}' is run", raw=True)
+        except (OSError, ValueError):
+            pass  # QEMU went away, or close() shut the socket
+
+    def close(self) -> None:
+        import socket
+
+        with suppress(OSError):
+            self.conn.sock.shutdown(socket.SHUT_RDWR)
+        self.thread.join(2)
+        self.conn.close()
+        self.log.close()
