@@ -1,0 +1,175 @@
+"""A barebox source tree as `bbv build` sees it: detection, defconfigs, what to build, the make
+command lines, and reading make's output. No processes here (see make_runner.py)."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from barebox_virtio_cli.catalog import Catalog, Target
+from barebox_virtio_cli.errors import BbvError, UsageError
+
+# Kbuild's quiet output: "  CC      common/foo.o", "  LD      barebox", "  IMAGE   images/x.img".
+_STEP = re.compile(r"^  ([A-Z][A-Z0-9_-]{1,15})\s+(\S.*)$")
+_ERROR = re.compile(r"(: (fatal )?error: |: undefined reference|\*\*\* |^make(\[\d+\])?: \*\*\*"
+                    r"|^Error: |No rule to make target)")
+CONFIG_LINE = re.compile(r"^(CONFIG_[A-Za-z0-9_]+)=(.*)$")
+NOT_SET = re.compile(r"^# (CONFIG_[A-Za-z0-9_]+) is not set$")
+MARKERS_OF_BUILD_DIR = (".config", "Makefile", "include/generated")
+
+
+def is_barebox_tree(src: Path) -> bool:
+    try:
+        makefile = (src / "Makefile").read_bytes()
+    except OSError:
+        return False
+    return (b"barebox" in makefile and (src / "Kconfig").is_file() and (src / "arch").is_dir()
+            and (src / "scripts" / "kconfig").is_dir())
+
+
+def check_tree(src: Path) -> None:
+    if not src.is_dir():
+        raise UsageError(f"--src {src}: no such directory")
+    if not is_barebox_tree(src):
+        raise UsageError(f"{src} is not a barebox source tree (no barebox Makefile, Kconfig, "
+                         "arch/ and scripts/kconfig/); cd into one or pass --src DIR")
+
+
+def defconfigs(src: Path) -> dict[str, str]:
+    """Every defconfig in the tree -> its ARCH."""
+    return {p.name: p.parent.parent.name for p in sorted(src.glob("arch/*/configs/*_defconfig"))}
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What to build: ARCH and defconfig, and the catalog target when there is one."""
+
+    arch: str
+    defconfig: str
+    target: Target | None
+    why: str  # how the defconfig was chosen
+
+    @property
+    def name(self) -> str:
+        return self.target.name if self.target else self.defconfig
+
+
+def plan(src: Path, catalog: Catalog, name: str | None, arch: str | None,
+         defconfig: str | None) -> Plan:
+    """TARGET may be a catalog target or a defconfig; --arch/--defconfig refine or replace it."""
+    known = defconfigs(src)
+    if name in catalog.targets:
+        target = catalog.targets[name]
+        if arch and arch != target.arch and arch not in target.arch_names:
+            raise UsageError(f"target '{name}' is ARCH={target.arch}, not '{arch}'")
+    elif name:
+        defconfig = _defconfig_name(name, known, defconfig)
+        target = None
+    elif arch and defconfig:
+        target = None
+    elif arch:
+        target = catalog.for_arch(arch)
+    else:
+        raise UsageError("say what to build: a target (see 'bbv targets'), a defconfig, "
+                         "or --arch with --defconfig")
+    if target is not None and defconfig is None:
+        return _from_target(target, known)
+    assert defconfig is not None
+    if not defconfig.endswith("_defconfig"):
+        defconfig += "_defconfig"
+    if defconfig not in known:
+        raise UsageError(f"no {defconfig} in {src}/arch/*/configs{_close(defconfig, known)}")
+    found_arch = known[defconfig]
+    if target is None:
+        target = _target_for(catalog, found_arch, defconfig, arch)
+    return Plan(found_arch, defconfig, target, "given")
+
+
+def _defconfig_name(name: str, known: dict[str, str], defconfig: str | None) -> str:
+    if defconfig:
+        raise UsageError(f"give either a defconfig ('{name}') or --defconfig, not both")
+    if name in known or f"{name}_defconfig" in known or name.endswith("_defconfig"):
+        return name
+    raise UsageError(f"'{name}' is neither a bbv target (see 'bbv targets') nor a defconfig "
+                     f"of this tree{_close(name, known)}")
+
+
+def _from_target(target: Target, known: dict[str, str]) -> Plan:
+    for i, candidate in enumerate(target.defconfigs):
+        if known.get(candidate) == target.arch:
+            skipped = target.defconfigs[:i]
+            why = (f"{', '.join(skipped)} not in this tree" if skipped
+                   else "the target's defconfig")
+            return Plan(target.arch, candidate, target, why)
+    raise BbvError(f"none of target '{target.name}''s defconfigs ({', '.join(target.defconfigs)}) "
+                   f"is in arch/{target.arch}/configs of this tree; pass --defconfig NAME")
+
+
+def _target_for(catalog: Catalog, arch: str, defconfig: str,
+                arch_name: str | None) -> Target | None:
+    """The catalog target that builds this defconfig, so that its image gets recorded."""
+    if arch_name and arch_name != arch:
+        target = catalog.for_arch(arch_name)
+        if target.arch != arch:
+            raise UsageError(f"{defconfig} is an ARCH={arch} defconfig, not '{arch_name}'")
+        return target
+    for target in catalog.targets.values():
+        if defconfig in target.defconfigs and target.arch == arch:
+            return target
+    return None
+
+
+def _close(word: str, choices) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=4, cutoff=0.6)
+    return f" (close: {', '.join(close)})" if close else ""
+
+
+def make_argv(jobs: int, arch: str, build_dir: Path, cross_compile: str, *goals: str) -> list[str]:
+    return ["make", f"-j{jobs}", f"ARCH={arch}", f"O={build_dir}",
+            f"CROSS_COMPILE={cross_compile}", *goals]
+
+
+def is_build_dir(path: Path, record_name: str) -> bool:
+    """Safe to wipe for --clean: empty, or holds a bbv record, or has Kbuild's output layout."""
+    if not path.exists():
+        return True
+    if not path.is_dir():
+        return False
+    names = {p.name for p in path.iterdir()}
+    if not names - {".bbv-lock"} or record_name in names:
+        return True
+    return all((path / m).exists() for m in MARKERS_OF_BUILD_DIR)
+
+
+def step(line: str) -> tuple[str, str] | None:
+    """("CC", "common/foo.o") for a Kbuild quiet line, else None."""
+    match = _STEP.match(line)
+    return (match.group(1), match.group(2).strip()) if match else None
+
+
+def error_lines(lines: list[str], limit: int = 8) -> list[str]:
+    """The first compiler/make error lines of a failed build."""
+    return [line for line in lines if _ERROR.search(line)][:limit]
+
+
+def parse_config(text: str) -> dict[str, str]:
+    """CONFIG_X -> value ("n" for `# CONFIG_X is not set`)."""
+    out: dict[str, str] = {}
+    for line in text.splitlines():
+        if match := CONFIG_LINE.match(line):
+            out[match.group(1)] = match.group(2)
+        elif match := NOT_SET.match(line):
+            out[match.group(1)] = "n"
+    return out
+
+
+def config_outcome(wanted: dict[str, str], final: dict[str, str]) -> tuple[list[str], list[str]]:
+    """Which requested settings made it into .config, and which did not (missing dependency)."""
+    took, missed = [], []
+    for key, value in wanted.items():
+        got = final.get(key, "n")
+        (took if got == value else missed).append(f"{key}={value}" if got == value
+                                                  else f"{key}={value} (got {got})")
+    return took, missed

@@ -1,0 +1,145 @@
+"""Side effects of `bbv build`: the build directory lock, --clean, and running make with a live
+progress line while the full output goes to a log file."""
+
+from __future__ import annotations
+
+import collections
+import fcntl
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from barebox_virtio_cli import kbuild
+from barebox_virtio_cli.errors import BbvError
+
+LOCK_NAME = ".bbv-lock"
+LOG_NAME = "bbv-build.log"
+# host tool -> Debian package
+HOST_TOOLS = {"make": "make", "gcc": "gcc", "bison": "bison", "flex": "flex"}
+
+
+def check_host_tools(path_env: str | None = None) -> None:
+    missing = [t for t in HOST_TOOLS if shutil.which(t, path=path_env) is None]
+    if missing:
+        raise BbvError(f"host tools missing: {', '.join(missing)}; install them, on Debian: "
+                       f"apt install {' '.join(HOST_TOOLS[t] for t in missing)}")
+
+
+@contextmanager
+def locked(build_dir: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the build directory, or fail at once naming the holder."""
+    build_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(build_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            raise BbvError(f"another build is running in {build_dir} (pid {holder}); wait for "
+                           "it or use another --build-dir") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)
+
+
+def clean(build_dir: Path, record_name: str) -> None:
+    """Empty the build directory, but only if it is one (never a source tree or user data)."""
+    if not kbuild.is_build_dir(build_dir, record_name):
+        raise BbvError(f"--clean: {build_dir} does not look like a barebox build directory (no "
+                       f"{record_name}, .config, Makefile, include/generated); refusing to delete "
+                       "anything in it. Remove it yourself or choose another --build-dir")
+    for child in build_dir.iterdir():
+        if child.name == LOCK_NAME:
+            continue
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
+
+
+@dataclass
+class Progress:
+    """What the live line shows; rich calls __rich__ from its refresh thread."""
+
+    label: str
+    started: float = field(default_factory=time.monotonic)
+    steps: int = 0
+    current: str = ""
+
+    def feed(self, line: str) -> None:
+        found = kbuild.step(line)
+        if found:
+            self.steps += 1
+            self.current = f"{found[0]:<7} {found[1]}"
+
+    def __rich__(self):
+        from rich.spinner import Spinner
+        from rich.text import Text
+
+        elapsed = int(time.monotonic() - self.started)
+        text = Text.assemble((f"{self.label} ", "bold"),
+                             (f"{elapsed // 60}:{elapsed % 60:02d} ", "cyan"),
+                             (f"{self.steps} steps ", "dim"), self.current[:100])
+        return Spinner("dots", text)
+
+
+@dataclass
+class MakeResult:
+    returncode: int
+    seconds: float
+    errors: list[str]
+    tail: list[str]
+
+
+def run(argv: list[str], cwd: Path, log: Path, label: str, verbose: bool) -> MakeResult:
+    """Run make; every line goes to the log (appended), live progress or the raw stream."""
+    env = {**os.environ, "LC_ALL": "C"}
+    env.pop("KBUILD_OUTPUT", None)  # O= on the command line says where
+    tail: collections.deque[str] = collections.deque(maxlen=40)
+    errors: list[str] = []
+    progress = Progress(label)
+    try:
+        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                text=True, errors="replace", bufsize=1)
+    except OSError as exc:
+        raise BbvError(f"cannot run {argv[0]}: {exc.strerror}; on Debian: apt install make") \
+            from exc
+    with log.open("a") as logf, _display(progress, verbose):
+        logf.write(f"$ {' '.join(argv)}\n")
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            logf.write(line)
+            line = line.rstrip("\n")
+            tail.append(line)
+            if len(errors) < 8 and kbuild.error_lines([line]):
+                errors.append(line)
+            if verbose:
+                print(line, flush=True)
+            else:
+                progress.feed(line)
+        rc = proc.wait()
+    return MakeResult(rc, time.monotonic() - progress.started, errors, list(tail))
+
+
+@contextmanager
+def _display(progress: Progress, verbose: bool) -> Iterator[None]:
+    if verbose:
+        yield
+        return
+    from rich.console import Console
+    from rich.live import Live
+
+    console = Console(stderr=True)
+    if not console.is_terminal:
+        yield  # no animation into a pipe or a log; the summary follows
+        return
+    with Live(progress, console=console, refresh_per_second=8, transient=True):
+        yield
