@@ -19,6 +19,9 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "build": ("build", "build", "Build barebox for a target out of tree with the right compiler."),
     "toolchains": ("toolchains", "toolchains", "List the cross compilers found per target."),
     "toolchain": ("toolchain", "toolchain", "Download a kernel.org cross toolchain (fetch)."),
+    "doctor": ("doctor", "doctor", "Check what this host needs to build and boot each target."),
+    "image": ("image", "image", "Make disk images for --blk (MBR, FAT, files copied in)."),
+    "export": ("export", "export", "Write a labgrid environment or LAVA job for a bbv run setup."),
 }
 
 

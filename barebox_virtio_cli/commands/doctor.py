@@ -65,7 +65,9 @@ class ToolchainFinder:
 
 
 def gather(targets: list[Target], pkgs: Packages) -> tuple[list[Check], dict[str, list[Check]]]:
-    programs = {name: shutil.which(name) for name in [*pkgs.build, *pkgs.optional]}
+    from barebox_virtio_cli.hosttools import which
+
+    programs = {name: which(name) for name in [*pkgs.build, *pkgs.optional]}
     find_toolchain = ToolchainFinder()
     per_target = {t.name: target_checks(t, TargetFacts(**probe_qemu(t), **find_toolchain(t)),
                                         pkgs)
