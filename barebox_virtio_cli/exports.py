@@ -1,0 +1,146 @@
+"""Pure logic of `bbv export`: the QEMU command line `bbv run` would use, turned into a labgrid
+environment (as barebox's own test/*/*.yaml) or a LAVA job for the `qemu` device type."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+from barebox_virtio_cli.catalog import Target
+from barebox_virtio_cli.errors import UsageError
+from barebox_virtio_cli.qemu_args import RunSpec
+
+# barebox's prompt as its own labgrid files match it (ANSI colour codes aside).
+PROMPT = "barebox@[^:]+:[^ ]+ "
+BOOTSTRING = "commandline:"
+# Options labgrid's QEMUDriver and LAVA's qemu device type set themselves.
+_DRIVER_OWNED = {"-M", "-machine", "-cpu", "-m", "-kernel", "-bios", "-serial", "-monitor",
+                 "-qmp"}
+_ID_KEYS = ("id", "drive", "netdev", "fsdev", "chardev")
+# LAVA's qemu device type (lava-server device-types/qemu.jinja2, 2023.01): the QEMU binary
+# follows the `arch` context variable, which must be in its available_architectures; `cpu` and
+# `machine` are used only for some arches; others get them through extra_options.
+_LAVA_ARCH = {"qemu-system-arm": "arm", "qemu-system-aarch64": "aarch64",
+              "qemu-system-x86_64": "x86_64"}
+LAVA_ARCHES = ("arm64", "arm", "aarch64", "amd64", "x86_64", "hppa", "i386", "mips", "mipsel",
+               "mips64", "nios2", "ppc", "ppc64", "riscv64", "sparc", "sparc64")
+_LAVA_SETS = {"arm": ("cpu", "machine"), "aarch64": ("cpu", "machine"),
+              "riscv64": ("cpu", "machine"), "mips": ("machine",), "mips64": ("machine",)}
+
+
+def extra_groups(groups: list[list[str]]) -> list[list[str]]:
+    """The option groups beyond binary, machine, cpu, memory, images and serial/monitor."""
+    return [g for g in groups[1:] if g[0] not in _DRIVER_OWNED]
+
+
+def prefix_ids(group: list[str], prefix: str = "bbv") -> list[str]:
+    """Rename QemuOpts ids (id=hd0, drive=hd0, ...) so they cannot clash with ids the test
+    runner adds (barebox's conftest adds '-nic user,id=net0' and 'hd0' for its own --blk)."""
+    keys = "|".join(_ID_KEYS)
+    pattern = re.compile(rf"(^|(?<!,),)({keys})=([A-Za-z][\w.-]*)")
+    return [pattern.sub(lambda m: f"{m[1]}{m[2]}={prefix}{m[3]}", arg) for arg in group]
+
+
+def _join(groups: list[list[str]]) -> str:
+    return " ".join(shlex.join(g) for g in groups)
+
+
+def _images(target: Target, spec: RunSpec) -> tuple[str, str | None]:
+    """(barebox image key for the driver's kernel/bios field, firmware key or None)"""
+    if spec.firmware and target.load == "bios":
+        raise UsageError(f"target '{target.name}' loads barebox with -bios, so there is no room "
+                         "for --firmware in an export")
+    return spec.image.name, (Path(spec.firmware).name if spec.firmware else None)
+
+
+def labgrid_env(target: Target, spec: RunSpec, groups: list[list[str]], qemu_path: str,
+                strategy: Path | None) -> dict:
+    """A labgrid environment like barebox's test/<arch>/*.yaml, with bbv's devices."""
+    image_key, firmware_key = _images(target, spec)
+    qemu = {"qemu_bin": Path(qemu_path).name, "machine": spec.machine or target.machine,
+            "cpu": spec.cpu or target.cpu, "memory": spec.memory or target.memory,
+            target.load: image_key}
+    if firmware_key:
+        qemu["bios"] = firmware_key
+    qemu["display"] = "qemu-default"  # bbv's own -display none is in extra_args
+    qemu["extra_args"] = _join([prefix_ids(g) for g in extra_groups(groups)])
+    drivers: dict = {"QEMUDriver": qemu,
+                     "BareboxDriver": {"prompt": PROMPT, "bootstring": BOOTSTRING}}
+    env: dict = {"targets": {"main": {"drivers": drivers}}}
+    if strategy is not None:
+        drivers["BareboxTestStrategy"] = {}
+        env["targets"]["main"]["features"] = [f"virtio-{target.transport}"]
+    env["tools"] = {qemu["qemu_bin"]: qemu_path}
+    env["images"] = {image_key: str(spec.image)}
+    if firmware_key:
+        env["images"][firmware_key] = spec.firmware
+    if strategy is not None:
+        env["imports"] = [str(strategy)]
+    return env
+
+
+def lava_arch(target: Target) -> str:
+    return _LAVA_ARCH.get(target.qemu, target.qemu.removeprefix("qemu-system-"))
+
+
+def check_lava_spec(spec: RunSpec) -> None:
+    if spec.fs:
+        raise UsageError("--fs shares a directory of this machine, which a LAVA worker does "
+                         "not have; leave it out of a LAVA export")
+    if any(e.is_file for e in spec.env):
+        raise UsageError("--env PATH=@FILE reads a file of this machine, which a LAVA worker "
+                         "does not have; pass the value as PATH=VALUE")
+
+
+def lava_job(target: Target, spec: RunSpec, groups: list[list[str]], job_name: str,
+             commands: list[str], minutes: int) -> dict:
+    """A LAVA job for the 'qemu' device type: deploy to tmpfs, boot to the barebox prompt, and
+    run `commands` as an interactive test. Image files become file:// URLs with image_arg."""
+    check_lava_spec(spec)
+    image_key, firmware_key = _images(target, spec)
+    images = {"barebox": {"url": spec.image.as_uri(), "image_arg": f"-{target.load} {{barebox}}"}}
+    if firmware_key:
+        images["firmware"] = {"url": Path(spec.firmware).as_uri(),
+                              "image_arg": "-bios {firmware}"}
+    arch = lava_arch(target)
+    context = {"arch": arch, "machine": spec.machine or target.machine,
+               "cpu": spec.cpu or target.cpu, "memory": spec.memory or target.memory,
+               "no_kvm": True}  # else LAVA adds -cpu host -enable-kvm on non-ARM arches
+    extra = [f"-{key} {shlex.quote(context[key])}" for key in ("machine", "cpu")
+             if key not in _LAVA_SETS.get(arch, ())]
+    disks = iter(spec.blks)
+    for group in extra_groups(groups):
+        if group[0] == "-drive":
+            key = f"disk{sum(k.startswith('disk') for k in images)}"
+            arg = re.sub(r"(^|,)file=(?:[^,]|,,)*", rf"\1file={{{key}}}", group[1])
+            images[key] = {"url": next(disks).as_uri(), "image_arg": f"-drive {arg}"}
+            continue
+        if group[0] == "-chardev" and "id=con0" in group[1]:
+            group = ["-chardev", "pty,id=con0"]  # the socket path only exists on this machine
+        extra.append(shlex.join(group))
+    context["extra_options"] = extra
+    actions: list[dict] = [
+        {"deploy": {"to": "tmpfs", "timeout": {"minutes": 2}, "images": images}},
+        {"boot": {"method": "qemu", "media": "tmpfs", "timeout": {"minutes": 2},
+                  "prompts": [PROMPT]}},
+    ]
+    if commands:
+        steps = [{"name": _case_name(c, i), "command": c} for i, c in enumerate(commands)]
+        actions.append({"test": {"timeout": {"minutes": 2}, "interactive": [
+            {"name": "bbv", "prompts": [PROMPT], "script": steps}]}})
+    return {"device_type": "qemu", "job_name": job_name, "visibility": "public",
+            "timeouts": {"job": {"minutes": minutes}, "action": {"minutes": min(minutes, 2)}},
+            "priority": "medium", "context": context, "actions": actions}
+
+
+def _case_name(command: str, index: int) -> str:
+    """LAVA test case names: letters, digits and -_. only."""
+    return f"{index + 1}-" + (re.sub(r"[^-_a-zA-Z0-9.]+", "_", command).strip("_")[:40] or "cmd")
+
+
+def to_yaml(data: dict, header: str) -> str:
+    import yaml
+
+    body = yaml.safe_dump(data, sort_keys=False, default_flow_style=False, width=1000)
+    return "".join(f"# {line}\n" for line in header.splitlines()) + body
