@@ -1,0 +1,226 @@
+"""bbv export: labgrid files loaded with labgrid's own parser (and, with a real barebox, booted
+by labgrid), LAVA jobs validated with LAVA's own schema (Debian package lava-common)."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import need
+
+from barebox_virtio_cli.exports import prefix_ids
+
+# What a barebox tree's test/strategy.py does for labgrid: register BareboxTestStrategy.
+FAKE_STRATEGY = textwrap.dedent('''\
+    import attr
+    from labgrid import target_factory
+    from labgrid.strategy import Strategy
+
+    @target_factory.reg_driver
+    @attr.s(eq=False)
+    class BareboxTestStrategy(Strategy):
+        bindings = {"power": "PowerProtocol", "console": "ConsoleProtocol",
+                    "barebox": "BareboxDriver"}
+''')
+LAVA_PYTHON = "/usr/bin/python3"  # lava-common is a Debian package for the system Python
+
+
+def bbv(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "barebox_virtio_cli", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture
+def setup(tmp_path):
+    """A stand-in barebox image and two disks: export only needs the files to exist."""
+    (tmp_path / "barebox-dt-2nd.img").write_bytes(b"\0" * 4096)
+    for name in ("a.img", "b.img"):
+        (tmp_path / name).write_bytes(b"\0" * (1 << 20))
+    return tmp_path
+
+
+DEVICES = ["--blk", "a.img", "--blk", "b.img", "--rng", "--net", "--env", "nv/x=1"]
+
+
+def run_groups(cwd: Path, *args: str) -> list[list[str]]:
+    done = bbv("run", "--dry-run", *args, cwd=cwd)
+    assert done.returncode == 0, done.stderr
+    return [shlex.split(line.rstrip("\\")) for line in done.stdout.splitlines()]
+
+
+def device_args(argv: list[str]) -> list[list[str]]:
+    """The virtio-related option pairs of a QEMU argv, in order."""
+    keep = {"-device", "-drive", "-netdev", "-chardev", "-fsdev", "-fw_cfg", "-global"}
+    return [[a, b] for a, b in zip(argv, argv[1:], strict=False) if a in keep]
+
+
+@need("qemu-system-arm")
+def test_labgrid_file_loads_and_carries_bbv_runs_devices(setup):
+    image = str(setup / "barebox-dt-2nd.img")
+    done = bbv("export", "labgrid", "-t", "vexpress", "--image", image, *DEVICES,
+               "--no-strategy", "-o", "env.yaml", cwd=setup)
+    assert done.returncode == 0, done.stderr
+    from labgrid import Environment
+
+    target = Environment(str(setup / "env.yaml")).get_target("main")
+    qemu = target.get_driver("QEMUDriver", activate=False)
+    assert (qemu.qemu_bin, qemu.machine, qemu.cpu, qemu.memory, qemu.kernel) == \
+        ("qemu-system-arm", "virt", "cortex-a7", "256M", "barebox-dt-2nd.img")
+    labgrid_argv = qemu.get_qemu_base_args()  # what labgrid itself would start
+    assert labgrid_argv[:3] == [shutil.which("qemu-system-arm"), "-kernel", image]
+    expected = [prefix_ids(g) for g in device_args(
+        [a for g in run_groups(setup, "-t", "vexpress", "--image", image, *DEVICES) for a in g])]
+    assert device_args(labgrid_argv) == expected
+    assert target.get_driver("BareboxDriver", activate=False).prompt == "barebox@[^:]+:[^ ]+ "
+
+
+@need("qemu-system-x86_64", "qemu-system-mips")
+@pytest.mark.parametrize(("target", "image", "fields"), [
+    ("x86-efi", "barebox.efi", {"kernel": "barebox.efi", "bios": "OVMF.fd"}),
+    ("malta", "barebox-qemu-malta.img", {"bios": "barebox-qemu-malta.img", "kernel": None}),
+])
+def test_labgrid_firmware_and_bios_loaded_targets(setup, target, image, fields):
+    (setup / image).write_bytes(b"\0" * 4096)
+    (setup / "test").mkdir()
+    (setup / "test" / "strategy.py").write_text(FAKE_STRATEGY)
+    done = bbv("export", "labgrid", "-t", target, "--image", image, "--blk", "a.img",
+               "-o", "env.yaml", cwd=setup)
+    assert done.returncode == 0, done.stderr
+    data = yaml.safe_load((setup / "env.yaml").read_text())
+    assert data["imports"] == [str(setup / "test" / "strategy.py")]
+    assert data["targets"]["main"]["features"] == ["virtio-pci"]
+    driver = data["targets"]["main"]["drivers"]["QEMUDriver"]
+    assert {k: driver.get(k) for k in fields} == fields
+    assert all(Path(p).is_file() for p in data["images"].values())
+    assert "virtio-blk-pci,drive=bbvhd0" in driver["extra_args"]
+
+
+def test_labgrid_needs_a_barebox_tree_or_no_strategy(setup):
+    done = bbv("export", "labgrid", "--image", "barebox-dt-2nd.img", "-o", "e.yaml", cwd=setup)
+    assert done.returncode == 2
+    assert "no test/strategy.py" in done.stderr and len(done.stderr.splitlines()) == 1
+    assert not (setup / "e.yaml").exists()
+
+
+@need("qemu-system-arm")
+def test_existing_output_is_kept_without_force(setup):
+    (setup / "env.yaml").write_text("mine")
+    args = ["export", "labgrid", "--image", "barebox-dt-2nd.img", "--no-strategy", "-o",
+            "env.yaml"]
+    done = bbv(*args, cwd=setup)
+    assert done.returncode == 2 and "exists; add --force" in done.stderr
+    assert (setup / "env.yaml").read_text() == "mine"
+    assert bbv(*args, "--force", cwd=setup).returncode == 0
+    assert "QEMUDriver" in (setup / "env.yaml").read_text()
+
+
+def lava_validate(path: Path) -> subprocess.CompletedProcess:
+    code = ("import sys, yaml\nfrom lava_common.schemas import validate\n"
+            "validate(yaml.safe_load(open(sys.argv[1])), strict=True)\n")
+    return subprocess.run([LAVA_PYTHON, "-c", code, str(path)], capture_output=True, text=True,
+                          timeout=60)
+
+
+def _have_lava() -> bool:
+    try:
+        return subprocess.run([LAVA_PYTHON, "-c", "import lava_common.schemas"],
+                              capture_output=True, timeout=30).returncode == 0
+    except OSError:
+        return False
+
+
+needs_lava = pytest.mark.skipif(not _have_lava(), reason="Debian package lava-common missing")
+
+
+@needs_lava
+@need("qemu-system-arm", "qemu-system-mips", "qemu-system-x86_64")
+@pytest.mark.parametrize(("target", "image", "arch"), [
+    ("vexpress", "barebox-dt-2nd.img", "arm"), ("malta", "barebox-qemu-malta.img", "mips"),
+    ("x86-efi", "barebox.efi", "x86_64")])
+def test_lava_job_passes_lavas_schema_and_carries_the_devices(setup, target, image, arch):
+    (setup / image).write_bytes(b"\0" * 4096)
+    args = ["-t", target, "--image", image, "--blk", "a.img", "--blk", "b.img", "--rng",
+            "--console", str(setup / "c.sock")]
+    done = bbv("export", "lava", *args, "--exec", "ls /dev", "--exec", "devinfo",
+               "-o", "job.yaml", cwd=setup)
+    assert done.returncode == 0, done.stderr
+    checked = lava_validate(setup / "job.yaml")
+    assert checked.returncode == 0, checked.stderr
+    job = yaml.safe_load((setup / "job.yaml").read_text())
+    assert job["context"]["arch"] == arch and job["context"]["no_kvm"] is True
+    deploy, boot, test = (next(iter(a.values())) for a in job["actions"])
+    assert boot["prompts"] == ["barebox@[^:]+:[^ ]+ "]
+    assert [s["command"] for s in test["interactive"][0]["script"]] == ["ls /dev", "devinfo"]
+    # Images become file:// URLs that LAVA downloads and substitutes into image_arg.
+    argv = []
+    for key, entry in deploy["images"].items():
+        assert entry["url"].startswith("file:///") and Path(entry["url"][7:]).is_file()
+        assert "{" + key + "}" in entry["image_arg"]
+        argv += shlex.split(entry["image_arg"].replace("{" + key + "}", entry["url"][7:]))
+    for option in job["context"]["extra_options"]:
+        argv += shlex.split(option)
+    expected = device_args([a for g in run_groups(setup, *args) for a in g])
+    # LAVA cannot reach a socket on this machine: the console chardev becomes a pty there.
+    expected = [["-chardev", "pty,id=con0"] if g[0] == "-chardev" else g for g in expected]
+    assert sorted(device_args(argv)) == sorted(expected)
+    assert [g for g in device_args(argv) if g[0] == "-device"] == \
+        [g for g in expected if g[0] == "-device"]  # device order (mmio numbering) kept
+
+
+def test_lava_refuses_host_only_options(setup):
+    (setup / "share").mkdir()
+    for extra in (["--fs", "share"], ["--env", "nv/x=@a.img"]):
+        done = bbv("export", "lava", "--image", "barebox-dt-2nd.img", *extra, "-o", "j.yaml",
+                   cwd=setup)
+        assert done.returncode == 2, done.stderr
+        assert "LAVA worker" in done.stderr and len(done.stderr.splitlines()) == 1
+    assert not (setup / "j.yaml").exists()
+
+
+def test_prefix_ids_leaves_paths_alone():
+    group = ["-drive", "if=none,id=hd0,format=raw,file=/x/a,,id=y.img"]
+    assert prefix_ids(group) == ["-drive", "if=none,id=bbvhd0,format=raw,file=/x/a,,id=y.img"]
+    assert prefix_ids(["-device", "virtconsole,chardev=con0,name=console.con0"]) == \
+        ["-device", "virtconsole,chardev=bbvcon0,name=console.con0"]
+
+
+@pytest.mark.qemu
+@pytest.mark.barebox
+@pytest.mark.skipif(not (os.environ.get("BBV_BAREBOX_SRC") and os.environ.get("BBV_BAREBOX_IMAGE")),
+                    reason="needs BBV_BAREBOX_SRC and BBV_BAREBOX_IMAGE")
+@need("qemu-system-arm", "mcopy")
+def test_labgrid_boots_real_barebox_with_the_exported_devices(setup):
+    src = os.environ["BBV_BAREBOX_SRC"]
+    (setup / "hello.txt").write_text("hello through labgrid\n")
+    made = bbv("image", "create", "fat.img", "--size", "16M", "--partition", "mbr", "--fat",
+               "--add", "hello.txt", cwd=setup)
+    assert made.returncode == 0, made.stderr
+    done = bbv("export", "labgrid", "-t", "vexpress", "--image",
+               os.environ["BBV_BAREBOX_IMAGE"], "--blk", "fat.img", "--blk", "a.img", "--rng",
+               "--barebox-src", src, "-o", "env.yaml", cwd=setup)
+    assert done.returncode == 0, done.stderr
+    script = textwrap.dedent('''\
+        import sys
+        from labgrid import Environment
+        target = Environment(sys.argv[1]).get_target("main")
+        strategy = target.get_driver("Strategy")
+        strategy.transition("barebox")
+        barebox = target.get_driver("BareboxDriver")
+        print("\\n".join(barebox.run_check("ls /dev")))
+        print("\\n".join(barebox.run_check("mount /dev/virtioblk0.0 && "
+                                           "cat /mnt/virtioblk0.0/hello.txt")))
+        strategy.transition("off")
+    ''')
+    run = subprocess.run([sys.executable, "-c", script, str(setup / "env.yaml")], cwd=src,
+                         capture_output=True, text=True, timeout=180)
+    assert run.returncode == 0, run.stderr[-2000:]
+    words = run.stdout.split()
+    assert {"virtioblk0", "virtioblk0.0", "virtioblk1", "hwrng0"} <= set(words)
+    assert "hello through labgrid" in run.stdout
