@@ -15,6 +15,9 @@ from barebox_virtio_cli.errors import BbvError, UsageError
 _STEP = re.compile(r"^  ([A-Z][A-Z0-9_-]{1,15})\s+(\S.*)$")
 _ERROR = re.compile(r"(: (fatal )?error: |: undefined reference|\*\*\* |^make(\[\d+\])?: \*\*\*"
                     r"|^Error: |No rule to make target)")
+_NOT_IMAGE = re.compile(r"(\.o|\.map|\.lds|\.pblb?|\.sum|\.z|\.sha\.bin|\.cmd|\.tmp)$")
+_VIRTUAL = re.compile(r"^([\w.+-]+_defconfig):", re.M)
+_PATTERN = re.compile(r"^%(_[\w-]+_defconfig):", re.M)
 CONFIG_LINE = re.compile(r"^(CONFIG_[A-Za-z0-9_]+)=(.*)$")
 NOT_SET = re.compile(r"^# (CONFIG_[A-Za-z0-9_]+) is not set$")
 MARKERS_OF_BUILD_DIR = (".config", "Makefile", "include/generated")
@@ -38,8 +41,25 @@ def check_tree(src: Path) -> None:
 
 
 def defconfigs(src: Path) -> dict[str, str]:
-    """Every defconfig in the tree -> its ARCH."""
-    return {p.name: p.parent.parent.name for p in sorted(src.glob("arch/*/configs/*_defconfig"))}
+    """Every defconfig in the tree -> its ARCH: the files, and the generated ones that
+    arch/*/Makefile defines as make targets (qemu-maltael_defconfig = qemu-malta + le.config)."""
+    known = {p.name: p.parent.parent.name for p in sorted(src.glob("arch/*/configs/*_defconfig"))}
+    for makefile in sorted(src.glob("arch/*/Makefile")):
+        for name in _VIRTUAL.findall(_read(makefile)):
+            known.setdefault(name, makefile.parent.name)
+    # Pattern rules in the top Makefile, e.g. %_efi_defconfig: multi_v8_efi_defconfig.
+    for suffix in _PATTERN.findall(_read(src / "Makefile")):
+        for name, arch in list(known.items()):
+            if name.endswith("_defconfig") and not name.endswith(suffix):
+                known.setdefault(name[: -len("_defconfig")] + suffix, arch)
+    return known
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")
+    except OSError:
+        return ""
 
 
 @dataclass(frozen=True)
@@ -141,6 +161,22 @@ def is_build_dir(path: Path, record_name: str) -> bool:
     if not names - {".bbv-lock"} or record_name in names:
         return True
     return all((path / m).exists() for m in MARKERS_OF_BUILD_DIR)
+
+
+def images(build_dir: Path) -> list[Path]:
+    """The bootable files in images/, without Kbuild's intermediate and hidden files."""
+    folder = build_dir / "images"
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")
+                  and not _NOT_IMAGE.search(p.name))
+
+
+def target_image(build_dir: Path, name: str) -> Path:
+    """images/NAME, or NAME at the top (barebox.efi is built there)."""
+    top = build_dir / name
+    return top if top.is_file() and not (build_dir / "images" / name).is_file() \
+        else build_dir / "images" / name
 
 
 def step(line: str) -> tuple[str, str] | None:

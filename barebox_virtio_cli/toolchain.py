@@ -92,16 +92,23 @@ def fetched_candidates(root: Path) -> list[Candidate]:
 def path_candidates(prefixes: Iterable[str], dirs: list[Path], path_env: str) -> list[Candidate]:
     on_path = {Path(p) for p in path_env.split(os.pathsep) if p}
     out = []
+    seen: set[str] = set()  # real paths: /bin is often /usr/bin, gcc often x86_64-linux-gnu-gcc
     for prefix in prefixes:
         for directory in dirs:
             gcc = directory / f"{prefix}gcc"
-            if os.access(gcc, os.X_OK) and gcc.is_file():
+            if os.access(gcc, os.X_OK) and gcc.is_file() and _first(os.path.realpath(gcc), seen):
                 # A bare prefix only when PATH lookup would give this same compiler.
                 plain = directory in on_path and _which(f"{prefix}gcc", path_env) == gcc
                 out.append(Candidate(prefix if plain else f"{directory}/{prefix}",
                                      f"PATH ({directory})" if directory in on_path
                                      else f"search ({directory})"))
     return out
+
+
+def _first(key: str, seen: set[str]) -> bool:
+    new = key not in seen
+    seen.add(key)
+    return new
 
 
 def _which(name: str, path_env: str) -> Path | None:
@@ -181,8 +188,7 @@ def _output(argv: list[str]) -> str:
 
 
 def needs(target: Target) -> str:
-    bits = f"{target.bits}-bit"
-    return f"a {'/'.join(target.gcc_machine)} compiler ({bits}, ARCH={target.arch})"
+    return f"a compiler for {target.gcc_machine[0]} ({target.bits}-bit, ARCH={target.arch})"
 
 
 def wrong_arch(cand: Candidate, info: GccInfo, target: Target) -> str:
@@ -267,3 +273,14 @@ class Finder:
                            self.probe)
         finally:
             self.cache.save()
+
+    def survey(self, target: Target, defconfig: str) -> list[tuple[Candidate, GccInfo | None]]:
+        """Every candidate with its probe result (None: not found or does not run)."""
+        seen: set[str] = set()
+        out = []
+        for cand in self.explicit(target, defconfig, None) + self.auto(target):
+            if cand.prefix not in seen:
+                seen.add(cand.prefix)
+                out.append((cand, self.probe(cand.prefix)))
+        self.cache.save()
+        return out

@@ -15,6 +15,9 @@ from barebox_virtio_cli import buildrecord, kbuild
 from barebox_virtio_cli.catalog import Catalog, Target, load_catalog
 from barebox_virtio_cli.errors import BbvError, UsageError
 
+# What barebox's own container builds add (scripts/container.sh): the target tools need a libc.
+DISABLE_TARGET_TOOLS = "common/boards/configs/disable_target_tools.config"
+
 
 @click.command()
 @click.argument("target", required=False)
@@ -27,12 +30,15 @@ from barebox_virtio_cli.errors import BbvError, UsageError
 @click.option("--clean", is_flag=True, help="Empty the build directory first.")
 @click.option("--kconfig-add", "kconfig_add", multiple=True, metavar="FILE|CONFIG_X=y",
               help="Config fragment or single option merged after the defconfig (repeatable).")
+@click.option("--target-tools", is_flag=True,
+              help="Keep the target tools (bareboxenv-target, ...): they need a libc for the "
+                   "target, which nolibc and most cross compilers lack.")
 @click.option("--cross-compile", help="Compiler prefix, e.g. arm-linux-gnueabihf-.")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), help="make -j [default: CPU count].")
 @click.option("-v", "--verbose", is_flag=True, help="Stream make's output as is.")
 def build(target: str | None, src: Path | None, arch: str | None, defconfig: str | None,
           build_dir: Path | None, clean: bool, kconfig_add: tuple[str, ...],
-          cross_compile: str | None, jobs: int | None, verbose: bool) -> None:
+          target_tools: bool, cross_compile: str | None, jobs: int | None, verbose: bool) -> None:
     """Build barebox for TARGET (a bbv target or a defconfig) in a barebox source tree."""
     from barebox_virtio_cli import make_runner
     from barebox_virtio_cli.toolchain import Finder
@@ -43,8 +49,7 @@ def build(target: str | None, src: Path | None, arch: str | None, defconfig: str
     plan = kbuild.plan(src, catalog, target, arch, defconfig)
     say(f"defconfig: {plan.defconfig} (ARCH={plan.arch}; {plan.why})")
     out = _build_dir(src, plan, build_dir)
-    fragments = list(plan.target.kconfig if plan.target else []) + list(kconfig_add)
-    fragment_files = [_fragment(f, src) for f in fragments]
+    fragments, fragment_files = _fragments(plan, src, kconfig_add, target_tools)
     make_runner.check_host_tools()
     toolchain = Finder.default().find(_toolchain_target(catalog, plan), plan.defconfig,
                                       cross_compile)
@@ -62,8 +67,10 @@ def build(target: str | None, src: Path | None, arch: str | None, defconfig: str
         if result.returncode != 0:
             _fail(result, log)
         seconds = time.monotonic() - started
-        images = sorted(p for p in (out / "images").glob("*") if p.is_file())
-        image = out / "images" / plan.target.image if plan.target else None
+        images = kbuild.images(out)
+        image = kbuild.target_image(out, plan.target.image) if plan.target else None
+        if image and image.is_file() and image not in images:
+            images.append(image)
         buildrecord.write_record(out, {
             "target": plan.name, "arch": plan.arch, "defconfig": plan.defconfig,
             "kconfig": fragments, "toolchain": toolchain.prefix,
@@ -89,6 +96,24 @@ def _build_dir(src: Path, plan: kbuild.Plan, given: Path | None) -> Path:
     if out.exists() and not out.is_dir():
         raise UsageError(f"build directory {out} exists and is not a directory")
     return out
+
+
+def _fragments(plan: kbuild.Plan, src: Path, given: tuple[str, ...],
+               target_tools: bool) -> tuple[list[str], list[Path | str]]:
+    """bbv's and the target's fragments (skipped if this tree lacks the file), then the user's."""
+    ours = [] if target_tools else [DISABLE_TARGET_TOOLS]
+    ours += plan.target.kconfig if plan.target else []
+    names, items = [], []
+    for name in ours:
+        if kbuild.CONFIG_LINE.match(name) or (src / name).is_file():
+            names.append(name)
+            items.append(name if kbuild.CONFIG_LINE.match(name) else src / name)
+        else:
+            say(f"kconfig: {name} is not in this tree, skipped")
+    for name in given:
+        names.append(name)
+        items.append(_fragment(name, src))
+    return names, items
 
 
 def _fragment(item: str, src: Path) -> Path | str:
@@ -179,7 +204,7 @@ def _fail(result, log: Path) -> None:
 def _summary(out: Path, images: list[Path], image: Path | None, seconds: float) -> None:
     from rich.console import Console
 
-    console = Console()
+    console = Console(soft_wrap=True)
     shown = [p for p in images if p != image]
     if image is not None and image.is_file():
         console.print(f"[bold green]{image}[/]  {_size(image)}  (the target's image)")

@@ -1,0 +1,89 @@
+"""bbv toolchain fetch ARCH: install a kernel.org crosstool GCC that `bbv build` then finds."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+from barebox_virtio_cli.catalog import Target, load_catalog
+from barebox_virtio_cli.errors import BbvError, UsageError
+
+
+@click.group()
+def toolchain() -> None:
+    """Manage cross toolchains downloaded by bbv."""
+
+
+@toolchain.command()
+@click.argument("arch")
+@click.option("--version", "version", metavar="X.Y.Z",
+              help="GCC version on the mirror [default: the one barebox's CI uses].")
+@click.option("--mirror", metavar="URL",
+              help="Base URL [default: $BBV_TOOLCHAIN_MIRROR, config [toolchain] mirror, "
+                   "else kernel.org].")
+@click.option("--force", is_flag=True, help="Download again even if installed.")
+def fetch(arch: str, version: str | None, mirror: str | None, force: bool) -> None:
+    """Download the kernel.org "nolibc" GCC for ARCH (an arch name or a bbv target)."""
+    from barebox_virtio_cli import toolchain_fetch as tf
+    from barebox_virtio_cli import userconfig
+    from barebox_virtio_cli.paths import data_dir
+
+    catalog = load_catalog()
+    target = catalog.targets.get(arch) or catalog.for_arch(arch)
+    if not target.crosstool_triplet:
+        raise UsageError(f"target '{target.name}' names no kernel.org toolchain "
+                         "(crosstool_triplet); install a cross gcc yourself")
+    version = version or tf.DEFAULT_VERSION
+    base = mirror or tf.mirror_url(os.environ, userconfig.table(userconfig.load(), "toolchain"))
+    name = tf.install_name(version, target.crosstool_triplet)
+    click.echo(f"bbv: fetching {name} for {target.name} from {base}", err=True)
+    with _progress(name) as update:
+        prefix = tf.fetch(data_dir() / "toolchains", base, version, target.crosstool_triplet,
+                          tf.host_dir(), update, force=force,
+                          verify=lambda p: _verify(p, target))
+    click.echo(f"installed {prefix} ({Path(prefix).parent.parent}); 'bbv build {target.name}' "
+               "finds it with no flags")
+
+
+def _verify(prefix: str, target: Target) -> None:
+    from barebox_virtio_cli.toolchain import machine_matches, run_probe
+
+    info = run_probe(Path(f"{prefix}gcc"))
+    if info is None:
+        raise BbvError(f"the downloaded {Path(prefix).name}gcc does not run on this host; "
+                       "nothing was installed")
+    if not machine_matches(info.machine, target.gcc_machine):
+        raise BbvError(f"the downloaded compiler builds for {info.machine}, not for target "
+                       f"'{target.name}'; nothing was installed")
+
+
+class _progress:
+    """A rich download bar on a terminal, nothing otherwise."""
+
+    def __init__(self, name: str):
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+
+        console = Console(stderr=True)
+        self.bar = Progress("{task.description}", BarColumn(), DownloadColumn(),
+                            TransferSpeedColumn(), TimeRemainingColumn(), console=console,
+                            transient=True, disable=not console.is_terminal)
+        self.task = self.bar.add_task(name, total=None)
+
+    def __enter__(self):
+        self.bar.start()
+        return self.update
+
+    def __exit__(self, *exc) -> None:
+        self.bar.stop()
+
+    def update(self, done: int, total: int) -> None:
+        self.bar.update(self.task, completed=done, total=total or None)
