@@ -49,8 +49,8 @@ def labgrid(output: str, force: bool, barebox_src: Path | None, no_strategy: boo
     """
     from barebox_virtio_cli.exports import labgrid_env, to_yaml
 
-    strategy = None if no_strategy else _strategy(barebox_src)
     target, info, spec, groups = _prepare(opts)
+    strategy = None if no_strategy else _strategy(barebox_src)
     env = labgrid_env(target, spec, groups, info.binary, strategy)
     _write(output, force, to_yaml(env, f"labgrid environment for bbv target '{target.name}', "
                                        "written by 'bbv export labgrid'"))
