@@ -18,6 +18,7 @@ _ERROR = re.compile(r"(: (fatal )?error: |: undefined reference|\*\*\* |^make(\[
 _NOT_IMAGE = re.compile(r"(\.o|\.map|\.lds|\.pblb?|\.sum|\.z|\.sha\.bin|\.cmd|\.tmp)$")
 _VIRTUAL = re.compile(r"^([\w.+-]+_defconfig):", re.M)
 _PATTERN = re.compile(r"^%(_[\w-]+_defconfig):", re.M)
+_64BIT = re.compile(r"^CONFIG_(ARM64|64BIT|ARCH_RV64I)=y", re.M)
 CONFIG_LINE = re.compile(r"^(CONFIG_[A-Za-z0-9_]+)=(.*)$")
 NOT_SET = re.compile(r"^# (CONFIG_[A-Za-z0-9_]+) is not set$")
 MARKERS_OF_BUILD_DIR = (".config", "Makefile", "include/generated")
@@ -53,6 +54,14 @@ def defconfigs(src: Path) -> dict[str, str]:
             if name.endswith("_defconfig") and not name.endswith(suffix):
                 known.setdefault(name[: -len("_defconfig")] + suffix, arch)
     return known
+
+
+def defconfig_bits(src: Path, arch: str, defconfig: str) -> int | None:
+    """64 or 32 from the defconfig file (MAKEALL checks CONFIG_ARM64); None if generated."""
+    path = src / "arch" / arch / "configs" / defconfig
+    if not path.is_file():
+        return None
+    return 64 if _64BIT.search(_read(path)) else 32
 
 
 def _read(path: Path) -> str:
@@ -142,8 +151,13 @@ def _target_for(catalog: Catalog, arch: str, defconfig: str,
 
 
 def _close(word: str, choices) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=4, cutoff=0.6)
-    return f" (close: {', '.join(close)})" if close else ""
+    """Close matches, compared without the _defconfig every name shares."""
+    def stem(name: str) -> str:
+        return name.removesuffix("_defconfig")
+
+    stems = {stem(c): c for c in choices}
+    close = difflib.get_close_matches(stem(word), list(stems), n=4, cutoff=0.7)
+    return f" (close: {', '.join(stems[c] for c in close)})" if close else ""
 
 
 def make_argv(jobs: int, arch: str, build_dir: Path, cross_compile: str, *goals: str) -> list[str]:

@@ -169,8 +169,13 @@ def test_defconfig_outside_the_catalog_accepts_any_compiler_of_its_arch(tmp_path
     from barebox_virtio_cli.commands.build import _toolchain_target
     from barebox_virtio_cli.kbuild import Plan
 
-    target = _toolchain_target(catalog, Plan("arm", "imx_v8_defconfig", None, "given"))
     wrapper(tmp_path / "bin", A64, A64)
-    found = finder(tmp_path, {"CROSS_COMPILE": "aarch64-linux-gnu-"}).find(
-        target, "imx_v8_defconfig")
+    wrapper(tmp_path / "bin", ARM, ARM)
+    for bits, machine in ((64, "aarch64-linux-gnu"), (32, "arm-linux-gnueabihf")):
+        target = _toolchain_target(catalog, Plan("arm", "imx_defconfig", None, "given"), bits)
+        found = finder(tmp_path, {}).find(target, "imx_defconfig")
+        assert found.info.machine == machine
+    # Bitness unknown (a generated defconfig): a compiler the user names for the ARCH is fine.
+    target = _toolchain_target(catalog, Plan("arm", "imx_defconfig", None, "given"), None)
+    found = finder(tmp_path, {"CROSS_COMPILE": "aarch64-linux-gnu-"}).find(target, "imx_defconfig")
     assert found.info.machine == "aarch64-linux-gnu"

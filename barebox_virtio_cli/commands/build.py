@@ -51,7 +51,8 @@ def build(target: str | None, src: Path | None, arch: str | None, defconfig: str
     out = _build_dir(src, plan, build_dir)
     fragments, fragment_files = _fragments(plan, src, kconfig_add, target_tools)
     make_runner.check_host_tools()
-    toolchain = Finder.default().find(_toolchain_target(catalog, plan), plan.defconfig,
+    bits = kbuild.defconfig_bits(src, plan.arch, plan.defconfig)
+    toolchain = Finder.default().find(_toolchain_target(catalog, plan, bits), plan.defconfig,
                                       cross_compile)
     say(f"toolchain: {toolchain.describe()}")
     jobs = jobs or os.cpu_count() or 1
@@ -95,6 +96,9 @@ def _build_dir(src: Path, plan: kbuild.Plan, given: Path | None) -> Path:
                          "give another --build-dir")
     if out.exists() and not out.is_dir():
         raise UsageError(f"build directory {out} exists and is not a directory")
+    if not kbuild.is_build_dir(out, buildrecord.RECORD_NAME):
+        raise UsageError(f"build directory {out} holds other files and is not a barebox build "
+                         "directory; give a new or empty --build-dir")
     return out
 
 
@@ -128,12 +132,13 @@ def _fragment(item: str, src: Path) -> Path | str:
                      f"{Path.cwd()} and {src})")
 
 
-def _toolchain_target(catalog: Catalog, plan: kbuild.Plan) -> Target:
-    """The target whose compiler rules apply; for a defconfig outside the catalog, any of
-    the same ARCH (or, for an ARCH bbv does not know, whatever the user names)."""
+def _toolchain_target(catalog: Catalog, plan: kbuild.Plan, bits: int | None) -> Target:
+    """The target whose compiler rules apply; for a defconfig outside the catalog, those of
+    the same ARCH and bitness (or, for an ARCH bbv does not know, whatever the user names)."""
     if plan.target:
         return plan.target
     same = [t for t in catalog.targets.values() if t.arch == plan.arch]
+    same = [t for t in same if t.bits == bits] or same
     if not same:
         any_target = next(iter(catalog.targets.values()))
         return dataclasses.replace(any_target, name=plan.defconfig, arch=plan.arch,
