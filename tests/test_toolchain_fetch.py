@@ -1,0 +1,241 @@
+"""`bbv toolchain fetch` against a real HTTP server on loopback that serves a kernel.org-style
+mirror: a real .tar.xz holding a small compiler stand-in, and a PGP-armoured sha256sums.asc."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import subprocess
+import sys
+import tarfile
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from barebox_virtio_cli import toolchain_fetch as tf
+from barebox_virtio_cli.errors import BbvError
+
+VERSION = "15.2.0"
+TRIPLET = "aarch64-linux"
+HOST = tf.host_dir()
+NAME = tf.archive_name(VERSION, TRIPLET, HOST)
+TOP = f"gcc-{VERSION}-nolibc/{TRIPLET}"
+GCC = f"""#!/bin/sh
+case "$1" in
+  -dumpmachine) echo {{machine}} ;;
+  -dumpfullversion|-dumpversion) echo {VERSION} ;;
+  *) echo "stand-in compiler" >&2; exit 1 ;;
+esac
+"""
+
+
+def make_archive(machine: str = TRIPLET, extra: list[tarfile.TarInfo] | None = None) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:xz") as tar:
+        for d in ("gcc-15.2.0-nolibc", TOP, f"{TOP}/bin"):
+            info = tarfile.TarInfo(d)
+            info.type, info.mode = tarfile.DIRTYPE, 0o755
+            tar.addfile(info)
+        data = GCC.format(machine=machine).encode()
+        info = tarfile.TarInfo(f"{TOP}/bin/{TRIPLET}-gcc")
+        info.size, info.mode = len(data), 0o755
+        tar.addfile(info, io.BytesIO(data))
+        link = tarfile.TarInfo(f"{TOP}/bin/{TRIPLET}-cc")  # a link inside: allowed
+        link.type, link.linkname = tarfile.SYMTYPE, f"{TRIPLET}-gcc"
+        tar.addfile(link)
+        for member in extra or []:
+            tar.addfile(member, io.BytesIO(b"x" * member.size) if member.isfile() else None)
+    return buf.getvalue()
+
+
+def sums(entries: dict[str, bytes | str]) -> bytes:
+    lines = [v if isinstance(v, str) else hashlib.sha256(v).hexdigest() for v in entries.values()]
+    body = "".join(f"{h}  {n}\n" for h, n in zip(lines, entries, strict=True))
+    return (f"-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA256\n\n{body}"
+            "-----BEGIN PGP SIGNATURE-----\n\niQIzBAEBCAAdFiEE\n-----END PGP SIGNATURE-----\n"
+            ).encode()
+
+
+class Mirror:
+    """files: URL path -> bytes; truncate: path -> how many more times to cut it short."""
+
+    def __init__(self):
+        self.files: dict[str, bytes] = {}
+        self.truncate: dict[str, int] = {}
+        self.requests: list[str] = []
+        mirror = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                mirror.requests.append(self.path)
+                data = mirror.files.get(self.path)
+                if data is None:
+                    self.send_error(404)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if mirror.truncate.get(self.path, 0) > 0:
+                    mirror.truncate[self.path] -= 1
+                    self.wfile.write(data[: len(data) // 2])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def publish(self, archive: bytes, listed: bytes | str | None = None) -> None:
+        base = f"/{HOST}/{VERSION}"
+        self.files[f"{base}/{NAME}"] = archive
+        self.files[f"{base}/sha256sums.asc"] = sums(
+            {f"{HOST}-gcc-{VERSION}-nolibc-arm-linux-gnueabi.tar.xz": b"other",
+             NAME: archive if listed is None else listed})
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def mirror():
+    m = Mirror()
+    yield m
+    m.close()
+
+
+@pytest.fixture
+def root(bbv_dirs) -> Path:
+    return Path(os.environ["BBV_DATA_DIR"]) / "toolchains"
+
+
+def bbv(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "barebox_virtio_cli", *args],
+                          env={**os.environ, **(env or {})}, capture_output=True, text=True,
+                          timeout=60)
+
+
+def fetch(root: Path, mirror: Mirror, **kw) -> Path:
+    fast = tf.Downloader(attempts=3, backoff=0.01, timeout=5)
+    return Path(tf.fetch(root, mirror.url, VERSION, TRIPLET, HOST, lambda d, t: None,
+                         downloader=fast, **kw))
+
+
+def leftovers(root: Path) -> list[str]:
+    return sorted(p.name for p in root.iterdir()) if root.exists() else []
+
+
+def test_fetch_installs_and_build_finds_it(mirror, root):
+    mirror.publish(make_archive())
+    done = bbv("toolchain", "fetch", "arm64", "--mirror", mirror.url)
+    assert done.returncode == 0, done.stderr
+    gcc = root / f"gcc-{VERSION}-nolibc-{TRIPLET}" / "bin" / f"{TRIPLET}-gcc"
+    assert os.access(gcc, os.X_OK)
+    assert (gcc.parent / f"{TRIPLET}-cc").is_symlink()
+    assert leftovers(root) == [f"gcc-{VERSION}-nolibc-{TRIPLET}"]  # no temporary dirs left
+    listed = json.loads(bbv("toolchains", "armv8", "--json").stdout)[0]
+    assert listed["use"] == str(gcc)[:-3]
+    assert any(f["source"].startswith("bbv toolchain fetch") and f["version"] == VERSION
+               for f in listed["found"])
+    # Installed already: nothing is downloaded again (the mirror comes from the environment).
+    before = len(mirror.requests)
+    again = bbv("toolchain", "fetch", "armv8", env={tf.MIRROR_ENV: mirror.url})
+    assert again.returncode == 0 and len(mirror.requests) == before
+
+
+def test_checksum_mismatch_installs_nothing(mirror, root):
+    mirror.publish(make_archive(), listed="0" * 64)
+    done = bbv("toolchain", "fetch", "arm64", "--mirror", mirror.url)
+    assert done.returncode == 1
+    assert f"checksum mismatch for {NAME}: expected {'0' * 64}" in done.stderr
+    assert leftovers(root) == []
+
+
+def test_unlisted_archive_is_not_installed(mirror, root):
+    mirror.publish(make_archive())
+    mirror.files[f"/{HOST}/{VERSION}/sha256sums.asc"] = sums({"other.tar.xz": b"x"})
+    with pytest.raises(BbvError, match="lists no checksum"):
+        fetch(root, mirror)
+    assert leftovers(root) == []
+
+
+def test_interrupted_transfer_is_retried_then_given_up(mirror, root):
+    mirror.publish(make_archive())
+    path = f"/{HOST}/{VERSION}/{NAME}"
+    mirror.truncate[path] = 1
+    fetch(root, mirror)  # cut short once, complete on the retry
+    assert mirror.requests.count(path) == 2
+    other = root.parent / "other"
+    mirror.truncate[path] = 99
+    with pytest.raises(BbvError, match="failed after 3 attempts: transfer interrupted"):
+        fetch(other, mirror)
+    assert leftovers(other) == []
+
+
+@pytest.mark.parametrize("member, kind", [
+    (("../evil", tarfile.REGTYPE, ""), "would be written outside"),
+    ((f"{TOP}/../../../evil", tarfile.REGTYPE, ""), "would be written outside"),
+    ((f"{TOP}/bin/esc", tarfile.SYMTYPE, "../../../../outside"), "points outside"),
+    ((f"{TOP}/bin/abs", tarfile.SYMTYPE, "/etc/passwd"), "points outside"),
+    ((f"{TOP}/bin/hard", tarfile.LNKTYPE, "../x"), "points outside"),
+    ((f"{TOP}/bin/dev", tarfile.CHRTYPE, ""), "device or fifo"),
+])
+def test_unsafe_archive_member_refuses_the_whole_archive(mirror, root, member, kind):
+    name, kind_type, linkname = member
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname = kind_type, linkname
+    if kind_type == tarfile.REGTYPE:
+        info.size = 4
+    mirror.publish(make_archive(extra=[info]))
+    with pytest.raises(BbvError, match=f"unsafe archive: .*{kind}"):
+        fetch(root, mirror)
+    assert leftovers(root) == []
+    assert not (root.parent / "evil").exists() and not (root.parent.parent / "evil").exists()
+
+
+def test_compiler_for_the_wrong_arch_is_not_installed(mirror, root):
+    mirror.publish(make_archive(machine="x86_64-linux"))
+    done = bbv("toolchain", "fetch", "arm64", "--mirror", mirror.url)
+    assert done.returncode == 1
+    assert "builds for x86_64-linux, not for target 'armv8'" in done.stderr
+    assert leftovers(root) == []
+
+
+def test_server_down_is_one_line(root):
+    import socket
+
+    with socket.socket() as s:  # a port that was free a moment ago: nothing listens there
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    done = bbv("toolchain", "fetch", "arm64", env={tf.MIRROR_ENV: f"http://127.0.0.1:{port}"})
+    assert done.returncode == 1
+    assert "failed after 4 attempts: Connection refused" in done.stderr
+    assert done.stderr.count("\n") == 2 and "Traceback" not in done.stderr  # note + error
+    assert leftovers(root) == []
+
+
+def test_unknown_version_and_arch(mirror):
+    mirror.publish(make_archive())
+    done = bbv("toolchain", "fetch", "arm64", "--version", "9.9.9", "--mirror", mirror.url)
+    assert done.returncode == 1 and "not found on the mirror" in done.stderr
+    done = bbv("toolchain", "fetch", "sparc")
+    assert done.returncode == 2 and "unknown arch 'sparc'" in done.stderr
+
+
+def test_sums_parser_and_mirror_order():
+    text = sums({NAME: "a" * 64}).decode()
+    assert tf.parse_sums(text, NAME) == "a" * 64
+    assert tf.parse_sums(text, "x.tar.xz") is None
+    assert tf.mirror_url({tf.MIRROR_ENV: "http://env/"}, {"mirror": "http://cfg"}) == "http://env"
+    assert tf.mirror_url({}, {"mirror": "http://cfg"}) == "http://cfg"
+    assert tf.mirror_url({}, {}) == tf.DEFAULT_MIRROR
