@@ -3,27 +3,51 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
-
-import platformdirs
 
 APP = "bbv"
 
+# On Linux these are the XDG base directories, which platformdirs resolves the same way
+# (tests/test_paths.py checks it); reading them here keeps platformdirs, and the tempfile and
+# shutil imports it brings, off the start-up path of every command.
+_XDG = {
+    "config": ("XDG_CONFIG_HOME", "~/.config"),
+    "cache": ("XDG_CACHE_HOME", "~/.cache"),
+    "data": ("XDG_DATA_HOME", "~/.local/share"),
+    "state": ("XDG_STATE_HOME", "~/.local/state"),
+}
+
+
+def _user_dir(kind: str) -> Path:
+    override = os.environ.get(f"BBV_{kind.upper()}_DIR")
+    if override:
+        return Path(override)
+    if sys.platform.startswith("linux"):
+        variable, default = _XDG[kind]
+        base = os.environ.get(variable, "")
+        if not os.path.isabs(base):
+            base = os.path.expanduser(default)
+        return Path(base, APP)
+    import platformdirs
+
+    return Path(getattr(platformdirs, f"user_{kind}_dir")(APP))
+
 
 def config_dir() -> Path:
-    return Path(os.environ.get("BBV_CONFIG_DIR") or platformdirs.user_config_dir(APP))
+    return _user_dir("config")
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("BBV_CACHE_DIR") or platformdirs.user_cache_dir(APP))
+    return _user_dir("cache")
 
 
 def data_dir() -> Path:
-    return Path(os.environ.get("BBV_DATA_DIR") or platformdirs.user_data_dir(APP))
+    return _user_dir("data")
 
 
 def state_dir() -> Path:
-    return Path(os.environ.get("BBV_STATE_DIR") or platformdirs.user_state_dir(APP))
+    return _user_dir("state")
 
 
 def runtime_dir() -> Path:
@@ -33,6 +57,8 @@ def runtime_dir() -> Path:
         path = Path(env)
     else:
         import warnings
+
+        import platformdirs
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
