@@ -3,7 +3,6 @@ what the command does with them. Light at import: `bbv run --dry-run` loads this
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import click
@@ -13,13 +12,15 @@ from barebox_virtio_cli.errors import UsageError
 DEFAULT_TIMEOUT = 30.0
 
 
-@dataclass
 class ScriptOptions:
-    commands: list[str]
-    expectations: list[str]
-    timeout: float
-    junit: Path | None
-    json: bool
+    """What the scripted-boot options asked for (a plain class: a dataclass costs start-up)."""
+
+    __slots__ = ("commands", "expectations", "timeout", "junit", "json")
+
+    def __init__(self, commands: list[str], expectations: list[str], timeout: float,
+                 junit: Path | None, json: bool) -> None:
+        self.commands, self.expectations, self.timeout = commands, expectations, timeout
+        self.junit, self.json = junit, json
 
 
 def script_options(func):
@@ -41,8 +42,6 @@ def script_options(func):
 
 def pop_script(opts: dict) -> ScriptOptions | None:
     """Take the scripted-boot options out of the run options; None for an interactive boot."""
-    from barebox_virtio_cli.barebox_shell import check_command
-
     commands, expectations = list(opts.pop("exec_")), list(opts.pop("expect"))
     timeout, junit, as_json = opts.pop("timeout"), opts.pop("junit"), opts.pop("json_")
     if not commands and not expectations:
@@ -51,10 +50,12 @@ def pop_script(opts: dict) -> ScriptOptions | None:
                 raise UsageError(f"{name} belongs to a scripted boot: add --exec CMD or "
                                  "--expect REGEX")
         return None
+    from barebox_virtio_cli.barebox_shell import check_command
+
     for command in commands:
         problem = check_command(command)
         if problem:
-            raise UsageError(f"--exec '{command}' {problem}")
+            raise UsageError(f"--exec {command!r} {problem}")
     from barebox_virtio_cli.scripted_report import compile_patterns
 
     compile_patterns(expectations)
@@ -109,10 +110,11 @@ def run_script(target, info, spec, argv: list[str], options: ScriptOptions) -> i
             click.echo(line)
     if result.error:
         say(f"error: {result.error}")
-        if result.last_lines:
-            say("last lines barebox printed:")
-            for line in result.last_lines:
-                click.echo(f"    {line}", err=True)
+    # After a missed expectation the commands' output is on screen already; the boot log is not.
+    if result.last_lines and (result.error or not result.commands or options.json):
+        say("last lines barebox printed:")
+        for line in result.last_lines:
+            click.echo(f"    {line}", err=True)
     if not options.json:
         say(report.summary(result))
     return 0 if result.ok else 1

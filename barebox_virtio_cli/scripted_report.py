@@ -8,6 +8,7 @@ import re
 import xml.etree.ElementTree as ET
 from dataclasses import asdict, dataclass, field
 
+from barebox_virtio_cli.barebox_shell import last_lines
 from barebox_virtio_cli.errors import UsageError
 
 PASSED, FAILED, TIMEOUT, ERROR, SKIPPED = "passed", "failed", "timeout", "error", "skipped"
@@ -77,11 +78,14 @@ def checked_text(result: ScriptResult) -> str:
 
 
 def check_expectations(result: ScriptResult, patterns: list[str]) -> None:
+    """Match the expectations; a miss keeps the end of the checked text as the last lines."""
     text = checked_text(result)
     result.expectations = []
     for regex in compile_patterns(patterns):
         found = regex.search(text)
         result.expectations.append(Expectation(regex.pattern, found[0] if found else None))
+    if not result.last_lines and not all(e.ok for e in result.expectations):
+        result.last_lines = last_lines(text)
 
 
 def summary(result: ScriptResult) -> str:
@@ -161,7 +165,8 @@ def _expect_case(result: ScriptResult, exp: Expectation) -> ET.Element:
                       time="0")
     if not exp.ok:
         where = "the commands' output" if result.commands else "the boot log"
-        ET.SubElement(case, "failure", message=f"/{exp.pattern}/ not found in {where}")
+        ET.SubElement(case, "failure", message=f"/{exp.pattern}/ not found in {where}").text = \
+            _xml_text("\n".join(result.last_lines))
     return case
 
 

@@ -86,6 +86,16 @@ def test_expectations_match_the_combined_output_per_line():
     assert [e.ok for e in result.expectations] == [True, True, False, False]
     assert result.expectations[1].match == "hwrng0"
     assert not result.ok and summary(result).startswith("FAIL: 2/2 commands passed, 2/4")
+    assert result.last_lines == ["virtioblk0  virtioblk1", "hwrng0"]
+
+
+def test_met_expectations_keep_no_last_lines_and_an_error_keeps_its_own():
+    result = _result("hwrng0")
+    check_expectations(result, ["hwrng0"])
+    assert result.last_lines == []
+    result.last_lines = ["barebox@x:/ hang"]
+    check_expectations(result, ["zzz"])
+    assert result.last_lines == ["barebox@x:/ hang"]
 
 
 def test_expectations_without_commands_match_the_boot_log():
@@ -111,6 +121,7 @@ def test_junit_has_one_case_per_boot_command_and_expectation():
     assert cases[1].find("failure").text == "a?b"  # XML cannot carry BEL
     assert cases[2].find("error").text == "barebox@x:/ hang"
     assert cases[5].find("failure").get("message") == "/zzz/ not found in the commands' output"
+    assert cases[5].find("failure").text == "barebox@x:/ hang"
 
 
 def test_json_carries_every_step_and_the_verdict():
