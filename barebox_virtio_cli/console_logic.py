@@ -72,7 +72,7 @@ def parse_escape(text: str) -> int | None:
             char = text[-1].upper()
             if "@" <= char <= "_" or char == "?":
                 return 0x7F if char == "?" else ord(char) - 0x40
-    if len(text) == 1 and ord(text) < 128:
+    if len(text) == 1 and ord(text) < 128 and text != "^":  # a lone ^ is an unfinished ^X
         return ord(text)
     raise UsageError(f"--escape '{text}' is not a key: use ^X (Ctrl-X), ctrl-X, one ASCII "
                      "character, or 'none'")
