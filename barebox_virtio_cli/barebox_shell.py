@@ -31,7 +31,41 @@ def check_command(command: str) -> str | None:
         return "has a line break; give each line its own --exec"
     if any(ord(c) < 32 and c != "\t" for c in command):
         return "has a control character, which the console would take as a key"
-    return None
+    return _swallows_marker(command)
+
+
+def _swallows_marker(command: str) -> str | None:
+    """What would keep hush from running the '; echo MARKER=$?' bbv appends (command_line), so
+    that bbv would wait in vain. Follows parse_stream() in barebox's common/hush.c, which
+    differs from POSIX: a ' opens a quote even inside "...", and a lone & or | is an error."""
+    in_double, word_start, i = False, True, 0
+    while i < len(command):
+        char = command[i]
+        if in_double and char not in "\\$'\"":
+            word_start = False
+        elif char in " \t":
+            word_start = True
+        elif char == "#" and word_start:
+            return "has a '#' comment; leave it out (bbv appends its status check to the line)"
+        elif char == "\\":
+            if i + 1 == len(command):
+                return "ends in a backslash, which would continue the line"
+            i, word_start = i + 1, False
+        elif char == "'":
+            end = command.find("'", i + 1)
+            if end < 0:
+                return "has an unclosed ' quote (in barebox's shell also inside \"...\")"
+            i, word_start = end, False
+        elif char == '"':
+            in_double, word_start = not in_double, False
+        elif char in "&|":
+            if command[i + 1:i + 2] != char:
+                return f"has a single '{char}', which barebox's shell rejects as a syntax error"
+            i, word_start = i + 1, True
+        else:
+            word_start = char == ";"
+        i += 1
+    return 'has an unclosed " quote' if in_double else None
 
 
 def command_line(command: str, nonce: str) -> str:

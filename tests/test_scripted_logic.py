@@ -61,10 +61,20 @@ def test_clean_removes_colours_line_ends_and_countdown_backspaces():
 
 
 @pytest.mark.parametrize("command, problem", [
-    ("  ", "is empty"), ("ls\nls", "line break"), ("a\x01x", "control character")])
+    ("  ", "is empty"), ("ls\nls", "line break"), ("a\x01x", "control character"),
+    ("echo hi # note", "'#' comment"), ("# note", "'#' comment"), ("ls;#x", "'#' comment"),
+    ("echo 'a", "unclosed ' quote"), ('echo "a\\"', 'unclosed " quote'),
+    ("echo \"it's\"", "unclosed ' quote"), ("echo a\\", "ends in a backslash"),
+    ("ls | cat", "single '|'"), ("ls &", "single '&'")])
 def test_check_command_refuses_what_cannot_be_one_line(command, problem):
     assert problem in sh.check_command(command)
-    assert sh.check_command("echo 'a\tb'; ls") is None
+
+
+@pytest.mark.parametrize("command", [
+    "echo 'a\tb'; ls", "echo a#b", "echo '# x'", 'echo "# $x"', "echo \\# x", "echo 'a\\'",
+    'echo "it\'s\'"', "echo a\\\\", 'echo "a;b|c&d #e"', "true && false || echo x"])
+def test_check_command_accepts_whole_lines(command):
+    assert sh.check_command(command) is None
 
 
 def test_last_lines_skip_blank_lines_and_keep_the_end():
