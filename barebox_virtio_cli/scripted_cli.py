@@ -3,6 +3,7 @@ what the command does with them. Light at import: `bbv run --dry-run` loads this
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
@@ -69,6 +70,8 @@ def _junit_path(path: Path) -> Path:
         raise UsageError(f"--junit {path}: directory {path.parent} does not exist")
     if path.is_dir():
         raise UsageError(f"--junit {path}: is a directory")
+    if not os.access(path.parent, os.W_OK):
+        raise UsageError(f"--junit {path}: directory {path.parent} is not writable")
     if path.exists() and not _is_junit(path):
         raise UsageError(f"--junit {path}: exists and is not a JUnit report; choose another "
                          "file or remove it")
@@ -101,8 +104,7 @@ def run_script(target, info, spec, argv: list[str], options: ScriptOptions) -> i
         say(f"booting {target.name} ({spec.image}); scripted session on the {where}")
     result = run_session(argv, script, target.name,
                          on_step=None if options.json else _print_step)
-    if options.junit is not None:
-        options.junit.write_text(report.to_junit(result))
+    written = options.junit is None or _write_report(options.junit, report.to_junit(result))
     if options.json:
         click.echo(report.to_json(result))
     else:
@@ -117,7 +119,16 @@ def run_script(target, info, spec, argv: list[str], options: ScriptOptions) -> i
             click.echo(f"    {line}", err=True)
     if not options.json:
         say(report.summary(result))
-    return 0 if result.ok else 1
+    return 0 if result.ok and written else 1
+
+
+def _write_report(path: Path, text: str) -> bool:
+    try:
+        path.write_text(text)
+    except OSError as exc:
+        click.echo(f"bbv: error: cannot write --junit {path}: {exc.strerror}", err=True)
+        return False
+    return True
 
 
 def _print_step(step) -> None:

@@ -201,12 +201,19 @@ def test_junit_never_replaces_another_file(guest, tmp_path):
     assert victim.read_text() == "my notes\n"
 
 
+def test_a_report_that_cannot_be_written_fails_the_run(guest):
+    result = scripted(guest, "--exec", "true", "--junit", "/proc/bbv-report.xml")
+    assert result.returncode == 1
+    assert "bbv: error: cannot write --junit /proc/bbv-report.xml: " in result.stderr
+
+
 def test_bbv_run_without_exec_does_not_load_pexpect(guest):
     code = ("import sys; from barebox_virtio_cli.cli import main\n"
             "try: main(['run', '--target', 'vexpress', '--image', sys.argv[1], '-n'])\n"
             "except SystemExit: pass\n"
-            "print('pexpect' in sys.modules, 'xml.etree.ElementTree' in sys.modules)")
+            "print(*(name in sys.modules for name in ('pexpect', 'xml.etree.ElementTree',\n"
+            "      'barebox_virtio_cli.barebox_shell', 'barebox_virtio_cli.scripted_report')))")
     out = subprocess.run([sys.executable, "-c", code, str(guest)], capture_output=True,
                          text=True, env={**os.environ}, check=True).stdout
-    assert out.splitlines()[-1] == "False False"
+    assert out.splitlines()[-1] == "False False False False"
 
