@@ -19,6 +19,7 @@ _NOT_IMAGE = re.compile(r"(\.o|\.map|\.lds|\.pblb?|\.sum|\.z|\.sha\.bin|\.cmd|\.
 _VIRTUAL = re.compile(r"^([\w.+-]+_defconfig):", re.M)
 _PATTERN = re.compile(r"^%(_[\w-]+_defconfig):", re.M)
 _64BIT = re.compile(r"^CONFIG_(ARM64|64BIT|ARCH_RV64I)=y", re.M)
+_DEFCONFIG_SUFFIX = re.compile(r"_(def)?conf\w*$")
 CONFIG_LINE = re.compile(r"^(CONFIG_[A-Za-z0-9_]+)=(.*)$")
 NOT_SET = re.compile(r"^# (CONFIG_[A-Za-z0-9_]+) is not set$")
 MARKERS_OF_BUILD_DIR = (".config", "Makefile", "include/generated")
@@ -94,7 +95,7 @@ def plan(src: Path, catalog: Catalog, name: str | None, arch: str | None,
         if arch and arch != target.arch and arch not in target.arch_names:
             raise UsageError(f"target '{name}' is ARCH={target.arch}, not '{arch}'")
     elif name:
-        defconfig = _defconfig_name(name, known, defconfig)
+        defconfig = _defconfig_name(name, known, defconfig, catalog.names())
         target = None
     elif arch and defconfig:
         target = None
@@ -106,23 +107,25 @@ def plan(src: Path, catalog: Catalog, name: str | None, arch: str | None,
     if target is not None and defconfig is None:
         return _from_target(target, known)
     assert defconfig is not None
+    given = defconfig
     if not defconfig.endswith("_defconfig"):
         defconfig += "_defconfig"
     if defconfig not in known:
-        raise UsageError(f"no {defconfig} in {src}/arch/*/configs{_close(defconfig, known)}")
+        raise UsageError(f"no defconfig '{given}' in {src}/arch/*/configs{_close(given, known)}")
     found_arch = known[defconfig]
     if target is None:
         target = _target_for(catalog, found_arch, defconfig, arch)
     return Plan(found_arch, defconfig, target, "given")
 
 
-def _defconfig_name(name: str, known: dict[str, str], defconfig: str | None) -> str:
+def _defconfig_name(name: str, known: dict[str, str], defconfig: str | None,
+                    targets: list[str]) -> str:
     if defconfig:
         raise UsageError(f"give either a defconfig ('{name}') or --defconfig, not both")
     if name in known or f"{name}_defconfig" in known or name.endswith("_defconfig"):
         return name
     raise UsageError(f"'{name}' is neither a bbv target (see 'bbv targets') nor a defconfig "
-                     f"of this tree{_close(name, known)}")
+                     f"of this tree{_close(name, [*targets, *known])}")
 
 
 def _from_target(target: Target, known: dict[str, str]) -> Plan:
@@ -151,9 +154,9 @@ def _target_for(catalog: Catalog, arch: str, defconfig: str,
 
 
 def _close(word: str, choices) -> str:
-    """Close matches, compared without the _defconfig every name shares."""
+    """Close matches, compared without the _defconfig every name shares (or a misspelt one)."""
     def stem(name: str) -> str:
-        return name.removesuffix("_defconfig")
+        return _DEFCONFIG_SUFFIX.sub("", name)
 
     stems = {stem(c): c for c in choices}
     close = difflib.get_close_matches(stem(word), list(stems), n=4, cutoff=0.7)

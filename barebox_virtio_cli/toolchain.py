@@ -226,7 +226,8 @@ def no_toolchain(target: Target, wrong: list[str]) -> str:
     skipped = f"; skipped {'; '.join(wrong)}" if wrong else ""
     pkg = f"install Debian package {target.toolchain_package}, " if target.toolchain_package else ""
     fetch = f"run 'bbv toolchain fetch {target.name}', " if target.crosstool_triplet else ""
-    return (f"no {needs(target)} found for target '{target.name}' (tried $CROSS_COMPILE*, "
+    return (f"no {needs(target).removeprefix('a ')} found for target '{target.name}' "
+            "(tried $CROSS_COMPILE*, "
             f"downloaded toolchains, {tried}{more} on PATH and /opt/*/bin{skipped}); "
             f"{pkg}{fetch}or set CROSS_COMPILE")
 

@@ -122,6 +122,10 @@ def test_build_failure_shows_compiler_error_log_and_status(tree):
 @pytest.mark.parametrize("args, code, message", [
     (["nosuch"], 2, "neither a bbv target"),
     (["multi_v6_defconfig"], 2, "(close: multi_v8_defconfig, multi_v7_defconfig)"),
+    (["vexprss"], 2, "nor a defconfig of this tree (close: vexpress)"),
+    (["--arch", "arm", "--defconfig", "multi_v7_defconfg"], 2,
+     "no defconfig 'multi_v7_defconfg' in"),
+    (["--arch", "arm", "--defconfig", "multi_v7_defconfg"], 2, "(close: multi_v7_defconfig"),
     (["--defconfig", "x"], 2, "say what to build"),
     (["vexpress", "--kconfig-add", "missing.config"], 2, "neither a CONFIG_X=value line"),
     (["vexpress", "--arch", "mips"], 2, "is ARCH=arm, not 'mips'"),
