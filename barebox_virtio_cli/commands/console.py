@@ -63,7 +63,7 @@ def console(endpoint: str | None, escape: str, linger: float, wait: str | None, 
     from barebox_virtio_cli.console_relay import Options, run_console
 
     opts = Options(parse_endpoint(endpoint), escape=parse_escape(escape), linger=linger,
-                   wait=wait_seconds, reconnect=reconnect)
+                   wait=wait_seconds, reconnect=reconnect, timestamps=timestamps)
     if log_path:
         try:
             opts.log = open(log_path, "ab", buffering=0)  # noqa: SIM115 - closed below
