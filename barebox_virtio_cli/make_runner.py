@@ -7,6 +7,7 @@ import collections
 import fcntl
 import os
 import shutil
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -112,7 +113,7 @@ def run(argv: list[str], cwd: Path, log: Path, label: str, verbose: bool) -> Mak
     except OSError as exc:
         raise BbvError(f"cannot run {argv[0]}: {exc.strerror}; on Debian: apt install make") \
             from exc
-    with log.open("a") as logf, _display(progress, verbose):
+    with log.open("a") as logf, _display(progress, verbose), _stopped_on_exit(proc):
         logf.write(f"$ {' '.join(argv)}\n")
         assert proc.stdout is not None
         for line in proc.stdout:
@@ -127,6 +128,28 @@ def run(argv: list[str], cwd: Path, log: Path, label: str, verbose: bool) -> Mak
                 progress.feed(line)
         rc = proc.wait()
     return MakeResult(rc, time.monotonic() - progress.started, errors, list(tail))
+
+
+@contextmanager
+def _stopped_on_exit(proc: subprocess.Popen) -> Iterator[None]:
+    """make never outlives bbv (and its lock): SIGTERM/SIGHUP to bbv become KeyboardInterrupt,
+    and on any way out make gets SIGTERM, then SIGKILL if it lingers."""
+    def interrupt(_signum, _frame):
+        raise KeyboardInterrupt
+
+    old = {s: signal.signal(s, interrupt) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+        if proc.poll() is None:
+            proc.terminate()  # make passes SIGTERM on to the compilers it runs
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
 
 @contextmanager

@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -195,3 +196,29 @@ def test_missing_host_tools_are_named_with_packages(tree, tmp_path):
     assert done.returncode == 1
     assert "host tools missing: bison, flex" in done.stderr
     assert "apt install bison flex" in done.stderr
+
+
+def test_terminated_build_leaves_no_make_behind(tree, tmp_path):
+    # A compiler that hangs on compiling (but answers -dumpmachine), to kill bbv mid-build.
+    bin_dir = tmp_path / "slowbin"
+    bin_dir.mkdir()
+    marker = tmp_path / "compiling"
+    slow = bin_dir / "slow-arm-linux-gnueabihf-gcc"
+    slow.write_text(f'#!/bin/sh\ncase "$1" in -dump*) exec arm-linux-gnueabihf-gcc "$@";; esac\n'
+                    f'touch {marker}\nexec sleep 300\n')
+    slow.chmod(0o755)
+    proc = subprocess.Popen([sys.executable, "-m", "barebox_virtio_cli", "build", "vexpress",
+                             "--cross-compile", f"{bin_dir}/slow-arm-linux-gnueabihf-"],
+                            cwd=tree, stderr=subprocess.PIPE, text=True)
+    for _ in range(300):
+        if marker.exists():
+            break
+        if proc.poll() is not None:
+            pytest.fail(proc.stderr.read())
+        time.sleep(0.1)
+    proc.terminate()
+    assert proc.wait(timeout=20) == 130
+    left = subprocess.run(["pgrep", "-f", f"sleep 300|{tree}"], capture_output=True, text=True)
+    assert left.stdout == "", left.stdout
+    # The lock was released: the next build (with a working compiler) runs.
+    assert bbv("build", "vexpress", cwd=tree).returncode == 0
