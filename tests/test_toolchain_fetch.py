@@ -7,6 +7,7 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -15,6 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from conftest import ROOT, need
 
 from barebox_virtio_cli import toolchain_fetch as tf
 from barebox_virtio_cli.errors import BbvError
@@ -24,11 +26,12 @@ TRIPLET = "aarch64-linux"
 HOST = tf.host_dir()
 NAME = tf.archive_name(VERSION, TRIPLET, HOST)
 TOP = f"gcc-{VERSION}-nolibc/{TRIPLET}"
+# The stand-in reports itself as GCC 15.2.0 and compiles with Debian's aarch64 compiler.
 GCC = f"""#!/bin/sh
 case "$1" in
   -dumpmachine) echo {{machine}} ;;
   -dumpfullversion|-dumpversion) echo {VERSION} ;;
-  *) echo "stand-in compiler" >&2; exit 1 ;;
+  *) exec aarch64-linux-gnu-gcc "$@" ;;
 esac
 """
 
@@ -119,8 +122,9 @@ def root(bbv_dirs) -> Path:
     return Path(os.environ["BBV_DATA_DIR"]) / "toolchains"
 
 
-def bbv(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "barebox_virtio_cli", *args],
+def bbv(*args: str, env: dict[str, str] | None = None,
+        cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "barebox_virtio_cli", *args], cwd=cwd,
                           env={**os.environ, **(env or {})}, capture_output=True, text=True,
                           timeout=60)
 
@@ -135,7 +139,8 @@ def leftovers(root: Path) -> list[str]:
     return sorted(p.name for p in root.iterdir()) if root.exists() else []
 
 
-def test_fetch_installs_and_build_finds_it(mirror, root):
+@need("make", "aarch64-linux-gnu-gcc")
+def test_fetch_installs_and_build_finds_it(mirror, root, tmp_path):
     mirror.publish(make_archive())
     done = bbv("toolchain", "fetch", "arm64", "--mirror", mirror.url)
     assert done.returncode == 0, done.stderr
@@ -151,6 +156,15 @@ def test_fetch_installs_and_build_finds_it(mirror, root):
     before = len(mirror.requests)
     again = bbv("toolchain", "fetch", "armv8", env={tf.MIRROR_ENV: mirror.url})
     assert again.returncode == 0 and len(mirror.requests) == before
+    # bbv build uses it with no flags, ahead of the Debian compiler on PATH.
+    tree = tmp_path / "src"
+    shutil.copytree(ROOT / "tests" / "fixtures" / "minibarebox", tree)
+    built = bbv("build", "armv8", cwd=tree)
+    assert built.returncode == 0, built.stderr
+    assert f"toolchain: {str(gcc)[:-3]} (GCC {VERSION}, {TRIPLET}) from bbv toolchain fetch" \
+        in built.stderr
+    record = json.loads((tree / "build-armv8" / "bbv-build.json").read_text())
+    assert record["toolchain"] == str(gcc)[:-3]
 
 
 def test_checksum_mismatch_installs_nothing(mirror, root):
