@@ -124,12 +124,13 @@ def _fragment(item: str, src: Path) -> Path | str:
     """A CONFIG_X=y line stays a string; a file is found relative to the cwd, then the tree."""
     if kbuild.CONFIG_LINE.match(item):
         return item
-    for base in (Path.cwd(), src):
+    bases = list(dict.fromkeys((Path.cwd(), src)))
+    for base in bases:
         path = base / item
         if path.is_file():
             return path.resolve()
     raise UsageError(f"--kconfig-add {item}: neither a CONFIG_X=value line nor a file (looked in "
-                     f"{Path.cwd()} and {src})")
+                     f"{' and '.join(map(str, bases))})")
 
 
 def _toolchain_target(catalog: Catalog, plan: kbuild.Plan, bits: int | None) -> Target:
