@@ -344,13 +344,17 @@ class Relay:
         except BrokenPipeError:
             self.closing, self.stdin_open, self.dirty = True, False, True
             return None
+        except OSError as exc:
+            raise BbvError(f"cannot write the console's output: {exc.strerror.lower()}") from None
         return data[n:] if n < len(data) else None
 
     def _log(self, data: memoryview) -> None:
         if self.stamper is not None:
-            self.opts.log.write(self.stamper.feed(bytes(data), time.time()))
-        else:
+            data = self.stamper.feed(bytes(data), time.time())
+        try:
             self.opts.log.write(data)
+        except OSError as exc:
+            raise BbvError(f"cannot write the --log file: {exc.strerror.lower()}") from None
 
     # -- state changes ------------------------------------------------------------------------
     def _stdin_eof(self) -> None:

@@ -65,10 +65,11 @@ class Terminal:
     """bbv on a fresh pty: its stdin, stdout and stderr are the pty's terminal side, which the
     test keeps open to read its attributes; the test types and reads on the other side."""
 
-    def __init__(self, args: list[str], stderr=None, **popen):
+    def __init__(self, args: list[str], stdout=None, stderr=None, **popen):
         self.master, self.slave = pty.openpty()
         self.before = termios.tcgetattr(self.slave)
-        self.proc = subprocess.Popen([*BBV, *args], stdin=self.slave, stdout=self.slave,
+        self.proc = subprocess.Popen([*BBV, *args], stdin=self.slave,
+                                     stdout=self.slave if stdout is None else stdout,
                                      stderr=self.slave if stderr is None else stderr,
                                      start_new_session=True, **popen)
         self.seen = b""

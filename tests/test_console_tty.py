@@ -78,6 +78,29 @@ def test_terminal_restored_on_every_way_out(attached, way, status, said):
         assert peer.stdout.read() == b""  # nothing after x: neither the escape nor q
 
 
+def test_terminal_restored_after_an_error():
+    """Output that cannot be written (stdout is /dev/full): one error line, terminal as before."""
+    where = short_dir()
+    sock = where / "s"
+    peer = socat_listen(sock, "-", stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    with open("/dev/full", "wb") as full:
+        term = Terminal(["console", str(sock)], stdout=full, stderr=subprocess.PIPE)
+    try:
+        assert term.proc.stderr.readline().startswith(b"bbv: connected to")
+        assert term.raw_now()
+        peer.stdin.write(b"barebox says something\n")
+        peer.stdin.flush()
+        assert term.wait() == 1
+        assert term.proc.stderr.read() == \
+            b"bbv: error: cannot write the console's output: no space left on device\n"
+        assert term.attrs() == term.before
+    finally:
+        term.proc.stderr.close()
+        term.close()
+        stop(peer)
+        cleanup_dir(where)
+
+
 def test_a_pty_shows_wait_and_reconnect_state_in_raw_mode():
     """State lines on a raw terminal end in CR LF so that the next line starts at column 0."""
     where = short_dir()
