@@ -102,11 +102,13 @@ def find_toolchain_dir(tree: Path, triplet: str) -> Path:
 class Downloader:
     """GET with retries and exponential backoff; streams to a file while hashing it."""
 
-    def __init__(self, attempts: int = ATTEMPTS, backoff: float = BACKOFF, timeout: float = 30):
+    def __init__(self, attempts: int = ATTEMPTS, backoff: float = BACKOFF, timeout: float = 30,
+                 hint: str = f"offline? a mirror can be set with ${MIRROR_ENV} or --mirror"):
         import requests
 
         self.session = requests.Session()
         self.attempts, self.backoff, self.timeout = attempts, backoff, timeout
+        self.hint = hint  # what to do when the server cannot be reached
 
     def text(self, url: str) -> str:
         return self._retry(url, lambda: self._get(url).text)
@@ -155,7 +157,7 @@ class Downloader:
                 time.sleep(delay)
                 delay *= 2
         raise BbvError(f"download of {url} failed after {self.attempts} attempts: {last}; "
-                       f"offline? a mirror can be set with ${MIRROR_ENV} or --mirror")
+                       f"{self.hint}")
 
 
 class _Interrupted(Exception):
