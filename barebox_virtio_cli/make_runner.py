@@ -9,6 +9,7 @@ import os
 import shutil
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -137,7 +138,8 @@ def _stopped_on_exit(proc: subprocess.Popen) -> Iterator[None]:
     def interrupt(_signum, _frame):
         raise KeyboardInterrupt
 
-    old = {s: signal.signal(s, interrupt) for s in (signal.SIGTERM, signal.SIGHUP)}
+    main = threading.current_thread() is threading.main_thread()  # signals: main thread only
+    old = {s: signal.signal(s, interrupt) for s in (signal.SIGTERM, signal.SIGHUP) if main}
     try:
         yield
     finally:
