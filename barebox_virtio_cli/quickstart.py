@@ -82,7 +82,8 @@ def step_error(index: int, step: str, target: str, exc: BbvError) -> BbvError:
 class Check:
     name: str  # the row of the table
     commands: tuple[str, ...]  # typed at the prompt, in order
-    judge: Callable[[list[str]], str | None]  # the commands' output -> what is wrong, or None
+    # the commands' output -> (ok, what was found or what is wrong)
+    judge: Callable[[list[str]], tuple[bool, str]]
 
 
 @dataclass(frozen=True)
@@ -104,22 +105,25 @@ def checks(token: bytes, console: str) -> list[Check]:
     pattern = " ".join(f"0x{b:02x}" for b in token)
     return [
         Check("devices", ("ls /dev",),
-              lambda out: _missing(out[0], ["virtioblk0", "virtioblk1", "hwrng0", console])),
+              lambda out: _listed(out[0], ["virtioblk0", "virtioblk1", "hwrng0", console])),
         Check("virtio-blk: FAT file", (f"cat /mnt/virtioblk0/{FILE_NAME}",),
-              lambda out: None if greeting(token) in out[0]
-              else f"{FILE_NAME} did not read back: {_last(out[0])}"),
+              lambda out: (True, f"/mnt/virtioblk0/{FILE_NAME}: {greeting(token)}")
+              if greeting(token) in out[0]
+              else (False, f"{FILE_NAME} did not read back: {_last(out[0])}")),
         Check(RAW_CHECK, (f"mw -b -d /dev/virtioblk1 0 {pattern}",
-                                        "md -b -s /dev/virtioblk1 0+4"),
-              lambda out: None if _md_bytes(out[1])[:4] == list(token)
-              else f"read back {_md_text(out[1])}, wrote {token.hex(' ')}"),
+                          "md -b -s /dev/virtioblk1 0+4"),
+              lambda out: (True, f"wrote and read back {token.hex(' ')}")
+              if _md_bytes(out[1])[:4] == list(token)
+              else (False, f"read back {_md_text(out[1])}, wrote {token.hex(' ')}")),
         Check("virtio-rng", ("md -b -s /dev/hwrng0 0+32",), lambda out: _random(out[0])),
     ]
 
 
-def _missing(output: str, names: list[str]) -> str | None:
+def _listed(output: str, names: list[str]) -> tuple[bool, str]:
     words = set(output.split())
     absent = [n for n in names if n not in words]
-    return f"/dev lacks {', '.join(absent)}" if absent else None
+    return (False, f"/dev lacks {', '.join(absent)}") if absent else \
+        (True, f"/dev/{', /dev/'.join(names)}")
 
 
 def _last(output: str) -> str:
@@ -141,13 +145,14 @@ def _md_text(output: str) -> str:
     return " ".join(f"{b:02x}" for b in found[:4]) if found else repr(_last(output))
 
 
-def _random(output: str) -> str | None:
+def _random(output: str) -> tuple[bool, str]:
     found = _md_bytes(output)
+    shown = " ".join(f"{b:02x}" for b in found[:8])
     if len(found) < 32:
-        return f"read {len(found)} of 32 bytes from /dev/hwrng0: {_last(output)}"
+        return False, f"read {len(found)} of 32 bytes from /dev/hwrng0: {_last(output)}"
     if len(set(found)) < 4:  # 32 random bytes with fewer than 4 distinct values: not random
-        return f"/dev/hwrng0 gave {' '.join(f'{b:02x}' for b in found[:8])}..., not random"
-    return None
+        return False, f"/dev/hwrng0 gave {shown}..., not random"
+    return True, f"32 bytes from /dev/hwrng0: {shown} ..."
 
 
 def script_commands(items: list[Check]) -> list[str]:
@@ -171,16 +176,21 @@ def judge(items: list[Check], outputs: list[tuple[str, int | None]]) -> list[Out
                 break
         if problem is None and len(mine) < len(check.commands):
             problem = "did not run"
-        problem = problem or check.judge([output for output, _ in mine])
-        outcomes.append(Outcome(check.name, problem is None, problem or "ok"))
+        if problem is not None:
+            outcomes.append(Outcome(check.name, False, problem))
+        else:
+            outcomes.append(Outcome(check.name, *check.judge([output for output, _ in mine])))
     return outcomes
 
 
 def raw_on_host(outcomes: list[Outcome], head: bytes, token: bytes) -> list[Outcome]:
     """The raw-write check holds only if what barebox wrote reached the image file."""
-    return [Outcome(o.name, False, f"barebox read back what it wrote, but the image file "
-                                   f"starts with {head.hex(' ')}")
-            if o.name == RAW_CHECK and o.ok and head != token else o for o in outcomes]
+    if head != token:
+        return [Outcome(o.name, False, f"barebox read back what it wrote, but the image file "
+                                       f"starts with {head.hex(' ')}")
+                if o.name == RAW_CHECK and o.ok else o for o in outcomes]
+    return [Outcome(o.name, o.ok, f"{o.detail}; in the image file too")
+            if o.name == RAW_CHECK and o.ok else o for o in outcomes]
 
 
 def go_on(target: str, image: Path, disks: list[Path], console: Path) -> list[str]:

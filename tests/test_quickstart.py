@@ -57,7 +57,11 @@ def test_checks_pass_on_real_barebox_output():
     assert commands == ["ls /dev", "cat /mnt/virtioblk0/hello.txt",
                         "mw -b -d /dev/virtioblk1 0 0x15 0xdb 0x12 0x8e",
                         "md -b -s /dev/virtioblk1 0+4", "md -b -s /dev/hwrng0 0+32"]
-    assert all(o.ok for o in outcomes(good()).values())
+    got = outcomes(good())
+    assert all(o.ok for o in got.values())
+    assert got["devices"].detail == "/dev/virtioblk0, /dev/virtioblk1, /dev/hwrng0, /dev/cs1"
+    assert got["virtio-blk: raw write"].detail == "wrote and read back 15 db 12 8e"
+    assert got["virtio-rng"].detail == "32 bytes from /dev/hwrng0: 15 db 12 8e 3d b1 d6 fe ..."
 
 
 def test_each_check_fails_for_its_own_reason():
@@ -87,7 +91,9 @@ def test_failed_and_missing_commands_fail_their_checks():
 
 def test_raw_write_must_reach_the_image_file():
     judged = qs.judge(qs.checks(TOKEN, "cs1"), good())
-    assert all(o.ok for o in qs.raw_on_host(judged, TOKEN, TOKEN))
+    kept = {o.name: o for o in qs.raw_on_host(judged, TOKEN, TOKEN)}
+    assert all(o.ok for o in kept.values())
+    assert kept[qs.RAW_CHECK].detail.endswith("; in the image file too")
     lost = {o.name: o for o in qs.raw_on_host(judged, b"\0\0\0\0", TOKEN)}
     assert not lost[qs.RAW_CHECK].ok and "00 00 00 00" in lost[qs.RAW_CHECK].detail
 
