@@ -11,6 +11,10 @@ PROMPT = r"barebox@[^\r\n]*:\S* "
 # common/startup.c: "Hit %s%s to stop autoboot: " with "m for menu or " and the abort key name.
 AUTOBOOT = r"Hit (?:m for menu or )?(\S+) to stop autoboot"
 MARKER = "bbv-rc-"
+NONCE_LENGTH = 8
+# barebox reads a line into CONFIG_CBSIZE bytes (1024 by default) and cuts what does not fit,
+# keeping room for the end of the line: 1022 characters came through, 1023 did not.
+LINE_MAX = 1022
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][AB0-2]")
 _BACKSPACED = re.compile(r"[^\n\x08]\x08")
@@ -31,7 +35,16 @@ def check_command(command: str) -> str | None:
         return "has a line break; give each line its own --exec"
     if any(ord(c) < 32 and c != "\t" for c in command):
         return "has a control character, which the console would take as a key"
+    room = LINE_MAX - len(command_line("", "0" * NONCE_LENGTH))
+    if len(command.strip()) > room:
+        return (f"is {len(command.strip())} characters; barebox reads {LINE_MAX} per line and bbv "
+                f"adds its status check, so at most {room}: split it into several --exec")
     return _swallows_marker(command)
+
+
+def shorten(command: str, width: int = 60) -> str:
+    """A command as messages quote it."""
+    return command if len(command) <= width else command[:width - 3] + "..."
 
 
 def _swallows_marker(command: str) -> str | None:
@@ -79,6 +92,11 @@ def command_line(command: str, nonce: str) -> str:
 def status_pattern(nonce: str) -> str:
     """Matches the marker barebox prints, not the typed line, which holds '$?' instead of digits."""
     return rf"{MARKER}{nonce}=(\d+)\r*\n"  # QEMU stdio turns \r\n into \r\r\n
+
+
+def statuses(text: str, nonce: str) -> list[int]:
+    """The exit statuses barebox printed behind this session's markers, in order."""
+    return [int(found) for found in re.findall(status_pattern(nonce), text)]
 
 
 def clean(text: str) -> str:

@@ -25,6 +25,8 @@ from barebox_virtio_cli.scripted_report import (
     check_expectations,
 )
 
+_PEXPECT_OPTIONS = dict(encoding="utf-8", codec_errors="replace", searchwindowsize=2000)
+
 
 @dataclass
 class Script:
@@ -66,7 +68,9 @@ class Shell:
         self.child, self.label, self.keep = child, label, keep
         self.transcript = _Transcript()
         child.logfile_read = self.transcript
-        self.nonce = secrets.token_hex(4)
+        child.delaybeforesend = None  # pexpect's default 50 ms pause is for password prompts
+        self.nonce = secrets.token_hex(sh.NONCE_LENGTH // 2)
+        self.sent = 0  # command lines typed
 
     def expect(self, pattern: str | list[str], timeout: float, waiting_for: str,
                limit: float | None = None) -> int:
@@ -98,7 +102,8 @@ class Shell:
     def run(self, command: str, timeout: float) -> tuple[str, int]:
         """Type the command at the prompt; its output and exit status once the prompt is back."""
         self.child.send(sh.command_line(command, self.nonce) + "\n")
-        self.expect(sh.status_pattern(self.nonce), timeout, f"'{command}' to finish")
+        self.sent += 1
+        self.expect(sh.status_pattern(self.nonce), timeout, f"'{sh.shorten(command)}' to finish")
         output, status = sh.command_output(self.child.before), int(self.child.match.group(1))
         self.expect(sh.PROMPT, timeout, "the barebox prompt")
         return output, status
@@ -140,9 +145,8 @@ def run_session(argv: list[str], script: Script, target: str,
     result = ScriptResult(target, "serial" if script.console is None else "virtio",
                           commands=[Step(command) for command in script.commands])
     started = time.monotonic()
-    child = pexpect.spawn(argv[0], argv[1:], encoding="utf-8", codec_errors="replace",
-                          echo=False, timeout=script.timeout, searchwindowsize=2000,
-                          preexec_fn=_set_parent_death_signal)
+    child = pexpect.spawn(argv[0], argv[1:], echo=False, timeout=script.timeout,
+                          preexec_fn=_set_parent_death_signal, **_PEXPECT_OPTIONS)
     serial = Shell(child, "serial console")
     session, drain, step = serial, None, result.boot
     try:
@@ -158,7 +162,8 @@ def run_session(argv: list[str], script: Script, target: str,
             step.output, status = session.run(step.command, script.timeout)
             _finish(step, step_started, status, on_step)
     except SessionEnded as exc:
-        step.status, step.message, result.error = exc.status, str(exc), str(exc)
+        message = str(exc) + ("" if session is serial else _lost_output_note(serial, session))
+        step.status, step.message, result.error = exc.status, message, message
         step.duration = _since(step_started)
         if not step.output:  # what the step printed before it got stuck
             partial = session.child.before if isinstance(session.child.before, str) else ""
@@ -175,6 +180,19 @@ def run_session(argv: list[str], script: Script, target: str,
     result.duration = _since(started)
     check_expectations(result, script.expectations)
     return result
+
+
+def _lost_output_note(serial: Shell, virtio: Shell) -> str:
+    """barebox echoes the virtio session on the serial console too (unless cs0 is off): if the
+    serial shows the last command finished, its output was lost on the virtio console. QEMU
+    drops virtconsole output its socket cannot take (hw/char/virtio-console.c), and barebox
+    writes one byte at a time, so a reader that falls behind on a busy host loses data."""
+    seen = sh.statuses(serial.transcript.text(), virtio.nonce)
+    if virtio.sent == 0 or len(seen) < virtio.sent:
+        return ""
+    return (f"; the serial console shows it finished (exit status {seen[virtio.sent - 1]}), so "
+            "QEMU dropped virtio console output, as it does when the host is too busy for bbv "
+            "to keep up: retry on a less loaded host")
 
 
 def _since(started: float) -> float:
@@ -207,8 +225,7 @@ def _virtio_shell(serial: Shell, script: Script) -> Shell:
         sock.close()
         raise SessionEnded(ERROR, f"cannot connect to the virtio console {script.console}: "
                            f"{exc.strerror}") from None
-    child = pexpect.fdpexpect.fdspawn(sock, encoding="utf-8", codec_errors="replace",
-                                      timeout=script.timeout, searchwindowsize=2000)
+    child = pexpect.fdpexpect.fdspawn(sock, timeout=script.timeout, **_PEXPECT_OPTIONS)
     return Shell(child, "virtio console", keep=sock)
 
 

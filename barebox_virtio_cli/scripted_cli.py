@@ -51,12 +51,12 @@ def pop_script(opts: dict) -> ScriptOptions | None:
                 raise UsageError(f"{name} belongs to a scripted boot: add --exec CMD or "
                                  "--expect REGEX")
         return None
-    from barebox_virtio_cli.barebox_shell import check_command
+    from barebox_virtio_cli.barebox_shell import check_command, shorten
 
     for command in commands:
         problem = check_command(command)
         if problem:
-            raise UsageError(f"--exec {command!r} {problem}")
+            raise UsageError(f"--exec {shorten(command)!r} {problem}")
     from barebox_virtio_cli.scripted_report import compile_patterns
 
     compile_patterns(expectations)

@@ -50,14 +50,25 @@ def test_the_issue_example_on_the_serial_console(disks):
 
 
 def test_the_example_on_the_virtio_console(disks):
-    # With the serial console switched off first, only a session on the virtio console goes on.
-    result = bbv_run(disks, "--console", "--json", "--exec", "cs0.active=", *EXAMPLE)
+    for _ in range(3):
+        result = bbv_run(disks, "--console", "--json", *EXAMPLE)
+        # QEMU drops virtio console output when a busy host delays bbv's reading; bbv says so
+        # (seen with the CPUs saturated). Anything else is a failure at once.
+        if "QEMU dropped virtio console output" not in result.stderr:
+            break
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["ok"] is True and data["console"] == "virtio"
-    assert [c["command"] for c in data["commands"]] == ["cs0.active=", "ls /dev"]
-    assert "cs1" in data["commands"][1]["output"].split()
+    assert "cs1" in data["commands"][0]["output"].split()
     assert "barebox" in data["boot"]["output"]
+
+
+def test_the_virtio_session_goes_on_without_the_serial_console(disks):
+    # With the serial console switched off first, only a session on the virtio console goes on.
+    result = bbv_run(disks, "--console", "--exec", "cs0.active=", "--exec", "echo on-virtio",
+                     "--expect", "^on-virtio$")
+    assert result.returncode == 0, result.stderr
+    assert "scripted session on the virtio console" in result.stderr
 
 
 def test_exit_status_timeout_and_junit_from_real_barebox(disks):
@@ -76,3 +87,13 @@ def test_exit_status_timeout_and_junit_from_real_barebox(disks):
     assert cases[1].find("failure").get("message") == "exit status 1"
     assert cases[2].find("error").get("type") == "timeout"
     assert cases[3].find("skipped") is not None
+
+
+def test_the_longest_allowed_command_reaches_barebox_whole(disks):
+    # bbv refuses one character more (test_scripted_logic); barebox must take this one whole.
+    from barebox_virtio_cli.barebox_shell import LINE_MAX, NONCE_LENGTH, command_line
+
+    width = LINE_MAX - len(command_line("", "0" * NONCE_LENGTH)) - len("echo ")
+    result = bbv_run(disks, "--exec", "echo " + "x" * width, "--expect", f"^x{{{width}}}$",
+                     "--timeout", "10")
+    assert result.returncode == 0, result.stderr

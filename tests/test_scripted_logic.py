@@ -55,6 +55,25 @@ def test_status_marker_matches_barebox_answer_not_the_typed_line():
     assert pattern.search("bbv-rc-beef=0\r\n") is None  # another session's marker
 
 
+def test_statuses_are_this_sessions_markers_in_order():
+    text = ("x; echo bbv-rc-feed=$?\r\r\nbbv-rc-feed=0\r\r\nbbv-rc-beef=3\r\n"
+            "bbv-rc-feed=127\r\n")
+    assert sh.statuses(text, "feed") == [0, 127]
+
+
+def test_lost_virtio_output_is_explained_when_the_serial_saw_the_command_finish():
+    from types import SimpleNamespace
+
+    from barebox_virtio_cli.scripted import _lost_output_note
+
+    serial = SimpleNamespace(transcript=SimpleNamespace(
+        text=lambda: "bbv-rc-feed=0\r\r\nls /dev; echo bbv-rc-feed=$?\r\r\nbbv-rc-feed=1\r\r\n"))
+    virtio = SimpleNamespace(nonce="feed", sent=2)
+    assert "serial console shows it finished (exit status 1)" in _lost_output_note(serial, virtio)
+    virtio.sent = 3  # the third command did not finish on the serial either: no note
+    assert _lost_output_note(serial, virtio) == ""
+
+
 def test_clean_removes_colours_line_ends_and_countdown_backspaces():
     raw = "Hit any to stop autoboot:    3\x08\x08\x08\x08   2\r\n" + COLOUR_PROMPT
     assert sh.clean(raw) == "Hit any to stop autoboot:    2\nbarebox@ARM QEMU virt:/ "
@@ -75,6 +94,13 @@ def test_check_command_refuses_what_cannot_be_one_line(command, problem):
     'echo "it\'s\'"', "echo a\\\\", 'echo "a;b|c&d #e"', "true && false || echo x"])
 def test_check_command_accepts_whole_lines(command):
     assert sh.check_command(command) is None
+
+
+def test_the_longest_command_fills_barebox_line_buffer_exactly():
+    room = sh.LINE_MAX - len(sh.command_line("", "0" * sh.NONCE_LENGTH))
+    assert sh.check_command("x" * room) is None
+    assert f"at most {room}" in sh.check_command("x" * (room + 1))
+    assert len(sh.command_line("x" * room, "0" * sh.NONCE_LENGTH)) == sh.LINE_MAX
 
 
 def test_last_lines_skip_blank_lines_and_keep_the_end():
