@@ -10,7 +10,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import click
@@ -254,13 +254,8 @@ def _spinner(text: str) -> Iterator[None]:
     from rich.console import Console
 
     console = Console(stderr=True)
-    with console.status(text) if console.is_terminal else _nothing():
+    with console.status(text) if console.is_terminal else nullcontext():
         yield
-
-
-@contextmanager
-def _nothing() -> Iterator[None]:
-    yield
 
 
 def _toolchain(ctx: click.Context, target: Target, tree: Path) -> tuple[str, str]:
