@@ -1,13 +1,16 @@
 """A scripted barebox session in QEMU, driven with pexpect: boot, stop autoboot, run commands at
 the prompt on the serial or the virtio console, check the expectations, and always stop QEMU.
 
-QEMU's serial port is its stdio on a pty (pexpect.spawn); the virtio console is a unix socket
-(pexpect.fdpexpect). pexpect is imported only here, so `bbv run` without --exec never loads it."""
+QEMU's serial port is its stdio on a pty (pexpect.spawn); the virtio console is a pair of FIFOs
+(pexpect.fdpexpect), see ConsolePipes. pexpect is imported only here, so `bbv run` without
+--exec never loads it."""
 
 from __future__ import annotations
 
+import os
 import secrets
-import socket
+import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -33,7 +36,7 @@ class Script:
     commands: list[str]
     expectations: list[str] = field(default_factory=list)
     timeout: float = 30.0  # for the boot up to the prompt, and for each command
-    console: Path | None = None  # talk on this virtio console socket instead of the serial
+    virtio: bool = False  # talk on the virtio console instead of the serial
     activation: str | None = None  # typed on the serial first if barebox does not activate it
 
 
@@ -62,10 +65,10 @@ class _Transcript:
 
 
 class Shell:
-    """barebox's shell on one console, a pexpect spawn (serial) or fdspawn (virtio socket)."""
+    """barebox's shell on one console, a pexpect spawn (serial) or fdspawn (virtio FIFO)."""
 
-    def __init__(self, child, label: str, keep=None):
-        self.child, self.label, self.keep = child, label, keep
+    def __init__(self, child, label: str, send: Callable[[str], object] | None = None):
+        self.child, self.label, self.send = child, label, send or child.send
         self.transcript = _Transcript()
         child.logfile_read = self.transcript
         child.delaybeforesend = None  # pexpect's default 50 ms pause is for password prompts
@@ -94,19 +97,58 @@ class Shell:
                             "the autoboot countdown or the barebox prompt")
         log = self.child.before + self.child.after
         if index == 0:
-            self.child.send(sh.abort_key(self.child.match.group(1)))
+            self.send(sh.abort_key(self.child.match.group(1)))
             self.expect(sh.PROMPT, deadline - time.monotonic(), "the barebox prompt", timeout)
             log += self.child.before
         return sh.clean(log)
 
     def run(self, command: str, timeout: float) -> tuple[str, int]:
         """Type the command at the prompt; its output and exit status once the prompt is back."""
-        self.child.send(sh.command_line(command, self.nonce) + "\n")
+        self.send(sh.command_line(command, self.nonce) + "\n")
         self.sent += 1
         self.expect(sh.status_pattern(self.nonce), timeout, f"'{sh.shorten(command)}' to finish")
         output, status = sh.command_output(self.child.before), int(self.child.match.group(1))
         self.expect(sh.PROMPT, timeout, "the barebox prompt")
         return output, status
+
+
+class ConsolePipes:
+    """The virtio console as QEMU's pipe chardev (FIFOs PATH.in and PATH.out) rather than the
+    socket of an interactive boot: QEMU drops virtconsole output that its chardev cannot take at
+    once (hw/char/virtio-console.c), and barebox sends a byte per buffer, so a unix socket
+    refuses more after a few hundred bytes that bbv has not read yet, which happens whenever
+    the host is busy. A FIFO holds 64 KiB."""
+
+    def __init__(self) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="bbv-vc-"))
+        self.base = self.dir / "con0"
+        for suffix in (".in", ".out"):
+            os.mkfifo(f"{self.base}{suffix}", 0o600)
+        self.fds: list[int] = []
+
+    def open(self) -> tuple[int, int]:
+        """(read fd, write fd); QEMU holds both FIFOs open read-write, so neither open waits."""
+        for suffix, mode in ((".out", os.O_RDONLY), (".in", os.O_WRONLY)):
+            fd = os.open(f"{self.base}{suffix}", mode | os.O_NONBLOCK)
+            os.set_blocking(fd, True)
+            self.fds.append(fd)
+        return self.fds[0], self.fds[1]
+
+    def close(self) -> None:
+        for fd in self.fds:
+            os.close(fd)
+        self.fds = []
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def pipe_console_argv(argv: list[str], base: Path) -> list[str]:
+    """bbv run's QEMU argv with the virtio console's socket chardev (id con0) made a pipe."""
+    from barebox_virtio_cli.qemu_args import opt_value
+
+    for i, arg in enumerate(argv):
+        if arg.startswith("socket,id=con0,") and argv[i - 1] == "-chardev":
+            return [*argv[:i], f"pipe,id=con0,path={opt_value(str(base))}", *argv[i + 1:]]
+    raise ValueError("no virtio console (-chardev socket,id=con0) in the QEMU command line")
 
 
 class _Drain:
@@ -142,9 +184,12 @@ def run_session(argv: list[str], script: Script, target: str,
 
     from barebox_virtio_cli.qemu_process import _set_parent_death_signal
 
-    result = ScriptResult(target, "serial" if script.console is None else "virtio",
+    result = ScriptResult(target, "virtio" if script.virtio else "serial",
                           commands=[Step(command) for command in script.commands])
     started = time.monotonic()
+    pipes = ConsolePipes() if script.virtio else None
+    if pipes is not None:
+        argv = pipe_console_argv(argv, pipes.base)
     child = pexpect.spawn(argv[0], argv[1:], echo=False, timeout=script.timeout,
                           preexec_fn=_set_parent_death_signal, **_PEXPECT_OPTIONS)
     serial = Shell(child, "serial console")
@@ -152,8 +197,8 @@ def run_session(argv: list[str], script: Script, target: str,
     try:
         step_started = time.monotonic()
         result.boot.output = serial.stop_autoboot(script.timeout)
-        if script.console is not None:
-            session = _virtio_shell(serial, script)
+        if pipes is not None:
+            session = _virtio_shell(serial, script, pipes)
             drain = _Drain(child)
             _sync(session, script)
         _finish(step, step_started, 0, on_step)
@@ -175,8 +220,8 @@ def run_session(argv: list[str], script: Script, target: str,
         if drain is not None:
             drain.stop()
         _stop(child)
-        if session is not serial:
-            session.keep.close()
+        if pipes is not None:
+            pipes.close()
     result.duration = _since(started)
     check_expectations(result, script.expectations)
     return result
@@ -184,9 +229,8 @@ def run_session(argv: list[str], script: Script, target: str,
 
 def _lost_output_note(serial: Shell, virtio: Shell) -> str:
     """barebox echoes the virtio session on the serial console too (unless cs0 is off): if the
-    serial shows the last command finished, its output was lost on the virtio console. QEMU
-    drops virtconsole output its socket cannot take (hw/char/virtio-console.c), and barebox
-    writes one byte at a time, so a reader that falls behind on a busy host loses data."""
+    serial shows the last command finished, its output was lost on the virtio console (see
+    ConsolePipes: rare with a FIFO, but 64 KiB unread on a busy host still lose data)."""
     seen = sh.statuses(serial.transcript.text(), virtio.nonce)
     if virtio.sent == 0 or len(seen) < virtio.sent:
         return ""
@@ -210,7 +254,7 @@ def _finish(step: Step, started: float, status: int,
         on_step(step)
 
 
-def _virtio_shell(serial: Shell, script: Script) -> Shell:
+def _virtio_shell(serial: Shell, script: Script, pipes: ConsolePipes) -> Shell:
     import pexpect.fdpexpect
 
     if script.activation:
@@ -218,15 +262,13 @@ def _virtio_shell(serial: Shell, script: Script) -> Shell:
         if status:
             raise SessionEnded(ERROR, f"'{script.activation}' failed on the serial console "
                                f"(exit status {status}): {output.strip()}")
-    sock = socket.socket(socket.AF_UNIX)
     try:
-        sock.connect(str(script.console))
+        read_fd, write_fd = pipes.open()
     except OSError as exc:
-        sock.close()
-        raise SessionEnded(ERROR, f"cannot connect to the virtio console {script.console}: "
+        raise SessionEnded(ERROR, f"cannot open the virtio console pipes {pipes.base}.in/.out: "
                            f"{exc.strerror}") from None
-    child = pexpect.fdpexpect.fdspawn(sock, timeout=script.timeout, **_PEXPECT_OPTIONS)
-    return Shell(child, "virtio console", keep=sock)
+    child = pexpect.fdpexpect.fdspawn(read_fd, timeout=script.timeout, **_PEXPECT_OPTIONS)
+    return Shell(child, "virtio console", send=lambda text: os.write(write_fd, text.encode()))
 
 
 def _sync(shell: Shell, script: Script) -> None:

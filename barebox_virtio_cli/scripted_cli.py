@@ -89,19 +89,23 @@ def _is_junit(path: Path) -> bool:
 
 def run_script(target, info, spec, argv: list[str], options: ScriptOptions) -> int:
     """Boot, run the script, report; the exit status is 0 only if everything held."""
+    import signal
+
     from barebox_virtio_cli import scripted_report as report
     from barebox_virtio_cli.qemu_args import activation_command, console_activation
     from barebox_virtio_cli.scripted import Script, run_session
 
     say = lambda text: click.echo(f"bbv: {text}", err=True)  # noqa: E731
-    where = "serial console" if spec.console is None else f"virtio console {spec.console}"
+    where = "serial console" if spec.console is None else "virtio console"
     activation = None
     if spec.console is not None and console_activation(target, info) == "manual":
         activation = activation_command(target)
-    script = Script(options.commands, options.expectations, options.timeout, spec.console,
-                    activation)
+    script = Script(options.commands, options.expectations, options.timeout,
+                    spec.console is not None, activation)
     if not options.json:
         say(f"booting {target.name} ({spec.image}); scripted session on the {where}")
+    for sig in (signal.SIGTERM, signal.SIGHUP):  # so that run_session stops QEMU, cleans up
+        signal.signal(sig, _exit_on_signal)
     result = run_session(argv, script, target.name,
                          on_step=None if options.json else _print_step)
     written = options.junit is None or _write_report(options.junit, report.to_junit(result))
@@ -120,6 +124,10 @@ def run_script(target, info, spec, argv: list[str], options: ScriptOptions) -> i
     if not options.json:
         say(report.summary(result))
     return 0 if result.ok and written else 1
+
+
+def _exit_on_signal(signum: int, _frame) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _write_report(path: Path, text: str) -> bool:
