@@ -190,8 +190,13 @@ def run_session(argv: list[str], script: Script, target: str,
     pipes = ConsolePipes() if script.virtio else None
     if pipes is not None:
         argv = pipe_console_argv(argv, pipes.base)
-    child = pexpect.spawn(argv[0], argv[1:], echo=False, timeout=script.timeout,
-                          preexec_fn=_set_parent_death_signal, **_PEXPECT_OPTIONS)
+    try:
+        child = pexpect.spawn(argv[0], argv[1:], echo=False, timeout=script.timeout,
+                              preexec_fn=_set_parent_death_signal, **_PEXPECT_OPTIONS)
+    except BaseException:
+        if pipes is not None:
+            pipes.close()
+        raise
     serial = Shell(child, "serial console")
     session, drain, step = serial, None, result.boot
     try:
