@@ -17,11 +17,12 @@ MIRROR_ENV = "BBV_BAREBOX_MIRROR"
 # barebox.org publishes no checksum files; these are the sha256 sums distributions pin
 # (OpenEmbedded's barebox recipes). A mirror may serve <tarball>.sha256 for other versions.
 KNOWN_SHA256 = {
+    "2025.08.0": "b32f141ee708e87cb0cc01d626adafc07bd6eb52d62ca969287d7d27462eab32",
     "2025.03.0": "0bf7118004e445bdd57feeef89ee9064982acc221e8a046c4a7994d3da6da2ec",
     "2024.09.0": "4d4ea7e232aeba2b3cb9ccf0dbf8cd8e01c65b6c615f64c3bd0c4f24f23a47da",
     "2024.08.0": "b08a762da8d63dd18b4f2d9f5d0a8da001b6e608d1b3eff6dcebc6a2e575d535",
 }
-DEFAULT_VERSION = "2025.03.0"  # the newest release whose checksum bbv knows
+DEFAULT_VERSION = "2025.08.0"  # the newest release whose checksum bbv knows
 _VERSION = re.compile(r"^\d{4}\.\d{2}\.\d+$")
 _HEX = re.compile(r"^[0-9a-fA-F]{64}$")
 
