@@ -105,16 +105,9 @@ def parse_target(path: Path, data: dict) -> Target:
 
 
 def load_file(path: Path) -> Target:
-    import tomllib
+    from barebox_virtio_cli.tomlfile import read_toml
 
-    try:
-        with path.open("rb") as fh:
-            data = tomllib.load(fh)
-    except OSError as exc:
-        raise BbvError(f"{path}: cannot read target file: {exc.strerror}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise BbvError(f"{path}: not valid TOML: {exc}") from exc
-    return parse_target(path, data)
+    return parse_target(path, read_toml(path, "target file"))
 
 
 @dataclass

@@ -4,12 +4,12 @@ commands/doctor.py gathers the facts."""
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from barebox_virtio_cli.catalog import Target
 from barebox_virtio_cli.errors import BbvError
+from barebox_virtio_cli.tomlfile import read_toml
 
 DISTROS = ("debian", "fedora")
 INSTALL = {"debian": "apt install", "fedora": "dnf install"}
@@ -27,13 +27,7 @@ class Packages:
 
 
 def load_packages(path: Path) -> Packages:
-    try:
-        with path.open("rb") as fh:
-            data = tomllib.load(fh)
-    except OSError as exc:
-        raise BbvError(f"{path}: cannot read package list: {exc.strerror}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise BbvError(f"{path}: not valid TOML: {exc}") from exc
+    data = read_toml(path, "package list")
     try:
         return Packages(**{key: data.get(key, {} if key not in ("build", "optional") else [])
                            for key in Packages.__dataclass_fields__})

@@ -10,10 +10,10 @@
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 
 from barebox_virtio_cli.errors import BbvError
+from barebox_virtio_cli.tomlfile import read_toml
 
 
 def config_file() -> Path:
@@ -24,16 +24,9 @@ def config_file() -> Path:
 
 def load() -> dict:
     path = config_file()
-    try:
-        with path.open("rb") as fh:
-            data = tomllib.load(fh)
-    except FileNotFoundError:
+    if not path.exists():
         return {}
-    except OSError as exc:
-        raise BbvError(f"{path}: cannot read config file: {exc.strerror}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise BbvError(f"{path}: not valid TOML: {exc}") from exc
-    return data
+    return read_toml(path, "config file")
 
 
 def table(data: dict, name: str) -> dict[str, str]:
