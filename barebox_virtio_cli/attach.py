@@ -119,11 +119,11 @@ def attach_run(target: Target, info: QemuInfo, spec: RunSpec, keep_running: bool
 def _start(argv: list[str], log, keep_running: bool) -> subprocess.Popen:
     """Own session: terminal signals reach bbv only, which stops QEMU itself. Without
     --keep-running QEMU also gets SIGTERM if bbv dies without cleaning up."""
-    from barebox_virtio_cli.qemu_process import _set_parent_death_signal
+    from barebox_virtio_cli.qemu_process import set_parent_death_signal
 
     return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True,
-                            preexec_fn=None if keep_running else _set_parent_death_signal)
+                            preexec_fn=None if keep_running else set_parent_death_signal)
 
 
 def _wait_for_qemu(proc: subprocess.Popen, session: Session):

@@ -20,7 +20,7 @@ HINTS = [
 ]
 
 
-def _set_parent_death_signal() -> None:
+def set_parent_death_signal() -> None:
     """QEMU gets SIGTERM if bbv dies without cleaning up (even by SIGKILL)."""
     try:
         import ctypes
@@ -60,7 +60,7 @@ def _relay_stderr(stream, seen: list[str]) -> None:
 
 def start(argv: list[str], stdin=None, stdout=None) -> subprocess.Popen:
     return subprocess.Popen(argv, stdin=stdin, stdout=stdout, stderr=subprocess.PIPE,
-                            preexec_fn=_set_parent_death_signal)
+                            preexec_fn=set_parent_death_signal)
 
 
 def stop(proc: subprocess.Popen, grace: float = 5.0) -> None:

@@ -182,7 +182,7 @@ def run_session(argv: list[str], script: Script, target: str,
     -serial mon:stdio, where Ctrl-C (the autoboot abort key) reaches the guest, not QEMU."""
     import pexpect
 
-    from barebox_virtio_cli.qemu_process import _set_parent_death_signal
+    from barebox_virtio_cli.qemu_process import set_parent_death_signal
 
     result = ScriptResult(target, "virtio" if script.virtio else "serial",
                           commands=[Step(command) for command in script.commands])
@@ -192,7 +192,7 @@ def run_session(argv: list[str], script: Script, target: str,
         argv = pipe_console_argv(argv, pipes.base)
     try:
         child = pexpect.spawn(argv[0], argv[1:], echo=False, timeout=script.timeout,
-                              preexec_fn=_set_parent_death_signal, **_PEXPECT_OPTIONS)
+                              preexec_fn=set_parent_death_signal, **_PEXPECT_OPTIONS)
     except BaseException:
         if pipes is not None:
             pipes.close()
