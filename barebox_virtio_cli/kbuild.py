@@ -15,7 +15,10 @@ from barebox_virtio_cli.errors import BbvError, UsageError
 _STEP = re.compile(r"^  ([A-Z][A-Z0-9_-]{1,15})\s+(\S.*)$")
 _ERROR = re.compile(r"(: (fatal )?error: |: undefined reference|\*\*\* |^make(\[\d+\])?: \*\*\*"
                     r"|^Error: |No rule to make target)")
-_NOT_IMAGE = re.compile(r"(\.o|\.map|\.lds|\.pblb?|\.sum|\.z|\.sha\.bin|\.cmd|\.tmp)$")
+# Kbuild's intermediates, and the empty placeholders barebox leaves for images whose firmware
+# is missing.
+_NOT_IMAGE = re.compile(r"(\.o|\.map|\.lds|\.pblb?|\.sum|\.z|\.sha\.bin|\.cmd|\.tmp"
+                        r"|\.missing-firmware)$")
 _VIRTUAL = re.compile(r"^([\w.+-]+_defconfig):", re.M)
 _PATTERN = re.compile(r"^%(_[\w-]+_defconfig):", re.M)
 _64BIT = re.compile(r"^CONFIG_(ARM64|64BIT|ARCH_RV64I)=y", re.M)

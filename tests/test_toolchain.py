@@ -179,3 +179,16 @@ def test_defconfig_outside_the_catalog_accepts_any_compiler_of_its_arch(tmp_path
     target = _toolchain_target(catalog, Plan("arm", "imx_defconfig", None, "given"), None)
     found = finder(tmp_path, {"CROSS_COMPILE": "aarch64-linux-gnu-"}).find(target, "imx_defconfig")
     assert found.info.machine == "aarch64-linux-gnu"
+
+
+def test_image_listing_skips_intermediates_and_missing_firmware_placeholders(tmp_path):
+    from barebox_virtio_cli.kbuild import images
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    names = ["barebox-dt-2nd.img", "barebox-rk3568.img", "start_dt_2nd.pbl", "start.pblb",
+             "pbl.lds", "piggy.o", "barebox.z", "barebox-imx8mp-evk.img.missing-firmware",
+             ".barebox-dt-2nd.img.cmd"]
+    for name in names:
+        (folder / name).write_bytes(b"x")
+    assert [p.name for p in images(tmp_path)] == ["barebox-dt-2nd.img", "barebox-rk3568.img"]
