@@ -21,8 +21,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "toolchain": ("toolchain", "toolchain", "Download a kernel.org cross toolchain (fetch)."),
     "doctor": ("doctor", "doctor", "Check what this host needs to build and boot each target."),
     "image": ("image", "image", "Make disk images for --blk (MBR, FAT, files copied in)."),
-    "quickstart": ("quickstart", "quickstart",
-                   "Get and build barebox, boot it with virtio disks, RNG, console; check them."),
+    "quickstart": ("quickstart", "quickstart", "Get, build, boot and check barebox in one go."),
     "export": ("export", "export", "Write a labgrid environment or LAVA job for a bbv run setup."),
 }
 
