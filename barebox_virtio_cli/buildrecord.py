@@ -5,9 +5,10 @@ images). An index in the state dir maps each target to the build directory built
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
+
+from barebox_virtio_cli.jsonfile import read_object, write_json
 
 RECORD_NAME = "bbv-build.json"
 
@@ -23,35 +24,20 @@ def _index_file() -> Path:
 
 
 def read_record(build_dir: Path) -> dict | None:
-    try:
-        data = json.loads((build_dir / RECORD_NAME).read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
+    return read_object(build_dir / RECORD_NAME)
 
 
 def write_record(build_dir: Path, record: dict) -> None:
     """Write the record into the build directory and point the index at it."""
     record = {**record, "build_dir": str(build_dir.resolve())}
-    _write_json(build_dir / RECORD_NAME, record)
+    write_json(build_dir / RECORD_NAME, record, indent=2)
     index = _read_index()
     index[record["target"]] = record["build_dir"]
-    _write_json(_index_file(), index)
+    write_json(_index_file(), index, indent=2)
 
 
 def _read_index() -> dict:
-    try:
-        data = json.loads(_index_file().read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _write_json(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
+    return read_object(_index_file()) or {}
 
 
 def candidate_build_dirs(target_name: str, cwd: Path) -> list[Path]:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from barebox_virtio_cli.errors import BbvError, UsageError
+from barebox_virtio_cli.jsonfile import read_object, stamp, write_cache
 
 DEVICE_KINDS = ("blk", "rng", "console", "input", "net", "9p")
 
@@ -162,37 +162,23 @@ def _target_files(dirs: list[Path]) -> list[Path]:
     return list(files.values())
 
 
-def _stamps(files: list[Path]) -> list[list]:
-    stamps = []
-    for path in files:
-        st = os.stat(path)
-        stamps.append([str(path), st.st_mtime_ns, st.st_size])
-    return stamps
-
-
 def _cached_targets(files: list[Path]) -> list[Target]:
     """Parsing and validating TOML costs more than bbv's whole start-up budget allows, so the
     validated catalog is cached as JSON, keyed on every target file's path, mtime and size."""
     from barebox_virtio_cli.paths import cache_dir
 
     cache = cache_dir() / "catalog.json"
-    stamps = _stamps(files)
-    try:
-        data = json.loads(cache.read_text())
-        if data["stamps"] == stamps:
-            return [Target(name=Path(p).stem, path=Path(p), **d)
-                    for p, d in zip([s[0] for s in stamps], data["targets"], strict=True)]
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
+    stamps = [[str(path), *stamp(path)] for path in files]
+    data = read_object(cache) or {}
+    if data.get("stamps") == stamps:
+        try:
+            return [Target(name=path.stem, path=path, **d)
+                    for path, d in zip(files, data["targets"], strict=True)]
+        except (KeyError, TypeError, ValueError):
+            pass
     targets = [load_file(path) for path in files]
     raw = [{k: v for k, v in vars(t).items() if k not in ("name", "path")} for t in targets]
-    try:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_name(f".catalog.{os.getpid()}")
-        tmp.write_text(json.dumps({"stamps": stamps, "targets": raw}))
-        os.replace(tmp, cache)
-    except OSError:
-        pass  # an unwritable cache only costs time
+    write_cache(cache, {"stamps": stamps, "targets": raw})
     return targets
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from barebox_virtio_cli.errors import BbvError
+from barebox_virtio_cli.jsonfile import read_object, stamp, write_cache
 
 CACHE_FORMAT = 2
 # Types whose properties bbv needs to know: every virtio device it may generate, both transports.
@@ -85,41 +86,23 @@ def _cache_file() -> Path:
     return cache_dir() / "qemu-probes.json"
 
 
-def _stamp(path: str) -> list[int]:
-    st = os.stat(path)
-    return [st.st_mtime_ns, st.st_size]
-
-
 def probe(binary_path: str, use_cache: bool = True) -> QemuInfo:
     """QemuInfo for an absolute binary path; the QMP session runs only on a cache miss."""
     real = os.path.realpath(binary_path)
     cache_path = _cache_file()
     cache: dict = {}
     if use_cache:
-        try:
-            cache = json.loads(cache_path.read_text())
-        except (OSError, ValueError):
-            cache = {}
+        cache = read_object(cache_path) or {}
         if cache.get("format") != CACHE_FORMAT:
             cache = {"format": CACHE_FORMAT}
         entry = cache.get("probes", {}).get(real)
-        if entry and entry.get("stamp") == _stamp(real):
+        if entry and entry.get("stamp") == stamp(real):
             return QemuInfo.from_json(entry["info"])
     info = _probe_qmp(binary_path)
     if use_cache:
-        cache.setdefault("probes", {})[real] = {"stamp": _stamp(real), "info": info.to_json()}
-        _write_atomic(cache_path, json.dumps(cache))
+        cache.setdefault("probes", {})[real] = {"stamp": stamp(real), "info": info.to_json()}
+        write_cache(cache_path, cache)
     return info
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}")
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    except OSError:
-        pass  # a cache that cannot be written only costs time
 
 
 def _probe_qmp(binary: str) -> QemuInfo:

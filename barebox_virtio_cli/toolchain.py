@@ -9,7 +9,6 @@ the target's known prefixes on PATH and in the usual install places. A candidate
 from __future__ import annotations
 
 import glob
-import json
 import os
 import subprocess
 from collections.abc import Callable, Iterable, Mapping
@@ -19,6 +18,7 @@ from pathlib import Path
 
 from barebox_virtio_cli.catalog import Target
 from barebox_virtio_cli.errors import BbvError
+from barebox_virtio_cli.jsonfile import read_object, stamp, write_cache
 
 # Beyond PATH: where cross toolchains usually get unpacked (kernel.org crosstool lands in
 # /opt/gcc-<ver>-nolibc/<triplet>/bin, crosstool-ng in ~/x-tools/<triplet>/bin).
@@ -135,20 +135,14 @@ class ProbeCache:
     def __init__(self, path: Path):
         self.path = path
         self.dirty = False
-        try:
-            self.data = json.loads(path.read_text())
-        except (OSError, ValueError):
-            self.data = {}
-        if not isinstance(self.data, dict):
-            self.data = {}
+        self.data = read_object(path) or {}
 
     def probe(self, gcc: Path) -> GccInfo | None:
         real = os.path.realpath(gcc)
         try:
-            st = os.stat(real)
+            key = stamp(real)
         except OSError:
             return None
-        key = [st.st_mtime_ns, st.st_size]
         hit = self.data.get(real)
         if isinstance(hit, dict) and hit.get("key") == key:
             return GccInfo(str(gcc), hit["machine"], hit["version"])
@@ -159,16 +153,9 @@ class ProbeCache:
         return info
 
     def save(self) -> None:
-        if not self.dirty:
-            return
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}")
-            tmp.write_text(json.dumps(self.data))
-            os.replace(tmp, self.path)
-        except OSError:
-            pass  # a cache that cannot be written only costs time
-        self.dirty = False
+        if self.dirty:
+            write_cache(self.path, self.data)
+            self.dirty = False
 
 
 def run_probe(gcc: Path) -> GccInfo | None:
