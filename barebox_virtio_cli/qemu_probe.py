@@ -108,6 +108,8 @@ def probe(binary_path: str, use_cache: bool = True) -> QemuInfo:
 def _probe_qmp(binary: str) -> QemuInfo:
     import subprocess
 
+    from barebox_virtio_cli.qemu_process import set_parent_death_signal
+
     requests = [{"execute": "qmp_capabilities"},
                 {"execute": "query-version"},
                 {"execute": "qom-list-types", "arguments": {"implements": "device"}},
@@ -118,7 +120,8 @@ def _probe_qmp(binary: str) -> QemuInfo:
     argv = [binary, "-M", "none", "-S", "-nodefaults", "-display", "none", "-qmp", "stdio"]
     try:
         proc = subprocess.run(argv, input="\n".join(json.dumps(r) for r in requests) + "\n",
-                              capture_output=True, text=True, timeout=30, check=False)
+                              capture_output=True, text=True, timeout=30, check=False,
+                              preexec_fn=set_parent_death_signal)  # no orphan if bbv is killed
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise BbvError(f"could not ask {binary} what it supports: {exc}") from exc
     replies = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -61,14 +63,54 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
-def wait_for_child(proc: subprocess.Popen, timeout: float = 20) -> int:
+def wait_for_child(proc: subprocess.Popen, timeout: float = 20, poll: float = 0.05) -> int:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         kids = children(proc.pid)
         if kids:
             return kids[0]
-        time.sleep(0.05)
+        time.sleep(poll)
     raise AssertionError("bbv started no QEMU")
+
+
+def warm_probe_cache(tree: Path) -> None:
+    """A dry run caches bbv's QEMU probe, so that the next bbv's first child is the boot QEMU
+    (not the short-lived probe QEMU, whose death would prove nothing)."""
+    assert bbv("run", "--blk", "a.img", "-n", cwd=tree).returncode == 0
+
+
+def wait_until(condition, what: str, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting for {what}")
+        time.sleep(0.02)
+
+
+def catches(pid: int, *signals: int) -> bool:
+    """Whether the process has handlers installed for all these signals (SigCgt in /proc)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    mask = int(next(line for line in status.splitlines() if line.startswith("SigCgt:"))
+               .split()[1], 16)
+    return all(mask >> (sig - 1) & 1 for sig in signals)
+
+
+def is_qemu(pid: int) -> bool:
+    try:
+        return "qemu-system" in os.readlink(f"/proc/{pid}/exe")
+    except OSError:
+        return False
+
+
+def image_locked(path: Path) -> bool:
+    """Whether another open file holds one of QEMU's byte-range locks (offsets 100-299)."""
+    flock = struct.pack("hhqqi4x", fcntl.F_WRLCK, os.SEEK_SET, 100, 200, 0)
+    with open(path, "rb") as fh:
+        answer = fcntl.fcntl(fh, fcntl.F_OFD_GETLK, flock)
+    return struct.unpack("hhqqi4x", answer)[0] != fcntl.F_UNLCK
 
 
 @needs_arm
@@ -167,8 +209,9 @@ def test_image_in_use_by_another_qemu(tree):
          "-monitor", "none", "-drive", f"if=none,id=d,format=raw,file={tree / 'a.img'}",
          "-device", "virtio-blk-device,drive=d"], stderr=subprocess.PIPE)
     try:
-        time.sleep(1.0)
-        assert holder.poll() is None
+        wait_until(lambda: image_locked(tree / "a.img") or holder.poll() is not None,
+                   "QEMU to lock a.img")
+        assert holder.poll() is None, holder.stderr.read()
         one_line_error(bbv("run", "--blk", "a.img", "-n", cwd=tree), 2,
                        "in use by another QEMU", "--snapshot")
         assert bbv("run", "--blk", "a.img", "--snapshot", "-n", cwd=tree).returncode == 0
@@ -195,11 +238,15 @@ def test_qemu_error_gets_a_hint(tree):
 
 @needs_arm
 def test_quit_key_on_the_serial_console_ends_with_status_zero(tree):
+    warm_probe_cache(tree)
     proc = subprocess.Popen(BBV + ["run", "--blk", "a.img"], cwd=tree, stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    qemu = wait_for_child(proc)
-    time.sleep(0.5)
-    out, err = proc.communicate(b"\x01x", timeout=20)
+    try:
+        qemu = wait_for_child(proc)
+        time.sleep(0.5)
+        out, err = proc.communicate(b"\x01x", timeout=20)
+    finally:
+        proc.kill()  # QEMU follows (parent-death signal) if the test failed half-way
     assert proc.returncode == 0, err
     assert b"Ctrl-A X quits QEMU" in err
     assert not alive(qemu)
@@ -208,13 +255,20 @@ def test_quit_key_on_the_serial_console_ends_with_status_zero(tree):
 @needs_arm
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
 def test_signals_to_bbv_never_leave_qemu_running(tree, sig):
+    warm_probe_cache(tree)
     proc = subprocess.Popen(BBV + ["run", "--blk", "a.img", "--console"], cwd=tree,
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
-    qemu = wait_for_child(proc)
-    time.sleep(0.5)
-    proc.send_signal(sig)
-    _, err = proc.communicate(timeout=20)
+    try:
+        qemu = wait_for_child(proc)
+        # Both have their handlers: QEMU ends cleanly on SIGTERM, bbv forwards all three.
+        wait_until(lambda: is_qemu(qemu) and catches(qemu, signal.SIGTERM)
+                   and catches(proc.pid, signal.SIGINT, signal.SIGTERM, signal.SIGHUP),
+                   "QEMU and bbv to handle signals")
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=20)
+    finally:
+        proc.kill()
     assert not alive(qemu)
     # QEMU ends on the forwarded SIGTERM with status 0, and bbv reports QEMU's status.
     assert proc.returncode == 0, err
@@ -222,13 +276,19 @@ def test_signals_to_bbv_never_leave_qemu_running(tree, sig):
 
 
 @needs_arm
-def test_qemu_dies_with_bbv_even_on_sigkill(tree):
+@pytest.mark.parametrize("stage", ["probe", "boot"])
+def test_qemu_dies_with_bbv_even_on_sigkill(tree, stage):
+    if stage == "boot":
+        warm_probe_cache(tree)
     proc = subprocess.Popen(BBV + ["run", "--blk", "a.img"], cwd=tree, stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    qemu = wait_for_child(proc)
+    qemu = wait_for_child(proc, poll=0.0005)  # killed as early as can be: before QEMU's exec
     proc.kill()
     proc.wait()
     deadline = time.monotonic() + 10
     while alive(qemu) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not alive(qemu)
+    orphaned = alive(qemu)
+    if orphaned:
+        os.kill(qemu, signal.SIGKILL)
+    assert not orphaned
