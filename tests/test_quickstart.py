@@ -156,7 +156,7 @@ def test_bad_options_are_one_line_usage_errors(tmp_path):
     assert done.returncode == 2 and "holds other files" in error_line(done)
     assert (tmp_path / "mine.txt").read_text() == "keep me"
     done = bbv("--target", "nosuch", "--src", str(tmp_path))
-    assert done.returncode == 2
+    assert done.returncode == 2 and "unknown target 'nosuch'" in error_line(done)
 
 
 def test_offline_without_src_says_to_pass_src(tmp_path):
