@@ -18,6 +18,7 @@ from pathlib import Path
 
 from barebox_virtio_cli import kbuild
 from barebox_virtio_cli.errors import BbvError
+from barebox_virtio_cli.hosttools import on_path
 
 LOCK_NAME = ".bbv-lock"
 LOG_NAME = "bbv-build.log"
@@ -26,7 +27,7 @@ HOST_TOOLS = {"make": "make", "gcc": "gcc", "bison": "bison", "flex": "flex"}
 
 
 def check_host_tools(path_env: str | None = None) -> None:
-    missing = [t for t in HOST_TOOLS if shutil.which(t, path=path_env) is None]
+    missing = [t for t in HOST_TOOLS if on_path(t, path_env) is None]
     if missing:
         raise BbvError(f"host tools missing: {', '.join(missing)}; install them, on Debian: "
                        f"apt install {' '.join(HOST_TOOLS[t] for t in missing)}")

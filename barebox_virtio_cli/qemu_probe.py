@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from barebox_virtio_cli.errors import BbvError
+from barebox_virtio_cli.hosttools import on_path
 from barebox_virtio_cli.jsonfile import read_object, stamp, write_cache
 
 CACHE_FORMAT = 2
@@ -63,17 +64,8 @@ class QemuInfo:
         )
 
 
-def which(name: str) -> str | None:
-    """shutil.which without importing shutil (and bz2, lzma) on bbv's start-up path."""
-    for directory in os.environ.get("PATH", os.defpath).split(os.pathsep):
-        path = os.path.join(directory, name)
-        if os.path.isfile(path) and os.access(path, os.X_OK):
-            return path
-    return None
-
-
 def find_binary(name: str, package: str = "") -> str:
-    path = which(name)
+    path = on_path(name)
     if path is None:
         hint = f" (Debian/Ubuntu: apt install {package})" if package else ""
         raise BbvError(f"{name} is not installed or not on PATH{hint}")

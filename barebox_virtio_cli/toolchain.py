@@ -18,6 +18,7 @@ from pathlib import Path
 
 from barebox_virtio_cli.catalog import Target
 from barebox_virtio_cli.errors import BbvError
+from barebox_virtio_cli.hosttools import on_path
 from barebox_virtio_cli.jsonfile import read_object, stamp, write_cache
 
 # Beyond PATH: where cross toolchains usually get unpacked (kernel.org crosstool lands in
@@ -112,11 +113,8 @@ def _first(key: str, seen: set[str]) -> bool:
 
 
 def _which(name: str, path_env: str) -> Path | None:
-    for p in path_env.split(os.pathsep):
-        cand = Path(p) / name
-        if p and os.access(cand, os.X_OK) and cand.is_file():
-            return cand
-    return None
+    found = on_path(name, path_env)
+    return Path(found) if found else None
 
 
 def gcc_path(prefix: str, path_env: str) -> Path | None:

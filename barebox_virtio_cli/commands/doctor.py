@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 
 import click
 
@@ -31,9 +30,10 @@ def packages() -> Packages:
 
 def probe_qemu(target: Target) -> dict:
     """QEMU path, version and machine/firmware facts, from the cached QMP probe."""
+    from barebox_virtio_cli.hosttools import on_path
     from barebox_virtio_cli.qemu_probe import probe
 
-    path = shutil.which(target.qemu)
+    path = on_path(target.qemu)
     if path is None:
         return {}
     try:
