@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from barebox_virtio_cli.errors import UsageError
+from barebox_virtio_cli.status import say
 
 DEFAULT_TIMEOUT = 30.0
 
@@ -95,7 +96,6 @@ def run_script(target, info, spec, argv: list[str], options: ScriptOptions) -> i
     from barebox_virtio_cli.qemu_args import activation_command, console_activation
     from barebox_virtio_cli.scripted import Script, run_session
 
-    say = lambda text: click.echo(f"bbv: {text}", err=True)  # noqa: E731
     where = "serial console" if spec.console is None else "virtio console"
     activation = None
     if spec.console is not None and console_activation(target, info) == "manual":
@@ -134,7 +134,7 @@ def _write_report(path: Path, text: str) -> bool:
     try:
         path.write_text(text)
     except OSError as exc:
-        click.echo(f"bbv: error: cannot write --junit {path}: {exc.strerror}", err=True)
+        say(f"error: cannot write --junit {path}: {exc.strerror}")
         return False
     return True
 
@@ -143,7 +143,7 @@ def _print_step(step) -> None:
     from barebox_virtio_cli.scripted_report import step_lines
 
     if step.command is None:
-        click.echo(f"bbv: barebox prompt after {step.duration:.1f} s", err=True)
+        say(f"barebox prompt after {step.duration:.1f} s")
         return
     for line in step_lines(step):
         click.echo(line)

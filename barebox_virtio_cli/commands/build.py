@@ -14,6 +14,7 @@ import click
 from barebox_virtio_cli import buildrecord, kbuild
 from barebox_virtio_cli.catalog import Catalog, Target, load_catalog
 from barebox_virtio_cli.errors import BbvError, UsageError
+from barebox_virtio_cli.status import say
 
 # What barebox's own container builds add (scripts/container.sh): the target tools need a libc.
 DISABLE_TARGET_TOOLS = "common/boards/configs/disable_target_tools.config"
@@ -81,10 +82,6 @@ def build(target: str | None, src: Path | None, arch: str | None, defconfig: str
             "images": [str(p) for p in images], "seconds": round(seconds, 1),
         })
     _summary(out, images, image, seconds)
-
-
-def say(message: str) -> None:
-    click.echo(f"bbv: {message}", err=True)
 
 
 def _build_dir(src: Path, plan: kbuild.Plan, given: Path | None) -> Path:

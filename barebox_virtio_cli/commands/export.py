@@ -12,6 +12,7 @@ import click
 from barebox_virtio_cli.commands.run import prepare, run_options
 from barebox_virtio_cli.errors import UsageError
 from barebox_virtio_cli.qemu_args import build_command
+from barebox_virtio_cli.status import say
 
 
 def _output_options(func):
@@ -89,8 +90,8 @@ def lava(output: str, force: bool, job_name: str | None, commands: tuple[str, ..
     job = lava_job(target, spec, groups, job_name or f"bbv {target.name}", list(commands),
                    job_timeout)
     if lava_arch(target) not in LAVA_ARCHES:
-        click.echo(f"bbv: warning: LAVA's stock qemu device type has no arch "
-                   f"'{lava_arch(target)}'; the lab's device type must list it", err=True)
+        say(f"warning: LAVA's stock qemu device type has no arch '{lava_arch(target)}'; "
+            "the lab's device type must list it")
     _write(output, force, to_yaml(job, f"LAVA job for bbv target '{target.name}', written by "
                                        "'bbv export lava'; image URLs are file:// paths on "
                                        "this machine"))
@@ -113,4 +114,4 @@ def _write(output: str, force: bool, text: str) -> None:
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
-    click.echo(f"bbv: wrote {path}", err=True)
+    say(f"wrote {path}")

@@ -12,6 +12,7 @@ import click
 
 from barebox_virtio_cli.errors import BbvError, UsageError
 from barebox_virtio_cli.image_plan import ImagePlan, Step, make_plan, parse_add, parse_size, steps
+from barebox_virtio_cli.status import say
 
 
 @click.group()
@@ -52,8 +53,8 @@ def create(file: Path, size: str, partition: str | None, fat: bool, adds: tuple[
         raise UsageError(f"directory {file.parent} does not exist")
     build(plan, file, force)
     what = ", ".join(w for w, on in (("MBR", partition), ("FAT", fat)) if on) or "blank"
-    click.echo(f"bbv: wrote {file} ({size}, {what}, {len(files)} file(s) added); "
-               f"use it with 'bbv run --blk {file}'", err=True)
+    say(f"wrote {file} ({size}, {what}, {len(files)} file(s) added); "
+        f"use it with 'bbv run --blk {file}'")
 
 
 def build(plan: ImagePlan, path: Path, force: bool) -> None:

@@ -23,6 +23,7 @@ from barebox_virtio_cli.qemu_args import (
 )
 from barebox_virtio_cli.qemu_probe import QemuInfo, find_binary, probe
 from barebox_virtio_cli.scripted_cli import pop_script, run_script, script_options
+from barebox_virtio_cli.status import say
 
 
 def resolve_image(target: Target, image: str | None, cwd: Path) -> Path:
@@ -239,7 +240,6 @@ def run(dry_run: bool, **opts) -> None:
 
 
 def _announce(target: Target, info: QemuInfo, spec: RunSpec) -> None:
-    say = lambda text: click.echo(f"bbv: {text}", err=True)  # noqa: E731
     say(f"booting {target.name} ({spec.image}); serial console below, Ctrl-A X quits QEMU")
     if spec.console is not None:
         say(f"virtio console: bbv console {spec.console}")

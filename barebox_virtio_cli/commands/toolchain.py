@@ -9,6 +9,7 @@ import click
 
 from barebox_virtio_cli.catalog import Target, load_catalog
 from barebox_virtio_cli.errors import BbvError, UsageError
+from barebox_virtio_cli.status import say
 
 
 @click.group()
@@ -38,7 +39,7 @@ def fetch(arch: str, version: str | None, mirror: str | None, force: bool) -> No
     version = version or tf.DEFAULT_VERSION
     base = mirror or tf.mirror_url(os.environ, userconfig.table(userconfig.load(), "toolchain"))
     name = tf.install_name(version, target.crosstool_triplet)
-    click.echo(f"bbv: fetching {name} for {target.name} from {base}", err=True)
+    say(f"fetching {name} for {target.name} from {base}")
     with _progress(name) as update:
         prefix = tf.fetch(data_dir() / "toolchains", base, version, target.crosstool_triplet,
                           tf.host_dir(), update, force=force,
