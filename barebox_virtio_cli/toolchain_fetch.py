@@ -160,6 +160,36 @@ class Downloader:
                        f"{self.hint}")
 
 
+class DownloadBar:
+    """A rich download bar on a terminal, nothing otherwise."""
+
+    def __init__(self, name: str):
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+
+        console = Console(stderr=True)
+        self.bar = Progress("{task.description}", BarColumn(), DownloadColumn(),
+                            TransferSpeedColumn(), TimeRemainingColumn(), console=console,
+                            transient=True, disable=not console.is_terminal)
+        self.task = self.bar.add_task(name, total=None)
+
+    def __enter__(self):
+        self.bar.start()
+        return self.update
+
+    def __exit__(self, *exc) -> None:
+        self.bar.stop()
+
+    def update(self, done: int, total: int) -> None:
+        self.bar.update(self.task, completed=done, total=total or None)
+
+
 class _Interrupted(Exception):
     pass
 

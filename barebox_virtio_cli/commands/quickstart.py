@@ -166,7 +166,6 @@ def _download(version: str, given: str | None) -> Path:
     """The release tarball in the cache, downloaded and verified once; its sum is kept beside
     it, so that later runs, offline too, check the cached file against it."""
     from barebox_virtio_cli import toolchain_fetch as tf
-    from barebox_virtio_cli.commands.toolchain import _progress
     from barebox_virtio_cli.paths import cache_dir
 
     name = qs.tarball_name(version)
@@ -189,7 +188,7 @@ def _download(version: str, given: str | None) -> Path:
     tmp = Path(tmp_name)
     try:
         say(f"downloading {base}/{name}")
-        with _progress(name) as update:
+        with tf.DownloadBar(name) as update:
             got = downloader.to_file(f"{base}/{name}", tmp, update)
         if got != expected:
             raise BbvError(f"checksum mismatch for {name}: expected {expected}, got {got}; "

@@ -40,7 +40,7 @@ def fetch(arch: str, version: str | None, mirror: str | None, force: bool) -> No
     base = mirror or tf.mirror_url(os.environ, userconfig.table(userconfig.load(), "toolchain"))
     name = tf.install_name(version, target.crosstool_triplet)
     say(f"fetching {name} for {target.name} from {base}")
-    with _progress(name) as update:
+    with tf.DownloadBar(name) as update:
         prefix = tf.fetch(data_dir() / "toolchains", base, version, target.crosstool_triplet,
                           tf.host_dir(), update, force=force,
                           verify=lambda p: _verify(p, target))
@@ -58,33 +58,3 @@ def _verify(prefix: str, target: Target) -> None:
     if not machine_matches(info.machine, target.gcc_machine):
         raise BbvError(f"the downloaded compiler builds for {info.machine}, not for target "
                        f"'{target.name}'; nothing was installed")
-
-
-class _progress:
-    """A rich download bar on a terminal, nothing otherwise."""
-
-    def __init__(self, name: str):
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            DownloadColumn,
-            Progress,
-            TimeRemainingColumn,
-            TransferSpeedColumn,
-        )
-
-        console = Console(stderr=True)
-        self.bar = Progress("{task.description}", BarColumn(), DownloadColumn(),
-                            TransferSpeedColumn(), TimeRemainingColumn(), console=console,
-                            transient=True, disable=not console.is_terminal)
-        self.task = self.bar.add_task(name, total=None)
-
-    def __enter__(self):
-        self.bar.start()
-        return self.update
-
-    def __exit__(self, *exc) -> None:
-        self.bar.stop()
-
-    def update(self, done: int, total: int) -> None:
-        self.bar.update(self.task, completed=done, total=total or None)
