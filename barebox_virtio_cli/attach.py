@@ -119,7 +119,7 @@ def attach_run(target: Target, info: QemuInfo, spec: RunSpec, keep_running: bool
 def _start(argv: list[str], log, keep_running: bool) -> subprocess.Popen:
     """Own session: terminal signals reach bbv only, which stops QEMU itself. Without
     --keep-running QEMU also gets SIGTERM if bbv dies without cleaning up."""
-    from barebox_virtio_cli.qemu_process import set_parent_death_signal
+    from barebox_virtio_cli.processes import set_parent_death_signal
 
     return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True,
@@ -172,7 +172,7 @@ def _check_alive(proc: subprocess.Popen, session: Session) -> None:
 
 def _shutdown(proc: subprocess.Popen, qmp) -> None:
     """QMP quit (a clean exit, QEMU removes its sockets), then SIGTERM, then SIGKILL."""
-    from barebox_virtio_cli.qemu_process import stop
+    from barebox_virtio_cli.processes import stop
 
     if proc.poll() is None and qmp is not None:
         with suppress(Exception):  # QEMU already gone, or it did not answer in time

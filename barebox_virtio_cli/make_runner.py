@@ -19,6 +19,7 @@ from pathlib import Path
 from barebox_virtio_cli import kbuild
 from barebox_virtio_cli.errors import BbvError
 from barebox_virtio_cli.hosttools import on_path
+from barebox_virtio_cli.processes import set_parent_death_signal, stop
 
 LOCK_NAME = ".bbv-lock"
 LOG_NAME = "bbv-build.log"
@@ -111,7 +112,8 @@ def run(argv: list[str], cwd: Path, log: Path, label: str, verbose: bool) -> Mak
     try:
         proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                text=True, errors="replace", bufsize=1)
+                                text=True, errors="replace", bufsize=1,
+                                preexec_fn=set_parent_death_signal)
     except OSError as exc:
         raise BbvError(f"cannot run {argv[0]}: {exc.strerror}; on Debian: apt install make") \
             from exc
@@ -146,13 +148,7 @@ def _stopped_on_exit(proc: subprocess.Popen) -> Iterator[None]:
     finally:
         for sig, handler in old.items():
             signal.signal(sig, handler)
-        if proc.poll() is None:
-            proc.terminate()  # make passes SIGTERM on to the compilers it runs
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop(proc, grace=10)  # make passes SIGTERM on to the compilers it runs
 
 
 @contextmanager

@@ -100,7 +100,7 @@ def probe(binary_path: str, use_cache: bool = True) -> QemuInfo:
 def _probe_qmp(binary: str) -> QemuInfo:
     import subprocess
 
-    from barebox_virtio_cli.qemu_process import set_parent_death_signal
+    from barebox_virtio_cli.processes import set_parent_death_signal
 
     requests = [{"execute": "qmp_capabilities"},
                 {"execute": "query-version"},

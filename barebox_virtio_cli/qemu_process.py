@@ -10,6 +10,8 @@ import subprocess
 import sys
 import threading
 
+from barebox_virtio_cli.processes import set_parent_death_signal, stop
+
 HINTS = [
     ('Failed to get "write" lock', "another QEMU is using that image: stop it, or add --snapshot"),
     ("No 'virtio-bus' bus found", "more virtio devices than the machine has transports"),
@@ -19,29 +21,6 @@ HINTS = [
     ("fw_cfg device not available", "this QEMU's fw_cfg is broken for the machine; drop --env"),
 ]
 
-
-_forking_pid = os.getpid()
-
-
-def _note_forking_pid() -> None:
-    global _forking_pid
-    _forking_pid = os.getpid()
-
-
-os.register_at_fork(before=_note_forking_pid)
-
-
-def set_parent_death_signal() -> None:
-    """QEMU gets SIGTERM if bbv dies without cleaning up (even by SIGKILL). Runs in the child
-    between fork and exec: if bbv died before the prctl, no signal would ever come, so stop."""
-    try:
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-    if os.getppid() != _forking_pid:
-        os._exit(1)
 
 
 class _TerminalGuard:
@@ -75,16 +54,6 @@ def _relay_stderr(stream, seen: list[str]) -> None:
 def start(argv: list[str], stdin=None, stdout=None) -> subprocess.Popen:
     return subprocess.Popen(argv, stdin=stdin, stdout=stdout, stderr=subprocess.PIPE,
                             preexec_fn=set_parent_death_signal)
-
-
-def stop(proc: subprocess.Popen, grace: float = 5.0) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(grace)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def exit_status(returncode: int) -> int:

@@ -182,7 +182,7 @@ def run_session(argv: list[str], script: Script, target: str,
     -serial mon:stdio, where Ctrl-C (the autoboot abort key) reaches the guest, not QEMU."""
     import pexpect
 
-    from barebox_virtio_cli.qemu_process import set_parent_death_signal
+    from barebox_virtio_cli.processes import set_parent_death_signal
 
     result = ScriptResult(target, "virtio" if script.virtio else "serial",
                           commands=[Step(command) for command in script.commands])

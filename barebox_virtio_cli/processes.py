@@ -1,0 +1,42 @@
+"""Child processes (QEMU, make) that never outlive bbv."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+
+_forking_pid = os.getpid()
+
+
+def _note_forking_pid() -> None:
+    global _forking_pid
+    _forking_pid = os.getpid()
+
+
+os.register_at_fork(before=_note_forking_pid)
+
+
+def set_parent_death_signal() -> None:
+    """The child gets SIGTERM if bbv dies without cleaning up (even by SIGKILL). Runs in the
+    child between fork and exec: if bbv died before the prctl, no signal would ever come, so
+    stop."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != _forking_pid:
+        os._exit(1)
+
+
+def stop(proc: subprocess.Popen, grace: float = 5.0) -> None:
+    """SIGTERM, then SIGKILL after `grace` seconds; reaped either way."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
