@@ -17,8 +17,8 @@ import time
 
 
 def detect_ms(target, defconfig: str) -> tuple[float, str]:
+    from barebox_virtio_cli.build.toolchain import Finder
     from barebox_virtio_cli.errors import BbvError
-    from barebox_virtio_cli.toolchain import Finder
 
     start = time.perf_counter()
     try:
@@ -34,7 +34,7 @@ def main() -> None:
     runs = parser.parse_args().runs
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["BBV_CACHE_DIR"] = tmp
-        from barebox_virtio_cli.catalog import load_catalog
+        from barebox_virtio_cli.targets.catalog import load_catalog
 
         catalog = load_catalog()
         worst = 0.0

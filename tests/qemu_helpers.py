@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from barebox_virtio_cli.qemu_probe import QemuInfo
+from barebox_virtio_cli.qemu.probe import QemuInfo
 
 KINDS = ("blk", "rng", "serial", "keyboard", "net", "9p")
 

@@ -4,8 +4,8 @@ from pathlib import Path
 import pytest
 from conftest import ROOT
 
-from barebox_virtio_cli.catalog import load_catalog, load_file
 from barebox_virtio_cli.errors import BbvError, UsageError
+from barebox_virtio_cli.targets.catalog import load_catalog, load_file
 
 REQUIRED_TARGETS = {"vexpress", "armv8", "malta", "maltael", "riscv64", "riscv32", "x86-efi"}
 

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from barebox_virtio_cli.commands.console import parse_wait
-from barebox_virtio_cli.console_logic import (
+from barebox_virtio_cli.console.logic import (
     Activator,
     Endpoint,
     EscapeFilter,

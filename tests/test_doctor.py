@@ -12,9 +12,8 @@ import sys
 import pytest
 from conftest import need
 
-from barebox_virtio_cli.catalog import load_catalog
 from barebox_virtio_cli.commands.doctor import packages
-from barebox_virtio_cli.doctor import (
+from barebox_virtio_cli.doctor.checks import (
     TargetFacts,
     Verdict,
     host_checks,
@@ -22,6 +21,7 @@ from barebox_virtio_cli.doctor import (
     target_checks,
     verdict,
 )
+from barebox_virtio_cli.targets.catalog import load_catalog
 
 CATALOG = load_catalog()
 PKGS = packages()

@@ -15,7 +15,7 @@ import pytest
 import yaml
 from conftest import need
 
-from barebox_virtio_cli.exports import prefix_ids
+from barebox_virtio_cli.export.jobs import prefix_ids
 
 # What a barebox tree's test/strategy.py does for labgrid: register BareboxTestStrategy.
 FAKE_STRATEGY = textwrap.dedent('''\

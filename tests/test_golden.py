@@ -8,14 +8,14 @@ import pytest
 from conftest import ROOT
 from qemu_helpers import synthetic_info
 
-from barebox_virtio_cli.catalog import load_catalog
-from barebox_virtio_cli.qemu_args import (
+from barebox_virtio_cli.qemu.args import (
     EnvEntry,
     RunSpec,
     build_command,
     fw_cfg_usable,
     parse_port_forward,
 )
+from barebox_virtio_cli.targets.catalog import load_catalog
 
 CATALOG = load_catalog([ROOT / "configs"])
 GOLDEN = Path(__file__).parent / "golden"
@@ -39,7 +39,7 @@ def full_spec(target) -> RunSpec:
 
 def render(name: str) -> str:
     target = CATALOG.get(name)
-    from barebox_virtio_cli.qemu_args import format_command
+    from barebox_virtio_cli.qemu.args import format_command
 
     return format_command(build_command(target, full_spec(target), synthetic_info(target.qemu)))
 

@@ -14,7 +14,7 @@ import pytest
 from conftest import need
 
 from barebox_virtio_cli.errors import UsageError
-from barebox_virtio_cli.image_plan import (
+from barebox_virtio_cli.images.plan import (
     AddFile,
     make_plan,
     parse_add,

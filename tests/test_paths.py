@@ -8,7 +8,7 @@ from pathlib import Path
 import platformdirs
 import pytest
 
-from barebox_virtio_cli import paths
+from barebox_virtio_cli.util import paths
 
 KINDS = ("config", "cache", "data", "state")
 XDG_VARS = ("XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME")

@@ -5,9 +5,8 @@ import pytest
 from conftest import ROOT
 from qemu_helpers import synthetic_info
 
-from barebox_virtio_cli.catalog import load_catalog
 from barebox_virtio_cli.errors import UsageError
-from barebox_virtio_cli.qemu_args import (
+from barebox_virtio_cli.qemu.args import (
     EnvEntry,
     RunSpec,
     build_command,
@@ -17,6 +16,7 @@ from barebox_virtio_cli.qemu_args import (
     needs_disable_modern_off,
     parse_port_forward,
 )
+from barebox_virtio_cli.targets.catalog import load_catalog
 
 CATALOG = load_catalog([ROOT / "configs"])
 

@@ -16,8 +16,7 @@ import pytest
 from conftest import ROOT
 from qemu_helpers import parse_qtree, synthetic_info
 
-from barebox_virtio_cli.catalog import load_catalog
-from barebox_virtio_cli.qemu_args import (
+from barebox_virtio_cli.qemu.args import (
     EnvEntry,
     RunSpec,
     build_command,
@@ -25,7 +24,8 @@ from barebox_virtio_cli.qemu_args import (
     fw_cfg_usable,
     parse_port_forward,
 )
-from barebox_virtio_cli.qemu_probe import find_binary, probe
+from barebox_virtio_cli.qemu.probe import find_binary, probe
+from barebox_virtio_cli.targets.catalog import load_catalog
 
 CATALOG = load_catalog([ROOT / "configs"])
 pytestmark = pytest.mark.qemu

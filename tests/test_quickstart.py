@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, need
 
-from barebox_virtio_cli import quickstart as qs
 from barebox_virtio_cli.errors import BbvError, UsageError
+from barebox_virtio_cli.quickstart.plan import plan as qs
 
 FIXTURE = ROOT / "tests" / "fixtures" / "minibarebox"
 TINYGUEST = ROOT / "tests" / "tinyguest" / "tinyguest.s"

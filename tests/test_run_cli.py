@@ -149,7 +149,7 @@ def test_bad_input_gets_one_clear_line(tree, args, code, needles):
     if "riscv32" in args:
         if shutil.which("qemu-system-riscv32") is None:
             pytest.skip("qemu-system-riscv32 not installed")
-        from barebox_virtio_cli.qemu_probe import probe
+        from barebox_virtio_cli.qemu.probe import probe
 
         if probe(shutil.which("qemu-system-riscv32")).data_file(
                 "opensbi-riscv32-generic-fw_dynamic.bin"):

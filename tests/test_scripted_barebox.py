@@ -86,7 +86,7 @@ def test_exit_status_timeout_and_junit_from_real_barebox(disks):
 
 def test_the_longest_allowed_command_reaches_barebox_whole(disks):
     # bbv refuses one character more (test_scripted_logic); barebox must take this one whole.
-    from barebox_virtio_cli.barebox_shell import LINE_MAX, NONCE_LENGTH, command_line
+    from barebox_virtio_cli.session.shell import LINE_MAX, NONCE_LENGTH, command_line
 
     width = LINE_MAX - len(command_line("", "0" * NONCE_LENGTH)) - len("echo ")
     result = bbv_run(disks, "--exec", "echo " + "x" * width, "--expect", f"^x{{{width}}}$",

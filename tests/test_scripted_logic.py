@@ -8,9 +8,9 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from barebox_virtio_cli import barebox_shell as sh
 from barebox_virtio_cli.errors import UsageError
-from barebox_virtio_cli.scripted_report import (
+from barebox_virtio_cli.session import shell as sh
+from barebox_virtio_cli.session.report import (
     FAILED,
     PASSED,
     SKIPPED,
@@ -64,7 +64,7 @@ def test_statuses_are_this_sessions_markers_in_order():
 def test_lost_virtio_output_is_explained_when_the_serial_saw_the_command_finish():
     from types import SimpleNamespace
 
-    from barebox_virtio_cli.scripted import _lost_output_note
+    from barebox_virtio_cli.session.scripted import _lost_output_note
 
     serial = SimpleNamespace(transcript=SimpleNamespace(
         text=lambda: "bbv-rc-feed=0\r\r\nls /dev; echo bbv-rc-feed=$?\r\r\nbbv-rc-feed=1\r\r\n"))
@@ -176,9 +176,9 @@ def test_the_virtio_console_socket_becomes_a_pipe_for_a_scripted_boot(target):
 
     from qemu_helpers import synthetic_info
 
-    from barebox_virtio_cli.catalog import load_catalog
-    from barebox_virtio_cli.qemu_args import RunSpec, build_command, flatten
-    from barebox_virtio_cli.scripted import pipe_console_argv
+    from barebox_virtio_cli.qemu.args import RunSpec, build_command, flatten
+    from barebox_virtio_cli.session.scripted import pipe_console_argv
+    from barebox_virtio_cli.targets.catalog import load_catalog
 
     spec = RunSpec(image=Path("/i/barebox.img"), console=Path("/run/c.sock"), rng=1)
     argv = flatten(build_command(load_catalog().get(target), spec, synthetic_info()))

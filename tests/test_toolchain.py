@@ -11,14 +11,14 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, need
 
-from barebox_virtio_cli.catalog import load_catalog
-from barebox_virtio_cli.errors import BbvError
-from barebox_virtio_cli.toolchain import (
+from barebox_virtio_cli.build.toolchain import (
     Finder,
     ProbeCache,
     explicit_candidates,
     machine_matches,
 )
+from barebox_virtio_cli.errors import BbvError
+from barebox_virtio_cli.targets.catalog import load_catalog
 
 ARM = "arm-linux-gnueabihf-gcc"
 A64 = "aarch64-linux-gnu-gcc"
@@ -166,8 +166,8 @@ def test_probe_results_are_cached_until_the_compiler_changes(tmp_path, catalog):
 
 
 def test_defconfig_outside_the_catalog_accepts_any_compiler_of_its_arch(tmp_path, catalog):
+    from barebox_virtio_cli.build.kbuild import Plan
     from barebox_virtio_cli.commands.build import _toolchain_target
-    from barebox_virtio_cli.kbuild import Plan
 
     wrapper(tmp_path / "bin", A64, A64)
     wrapper(tmp_path / "bin", ARM, ARM)
@@ -182,7 +182,7 @@ def test_defconfig_outside_the_catalog_accepts_any_compiler_of_its_arch(tmp_path
 
 
 def test_image_listing_skips_intermediates_and_missing_firmware_placeholders(tmp_path):
-    from barebox_virtio_cli.kbuild import images
+    from barebox_virtio_cli.build.kbuild import images
 
     folder = tmp_path / "images"
     folder.mkdir()

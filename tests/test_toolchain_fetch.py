@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, need
 
-from barebox_virtio_cli import toolchain_fetch as tf
+from barebox_virtio_cli.build import fetch as tf
 from barebox_virtio_cli.errors import BbvError
 
 VERSION = "15.2.0"

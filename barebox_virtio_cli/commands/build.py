@@ -11,10 +11,11 @@ from pathlib import Path
 
 import click
 
-from barebox_virtio_cli import buildrecord, kbuild
-from barebox_virtio_cli.catalog import Catalog, Target, load_catalog
+from barebox_virtio_cli.build import kbuild
+from barebox_virtio_cli.build import record as buildrecord
 from barebox_virtio_cli.errors import BbvError, UsageError
-from barebox_virtio_cli.status import say
+from barebox_virtio_cli.targets.catalog import Catalog, Target, load_catalog
+from barebox_virtio_cli.util.status import say
 
 # What barebox's own container builds add (scripts/container.sh): the target tools need a libc.
 DISABLE_TARGET_TOOLS = "common/boards/configs/disable_target_tools.config"
@@ -41,8 +42,8 @@ def build(target: str | None, src: Path | None, arch: str | None, defconfig: str
           build_dir: Path | None, clean: bool, kconfig_add: tuple[str, ...],
           target_tools: bool, cross_compile: str | None, jobs: int | None, verbose: bool) -> None:
     """Build barebox for TARGET (a bbv target or a defconfig) in a barebox source tree."""
-    from barebox_virtio_cli import make_runner
-    from barebox_virtio_cli.toolchain import Finder
+    from barebox_virtio_cli.build import make as make_runner
+    from barebox_virtio_cli.build.toolchain import Finder
 
     src = (src or Path.cwd()).resolve()
     kbuild.check_tree(src)
@@ -155,7 +156,7 @@ def _union(lists) -> list[str]:
 
 def _configure(src: Path, out: Path, plan: kbuild.Plan, fragments: list[str],
                files: list[Path | str], make: Callable[..., list[str]], verbose: bool) -> None:
-    from barebox_virtio_cli import make_runner
+    from barebox_virtio_cli.build import make as make_runner
 
     record = buildrecord.read_record(out) or {}
     same = (record.get("defconfig") == plan.defconfig and record.get("arch") == plan.arch

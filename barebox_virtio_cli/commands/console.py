@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from barebox_virtio_cli.console_logic import DEFAULT_ESCAPE, parse_endpoint, parse_escape
+from barebox_virtio_cli.console.logic import DEFAULT_ESCAPE, parse_endpoint, parse_escape
 from barebox_virtio_cli.errors import BbvError, UsageError
 
 
@@ -60,7 +60,7 @@ def console(endpoint: str | None, escape: str, linger: float, wait: str | None, 
         raise UsageError("missing ENDPOINT: a socket path, unix:PATH, tcp:HOST:PORT or a pty")
     if timestamps and not log_path:
         raise UsageError("--timestamps needs --log FILE")
-    from barebox_virtio_cli.console_relay import Options, run_console
+    from barebox_virtio_cli.console.relay import Options, run_console
 
     opts = Options(parse_endpoint(endpoint), escape=parse_escape(escape), linger=linger,
                    wait=wait_seconds, reconnect=reconnect, timestamps=timestamps)

@@ -1,5 +1,5 @@
 """bbv doctor: probe the host for what each target needs to build and boot, and say what to
-install. The checks themselves are computed in barebox_virtio_cli.doctor."""
+install. The checks themselves are computed in barebox_virtio_cli.doctor.checks."""
 
 from __future__ import annotations
 
@@ -8,8 +8,7 @@ import os
 
 import click
 
-from barebox_virtio_cli.catalog import Target, load_catalog
-from barebox_virtio_cli.doctor import (
+from barebox_virtio_cli.doctor.checks import (
     Check,
     Packages,
     TargetFacts,
@@ -20,18 +19,19 @@ from barebox_virtio_cli.doctor import (
     verdict,
 )
 from barebox_virtio_cli.errors import BbvError
+from barebox_virtio_cli.targets.catalog import Target, load_catalog
 
 
 def packages() -> Packages:
-    from barebox_virtio_cli.paths import builtin_configs_dir
+    from barebox_virtio_cli.util.paths import builtin_configs_dir
 
     return load_packages(builtin_configs_dir() / "doctor" / "packages.toml")
 
 
 def probe_qemu(target: Target) -> dict:
     """QEMU path, version and machine/firmware facts, from the cached QMP probe."""
-    from barebox_virtio_cli.hosttools import on_path
-    from barebox_virtio_cli.qemu_probe import probe
+    from barebox_virtio_cli.qemu.probe import probe
+    from barebox_virtio_cli.util.hosttools import on_path
 
     path = on_path(target.qemu)
     if path is None:
@@ -48,10 +48,10 @@ def probe_qemu(target: Target) -> dict:
 
 
 class ToolchainFinder:
-    """Adapter to barebox_virtio_cli.toolchain, the same search `bbv build` does."""
+    """Adapter to barebox_virtio_cli.build.toolchain, the same search `bbv build` does."""
 
     def __init__(self) -> None:
-        from barebox_virtio_cli.toolchain import Finder
+        from barebox_virtio_cli.build.toolchain import Finder
 
         self.finder = Finder.default()
 
@@ -65,7 +65,7 @@ class ToolchainFinder:
 
 
 def gather(targets: list[Target], pkgs: Packages) -> tuple[list[Check], dict[str, list[Check]]]:
-    from barebox_virtio_cli.hosttools import which
+    from barebox_virtio_cli.util.hosttools import which
 
     programs = {name: which(name) for name in [*pkgs.build, *pkgs.optional]}
     find_toolchain = ToolchainFinder()

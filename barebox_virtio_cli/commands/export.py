@@ -11,8 +11,8 @@ import click
 
 from barebox_virtio_cli.commands.run import prepare, run_options
 from barebox_virtio_cli.errors import UsageError
-from barebox_virtio_cli.qemu_args import build_command
-from barebox_virtio_cli.status import say
+from barebox_virtio_cli.qemu.args import build_command
+from barebox_virtio_cli.util.status import say
 
 
 def _output_options(func):
@@ -48,7 +48,7 @@ def labgrid(output: str, force: bool, barebox_src: Path | None, no_strategy: boo
       bbv export labgrid -t vexpress --blk a.img --rng -o bbv-vexpress.yaml
       pytest --lg-env bbv-vexpress.yaml
     """
-    from barebox_virtio_cli.exports import labgrid_env, to_yaml
+    from barebox_virtio_cli.export.jobs import labgrid_env, to_yaml
 
     target, info, spec, groups = _prepare(opts)
     strategy = None if no_strategy else _strategy(barebox_src)
@@ -84,7 +84,7 @@ def lava(output: str, force: bool, job_name: str | None, commands: tuple[str, ..
       bbv export lava -t vexpress --blk a.img --rng --exec 'ls /dev' -o job.yaml
       lavacli jobs submit job.yaml
     """
-    from barebox_virtio_cli.exports import LAVA_ARCHES, lava_arch, lava_job, to_yaml
+    from barebox_virtio_cli.export.jobs import LAVA_ARCHES, lava_arch, lava_job, to_yaml
 
     target, _, spec, groups = _prepare(opts)
     job = lava_job(target, spec, groups, job_name or f"bbv {target.name}", list(commands),

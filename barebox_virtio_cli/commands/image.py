@@ -11,8 +11,8 @@ from pathlib import Path
 import click
 
 from barebox_virtio_cli.errors import BbvError, UsageError
-from barebox_virtio_cli.image_plan import ImagePlan, Step, make_plan, parse_add, parse_size, steps
-from barebox_virtio_cli.status import say
+from barebox_virtio_cli.images.plan import ImagePlan, Step, make_plan, parse_add, parse_size, steps
+from barebox_virtio_cli.util.status import say
 
 
 @click.group()
@@ -75,7 +75,7 @@ def build(plan: ImagePlan, path: Path, force: bool) -> None:
 
 def _check_tools(plan: ImagePlan, path: Path) -> None:
     from barebox_virtio_cli.commands.doctor import packages
-    from barebox_virtio_cli.hosttools import not_installed, which
+    from barebox_virtio_cli.util.hosttools import not_installed, which
 
     for tool in dict.fromkeys(s.tool for s in steps(plan, path)):
         if which(tool) is None:
@@ -83,7 +83,7 @@ def _check_tools(plan: ImagePlan, path: Path) -> None:
 
 
 def _run(step: Step) -> None:
-    from barebox_virtio_cli.hosttools import which
+    from barebox_virtio_cli.util.hosttools import which
 
     argv = [which(step.tool) or step.tool, *step.argv[1:]]
     env = {**os.environ, "MTOOLS_SKIP_CHECK": "1"}  # no geometry complaints on plain images

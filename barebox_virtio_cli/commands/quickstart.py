@@ -1,6 +1,6 @@
 """bbv quickstart: from nothing to a booted, checked barebox, one step after the other, each
 done by what the other commands use (doctor's checks, build, image create, scripted boots).
-The decisions live in barebox_virtio_cli.quickstart."""
+The decisions live in barebox_virtio_cli.quickstart.plan."""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ from pathlib import Path
 
 import click
 
-from barebox_virtio_cli import quickstart as qs
-from barebox_virtio_cli.catalog import Target, load_catalog
 from barebox_virtio_cli.errors import BbvError, UsageError
+from barebox_virtio_cli.quickstart.plan import plan as qs
+from barebox_virtio_cli.targets.catalog import Target, load_catalog
 
 
 @click.command()
@@ -106,7 +106,7 @@ def say(text: str) -> None:
 
 def _workdir(given: Path | None) -> Path:
     """A new or empty directory becomes quickstart's; one with other files is refused."""
-    from barebox_virtio_cli.paths import data_dir
+    from barebox_virtio_cli.util.paths import data_dir
 
     work = (given or data_dir() / "quickstart").resolve()
     if work.exists() and not work.is_dir():
@@ -122,7 +122,7 @@ def _check_machine(target: Target) -> None:
     """Doctor's checks for this target; a missing compiler is left to the toolchain step,
     which can fetch one."""
     from barebox_virtio_cli.commands.doctor import gather, packages
-    from barebox_virtio_cli.hosttools import not_installed, which
+    from barebox_virtio_cli.util.hosttools import not_installed, which
 
     pkgs = packages()
     host, per_target = gather([target], pkgs)
@@ -145,7 +145,7 @@ def _packages(packages: dict[str, str]) -> str:
 
 
 def _tree(src: Path | None, work: Path, version: str, sha256: str | None) -> Path:
-    from barebox_virtio_cli import kbuild
+    from barebox_virtio_cli.build import kbuild
 
     if src is not None:
         src = src.resolve()
@@ -165,8 +165,8 @@ def _tree(src: Path | None, work: Path, version: str, sha256: str | None) -> Pat
 def _download(version: str, given: str | None) -> Path:
     """The release tarball in the cache, downloaded and verified once; its sum is kept beside
     it, so that later runs, offline too, check the cached file against it."""
-    from barebox_virtio_cli import toolchain_fetch as tf
-    from barebox_virtio_cli.paths import cache_dir
+    from barebox_virtio_cli.build import fetch as tf
+    from barebox_virtio_cli.util.paths import cache_dir
 
     name = qs.tarball_name(version)
     cache = cache_dir() / "barebox"
@@ -202,7 +202,7 @@ def _download(version: str, given: str | None) -> Path:
 
 
 def _published_sum(downloader, url: str, name: str, version: str) -> str:
-    from barebox_virtio_cli import toolchain_fetch as tf
+    from barebox_virtio_cli.build import fetch as tf
 
     try:
         text = downloader.text(url)
@@ -230,8 +230,8 @@ def _sha256(path: Path) -> str:
 def _unpack(archive: Path, tree: Path) -> None:
     """Safe extraction (toolchain_fetch's checks) into a temporary directory beside the tree,
     moved into place only when it is a barebox tree."""
-    from barebox_virtio_cli import kbuild
-    from barebox_virtio_cli import toolchain_fetch as tf
+    from barebox_virtio_cli.build import fetch as tf
+    from barebox_virtio_cli.build import kbuild
 
     tmp = Path(tempfile.mkdtemp(prefix=".unpack-", dir=tree.parent))
     try:
@@ -259,8 +259,8 @@ def _spinner(text: str) -> Iterator[None]:
 
 def _toolchain(ctx: click.Context, target: Target, tree: Path) -> tuple[str, str]:
     """The compiler `bbv build` would pick; without one, `bbv toolchain fetch` for the target."""
-    from barebox_virtio_cli import kbuild
-    from barebox_virtio_cli.toolchain import Finder
+    from barebox_virtio_cli.build import kbuild
+    from barebox_virtio_cli.build.toolchain import Finder
 
     plan = kbuild.plan(tree, load_catalog(), target.name, None, None)
     try:
@@ -278,7 +278,7 @@ def _toolchain(ctx: click.Context, target: Target, tree: Path) -> tuple[str, str
 
 
 def _build(ctx: click.Context, target: Target, tree: Path, work: Path, prefix: str) -> Path:
-    from barebox_virtio_cli import kbuild
+    from barebox_virtio_cli.build import kbuild
     from barebox_virtio_cli.commands.build import build
 
     out = work / f"build-{target.name}"
@@ -292,7 +292,7 @@ def _build(ctx: click.Context, target: Target, tree: Path, work: Path, prefix: s
 def _disks(work: Path, token: bytes) -> list[Path]:
     """A FAT disk with a file on it and a blank one, rebuilt each run: they are quickstart's."""
     from barebox_virtio_cli.commands.image import build
-    from barebox_virtio_cli.image_plan import AddFile, make_plan
+    from barebox_virtio_cli.images.plan import AddFile, make_plan
 
     hello = work / qs.FILE_NAME
     hello.write_text(qs.greeting(token) + "\n")
@@ -307,14 +307,14 @@ def _boot_and_check(target: Target, image: Path, disks: list[Path], token: bytes
                     timeout: float) -> Path:
     """Boot with both disks, an RNG and the virtio console; run the checks on that console."""
     from barebox_virtio_cli.commands.run import prepare
-    from barebox_virtio_cli.paths import runtime_dir
-    from barebox_virtio_cli.qemu_args import (
+    from barebox_virtio_cli.qemu.args import (
         activation_command,
         build_command,
         console_activation,
         flatten,
     )
-    from barebox_virtio_cli.scripted import Script, run_session
+    from barebox_virtio_cli.session.scripted import Script, run_session
+    from barebox_virtio_cli.util.paths import runtime_dir
 
     target, info, spec = prepare(
         target.name, None, image=str(image), blk=[str(d) for d in disks], rng=1,

@@ -9,9 +9,8 @@ from pathlib import Path
 
 import click
 
-from barebox_virtio_cli.catalog import Target, load_catalog
 from barebox_virtio_cli.errors import BbvError, UsageError
-from barebox_virtio_cli.qemu_args import (
+from barebox_virtio_cli.qemu.args import (
     EnvEntry,
     RunSpec,
     activation_command,
@@ -21,15 +20,16 @@ from barebox_virtio_cli.qemu_args import (
     format_command,
     parse_port_forward,
 )
-from barebox_virtio_cli.qemu_probe import QemuInfo, find_binary, probe
-from barebox_virtio_cli.scripted_cli import pop_script, run_script, script_options
-from barebox_virtio_cli.status import say
+from barebox_virtio_cli.qemu.probe import QemuInfo, find_binary, probe
+from barebox_virtio_cli.session.options import pop_script, run_script, script_options
+from barebox_virtio_cli.targets.catalog import Target, load_catalog
+from barebox_virtio_cli.util.status import say
 
 
 def resolve_image(target: Target, image: str | None, cwd: Path) -> Path:
     if image:
         return _existing_file(Path(image), "--image")
-    from barebox_virtio_cli.buildrecord import find_image
+    from barebox_virtio_cli.build.record import find_image
 
     found, looked = find_image(target.name, target.image, cwd)
     if found is None:
@@ -77,7 +77,7 @@ def _locked_by_qemu(path: Path) -> bool:
 
 
 def default_console_path(target: Target) -> Path:
-    from barebox_virtio_cli.paths import runtime_dir
+    from barebox_virtio_cli.util.paths import runtime_dir
 
     return runtime_dir() / f"{target.name}.console"
 
@@ -224,7 +224,7 @@ def run(dry_run: bool, **opts) -> None:
         raise UsageError("--attach is interactive; leave out the scripted-boot options")
     target, info, spec = prepare(opts.pop("target"), opts.pop("arch"), **opts)
     if attach:
-        from barebox_virtio_cli.attach import attach_run
+        from barebox_virtio_cli.console.attach import attach_run
 
         sys.exit(attach_run(target, info, spec, keep_running, dry_run))
     groups = build_command(target, spec, info)
@@ -234,7 +234,7 @@ def run(dry_run: bool, **opts) -> None:
     if script is not None:
         sys.exit(run_script(target, info, spec, flatten(groups), script))
     _announce(target, info, spec)
-    from barebox_virtio_cli.qemu_process import run_foreground
+    from barebox_virtio_cli.qemu.process import run_foreground
 
     sys.exit(run_foreground(flatten(groups)))
 

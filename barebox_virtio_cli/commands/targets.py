@@ -6,7 +6,7 @@ import json
 
 import click
 
-from barebox_virtio_cli.catalog import load_catalog
+from barebox_virtio_cli.targets.catalog import load_catalog
 
 COLUMNS = ("name", "arch_names", "defconfigs", "image", "load", "machine", "transport")
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import click
 
-from barebox_virtio_cli.catalog import Target, load_catalog
 from barebox_virtio_cli.errors import BbvError, UsageError
-from barebox_virtio_cli.status import say
+from barebox_virtio_cli.targets.catalog import Target, load_catalog
+from barebox_virtio_cli.util.status import say
 
 
 @click.group()
@@ -27,9 +27,9 @@ def toolchain() -> None:
 @click.option("--force", is_flag=True, help="Download again even if installed.")
 def fetch(arch: str, version: str | None, mirror: str | None, force: bool) -> None:
     """Download the kernel.org "nolibc" GCC for ARCH (an arch name or a bbv target)."""
-    from barebox_virtio_cli import toolchain_fetch as tf
-    from barebox_virtio_cli import userconfig
-    from barebox_virtio_cli.paths import data_dir
+    from barebox_virtio_cli.build import fetch as tf
+    from barebox_virtio_cli.util import userconfig
+    from barebox_virtio_cli.util.paths import data_dir
 
     catalog = load_catalog()
     target = catalog.targets.get(arch) or catalog.for_arch(arch)
@@ -49,7 +49,7 @@ def fetch(arch: str, version: str | None, mirror: str | None, force: bool) -> No
 
 
 def _verify(prefix: str, target: Target) -> None:
-    from barebox_virtio_cli.toolchain import machine_matches, run_probe
+    from barebox_virtio_cli.build.toolchain import machine_matches, run_probe
 
     info = run_probe(Path(f"{prefix}gcc"))
     if info is None:

@@ -6,8 +6,8 @@ import json
 
 import click
 
-from barebox_virtio_cli.catalog import load_catalog
 from barebox_virtio_cli.errors import BbvError
+from barebox_virtio_cli.targets.catalog import load_catalog
 
 
 @click.command()
@@ -15,7 +15,7 @@ from barebox_virtio_cli.errors import BbvError
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def toolchains(names: tuple[str, ...], as_json: bool) -> None:
     """List, per target (arch), the compilers found: prefix, GCC version, source, the one used."""
-    from barebox_virtio_cli.toolchain import Finder, machine_matches, resolve
+    from barebox_virtio_cli.build.toolchain import Finder, machine_matches, resolve
 
     catalog = load_catalog()
     finder = Finder.default()

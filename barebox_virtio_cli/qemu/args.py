@@ -8,9 +8,9 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from barebox_virtio_cli.catalog import Target
 from barebox_virtio_cli.errors import UsageError
-from barebox_virtio_cli.qemu_probe import QemuInfo
+from barebox_virtio_cli.qemu.probe import QemuInfo
+from barebox_virtio_cli.targets.catalog import Target
 
 FW_CFG_PREFIX = "opt/org.barebox.env/"
 FW_CFG_NAME_MAX = 55

@@ -14,9 +14,8 @@ import time
 from contextlib import suppress
 from pathlib import Path
 
-from barebox_virtio_cli.catalog import Target
-from barebox_virtio_cli.console_logic import Activator, Endpoint
-from barebox_virtio_cli.console_relay import (
+from barebox_virtio_cli.console.logic import Activator, Endpoint
+from barebox_virtio_cli.console.relay import (
     Conn,
     EndpointError,
     Options,
@@ -27,7 +26,7 @@ from barebox_virtio_cli.console_relay import (
     signals_raise,
 )
 from barebox_virtio_cli.errors import BbvError
-from barebox_virtio_cli.qemu_args import (
+from barebox_virtio_cli.qemu.args import (
     RunSpec,
     activation_command,
     build_command,
@@ -35,7 +34,8 @@ from barebox_virtio_cli.qemu_args import (
     flatten,
     format_command,
 )
-from barebox_virtio_cli.qemu_probe import QemuInfo
+from barebox_virtio_cli.qemu.probe import QemuInfo
+from barebox_virtio_cli.targets.catalog import Target
 
 START_TIMEOUT = 15.0  # seconds for QEMU to create its sockets
 ACTIVATE_TIMEOUT = 60.0  # seconds for barebox to reach a prompt on the serial line
@@ -45,7 +45,7 @@ class Session:
     """The files of one attached run: logs in the state dir, sockets in the runtime dir."""
 
     def __init__(self, target: Target, spec: RunSpec, manual: bool):
-        from barebox_virtio_cli.paths import runtime_dir, state_dir
+        from barebox_virtio_cli.util.paths import runtime_dir, state_dir
 
         logs = state_dir() / "logs"
         stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -119,7 +119,7 @@ def attach_run(target: Target, info: QemuInfo, spec: RunSpec, keep_running: bool
 def _start(argv: list[str], log, keep_running: bool) -> subprocess.Popen:
     """Own session: terminal signals reach bbv only, which stops QEMU itself. Without
     --keep-running QEMU also gets SIGTERM if bbv dies without cleaning up."""
-    from barebox_virtio_cli.processes import set_parent_death_signal
+    from barebox_virtio_cli.util.processes import set_parent_death_signal
 
     return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True,
@@ -161,7 +161,7 @@ def _connect_console(proc: subprocess.Popen, session: Session) -> Conn:
 def _check_alive(proc: subprocess.Popen, session: Session) -> None:
     if proc.poll() is None:
         return
-    from barebox_virtio_cli.qemu_process import HINTS
+    from barebox_virtio_cli.qemu.process import HINTS
 
     text = session.qemu_log.read_text(errors="replace").strip()
     last = text.splitlines()[-1] if text else "no message"
@@ -172,7 +172,7 @@ def _check_alive(proc: subprocess.Popen, session: Session) -> None:
 
 def _shutdown(proc: subprocess.Popen, qmp) -> None:
     """QMP quit (a clean exit, QEMU removes its sockets), then SIGTERM, then SIGKILL."""
-    from barebox_virtio_cli.processes import stop
+    from barebox_virtio_cli.util.processes import stop
 
     if proc.poll() is None and qmp is not None:
         with suppress(Exception):  # QEMU already gone, or it did not answer in time

@@ -17,8 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from barebox_virtio_cli import barebox_shell as sh
-from barebox_virtio_cli.scripted_report import (
+from barebox_virtio_cli.session import shell as sh
+from barebox_virtio_cli.session.report import (
     ERROR,
     FAILED,
     PASSED,
@@ -143,7 +143,7 @@ class ConsolePipes:
 
 def pipe_console_argv(argv: list[str], base: Path) -> list[str]:
     """bbv run's QEMU argv with the virtio console's socket chardev (id con0) made a pipe."""
-    from barebox_virtio_cli.qemu_args import opt_value
+    from barebox_virtio_cli.qemu.args import opt_value
 
     for i, arg in enumerate(argv):
         if arg.startswith("socket,id=con0,") and argv[i - 1] == "-chardev":
@@ -182,7 +182,7 @@ def run_session(argv: list[str], script: Script, target: str,
     -serial mon:stdio, where Ctrl-C (the autoboot abort key) reaches the guest, not QEMU."""
     import pexpect
 
-    from barebox_virtio_cli.processes import set_parent_death_signal
+    from barebox_virtio_cli.util.processes import set_parent_death_signal
 
     result = ScriptResult(target, "virtio" if script.virtio else "serial",
                           commands=[Step(command) for command in script.commands])

@@ -8,8 +8,8 @@ import re
 import xml.etree.ElementTree as ET
 from dataclasses import asdict, dataclass, field
 
-from barebox_virtio_cli.barebox_shell import last_lines
 from barebox_virtio_cli.errors import UsageError
+from barebox_virtio_cli.session.shell import last_lines
 
 PASSED, FAILED, TIMEOUT, ERROR, SKIPPED = "passed", "failed", "timeout", "error", "skipped"
 

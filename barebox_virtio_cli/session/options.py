@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from barebox_virtio_cli.errors import UsageError
-from barebox_virtio_cli.status import say
+from barebox_virtio_cli.util.status import say
 
 DEFAULT_TIMEOUT = 30.0
 
@@ -52,13 +52,13 @@ def pop_script(opts: dict) -> ScriptOptions | None:
                 raise UsageError(f"{name} belongs to a scripted boot: add --exec CMD or "
                                  "--expect REGEX")
         return None
-    from barebox_virtio_cli.barebox_shell import check_command, shorten
+    from barebox_virtio_cli.session.shell import check_command, shorten
 
     for command in commands:
         problem = check_command(command)
         if problem:
             raise UsageError(f"--exec {shorten(command)!r} {problem}")
-    from barebox_virtio_cli.scripted_report import compile_patterns
+    from barebox_virtio_cli.session.report import compile_patterns
 
     compile_patterns(expectations)
     return ScriptOptions(commands, expectations, timeout or DEFAULT_TIMEOUT,
@@ -92,9 +92,9 @@ def run_script(target, info, spec, argv: list[str], options: ScriptOptions) -> i
     """Boot, run the script, report; the exit status is 0 only if everything held."""
     import signal
 
-    from barebox_virtio_cli import scripted_report as report
-    from barebox_virtio_cli.qemu_args import activation_command, console_activation
-    from barebox_virtio_cli.scripted import Script, run_session
+    from barebox_virtio_cli.qemu.args import activation_command, console_activation
+    from barebox_virtio_cli.session import report
+    from barebox_virtio_cli.session.scripted import Script, run_session
 
     where = "serial console" if spec.console is None else "virtio console"
     activation = None
@@ -140,7 +140,7 @@ def _write_report(path: Path, text: str) -> bool:
 
 
 def _print_step(step) -> None:
-    from barebox_virtio_cli.scripted_report import step_lines
+    from barebox_virtio_cli.session.report import step_lines
 
     if step.command is None:
         say(f"barebox prompt after {step.duration:.1f} s")

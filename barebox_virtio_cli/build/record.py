@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from barebox_virtio_cli.jsonfile import read_object, write_json
+from barebox_virtio_cli.util.jsonfile import read_object, write_json
 
 RECORD_NAME = "bbv-build.json"
 
@@ -18,7 +18,7 @@ def default_build_dir(src: Path, target_name: str) -> Path:
 
 
 def _index_file() -> Path:
-    from barebox_virtio_cli.paths import state_dir
+    from barebox_virtio_cli.util.paths import state_dir
 
     return state_dir() / "builds.json"
 

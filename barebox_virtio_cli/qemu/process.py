@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 
-from barebox_virtio_cli.processes import set_parent_death_signal, stop
+from barebox_virtio_cli.util.processes import set_parent_death_signal, stop
 
 HINTS = [
     ('Failed to get "write" lock', "another QEMU is using that image: stop it, or add --snapshot"),

@@ -69,7 +69,7 @@ def runtime_dir() -> Path:
 
 def builtin_configs_dir() -> Path:
     """configs/ inside an installed wheel, else the source checkout's top-level configs/."""
-    here = Path(__file__).resolve().parent
+    here = Path(__file__).resolve().parent.parent
     packaged = here / "configs"
     return packaged if packaged.is_dir() else here.parent / "configs"
 

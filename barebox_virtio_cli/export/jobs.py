@@ -7,9 +7,9 @@ import re
 import shlex
 from pathlib import Path
 
-from barebox_virtio_cli.catalog import Target
 from barebox_virtio_cli.errors import UsageError
-from barebox_virtio_cli.qemu_args import RunSpec
+from barebox_virtio_cli.qemu.args import RunSpec
+from barebox_virtio_cli.targets.catalog import Target
 
 # barebox's prompt as its own labgrid files match it (ANSI colour codes aside).
 PROMPT = "barebox@[^:]+:[^ ]+ "

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from barebox_virtio_cli.errors import BbvError, UsageError
-from barebox_virtio_cli.jsonfile import read_object, stamp, write_cache
+from barebox_virtio_cli.util.jsonfile import read_object, stamp, write_cache
 
 DEVICE_KINDS = ("blk", "rng", "console", "input", "net", "9p")
 
@@ -105,7 +105,7 @@ def parse_target(path: Path, data: dict) -> Target:
 
 
 def load_file(path: Path) -> Target:
-    from barebox_virtio_cli.tomlfile import read_toml
+    from barebox_virtio_cli.util.tomlfile import read_toml
 
     return parse_target(path, read_toml(path, "target file"))
 
@@ -165,7 +165,7 @@ def _target_files(dirs: list[Path]) -> list[Path]:
 def _cached_targets(files: list[Path]) -> list[Target]:
     """Parsing and validating TOML costs more than bbv's whole start-up budget allows, so the
     validated catalog is cached as JSON, keyed on every target file's path, mtime and size."""
-    from barebox_virtio_cli.paths import cache_dir
+    from barebox_virtio_cli.util.paths import cache_dir
 
     cache = cache_dir() / "catalog.json"
     stamps = [[str(path), *stamp(path)] for path in files]
@@ -184,7 +184,7 @@ def _cached_targets(files: list[Path]) -> list[Target]:
 
 def load_catalog(dirs: list[Path] | None = None) -> Catalog:
     if dirs is None:
-        from barebox_virtio_cli.paths import target_dirs
+        from barebox_virtio_cli.util.paths import target_dirs
 
         dirs = target_dirs()
     targets = {t.name: t for t in _cached_targets(_target_files(dirs))}

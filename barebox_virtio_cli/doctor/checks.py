@@ -7,9 +7,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from barebox_virtio_cli.catalog import Target
 from barebox_virtio_cli.errors import BbvError
-from barebox_virtio_cli.tomlfile import read_toml
+from barebox_virtio_cli.targets.catalog import Target
+from barebox_virtio_cli.util.tomlfile import read_toml
 
 DISTROS = ("debian", "fedora")
 INSTALL = {"debian": "apt install", "fedora": "dnf install"}

@@ -16,10 +16,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from barebox_virtio_cli import kbuild
+from barebox_virtio_cli.build import kbuild
 from barebox_virtio_cli.errors import BbvError
-from barebox_virtio_cli.hosttools import on_path
-from barebox_virtio_cli.processes import set_parent_death_signal, stop
+from barebox_virtio_cli.util.hosttools import on_path
+from barebox_virtio_cli.util.processes import set_parent_death_signal, stop
 
 LOCK_NAME = ".bbv-lock"
 LOG_NAME = "bbv-build.log"

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
 
-from barebox_virtio_cli.catalog import Target
 from barebox_virtio_cli.errors import BbvError
-from barebox_virtio_cli.hosttools import on_path
-from barebox_virtio_cli.jsonfile import read_object, stamp, write_cache
+from barebox_virtio_cli.targets.catalog import Target
+from barebox_virtio_cli.util.hosttools import on_path
+from barebox_virtio_cli.util.jsonfile import read_object, stamp, write_cache
 
 # Beyond PATH: where cross toolchains usually get unpacked (kernel.org crosstool lands in
 # /opt/gcc-<ver>-nolibc/<triplet>/bin, crosstool-ng in ~/x-tools/<triplet>/bin).
@@ -228,8 +228,8 @@ class Finder:
 
     @classmethod
     def default(cls, env: Mapping[str, str] | None = None) -> Finder:
-        from barebox_virtio_cli import userconfig
-        from barebox_virtio_cli.paths import cache_dir, data_dir
+        from barebox_virtio_cli.util import userconfig
+        from barebox_virtio_cli.util.paths import cache_dir, data_dir
 
         return cls(env=os.environ if env is None else env,
                    cache=ProbeCache(cache_dir() / "gcc-probes.json"),

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from barebox_virtio_cli.errors import BbvError
-from barebox_virtio_cli.hosttools import on_path
-from barebox_virtio_cli.jsonfile import read_object, stamp, write_cache
+from barebox_virtio_cli.util.hosttools import on_path
+from barebox_virtio_cli.util.jsonfile import read_object, stamp, write_cache
 
 CACHE_FORMAT = 2
 # Types whose properties bbv needs to know: every virtio device it may generate, both transports.
@@ -73,7 +73,7 @@ def find_binary(name: str, package: str = "") -> str:
 
 
 def _cache_file() -> Path:
-    from barebox_virtio_cli.paths import cache_dir
+    from barebox_virtio_cli.util.paths import cache_dir
 
     return cache_dir() / "qemu-probes.json"
 
@@ -100,7 +100,7 @@ def probe(binary_path: str, use_cache: bool = True) -> QemuInfo:
 def _probe_qmp(binary: str) -> QemuInfo:
     import subprocess
 
-    from barebox_virtio_cli.processes import set_parent_death_signal
+    from barebox_virtio_cli.util.processes import set_parent_death_signal
 
     requests = [{"execute": "qmp_capabilities"},
                 {"execute": "query-version"},

@@ -22,7 +22,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from barebox_virtio_cli.console_logic import (
+from barebox_virtio_cli.console.logic import (
     Endpoint,
     EscapeFilter,
     LineStamper,
