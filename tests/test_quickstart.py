@@ -23,7 +23,7 @@ import pytest
 from conftest import ROOT, need
 
 from barebox_virtio_cli.errors import BbvError, UsageError
-from barebox_virtio_cli.quickstart.plan import plan as qs
+from barebox_virtio_cli.quickstart import plan as qs
 
 FIXTURE = ROOT / "tests" / "fixtures" / "minibarebox"
 TINYGUEST = ROOT / "tests" / "tinyguest" / "tinyguest.s"

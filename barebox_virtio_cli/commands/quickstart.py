@@ -16,7 +16,7 @@ from pathlib import Path
 import click
 
 from barebox_virtio_cli.errors import BbvError, UsageError
-from barebox_virtio_cli.quickstart.plan import plan as qs
+from barebox_virtio_cli.quickstart import plan as qs
 from barebox_virtio_cli.targets.catalog import Target, load_catalog
 
 
