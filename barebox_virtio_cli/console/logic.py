@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass
 
 from barebox_virtio_cli.errors import UsageError
-from barebox_virtio_cli.qemu.args import SOCKET_PATH_MAX
+from barebox_virtio_cli.util.limits import SOCKET_PATH_MAX
 
 DEFAULT_ESCAPE = "^]"
 ESCAPE_WINDOW = 0.5  # seconds in which a second escape key sends the first one through

@@ -9,12 +9,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from barebox_virtio_cli.errors import UsageError
-from barebox_virtio_cli.qemu.probe import QemuInfo
+from barebox_virtio_cli.qemu.info import QemuInfo
 from barebox_virtio_cli.targets.catalog import Target
+from barebox_virtio_cli.util.limits import SOCKET_PATH_MAX
 
 FW_CFG_PREFIX = "opt/org.barebox.env/"
 FW_CFG_NAME_MAX = 55
-SOCKET_PATH_MAX = 107  # sun_path is 108 bytes; a client cannot connect to a 108-byte path
 
 
 @dataclass

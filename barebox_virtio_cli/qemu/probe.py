@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from barebox_virtio_cli.errors import BbvError
+from barebox_virtio_cli.qemu.info import QemuInfo
 from barebox_virtio_cli.util.hosttools import on_path
 from barebox_virtio_cli.util.jsonfile import read_object, stamp, write_cache
 
@@ -19,49 +19,6 @@ PROBED_TYPES = [
     for kind in ("blk", "rng", "serial", "keyboard", "net", "9p")
     for bus in ("pci", "device")
 ] + ["virtio-mmio"]
-
-
-@dataclass
-class QemuInfo:
-    binary: str
-    version: tuple[int, int, int]
-    types: set[str] = field(default_factory=set)
-    properties: dict[str, set[str]] = field(default_factory=dict)
-    machines: dict[str, str] = field(default_factory=dict)  # name or alias -> machine name
-    datadirs: list[str] = field(default_factory=list)  # where QEMU looks for its firmware
-
-    def data_file(self, name: str) -> str | None:
-        return next((os.path.join(d, name) for d in self.datadirs
-                     if os.path.isfile(os.path.join(d, name))), None)
-
-    def has_property(self, typename: str, prop: str) -> bool:
-        return prop in self.properties.get(typename, ())
-
-    def resolve_machine(self, machine: str) -> str:
-        """'pc' -> 'pc-i440fx-7.2'; the name before any ',option=value'."""
-        name = machine.split(",", 1)[0]
-        return self.machines.get(name, name)
-
-    def to_json(self) -> dict:
-        return {
-            "binary": self.binary,
-            "version": list(self.version),
-            "types": sorted(self.types),
-            "properties": {k: sorted(v) for k, v in self.properties.items()},
-            "machines": self.machines,
-            "datadirs": self.datadirs,
-        }
-
-    @classmethod
-    def from_json(cls, data: dict) -> QemuInfo:
-        return cls(
-            binary=data["binary"],
-            version=tuple(data["version"]),
-            types=set(data["types"]),
-            properties={k: set(v) for k, v in data["properties"].items()},
-            machines=data["machines"],
-            datadirs=data["datadirs"],
-        )
 
 
 def find_binary(name: str, package: str = "") -> str:
