@@ -12,7 +12,7 @@ import sys
 import pytest
 from conftest import need
 
-from barebox_virtio_cli.commands.doctor import packages
+from barebox_virtio_cli.doctor.host import packages
 from barebox_virtio_cli.doctor.checks import (
     TargetFacts,
     Verdict,

@@ -1,6 +1,6 @@
-"""`bbv toolchain fetch`: download a kernel.org crosstool GCC ("nolibc", as barebox's CI uses),
-verify it against the published sha256sums, unpack it safely and install it atomically into
-<data dir>/toolchains/gcc-<version>-nolibc-<triplet>/.
+"""`bbv toolchain fetch` as a service: download a kernel.org crosstool GCC ("nolibc", as
+barebox's CI uses), verify it against the published sha256sums, unpack it safely and install
+it atomically into <data dir>/toolchains/gcc-<version>-nolibc-<triplet>/.
 
 Mirror layout: <base>/<host>/<version>/<host>-gcc-<version>-nolibc-<triplet>.tar.xz with
 sha256sums.asc beside it; the archive holds gcc-<version>-nolibc/<triplet>/bin/<triplet>-gcc."""
@@ -16,9 +16,11 @@ import tarfile
 import tempfile
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
-from barebox_virtio_cli.errors import BbvError
+from barebox_virtio_cli.errors import BbvError, UsageError
+from barebox_virtio_cli.targets.catalog import Target
 
 DEFAULT_MIRROR = "https://mirrors.edge.kernel.org/pub/tools/crosstool/files/bin"
 DEFAULT_VERSION = "15.2.0"  # the one barebox's CI container (test/Containerfile) uses
@@ -238,3 +240,47 @@ def fetch(root: Path, mirror: str, version: str, triplet: str, host: str,
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return prefix
+
+
+@dataclass
+class FetchRequest:
+    arch: str  # an arch name or a bbv target
+    version: str | None = None  # default: DEFAULT_VERSION
+    mirror: str | None = None  # default: $BBV_TOOLCHAIN_MIRROR, the config file, kernel.org
+    force: bool = False
+
+
+def install(request: FetchRequest) -> tuple[Target, str]:
+    """`bbv toolchain fetch`: the target the arch names and the installed compiler's prefix."""
+    from barebox_virtio_cli.targets.catalog import load_catalog
+    from barebox_virtio_cli.util import userconfig
+    from barebox_virtio_cli.util.paths import data_dir
+    from barebox_virtio_cli.util.status import say
+
+    catalog = load_catalog()
+    target = catalog.targets.get(request.arch) or catalog.for_arch(request.arch)
+    if not target.crosstool_triplet:
+        raise UsageError(f"target '{target.name}' names no kernel.org toolchain "
+                         "(crosstool_triplet); install a cross gcc yourself")
+    version = request.version or DEFAULT_VERSION
+    base = request.mirror or mirror_url(os.environ,
+                                        userconfig.table(userconfig.load(), "toolchain"))
+    name = install_name(version, target.crosstool_triplet)
+    say(f"fetching {name} for {target.name} from {base}")
+    with DownloadBar(name) as update:
+        prefix = fetch(data_dir() / "toolchains", base, version, target.crosstool_triplet,
+                       host_dir(), update, force=request.force,
+                       verify=lambda p: _verify(p, target))
+    return target, str(prefix)
+
+
+def _verify(prefix: str, target: Target) -> None:
+    from barebox_virtio_cli.build.toolchain import machine_matches, run_probe
+
+    info = run_probe(Path(f"{prefix}gcc"))
+    if info is None:
+        raise BbvError(f"the downloaded {Path(prefix).name}gcc does not run on this host; "
+                       "nothing was installed")
+    if not machine_matches(info.machine, target.gcc_machine):
+        raise BbvError(f"the downloaded compiler builds for {info.machine}, not for target "
+                       f"'{target.name}'; nothing was installed")

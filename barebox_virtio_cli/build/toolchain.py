@@ -270,3 +270,30 @@ class Finder:
                 out.append((cand, self.probe(cand.prefix)))
         self.cache.save()
         return out
+
+
+def survey_targets(names: list[str]) -> list[dict]:
+    """`bbv toolchain list`: per target, every compiler found, whether it fits, which one
+    `bbv build` would use (or why none)."""
+    from barebox_virtio_cli.targets.catalog import load_catalog
+
+    catalog = load_catalog()
+    finder = Finder.default()
+    report = []
+    for target in [catalog.get(n) for n in names] or [catalog.targets[n] for n in catalog.names()]:
+        defconfig = target.defconfigs[-1]
+        try:
+            use = resolve(target, finder.explicit(target, defconfig, None), finder.auto(target),
+                          finder.probe).prefix
+            problem = None
+        except BbvError as exc:
+            use, problem = None, str(exc)
+        found = [{"prefix": c.prefix, "source": c.source,
+                  "machine": info.machine if info else None,
+                  "version": info.version if info else None,
+                  "fits": bool(info and machine_matches(info.machine, target.gcc_machine)),
+                  "used": c.prefix == use}
+                 for c, info in finder.survey(target, defconfig)]
+        report.append({"target": target.name, "arch": target.arch, "bits": target.bits,
+                       "use": use, "problem": problem, "found": found})
+    return report

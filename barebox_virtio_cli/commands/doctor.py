@@ -1,78 +1,14 @@
 """bbv doctor: probe the host for what each target needs to build and boot, and say what to
-install. The checks themselves are computed in barebox_virtio_cli.doctor.checks."""
+install. The facts are gathered by doctor/host.py, the checks computed in doctor/checks.py."""
 
 from __future__ import annotations
 
 import json
-import os
 
 import click
 
-from barebox_virtio_cli.doctor.checks import (
-    Check,
-    Packages,
-    TargetFacts,
-    host_checks,
-    install_hints,
-    load_packages,
-    target_checks,
-    verdict,
-)
-from barebox_virtio_cli.errors import BbvError
-from barebox_virtio_cli.targets.catalog import Target, load_catalog
-
-
-def packages() -> Packages:
-    from barebox_virtio_cli.util.paths import builtin_configs_dir
-
-    return load_packages(builtin_configs_dir() / "doctor" / "packages.toml")
-
-
-def probe_qemu(target: Target) -> dict:
-    """QEMU path, version and machine/firmware facts, from the cached QMP probe."""
-    from barebox_virtio_cli.qemu.probe import probe
-    from barebox_virtio_cli.util.hosttools import on_path
-
-    path = on_path(target.qemu)
-    if path is None:
-        return {}
-    try:
-        info = probe(path)
-    except BbvError as exc:
-        return {"qemu_path": path, "qemu_error": str(exc)}
-    firmware = next((f for f in target.firmware if os.path.isfile(f)), None)
-    if not target.firmware and target.qemu_firmware:
-        firmware = info.data_file(target.qemu_firmware)
-    return {"qemu_path": path, "qemu_version": info.version, "firmware_path": firmware,
-            "machine_known": target.machine.split(",", 1)[0] in info.machines}
-
-
-class ToolchainFinder:
-    """Adapter to barebox_virtio_cli.build.toolchain, the same search `bbv build` does."""
-
-    def __init__(self) -> None:
-        from barebox_virtio_cli.build.toolchain import Finder
-
-        self.finder = Finder.default()
-
-    def __call__(self, target: Target) -> dict:
-        try:
-            found = self.finder.find(target, target.defconfigs[-1])
-        except BbvError as exc:
-            return {"toolchain_error": str(exc)}
-        return {"toolchain": found.describe(),
-                "toolchain_summary": f"{found.prefix or 'gcc'} {found.info.version}"}
-
-
-def gather(targets: list[Target], pkgs: Packages) -> tuple[list[Check], dict[str, list[Check]]]:
-    from barebox_virtio_cli.util.hosttools import which
-
-    programs = {name: which(name) for name in [*pkgs.build, *pkgs.optional]}
-    find_toolchain = ToolchainFinder()
-    per_target = {t.name: target_checks(t, TargetFacts(**probe_qemu(t), **find_toolchain(t)),
-                                        pkgs)
-                  for t in targets}
-    return host_checks(programs, pkgs), per_target
+from barebox_virtio_cli.doctor.checks import Check
+from barebox_virtio_cli.doctor.host import diagnose
 
 
 @click.command()
@@ -85,12 +21,8 @@ def doctor(names: tuple[str, ...], as_json: bool) -> None:
     firmware and optional tools, and for anything missing the Debian/Ubuntu and Fedora
     packages to install. Exits 1 when a named target cannot be built or booted.
     """
-    catalog = load_catalog()
-    targets = [catalog.get(n) for n in dict.fromkeys(names)] or \
-        [catalog.targets[n] for n in catalog.names()]
-    host, per_target = gather(targets, packages())
-    verdicts = {name: verdict(host, checks) for name, checks in per_target.items()}
-    hints = install_hints([*host, *(c for cs in per_target.values() for c in cs)])
+    found = diagnose(list(names))
+    host, per_target, verdicts, hints = found.host, found.per_target, found.verdicts, found.hints
     if as_json:
         click.echo(json.dumps({
             "host": [c.to_json() for c in host],
@@ -101,8 +33,7 @@ def doctor(names: tuple[str, ...], as_json: bool) -> None:
         }, indent=2))
     else:
         _print_table(host, per_target, verdicts, hints)
-    failed = [n for n in names if not (verdicts[n].build and verdicts[n].boot)]
-    if failed:
+    if found.failed(list(names)):
         raise SystemExit(1)
 
 

@@ -1,20 +1,17 @@
-"""bbv toolchain fetch ARCH: install a kernel.org crosstool GCC that `bbv build` then finds."""
+"""bbv toolchain fetch ARCH: install a kernel.org crosstool GCC that `bbv build` then finds;
+bbv toolchain list (alias: bbv toolchains): the cross compilers found per target."""
 
 from __future__ import annotations
 
-import os
+import json
 from pathlib import Path
 
 import click
 
-from barebox_virtio_cli.errors import BbvError, UsageError
-from barebox_virtio_cli.targets.catalog import Target, load_catalog
-from barebox_virtio_cli.util.status import say
-
 
 @click.group()
 def toolchain() -> None:
-    """Manage cross toolchains downloaded by bbv."""
+    """Find and download cross toolchains (list, fetch)."""
 
 
 @toolchain.command()
@@ -25,36 +22,56 @@ def toolchain() -> None:
               help="Base URL [default: $BBV_TOOLCHAIN_MIRROR, config [toolchain] mirror, "
                    "else kernel.org].")
 @click.option("--force", is_flag=True, help="Download again even if installed.")
-def fetch(arch: str, version: str | None, mirror: str | None, force: bool) -> None:
+def fetch(**options) -> None:
     """Download the kernel.org "nolibc" GCC for ARCH (an arch name or a bbv target)."""
-    from barebox_virtio_cli.build import fetch as tf
-    from barebox_virtio_cli.util import userconfig
-    from barebox_virtio_cli.util.paths import data_dir
+    from barebox_virtio_cli.build.fetch import FetchRequest, install
 
-    catalog = load_catalog()
-    target = catalog.targets.get(arch) or catalog.for_arch(arch)
-    if not target.crosstool_triplet:
-        raise UsageError(f"target '{target.name}' names no kernel.org toolchain "
-                         "(crosstool_triplet); install a cross gcc yourself")
-    version = version or tf.DEFAULT_VERSION
-    base = mirror or tf.mirror_url(os.environ, userconfig.table(userconfig.load(), "toolchain"))
-    name = tf.install_name(version, target.crosstool_triplet)
-    say(f"fetching {name} for {target.name} from {base}")
-    with tf.DownloadBar(name) as update:
-        prefix = tf.fetch(data_dir() / "toolchains", base, version, target.crosstool_triplet,
-                          tf.host_dir(), update, force=force,
-                          verify=lambda p: _verify(p, target))
+    target, prefix = install(FetchRequest(**options))
     click.echo(f"installed {prefix} ({Path(prefix).parent.parent}); 'bbv build {target.name}' "
                "finds it with no flags")
 
 
-def _verify(prefix: str, target: Target) -> None:
-    from barebox_virtio_cli.build.toolchain import machine_matches, run_probe
+def _list(names: tuple[str, ...], as_json: bool) -> None:
+    from barebox_virtio_cli.build.toolchain import survey_targets
 
-    info = run_probe(Path(f"{prefix}gcc"))
-    if info is None:
-        raise BbvError(f"the downloaded {Path(prefix).name}gcc does not run on this host; "
-                       "nothing was installed")
-    if not machine_matches(info.machine, target.gcc_machine):
-        raise BbvError(f"the downloaded compiler builds for {info.machine}, not for target "
-                       f"'{target.name}'; nothing was installed")
+    report = survey_targets(list(names))
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    _table(report)
+
+
+_LIST_HELP = "List, per target (arch), the compilers found: prefix, GCC version, source, the " \
+    "one used."
+_LIST_PARAMS = [click.Argument(["names"], nargs=-1, metavar="[TARGET]..."),
+                click.Option(["--json", "as_json"], is_flag=True, help="Print the result as JSON.")]
+toolchain.add_command(click.Command("list", callback=_list, params=_LIST_PARAMS,
+                                    help=_LIST_HELP))
+# `bbv toolchains`: the same command under its old name.
+toolchains = click.Command("toolchains", callback=_list, params=_LIST_PARAMS,
+                           help=f"{_LIST_HELP}\n\nAn alias of 'bbv toolchain list'.")
+
+
+def _table(report: list[dict]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="bbv toolchains (* = the one bbv build uses)")
+    for column in ("target", "arch", "prefix", "GCC", "from"):
+        table.add_column(column)
+    for entry in report:
+        arch = f"{entry['arch']} {entry['bits']}-bit"
+        if not entry["found"]:
+            table.add_row(entry["target"], arch, "[red]none found[/]", "", "")
+        for i, f in enumerate(entry["found"]):
+            mark = "* " if f["used"] else "  "
+            version = f["version"] or "does not run"
+            if f["machine"] and not f["fits"]:
+                version += f" [red](wrong arch: {f['machine']})[/]"
+            table.add_row(entry["target"] if i == 0 else "", arch if i == 0 else "",
+                          mark + (f["prefix"] or "(host gcc)"), version, f["source"])
+    console = Console()
+    console.print(table)
+    for entry in report:
+        if entry["problem"]:
+            console.print(f"[yellow]{entry['target']}[/]: {entry['problem']}", soft_wrap=True)

@@ -12,6 +12,7 @@ import subprocess
 import threading
 import time
 from contextlib import suppress
+from dataclasses import replace
 from pathlib import Path
 
 from barebox_virtio_cli.console.logic import Activator, Endpoint
@@ -22,7 +23,6 @@ from barebox_virtio_cli.console.relay import (
     Signalled,
     connect,
     run_console,
-    say,
     signals_raise,
 )
 from barebox_virtio_cli.errors import BbvError
@@ -32,10 +32,10 @@ from barebox_virtio_cli.qemu.args import (
     build_command,
     console_activation,
     flatten,
-    format_command,
 )
 from barebox_virtio_cli.qemu.probe import QemuInfo
 from barebox_virtio_cli.targets.catalog import Target
+from barebox_virtio_cli.util.status import say
 
 START_TIMEOUT = 15.0  # seconds for QEMU to create its sockets
 ACTIVATE_TIMEOUT = 60.0  # seconds for barebox to reach a prompt on the serial line
@@ -55,9 +55,9 @@ class Session:
         self.console = spec.console
         self.qmp = run / f"{target.name}-{os.getpid()}.qmp"
         self.serial_sock = run / f"{target.name}-{os.getpid()}.serial" if manual else None
-        spec.qmp = self.qmp
-        spec.serial = (f"unix:{self.serial_sock},server=on,wait=off" if manual
-                       else f"file:{self.serial_log}")
+        serial = (f"unix:{self.serial_sock},server=on,wait=off" if manual
+                  else f"file:{self.serial_log}")
+        self.spec = replace(spec, qmp=self.qmp, serial=serial)
 
     def sockets(self) -> list[Path]:
         return [p for p in (self.console, self.qmp, self.serial_sock) if p is not None]
@@ -70,14 +70,20 @@ class Session:
                     path.unlink()
 
 
-def attach_run(target: Target, info: QemuInfo, spec: RunSpec, keep_running: bool,
-               dry_run: bool = False) -> int:
+def attach_command(target: Target, info: QemuInfo, spec: RunSpec) -> list[list[str]]:
+    """The QEMU command line of an attached run (what --attach --dry-run prints)."""
+    session = Session(target, spec, console_activation(target, info) == "manual")
+    return _groups(target, info, session.spec)
+
+
+def _groups(target: Target, info: QemuInfo, spec: RunSpec) -> list[list[str]]:
+    return build_command(target, spec, info) + [["-S"]]  # paused until the console is up
+
+
+def attach_run(target: Target, info: QemuInfo, spec: RunSpec, keep_running: bool) -> int:
     manual = console_activation(target, info) == "manual"
     session = Session(target, spec, manual)
-    groups = build_command(target, spec, info) + [["-S"]]
-    if dry_run:
-        print(format_command(groups))
-        return 0
+    groups = _groups(target, info, session.spec)
     session.serial_log.parent.mkdir(parents=True, exist_ok=True)
     with open(session.qemu_log, "wb") as qemu_log:
         proc = _start(flatten(groups), qemu_log, keep_running)

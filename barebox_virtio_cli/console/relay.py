@@ -31,6 +31,7 @@ from barebox_virtio_cli.console.logic import (
     path_kind,
 )
 from barebox_virtio_cli.errors import BbvError
+from barebox_virtio_cli.util.status import say
 
 CHUNK = 256 * 1024
 RETRY = 0.1  # seconds between connection attempts while waiting for the endpoint
@@ -177,12 +178,6 @@ def raw_terminal(active: bool) -> Iterator[None]:
     finally:
         with suppress(termios.error):  # the terminal may have hung up
             termios.tcsetattr(0, termios.TCSANOW, saved)
-
-
-def say(text: str, raw: bool = False) -> None:
-    """A state message on stderr (never on stdout, which carries the data)."""
-    with suppress(OSError):
-        os.write(2, f"bbv: {text}{chr(13) if raw else ''}\n".encode())
 
 
 class Relay:

@@ -1,6 +1,6 @@
 """Pure logic of `bbv doctor`: from facts probed on the host (programs on PATH, QEMU versions,
 firmware files, compilers) to check results, verdicts and install hints. Nothing is probed here;
-commands/doctor.py gathers the facts."""
+doctor/host.py gathers the facts."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def load_packages(path: Path) -> Packages:
 
 @dataclass(frozen=True)
 class TargetFacts:
-    """What the host offers one target; gathered by commands/doctor.py."""
+    """What the host offers one target; gathered by doctor/host.py."""
 
     qemu_path: str | None = None
     qemu_version: tuple[int, int, int] | None = None

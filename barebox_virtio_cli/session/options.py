@@ -1,5 +1,6 @@
-"""The scripted-boot options of `bbv run` (--exec, --expect, --timeout, --junit, --json) and
-what the command does with them. Light at import: `bbv run --dry-run` loads this module."""
+"""A scripted boot of `bbv run` (--exec, --expect, --timeout, --junit, --json): the options
+checked, and the boot run and reported. Light at import: `bbv run --dry-run` loads this module
+(the click options are in commands/_options.py)."""
 
 from __future__ import annotations
 
@@ -25,27 +26,10 @@ class ScriptOptions:
         self.junit, self.json = junit, json
 
 
-def script_options(func):
-    options = [
-        click.option("--exec", "exec_", multiple=True, metavar="CMD",
-                     help="Run CMD at the barebox prompt, then stop QEMU (repeatable)."),
-        click.option("--expect", multiple=True, metavar="REGEX",
-                     help="Must match the --exec output (the boot log without --exec)."),
-        click.option("--timeout", type=click.FloatRange(min=0, min_open=True), metavar="S",
-                     help=f"Seconds for the boot and for each command [{DEFAULT_TIMEOUT:g}]."),
-        click.option("--junit", metavar="FILE", help="Write the scripted run as JUnit XML."),
-        click.option("--json", "json_", is_flag=True,
-                     help="Print the scripted run as JSON (output and timing of each step)."),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
-
-
-def pop_script(opts: dict) -> ScriptOptions | None:
-    """Take the scripted-boot options out of the run options; None for an interactive boot."""
-    commands, expectations = list(opts.pop("exec_")), list(opts.pop("expect"))
-    timeout, junit, as_json = opts.pop("timeout"), opts.pop("junit"), opts.pop("json_")
+def script_from(request) -> ScriptOptions | None:
+    """The scripted-boot part of a RunRequest, checked; None for an interactive boot."""
+    commands, expectations = list(request.exec), list(request.expect)
+    timeout, junit, as_json = request.timeout, request.junit, request.json
     if not commands and not expectations:
         for name, given in (("--timeout", timeout), ("--junit", junit), ("--json", as_json)):
             if given:

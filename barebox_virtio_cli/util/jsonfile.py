@@ -19,10 +19,10 @@ def read_object(path: Path) -> dict | None:
 
 
 def write_json(path: Path, data: object, indent: int | None = None) -> None:
+    from barebox_virtio_cli.util.atomic import write_text
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=indent) + "\n")
-    os.replace(tmp, path)
+    write_text(path, json.dumps(data, indent=indent) + "\n")
 
 
 def write_cache(path: Path, data: object) -> None:

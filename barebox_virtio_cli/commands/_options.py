@@ -1,0 +1,69 @@
+"""click options shared by several commands: the devices and machine of a boot (`bbv run`,
+`bbv export`) and the scripted-boot options of `bbv run`. Each option's name is a field of
+run.request.RunRequest."""
+
+from __future__ import annotations
+
+import click
+
+from barebox_virtio_cli.session.options import DEFAULT_TIMEOUT
+
+
+def _apply(func, options):
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def run_options(func):
+    """The device and machine options shared by every command that boots a target."""
+    return _apply(func, [
+        click.option("-t", "--target", help="Target name from 'bbv targets'."),
+        click.option("-a", "--arch", help="Pick the default target of an arch (arm, mips, ...)."),
+        click.option("--image", metavar="PATH", help="barebox image (default: the last build)."),
+        click.option("--blk", multiple=True, metavar="FILE", help="Raw disk image (repeatable)."),
+        click.option("--rng", count=True, help="Add a virtio RNG (repeat for more)."),
+        click.option("--console", is_flag=False, flag_value="", default=None, metavar="[PATH]",
+                     help="Virtio console on a unix socket (default path in the runtime dir)."),
+        click.option("--input", "input", is_flag=True, help="Add a virtio keyboard."),
+        click.option("--net", is_flag=True, help="Add a virtio NIC on QEMU user networking."),
+        click.option("--port-forward", multiple=True, metavar="[tcp:|udp:]HOST[:GUEST]",
+                     help="Forward a loopback port to the guest (with --net; repeatable)."),
+        click.option("--fs", multiple=True, metavar="[TAG=]DIR",
+                     help="Share DIR over 9p; barebox mounts it at /mnt/9p/TAG (repeatable)."),
+        click.option("--env", multiple=True, metavar="PATH=VALUE|PATH=@FILE",
+                     help="Put a file into barebox's environment over fw_cfg (repeatable)."),
+        click.option("-m", "--memory", help="Guest memory, e.g. 512M."),
+        click.option("--cpu", help="QEMU -cpu model."),
+        click.option("--machine", help="QEMU -M machine (default from the target)."),
+        click.option("--firmware", metavar="FILE",
+                     help="Firmware for -bios (OVMF, OpenSBI) instead of the target's default."),
+        click.option("--snapshot", is_flag=True, help="Do not write to the --blk images."),
+        click.option("--graphic", is_flag=True, help="Open QEMU's display window."),
+        click.option("--qemu-arg", multiple=True, metavar="ARG",
+                     help="Pass ARG to QEMU as is (repeatable)."),
+    ])
+
+
+def script_options(func):
+    """--exec, --expect, --timeout, --junit, --json: `bbv run` as a scripted check."""
+    return _apply(func, [
+        click.option("--exec", "exec", multiple=True, metavar="CMD",
+                     help="Run CMD at the barebox prompt, then stop QEMU (repeatable)."),
+        click.option("--expect", multiple=True, metavar="REGEX",
+                     help="Must match the --exec output (the boot log without --exec)."),
+        click.option("--timeout", type=click.FloatRange(min=0, min_open=True), metavar="S",
+                     help=f"Seconds for the boot and for each command [{DEFAULT_TIMEOUT:g}]."),
+        click.option("--junit", metavar="FILE", help="Write the scripted run as JUnit XML."),
+        click.option("--json", "json", is_flag=True,
+                     help="Print the scripted run as JSON (output and timing of each step)."),
+    ])
+
+
+def output_options(func):
+    """-o/--output FILE ('-' for stdout) and --force, for commands that write one file."""
+    return _apply(func, [
+        click.option("-o", "--output", required=True, metavar="FILE",
+                     help="Where to write ('-' for standard output)."),
+        click.option("--force", is_flag=True, help="Replace FILE if it exists."),
+    ])

@@ -1,0 +1,110 @@
+"""Getting a barebox release for `bbv quickstart`: the tarball downloaded once into the cache
+(streamed, retried, checked against its sha256), and unpacked safely into the work directory.
+Which release and which checksum to trust is pure, in quickstart/plan.py."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
+
+from barebox_virtio_cli.errors import BbvError
+from barebox_virtio_cli.quickstart import plan as qs
+from barebox_virtio_cli.util.status import say
+
+
+def _detail(text: str) -> None:
+    say(text, prefix="  ")
+
+
+def download(version: str, given: str | None) -> Path:
+    """The release tarball in the cache, downloaded and verified once; its sum is kept beside
+    it, so that later runs, offline too, check the cached file against it."""
+    from barebox_virtio_cli.build import fetch as tf
+    from barebox_virtio_cli.util.atomic import replacing, write_text
+    from barebox_virtio_cli.util.paths import cache_dir
+
+    name = qs.tarball_name(version)
+    cache = cache_dir() / "barebox"
+    archive, sum_file = cache / name, cache / f"{name}.sha256"
+    expected = qs.pinned_sha256(version, given)
+    if archive.is_file() and sum_file.is_file():
+        kept = tf.parse_sums(sum_file.read_text(), name)
+        if kept and kept == (expected or kept) and _sha256(archive) == kept:
+            _detail(f"{name} from the cache ({archive})")
+            return archive
+    base = qs.mirror_url(os.environ)
+    downloader = tf.Downloader(hint=f"offline? pass --src DIR with a barebox source tree, or "
+                                    f"set ${qs.MIRROR_ENV} to a mirror")
+    if expected is None:
+        expected = _published_sum(downloader, f"{base}/{name}.sha256", name, version)
+    cache.mkdir(parents=True, exist_ok=True)
+    with replacing(archive, suffix=".part") as tmp:
+        _detail(f"downloading {base}/{name}")
+        with tf.DownloadBar(name) as update:
+            got = downloader.to_file(f"{base}/{name}", tmp, update)
+        if got != expected:
+            raise BbvError(f"checksum mismatch for {name}: expected {expected}, got {got}; "
+                           "the download was deleted")
+    write_text(sum_file, f"{expected}  {name}\n")
+    _detail(f"sha256 {expected} verified; cached in {archive}")
+    return archive
+
+
+def _published_sum(downloader, url: str, name: str, version: str) -> str:
+    from barebox_virtio_cli.build import fetch as tf
+
+    try:
+        text = downloader.text(url)
+    except BbvError as exc:
+        if not str(exc).startswith("not found"):  # unreachable: that error says what to do
+            raise
+        text = ""
+    found = tf.parse_sums(text, name)
+    if found is None:
+        raise BbvError(f"bbv knows no sha256 for barebox {version} and {url} gives none; pass "
+                       "--sha256 HEX from a source you trust, or --src DIR")
+    return found
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def unpack(archive: Path, tree: Path) -> None:
+    """Safe extraction (toolchain_fetch's checks) into a temporary directory beside the tree,
+    moved into place only when it is a barebox tree."""
+    from barebox_virtio_cli.build import fetch as tf
+    from barebox_virtio_cli.build import kbuild
+
+    tmp = Path(tempfile.mkdtemp(prefix=".unpack-", dir=tree.parent))
+    try:
+        with _spinner(f"unpacking {archive.name}"):
+            tf.extract(archive, tmp)
+        found = [p for p in tmp.iterdir() if kbuild.is_barebox_tree(p)]
+        if not found:
+            raise BbvError(f"{archive.name} holds no barebox source tree (no top directory "
+                           "with barebox's Makefile, Kconfig and arch/)")
+        if tree.exists():
+            shutil.rmtree(tree)  # a half-unpacked leftover: it is no barebox tree
+        found[0].rename(tree)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextmanager
+def _spinner(text: str) -> Iterator[None]:
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    with console.status(text) if console.is_terminal else nullcontext():
+        yield

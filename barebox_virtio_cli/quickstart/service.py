@@ -1,0 +1,267 @@
+"""`bbv quickstart` as a service: from nothing to a booted, checked barebox, one step after the
+other, each done by the service the other commands use (doctor's host checks, the release
+download, build.service, build.fetch, images.create, run.service and a scripted session). The
+decisions live in quickstart/plan.py."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+
+from barebox_virtio_cli.errors import BbvError, UsageError
+from barebox_virtio_cli.quickstart import plan as qs
+from barebox_virtio_cli.targets.catalog import Target, load_catalog
+from barebox_virtio_cli.util.status import say
+
+
+@dataclass
+class QuickstartRequest:
+    target: str = "vexpress"
+    src: Path | None = None  # a barebox tree; without it a release is downloaded
+    version: str | None = None
+    sha256: str | None = None
+    workdir: Path | None = None
+    timeout: float = 30.0
+
+
+@dataclass
+class Booted:
+    """What quickstart made and booted, for the commands to go on with."""
+
+    target: str
+    defconfig: str
+    image: Path
+    disks: list[Path]
+    console: Path
+    seconds: float
+
+
+def run_quickstart(request: QuickstartRequest) -> Booted:
+    if request.src is not None and (request.version or request.sha256):
+        raise UsageError("--version and --sha256 choose a release to download; with --src "
+                         "the tree is built as it is")
+    version = qs.check_version(request.version or qs.DEFAULT_VERSION)
+    sha256 = qs.check_sha256(request.sha256) if request.sha256 else None
+    entry = load_catalog().get(request.target)
+    work = _workdir(request.workdir)
+    started = time.monotonic()
+    steps = _Steps(entry.name)
+    with steps.step():
+        _check_machine(entry)
+    with steps.step():
+        tree = _tree(request.src, work, version, sha256)
+    with steps.step():
+        defconfig, prefix = _toolchain(entry, tree)
+    with steps.step():
+        image = _build(entry, tree, work, prefix)
+    token = secrets.token_bytes(4)
+    with steps.step():
+        disks = _disks(work, token)
+    with steps.step():
+        console = _boot_and_check(entry, image, disks, token, request.timeout)
+    return Booted(entry.name, defconfig, image, disks, console, time.monotonic() - started)
+
+
+def _detail(text: str) -> None:
+    say(text, prefix="  ")
+
+
+class _Steps:
+    """Numbers the steps, shows each one's progress and time, and turns a failure into
+    'step N/M (name) failed: why; how to fix it'."""
+
+    def __init__(self, target: str) -> None:
+        from rich.console import Console
+
+        self.target, self.index = target, 0
+        self.console = Console(stderr=True, soft_wrap=True)
+
+    @contextmanager
+    def step(self) -> Iterator[None]:
+        name = qs.STEPS[self.index]
+        self.console.print(f"[bold]bbv quickstart \\[{self.index + 1}/{len(qs.STEPS)}] "
+                           f"{name}[/]")
+        started = time.monotonic()
+        try:
+            yield
+        except BbvError as exc:
+            raise qs.step_error(self.index, name, self.target, exc) from exc
+        self.console.print(f"  [green]done[/] ({time.monotonic() - started:.1f} s)")
+        self.index += 1
+
+
+def _workdir(given: Path | None) -> Path:
+    """A new or empty directory becomes quickstart's; one with other files is refused."""
+    from barebox_virtio_cli.util.paths import data_dir
+
+    work = (given or data_dir() / "quickstart").resolve()
+    if work.exists() and not work.is_dir():
+        raise UsageError(f"--workdir {work} exists and is not a directory")
+    if work.is_dir() and any(work.iterdir()) and not (work / qs.MARKER).exists():
+        raise UsageError(f"--workdir {work} holds other files; give a new or empty directory")
+    work.mkdir(parents=True, exist_ok=True)
+    (work / qs.MARKER).touch()
+    return work
+
+
+def _check_machine(target: Target) -> None:
+    """Doctor's checks for this target; a missing compiler is left to the toolchain step,
+    which can fetch one."""
+    from barebox_virtio_cli.doctor.host import gather, packages
+    from barebox_virtio_cli.util.hosttools import not_installed, which
+
+    pkgs = packages()
+    host, per_target = gather([target], pkgs)
+    problems = [f"{c.item}: {c.detail}" + _packages(c.packages) for c in
+                [*host, *per_target[target.name]]
+                if not c.ok and c.needed_for in ("build", "boot")
+                and not (c.item == "cross compiler" and target.crosstool_triplet)]
+    problems += [not_installed(tool, pkgs.programs.get(tool, {}))
+                 for tool in ("mkfs.vfat", "mcopy") if which(tool) is None]
+    if problems:
+        raise BbvError(f"this machine cannot build and boot target '{target.name}': "
+                       f"{'; '.join(problems)}")
+    qemu = next(c for c in per_target[target.name] if c.item == target.qemu)
+    _detail(f"{target.qemu}: {qemu.detail}")
+
+
+def _packages(packages: dict[str, str]) -> str:
+    return f" (Debian/Ubuntu: apt install {packages['debian']})" if packages.get("debian") \
+        else ""
+
+
+def _tree(src: Path | None, work: Path, version: str, sha256: str | None) -> Path:
+    from barebox_virtio_cli.build import kbuild
+    from barebox_virtio_cli.quickstart.release import download, unpack
+
+    if src is not None:
+        src = src.resolve()
+        kbuild.check_tree(src)
+        _detail(f"source tree {src}")
+        return src
+    tree = work / f"barebox-{version}"
+    if kbuild.is_barebox_tree(tree):
+        _detail(f"source tree {tree} (unpacked before)")
+        return tree
+    archive = download(version, sha256)
+    unpack(archive, tree)
+    _detail(f"unpacked into {tree}")
+    return tree
+
+
+def _toolchain(target: Target, tree: Path) -> tuple[str, str]:
+    """The compiler `bbv build` would pick; without one, `bbv toolchain fetch` for the target."""
+    from barebox_virtio_cli.build import kbuild
+    from barebox_virtio_cli.build.toolchain import Finder
+
+    plan = kbuild.plan(tree, load_catalog(), target.name, None, None)
+    try:
+        found = Finder.default().find(target, plan.defconfig)
+    except BbvError as exc:
+        if not target.crosstool_triplet:
+            raise
+        _detail(f"no installed compiler fits ({exc}); fetching one from kernel.org")
+        from barebox_virtio_cli.build.fetch import FetchRequest, install
+
+        _, installed = install(FetchRequest(target.name))
+        _detail(f"installed {installed}")
+        found = Finder.default().find(target, plan.defconfig)
+    _detail(f"{found.describe()}")
+    return plan.defconfig, found.prefix
+
+
+def _build(target: Target, tree: Path, work: Path, prefix: str) -> Path:
+    from barebox_virtio_cli.build import kbuild
+    from barebox_virtio_cli.build.service import BuildRequest, build, print_summary
+
+    out = work / f"build-{target.name}"
+    print_summary(build(BuildRequest(target.name, src=tree, build_dir=out,
+                                     cross_compile=prefix)))
+    image = kbuild.target_image(out, target.image)
+    if not image.is_file():
+        raise BbvError(f"the build made no {target.image} (looked at {image})")
+    return image
+
+
+def _disks(work: Path, token: bytes) -> list[Path]:
+    """A FAT disk with a file on it and a blank one, rebuilt each run: they are quickstart's."""
+    from barebox_virtio_cli.images.create import write_image
+    from barebox_virtio_cli.images.plan import AddFile, make_plan
+
+    hello = work / qs.FILE_NAME
+    hello.write_text(qs.greeting(token) + "\n")
+    fat, raw = work / qs.FAT_IMAGE, work / qs.RAW_IMAGE
+    write_image(make_plan(qs.DISK_SIZE, None, True, [AddFile(hello, qs.FILE_NAME)]), fat,
+                force=True)
+    write_image(make_plan(qs.DISK_SIZE, None, False, []), raw, force=True)
+    _detail(f"{fat} (FAT, {qs.FILE_NAME}), {raw} (blank), {qs.DISK_SIZE >> 20} MiB each")
+    return [fat, raw]
+
+
+def _boot_and_check(target: Target, image: Path, disks: list[Path], token: bytes,
+                    timeout: float) -> Path:
+    """Boot with both disks, an RNG and the virtio console; run the checks on that console."""
+    from barebox_virtio_cli.qemu.args import (
+        activation_command,
+        build_command,
+        console_activation,
+        flatten,
+    )
+    from barebox_virtio_cli.run.request import RunRequest
+    from barebox_virtio_cli.run.service import prepare
+    from barebox_virtio_cli.session.scripted import Script, run_session
+    from barebox_virtio_cli.util.paths import runtime_dir
+
+    target, info, spec = prepare(RunRequest(
+        target=target.name, image=str(image), blk=tuple(str(d) for d in disks), rng=1,
+        console=str(runtime_dir() / f"quickstart-{target.name}.console")))
+    socket = spec.console
+    items = qs.checks(token, target.console)
+    activation = activation_command(target) \
+        if console_activation(target, info) == "manual" else None
+    script = Script(qs.script_commands(items), [], timeout, virtio=True, activation=activation)
+    _detail(f"booting {image.name} in {info.binary}; checks on the virtio console {socket}")
+    result = run_session(flatten(build_command(target, spec, info)), script, target.name,
+                         on_step=_show_step)
+    outputs = [(s.output, s.exit_status if s.status != "skipped" else None)
+               for s in result.commands]
+    outcomes = qs.judge(items, outputs)
+    outcomes = qs.raw_on_host(outcomes, disks[1].read_bytes()[:4], token)
+    console_ok = result.boot.status == "passed" and result.error is None
+    outcomes.insert(0, qs.Outcome("virtio console", console_ok,
+                                  "the checks below were typed on it" if console_ok
+                                  else result.error or "no session"))
+    _table(target, outcomes)
+    if result.error or not all(o.ok for o in outcomes):
+        for line in result.last_lines if result.error else []:
+            click.echo(f"    {line}", err=True)
+        failed = [o.name for o in outcomes if not o.ok]
+        raise BbvError(f"{len(failed)} of {len(outcomes)} checks failed ({', '.join(failed)})"
+                       + (f": {result.error}" if result.error else ""))
+    return socket
+
+
+def _show_step(step) -> None:
+    if step.command is None:
+        _detail(f"barebox prompt after {step.duration:.1f} s")
+    else:
+        _detail(f"$ {step.command}  [{'ok' if step.status == 'passed' else step.status}]")
+
+
+def _table(target: Target, outcomes: list[qs.Outcome]) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title=f"virtio devices on {target.name}")
+    for column in ("check", "result", "detail"):
+        table.add_column(column)
+    for o in outcomes:
+        table.add_row(o.name, "[green]ok[/]" if o.ok else "[red]FAILED[/]", escape(o.detail))
+    Console().print(table)

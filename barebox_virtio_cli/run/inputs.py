@@ -1,0 +1,135 @@
+"""The inputs of `bbv run` checked against this machine before QEMU starts: the image (given or
+found from `bbv build`'s records), --blk images (readable, writable, not held by another QEMU),
+the console socket path (not a file, not served by a live QEMU), --fs, --env and the firmware."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+from barebox_virtio_cli.errors import BbvError, UsageError
+from barebox_virtio_cli.qemu.args import EnvEntry
+from barebox_virtio_cli.qemu.info import QemuInfo
+from barebox_virtio_cli.targets.catalog import Target
+
+
+def resolve_image(target: Target, image: str | None, cwd: Path) -> Path:
+    if image:
+        return existing_file(Path(image), "--image")
+    from barebox_virtio_cli.build.record import find_image
+
+    found, looked = find_image(target.name, target.image, cwd)
+    if found is None:
+        raise BbvError(f"no {target.image} for target '{target.name}' (looked at "
+                       f"{', '.join(map(str, looked))}); build it with 'bbv build {target.name}' "
+                       "or pass --image PATH")
+    return found.resolve()
+
+
+def existing_file(path: Path, option: str) -> Path:
+    if not path.exists():
+        raise UsageError(f"{option} {path}: no such file")
+    if path.is_dir():
+        raise UsageError(f"{option} {path}: is a directory, not a file")
+    if not os.access(path, os.R_OK):
+        raise UsageError(f"{option} {path}: permission denied (not readable)")
+    return path.resolve()
+
+
+def check_block_image(path: Path, snapshot: bool) -> Path:
+    path = existing_file(path, "--blk")
+    if not snapshot and not os.access(path, os.W_OK):
+        raise UsageError(f"--blk {path}: not writable; add --snapshot to boot it read-only")
+    if not snapshot and locked_by_qemu(path):
+        raise UsageError(f"--blk {path}: in use by another QEMU; stop it, or add --snapshot to "
+                         "share the image without writing to it")
+    return path
+
+
+def locked_by_qemu(path: Path) -> bool:
+    """QEMU holds shared byte-range locks at offsets 100-299 of the images it has open; an
+    exclusive lock on that range is refused while any QEMU holds one."""
+    import fcntl
+
+    try:
+        with open(path, "r+b") as fh:
+            try:
+                fcntl.lockf(fh, fcntl.LOCK_EX | fcntl.LOCK_NB, 200, 100)
+            except OSError:
+                return True
+            fcntl.lockf(fh, fcntl.LOCK_UN, 200, 100)
+    except OSError:
+        return False
+    return False
+
+
+def default_console_path(target: Target) -> Path:
+    from barebox_virtio_cli.util.paths import runtime_dir
+
+    return runtime_dir() / f"{target.name}.console"
+
+
+def check_console_path(path: Path) -> Path:
+    path = Path(os.path.abspath(path))
+    if not path.parent.is_dir():
+        raise UsageError(f"--console {path}: directory {path.parent} does not exist")
+    try:
+        mode = path.lstat().st_mode
+    except FileNotFoundError:
+        return path
+    if not stat.S_ISSOCK(mode):
+        raise UsageError(f"--console {path}: exists and is not a socket; QEMU would replace it, "
+                         "so choose another path")
+    if socket_served(path):
+        raise UsageError(f"--console {path}: already served by a running QEMU; stop it or "
+                         "choose another path")
+    return path  # stale: nobody serves it, QEMU replaces it
+
+
+def socket_served(path: Path) -> bool:
+    """Whether a process accepts connections on the unix socket at path."""
+    import socket
+
+    with socket.socket(socket.AF_UNIX) as sock:
+        try:
+            sock.connect(str(path))
+        except OSError:
+            return False
+    return True
+
+
+def parse_fs(text: str, index: int) -> tuple[str, Path]:
+    tag, sep, directory = text.rpartition("=")
+    path = Path(directory)
+    if not path.is_dir():
+        raise UsageError(f"--fs {text}: {directory} is not a directory")
+    tag = tag if sep else (path.resolve().name or f"fs{index}")
+    return tag, path.resolve()
+
+
+def parse_env(text: str) -> EnvEntry:
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise UsageError(f"--env '{text}' is not PATH=VALUE or PATH=@FILE")
+    if value.startswith("@"):
+        return EnvEntry(name, str(existing_file(Path(value[1:]), "--env")), is_file=True)
+    return EnvEntry(name, value)
+
+
+def find_firmware(target: Target, info: QemuInfo, given: str | None) -> str | None:
+    """The -bios file: --firmware, else the target's own, else None (QEMU's default)."""
+    if given:
+        return str(existing_file(Path(given), "--firmware"))
+    for candidate in target.firmware:
+        if os.path.isfile(candidate):
+            return candidate
+    if target.firmware:
+        raise BbvError(f"target '{target.name}' needs firmware ({', '.join(target.firmware)}), "
+                       f"none found; install it (Debian/Ubuntu: apt install "
+                       f"{target.firmware_package}) or pass --firmware FILE")
+    if target.qemu_firmware and not info.data_file(target.qemu_firmware):
+        raise BbvError(f"{target.qemu} lacks its default firmware {target.qemu_firmware} (not in "
+                       f"{', '.join(info.datadirs) or 'its data dirs'}; Debian does not package "
+                       "it): pass one with --firmware FILE")
+    return None

@@ -1,0 +1,44 @@
+"""What `bbv run` (and `bbv export`, quickstart) is asked to boot: one typed request. Pure.
+
+Each field is one command-line option of `bbv run` with the same name (commands/_options.py):
+a new run option is a field here and a click option there."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class RunRequest:
+    # the machine and the image
+    target: str | None = None
+    arch: str | None = None
+    image: str | None = None
+    # devices
+    blk: tuple[str, ...] = ()
+    rng: int = 0
+    console: str | None = None  # None: no virtio console; "": the default socket path
+    input: bool = False
+    net: bool = False
+    port_forward: tuple[str, ...] = ()
+    fs: tuple[str, ...] = ()
+    env: tuple[str, ...] = ()
+    # machine overrides
+    memory: str | None = None
+    cpu: str | None = None
+    machine: str | None = None
+    firmware: str | None = None
+    snapshot: bool = False
+    graphic: bool = False
+    qemu_arg: tuple[str, ...] = ()
+    # what to do with it
+    dry_run: bool = False
+    attach: bool = False
+    keep_running: bool = False
+    # a scripted boot (session/options.py checks these)
+    exec: tuple[str, ...] = ()
+    expect: tuple[str, ...] = ()
+    timeout: float | None = None
+    junit: str | None = None
+    json: bool = False
+

@@ -1,0 +1,111 @@
+"""`bbv run` as a service: a RunRequest checked against this machine and turned into a QEMU
+command line, then printed (dry run) or booted in the foreground, attached to the virtio
+console, or as a scripted session. Used by commands/run.py, commands/export.py and quickstart."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import NamedTuple
+
+from barebox_virtio_cli.errors import UsageError
+from barebox_virtio_cli.qemu.args import RunSpec, build_command, flatten, parse_port_forward
+from barebox_virtio_cli.qemu.info import QemuInfo
+from barebox_virtio_cli.run import inputs
+from barebox_virtio_cli.run.request import RunRequest
+from barebox_virtio_cli.targets.catalog import Target, load_catalog
+from barebox_virtio_cli.util.status import say
+
+
+class Prepared(NamedTuple):
+    """Everything decided before QEMU starts."""
+
+    target: Target
+    info: QemuInfo
+    spec: RunSpec
+
+
+def qemu_info(target: Target) -> QemuInfo:
+    from barebox_virtio_cli.qemu.probe import find_binary, probe
+
+    return probe(find_binary(target.qemu, target.qemu_package))
+
+
+def prepare(request: RunRequest) -> Prepared:
+    """Everything `bbv run` checks and decides before QEMU starts."""
+    target = load_catalog().resolve(request.target, request.arch)
+    info = qemu_info(target)
+    console = request.console
+    spec = RunSpec(
+        image=inputs.resolve_image(target, request.image, Path.cwd()),
+        blks=[inputs.check_block_image(Path(b), request.snapshot) for b in request.blk],
+        rng=request.rng,
+        console=None if console is None else inputs.check_console_path(
+            Path(console) if console else inputs.default_console_path(target)),
+        input=request.input, net=request.net,
+        port_forwards=[parse_port_forward(p) for p in request.port_forward],
+        fs=[inputs.parse_fs(f, i) for i, f in enumerate(request.fs)],
+        env=[inputs.parse_env(e) for e in request.env],
+        memory=request.memory, cpu=request.cpu, machine=request.machine,
+        snapshot=request.snapshot, graphic=request.graphic,
+        firmware=inputs.find_firmware(target, info, request.firmware),
+        qemu_args=list(request.qemu_arg),
+    )
+    return Prepared(target, info, spec)
+
+
+def _checked(request: RunRequest):
+    """The request's mode, checked before anything is probed: (request, attach, script);
+    --keep-running implies --attach, which implies --console."""
+    from barebox_virtio_cli.session.options import script_from
+
+    attach = request.attach or request.keep_running
+    if attach and request.console is None:
+        request = replace(request, console="")
+    script = script_from(request)
+    if attach and script is not None:
+        raise UsageError("--attach is interactive; leave out the scripted-boot options")
+    return request, attach, script
+
+
+def command_line(request: RunRequest) -> str:
+    """--dry-run: the QEMU command line, shell-quoted, one option group a line."""
+    from barebox_virtio_cli.qemu.args import format_command
+
+    request, attach, _ = _checked(request)
+    target, info, spec = prepare(request)
+    if attach:
+        from barebox_virtio_cli.console.attach import attach_command
+
+        return format_command(attach_command(target, info, spec))
+    return format_command(build_command(target, spec, info))
+
+
+def boot(request: RunRequest) -> int:
+    """Boot as asked; the exit status (QEMU's, the script's, or 128+N after signal N)."""
+    request, attach, script = _checked(request)
+    target, info, spec = prepare(request)
+    if attach:
+        from barebox_virtio_cli.console.attach import attach_run
+
+        return attach_run(target, info, spec, request.keep_running)
+    argv = flatten(build_command(target, spec, info))
+    if script is not None:
+        from barebox_virtio_cli.session.options import run_script
+
+        return run_script(target, info, spec, argv, script)
+    _announce(target, info, spec)
+    from barebox_virtio_cli.qemu.process import run_foreground
+
+    return run_foreground(argv)
+
+
+def _announce(target: Target, info: QemuInfo, spec: RunSpec) -> None:
+    from barebox_virtio_cli.qemu.args import activation_command, console_activation
+
+    say(f"booting {target.name} ({spec.image}); serial console below, Ctrl-A X quits QEMU")
+    if spec.console is not None:
+        say(f"virtio console: bbv console {spec.console}")
+        if console_activation(target, info) == "manual":
+            say(f"{target.machine} cannot activate the virtio console at boot; type "
+                f"'{activation_command(target)}' at the barebox prompt")
