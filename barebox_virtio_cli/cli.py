@@ -10,6 +10,7 @@ import click
 
 from barebox_virtio_cli import __version__
 from barebox_virtio_cli.errors import BbvError
+from barebox_virtio_cli.util.signals import Signalled
 
 # name -> (module under barebox_virtio_cli.commands, attribute, one-line help)
 COMMANDS: dict[str, tuple[str, str, str]] = {
@@ -85,6 +86,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)
+    except Signalled as exc:  # util/signals: stopped by signal N, exit 128+N
+        sys.exit(exc.exit_status)
     sys.exit(rc if isinstance(rc, int) else 0)
 
 

@@ -270,9 +270,24 @@ def test_signals_to_bbv_never_leave_qemu_running(tree, sig):
     finally:
         proc.kill()
     assert not alive(qemu)
-    # QEMU ends on the forwarded SIGTERM with status 0, and bbv reports QEMU's status.
-    assert proc.returncode == 0, err
+    # QEMU ends on the forwarded SIGTERM (status 0); bbv reports the signal that stopped it.
+    assert proc.returncode == 128 + sig, err
     assert b"terminating on signal 15" in err
+
+
+@needs_arm
+def test_qemu_killed_by_a_signal_gives_128_plus_n(tree):
+    warm_probe_cache(tree)
+    proc = subprocess.Popen(BBV + ["run", "--blk", "a.img"], cwd=tree, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        qemu = wait_for_child(proc)
+        wait_until(lambda: is_qemu(qemu), "QEMU to start")
+        os.kill(qemu, signal.SIGKILL)
+        _, err = proc.communicate(timeout=20)
+    finally:
+        proc.kill()
+    assert proc.returncode == 128 + signal.SIGKILL, err
 
 
 @needs_arm

@@ -7,9 +7,7 @@ import collections
 import fcntl
 import os
 import shutil
-import signal
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,6 +18,7 @@ from barebox_virtio_cli.build import kbuild
 from barebox_virtio_cli.errors import BbvError
 from barebox_virtio_cli.util.hosttools import on_path
 from barebox_virtio_cli.util.processes import set_parent_death_signal, stop
+from barebox_virtio_cli.util.signals import raising
 
 LOCK_NAME = ".bbv-lock"
 LOG_NAME = "bbv-build.log"
@@ -136,18 +135,12 @@ def run(argv: list[str], cwd: Path, log: Path, label: str, verbose: bool) -> Mak
 
 @contextmanager
 def _stopped_on_exit(proc: subprocess.Popen) -> Iterator[None]:
-    """make never outlives bbv (and its lock): SIGTERM/SIGHUP to bbv become KeyboardInterrupt,
-    and on any way out make gets SIGTERM, then SIGKILL if it lingers."""
-    def interrupt(_signum, _frame):
-        raise KeyboardInterrupt
-
-    main = threading.current_thread() is threading.main_thread()  # signals: main thread only
-    old = {s: signal.signal(s, interrupt) for s in (signal.SIGTERM, signal.SIGHUP) if main}
+    """make never outlives bbv (and its lock): SIGTERM/SIGHUP to bbv raise Signalled (exit
+    128+N), and on any way out make gets SIGTERM, then SIGKILL if it lingers."""
     try:
-        yield
+        with raising():
+            yield
     finally:
-        for sig, handler in old.items():
-            signal.signal(sig, handler)
         stop(proc, grace=10)  # make passes SIGTERM on to the compilers it runs
 
 

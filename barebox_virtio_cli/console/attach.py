@@ -20,10 +20,8 @@ from barebox_virtio_cli.console.relay import (
     Conn,
     EndpointError,
     Options,
-    Signalled,
     connect,
     run_console,
-    signals_raise,
 )
 from barebox_virtio_cli.errors import BbvError
 from barebox_virtio_cli.qemu.args import (
@@ -35,6 +33,7 @@ from barebox_virtio_cli.qemu.args import (
 )
 from barebox_virtio_cli.qemu.probe import QemuInfo
 from barebox_virtio_cli.targets.catalog import Target
+from barebox_virtio_cli.util.signals import Signalled, exit_status, raising
 from barebox_virtio_cli.util.status import say
 
 START_TIMEOUT = 15.0  # seconds for QEMU to create its sockets
@@ -92,7 +91,7 @@ def attach_run(target: Target, info: QemuInfo, spec: RunSpec, keep_running: bool
     qmp = watcher = None
     started = False
     try:
-        with signals_raise():
+        with raising():
             qmp = _wait_for_qemu(proc, session)
             conn = _connect_console(proc, session)
             if manual:
@@ -103,9 +102,11 @@ def attach_run(target: Target, info: QemuInfo, spec: RunSpec, keep_running: bool
                 "the serial line once barebox shows its prompt")
         started = True
         status = run_console(Options(Endpoint("unix", path=str(session.console))), conn)
+        if status == 0 and proc.poll() is not None:  # QEMU ended on its own, maybe killed
+            status = exit_status(proc.returncode)
     except Signalled as exc:
         say(f"stopped by {exc}")
-        status = 128 + exc.signum
+        status = exc.exit_status
     finally:
         if watcher is not None:
             watcher.close()

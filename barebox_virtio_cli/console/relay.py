@@ -10,7 +10,6 @@ from __future__ import annotations
 import errno
 import os
 import selectors
-import signal
 import socket
 import stat
 import sys
@@ -31,6 +30,7 @@ from barebox_virtio_cli.console.logic import (
     path_kind,
 )
 from barebox_virtio_cli.errors import BbvError
+from barebox_virtio_cli.util.signals import Signalled, raising
 from barebox_virtio_cli.util.status import say
 
 CHUNK = 256 * 1024
@@ -45,12 +45,6 @@ class EndpointError(BbvError):
     def __init__(self, where: object, reason: str, hint: str = "", transient: bool = False):
         super().__init__(f"{where}: {reason}{hint}")
         self.reason, self.transient = reason, transient
-
-
-class Signalled(Exception):
-    def __init__(self, signum: int):
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
 
 
 @dataclass
@@ -146,24 +140,6 @@ def _private_fd(fd: int, flags: int) -> int:
         except OSError:
             pass
     return os.dup(fd)
-
-
-@contextmanager
-def signals_raise(signums=(signal.SIGTERM, signal.SIGHUP)) -> Iterator[None]:
-    """Turn SIGTERM and SIGHUP into a Signalled exception (once), so that every cleanup runs."""
-    fired: list[int] = []
-
-    def handler(signum, _frame):
-        if not fired:
-            fired.append(signum)
-            raise Signalled(signum)
-
-    old = {s: signal.signal(s, handler) for s in signums}
-    try:
-        yield
-    finally:
-        for signum, previous in old.items():
-            signal.signal(signum, previous)
 
 
 @contextmanager
@@ -408,7 +384,7 @@ def run_console(opts: Options, conn: Conn | None = None) -> int:
     if conn is None and opts.wait is None:
         conn = connect(opts.endpoint)  # fail before the terminal is touched
     try:
-        with signals_raise(), raw_terminal(terminal):
+        with raising(), raw_terminal(terminal):
             relay = Relay(opts, conn, terminal)
             try:
                 if terminal:
@@ -421,6 +397,6 @@ def run_console(opts: Options, conn: Conn | None = None) -> int:
                 relay.close()
     except Signalled as exc:
         say(f"stopped by {exc}")
-        return 128 + exc.signum
+        return exc.exit_status
     finally:
         sys.stdout.flush()

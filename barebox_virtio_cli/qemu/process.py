@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import subprocess
 import sys
 import threading
 
 from barebox_virtio_cli.util.processes import set_parent_death_signal, stop
+from barebox_virtio_cli.util.signals import STOP_SIGNALS, exit_status, handling, signal_status
 
 HINTS = [
     ('Failed to get "write" lock', "another QEMU is using that image: stop it, or add --snapshot"),
@@ -20,7 +20,6 @@ HINTS = [
     ("Address already in use", "another process serves that socket path; choose another"),
     ("fw_cfg device not available", "this QEMU's fw_cfg is broken for the machine; drop --env"),
 ]
-
 
 
 class _TerminalGuard:
@@ -56,35 +55,29 @@ def start(argv: list[str], stdin=None, stdout=None) -> subprocess.Popen:
                             preexec_fn=set_parent_death_signal)
 
 
-def exit_status(returncode: int) -> int:
-    return 128 - returncode if returncode < 0 else returncode
-
-
 def run_foreground(argv: list[str]) -> int:
-    """Run QEMU attached to this terminal; return its exit status the way a shell reports it."""
+    """Run QEMU attached to this terminal; its exit status the way a shell reports it, or
+    128+N when bbv was stopped by signal N (QEMU gets SIGTERM)."""
     guard = _TerminalGuard()
     proc = start(argv)
     hints: list[str] = []
     relay = threading.Thread(target=_relay_stderr, args=(proc.stderr, hints), daemon=True)
     relay.start()
-    def on_signal(_signum, _frame):
+    received: list[int] = []
+
+    def on_signal(signum, _frame):
+        received.append(signum)
         if proc.poll() is None:
             proc.terminate()
 
-    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
-        while True:
-            try:
-                returncode = proc.wait()
-                break
-            except KeyboardInterrupt:  # pragma: no cover - handler replaces it
-                continue
+        with handling(STOP_SIGNALS, on_signal):
+            returncode = proc.wait()
     finally:
         stop(proc)
-        for sig, handler in old.items():
-            signal.signal(sig, handler)
         relay.join(2)
         guard.restore()
     for hint in hints:
         print(f"bbv: hint: {hint}", file=sys.stderr)
-    return exit_status(returncode)
+    # QEMU exits 0 on the SIGTERM bbv passes on; bbv reports the signal that stopped it.
+    return signal_status(received[0]) if received else exit_status(returncode)

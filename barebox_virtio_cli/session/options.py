@@ -74,11 +74,10 @@ def _is_junit(path: Path) -> bool:
 
 def run_script(target, info, spec, argv: list[str], options: ScriptOptions) -> int:
     """Boot, run the script, report; the exit status is 0 only if everything held."""
-    import signal
-
     from barebox_virtio_cli.qemu.args import activation_command, console_activation
     from barebox_virtio_cli.session import report
     from barebox_virtio_cli.session.scripted import Script, run_session
+    from barebox_virtio_cli.util.signals import raising
 
     where = "serial console" if spec.console is None else "virtio console"
     activation = None
@@ -88,10 +87,9 @@ def run_script(target, info, spec, argv: list[str], options: ScriptOptions) -> i
                     spec.console is not None, activation)
     if not options.json:
         say(f"booting {target.name} ({spec.image}); scripted session on the {where}")
-    for sig in (signal.SIGTERM, signal.SIGHUP):  # so that run_session stops QEMU, cleans up
-        signal.signal(sig, _exit_on_signal)
-    result = run_session(argv, script, target.name,
-                         on_step=None if options.json else _print_step)
+    with raising():  # Signalled: run_session stops QEMU and cleans up; bbv exits 128+N
+        result = run_session(argv, script, target.name,
+                             on_step=None if options.json else _print_step)
     written = options.junit is None or _write_report(options.junit, report.to_junit(result))
     if options.json:
         click.echo(report.to_json(result))
@@ -108,10 +106,6 @@ def run_script(target, info, spec, argv: list[str], options: ScriptOptions) -> i
     if not options.json:
         say(report.summary(result))
     return 0 if result.ok and written else 1
-
-
-def _exit_on_signal(signum: int, _frame) -> None:
-    raise SystemExit(128 + signum)
 
 
 def _write_report(path: Path, text: str) -> bool:

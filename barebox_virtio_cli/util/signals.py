@@ -1,0 +1,66 @@
+"""bbv's one signal and exit policy. Stopped by signal N (SIGINT, SIGTERM, SIGHUP), bbv stops
+its children (QEMU, make), cleans up and exits 128+N, in every mode; a child that died by
+signal N gives 128+N too, as a shell reports it. Handlers are always restored."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class Signalled(BaseException):
+    """bbv was stopped by a signal; a BaseException like KeyboardInterrupt, so that no
+    `except Exception` swallows it and every `finally` on the way out runs."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+    @property
+    def exit_status(self) -> int:
+        return signal_status(self.signum)
+
+
+def signal_status(signum: int) -> int:
+    return 128 + signum
+
+
+def exit_status(returncode: int) -> int:
+    """A child's exit status as bbv's: its code, or 128+N if signal N killed it (Popen gives
+    -N)."""
+    return signal_status(-returncode) if returncode < 0 else returncode
+
+
+@contextmanager
+def handling(signums: tuple[int, ...], handler: Callable[[int, object], None]) -> Iterator[None]:
+    """Install handler for signums while the block runs, then restore the old handlers. Off the
+    main thread (where Python cannot install handlers) nothing is installed."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = {s: signal.signal(s, handler) for s in signums}
+    try:
+        yield
+    finally:
+        for signum, previous in old.items():
+            signal.signal(signum, previous)
+
+
+@contextmanager
+def raising(signums: tuple[int, ...] = (signal.SIGTERM, signal.SIGHUP)) -> Iterator[None]:
+    """Turn the signals into a Signalled exception (once), so that every cleanup runs. SIGINT
+    is left to Python's KeyboardInterrupt, which the CLI turns into 130 the same way."""
+    fired: list[int] = []
+
+    def handler(signum, _frame):
+        if not fired:
+            fired.append(signum)
+            raise Signalled(signum)
+
+    with handling(signums, handler):
+        yield
