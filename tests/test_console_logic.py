@@ -10,7 +10,6 @@ import pytest
 
 from barebox_virtio_cli.commands.console import parse_wait
 from barebox_virtio_cli.console.logic import (
-    Activator,
     Endpoint,
     EscapeFilter,
     LineStamper,
@@ -124,32 +123,6 @@ def test_line_stamper_prefixes_each_line_once():
     out = stamper.feed(b"one\r\ntw", now) + stamper.feed(b"o\nthree", now + 1)
     assert out == (b"2026-01-02 03:04:05.250 one\n2026-01-02 03:04:05.250 two\n"
                    b"2026-01-02 03:04:06.250 three")
-
-
-PROMPT = "\x1b[1;32mbarebox@\x1b[1;36mARM QEMU virt:/\x1b[0m "
-
-
-def test_activator_stops_autoboot_then_types_the_command():
-    act = Activator("cs2.active=ioe")
-    assert act.feed("barebox 2026.06.0\r\nHit m for menu or any to stop") == b""
-    assert act.feed(" autoboot:    3") == b"\n"
-    assert act.feed("\b\b\b\b   2\r\n") == b""
-    assert act.feed(PROMPT) == b"cs2.active=ioe\n"
-    assert act.feed("cs2.active=ioe\r\n") == b""
-    assert not act.done
-    assert act.feed(PROMPT) == b""
-    assert act.done
-
-
-def test_activator_at_a_prompt_without_autoboot():
-    act = Activator("cs1.active=ioe")
-    assert act.feed("boot: no such file\r\n" + PROMPT) == b"\n"
-    assert act.feed("\r\n" + PROMPT) == b"cs1.active=ioe\n"
-
-
-def test_activator_ignores_prompt_text_mid_line():
-    act = Activator("x")
-    assert act.feed("barebox@host:/ is not at the end\r\n") == b""
 
 
 @pytest.mark.parametrize("value, endpoint, want", [

@@ -190,3 +190,65 @@ def test_the_virtio_console_socket_becomes_a_pipe_for_a_scripted_boot(target):
         pipe_console_argv(flatten(build_command(load_catalog().get(target),
                                                 RunSpec(image=spec.image), synthetic_info())),
                           Path("/tmp/x"))
+
+
+class _FakeBarebox:
+    """The barebox side of a console on a socketpair: prints the boot, answers keys."""
+
+    def __init__(self):
+        import socket
+
+        self.ours, self.theirs = socket.socketpair()
+        self.got = b""
+
+    def print(self, text: str) -> None:
+        self.theirs.sendall(text.encode())
+
+    def read(self, count: int) -> bytes:
+        self.theirs.settimeout(5)
+        data = b""
+        while len(data) < count:
+            data += self.theirs.recv(count - len(data))
+        self.got += data
+        return data
+
+
+@pytest.mark.parametrize("autoboot", [True, False])
+def test_activate_stops_autoboot_then_types_the_command(autoboot):
+    """attach's serial watcher and scripted boots share one Shell: stop autoboot, wait for the
+    prompt, type the activation command, wait for the prompt again."""
+    import threading
+
+    from barebox_virtio_cli.session.scripted import activate, fd_shell
+
+    box = _FakeBarebox()
+
+    def barebox():
+        box.print("barebox 2026.06.0\r\n")
+        if autoboot:
+            box.print("Hit m for menu or any to stop autoboot:    3")
+            assert box.read(1) == b"\x03"
+            box.print("\r\n")
+        box.print(COLOUR_PROMPT)
+        assert box.read(len("cs2.active=ioe\n")) == b"cs2.active=ioe\n"
+        box.print("cs2.active=ioe\r\n" + COLOUR_PROMPT)
+
+    thread = threading.Thread(target=barebox, daemon=True)
+    thread.start()
+    fd = box.ours.fileno()
+    log = _Log()
+    activate(fd_shell(fd, fd, "serial console", 5, tee=log), "cs2.active=ioe", 5)
+    thread.join(5)
+    assert box.got.endswith(b"cs2.active=ioe\n")
+    assert b"barebox 2026.06.0" in log.data  # the tee got what was read
+
+
+class _Log:
+    def __init__(self):
+        self.data = b""
+
+    def write(self, data: bytes) -> None:
+        self.data += data
+
+    def flush(self) -> None:
+        pass

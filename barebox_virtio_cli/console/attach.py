@@ -15,7 +15,7 @@ from contextlib import suppress
 from dataclasses import replace
 from pathlib import Path
 
-from barebox_virtio_cli.console.logic import Activator, Endpoint
+from barebox_virtio_cli.console.logic import Endpoint
 from barebox_virtio_cli.console.relay import (
     Conn,
     EndpointError,
@@ -102,7 +102,7 @@ def attach_run(target: Target, info: QemuInfo, spec: RunSpec, keep_running: bool
                 "the serial line once barebox shows its prompt")
         started = True
         status = run_console(Options(Endpoint("unix", path=str(session.console))), conn)
-        if status == 0 and proc.poll() is not None:  # QEMU ended on its own, maybe killed
+        if status == 0 and _ended(proc):  # QEMU ended on its own, maybe killed
             status = exit_status(proc.returncode)
     except Signalled as exc:
         say(f"stopped by {exc}")
@@ -121,6 +121,13 @@ def attach_run(target: Target, info: QemuInfo, spec: RunSpec, keep_running: bool
     if proc.returncode is not None and proc.returncode not in (0, -15):
         say(f"QEMU exited with status {proc.returncode}; its messages: {session.qemu_log}")
     return status
+
+
+def _ended(proc: subprocess.Popen, grace: float = 0.3) -> bool:
+    """Whether QEMU has exited; the console closes a moment before QEMU can be reaped."""
+    with suppress(subprocess.TimeoutExpired):
+        proc.wait(grace)
+    return proc.returncode is not None
 
 
 def _start(argv: list[str], log, keep_running: bool) -> subprocess.Popen:
@@ -197,32 +204,34 @@ def _report_running(proc: subprocess.Popen, session: Session) -> None:
 
 
 class SerialWatcher:
-    """Reads the serial socket into the log and types the activation command when barebox is
-    at its prompt (a thread, so the user is on the virtio console meanwhile)."""
+    """Reads the serial socket into the log and, like a scripted boot does, stops autoboot and
+    types the activation command at the prompt (session/scripted.py's Shell), in a thread, so
+    the user is on the virtio console meanwhile."""
 
     def __init__(self, session: Session, command: str):
         self.conn = connect(Endpoint("unix", path=str(session.serial_sock)))
         os.set_blocking(self.conn.fd, True)
         self.log = open(session.serial_log, "ab", buffering=0)  # noqa: SIM115 - closed in close()
-        self.activator = Activator(command)
+        self.command = command
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
 
     def _run(self) -> None:
-        deadline = time.monotonic() + ACTIVATE_TIMEOUT
+        from barebox_virtio_cli.session.report import TIMEOUT
+        from barebox_virtio_cli.session.scripted import SessionEnded, activate, drain, fd_shell
+
+        shell = fd_shell(self.conn.fd, self.conn.fd, "serial console", ACTIVATE_TIMEOUT,
+                         tee=self.log)
         try:
-            while data := os.read(self.conn.fd, 65536):
-                self.log.write(data)
-                if not self.activator.done:
-                    reply = self.activator.feed(data.decode(errors="replace"))
-                    if reply:
-                        os.write(self.conn.fd, reply)
-                    elif time.monotonic() > deadline:
-                        self.activator.state = "done"
-                        say(f"barebox showed no prompt on the serial line; the virtio console "
-                            f"stays inactive until '{self.activator.command}' is run", raw=True)
+            activate(shell, self.command, ACTIVATE_TIMEOUT)
+        except SessionEnded as exc:
+            if exc.status != TIMEOUT:
+                return  # QEMU went away, or close() shut the socket
+            say(f"barebox showed no prompt on the serial line; the virtio console stays "
+                f"inactive until '{self.command}' is run", raw=True)
         except (OSError, ValueError):
-            pass  # QEMU went away, or close() shut the socket
+            return  # QEMU went away, or close() shut the socket
+        drain(shell)
 
     def close(self) -> None:
         import socket

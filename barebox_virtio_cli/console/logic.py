@@ -4,7 +4,6 @@ Nothing here touches files, sockets or terminals."""
 
 from __future__ import annotations
 
-import re
 import stat
 import time
 from dataclasses import dataclass
@@ -138,36 +137,3 @@ class LineStamper:
 def _stamp(now: float) -> bytes:
     local = time.localtime(now)
     return f"{time.strftime('%Y-%m-%d %H:%M:%S', local)}.{int(now % 1 * 1000):03d} ".encode()
-
-
-ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
-PROMPT = re.compile(r"barebox@[^\n]*:\S* $")
-
-
-class Activator:
-    """Watches barebox's serial output and says what to type so that the virtio console becomes
-    active: a key to stop autoboot (or to get a fresh prompt), then the activation command."""
-
-    def __init__(self, command: str):
-        self.command = command
-        self.state = "boot"  # boot -> key sent -> command sent -> done
-        self.tail = ""
-
-    @property
-    def done(self) -> bool:
-        return self.state == "done"
-
-    def feed(self, text: str) -> bytes:
-        self.tail = (self.tail + ANSI.sub("", text.replace("\r", "")))[-4096:]
-        at_prompt = PROMPT.search(self.tail) is not None
-        if self.state == "boot" and ("stop autoboot" in self.tail or at_prompt):
-            return self._next("key", b"\n")
-        if self.state == "key" and at_prompt:
-            return self._next("command", f"{self.command}\n".encode())
-        if self.state == "command" and at_prompt:
-            return self._next("done", b"")
-        return b""
-
-    def _next(self, state: str, send: bytes) -> bytes:
-        self.state, self.tail = state, ""
-        return send

@@ -9,10 +9,9 @@ from pathlib import Path
 
 from barebox_virtio_cli.errors import UsageError
 from barebox_virtio_cli.qemu.args import RunSpec
+from barebox_virtio_cli.session.shell import LABGRID_PROMPT as PROMPT
 from barebox_virtio_cli.targets.catalog import Target
 
-# barebox's prompt as its own labgrid files match it (ANSI colour codes aside).
-PROMPT = "barebox@[^:]+:[^ ]+ "
 BOOTSTRING = "commandline:"
 # Options labgrid's QEMUDriver and LAVA's qemu device type set themselves.
 _DRIVER_OWNED = {"-M", "-machine", "-cpu", "-m", "-kernel", "-bios", "-serial", "-monitor",

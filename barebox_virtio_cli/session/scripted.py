@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from barebox_virtio_cli.session import shell as sh
 from barebox_virtio_cli.session.report import (
@@ -49,13 +50,16 @@ class SessionEnded(Exception):
 
 
 class _Transcript:
-    """Everything read from one console (pexpect's logfile_read)."""
+    """Everything read from one console (pexpect's logfile_read), also written to tee."""
 
-    def __init__(self) -> None:
+    def __init__(self, tee: BinaryIO | None = None) -> None:
         self.parts: list[str] = []
+        self.tee = tee
 
     def write(self, text: str) -> None:
         self.parts.append(text)
+        if self.tee is not None:
+            self.tee.write(text.encode())
 
     def flush(self) -> None:
         pass
@@ -67,9 +71,10 @@ class _Transcript:
 class Shell:
     """barebox's shell on one console, a pexpect spawn (serial) or fdspawn (virtio FIFO)."""
 
-    def __init__(self, child, label: str, send: Callable[[str], object] | None = None):
+    def __init__(self, child, label: str, send: Callable[[str], object] | None = None,
+                 tee: BinaryIO | None = None):
         self.child, self.label, self.send = child, label, send or child.send
-        self.transcript = _Transcript()
+        self.transcript = _Transcript(tee)
         child.logfile_read = self.transcript
         child.delaybeforesend = None  # pexpect's default 50 ms pause is for password prompts
         self.nonce = secrets.token_hex(sh.NONCE_LENGTH // 2)
@@ -260,8 +265,6 @@ def _finish(step: Step, started: float, status: int,
 
 
 def _virtio_shell(serial: Shell, script: Script, pipes: ConsolePipes) -> Shell:
-    import pexpect.fdpexpect
-
     if script.activation:
         output, status = serial.run(script.activation, script.timeout)
         if status:
@@ -272,8 +275,36 @@ def _virtio_shell(serial: Shell, script: Script, pipes: ConsolePipes) -> Shell:
     except OSError as exc:
         raise SessionEnded(ERROR, f"cannot open the virtio console pipes {pipes.base}.in/.out: "
                            f"{exc.strerror}") from None
-    child = pexpect.fdpexpect.fdspawn(read_fd, timeout=script.timeout, **_PEXPECT_OPTIONS)
-    return Shell(child, "virtio console", send=lambda text: os.write(write_fd, text.encode()))
+    return fd_shell(read_fd, write_fd, "virtio console", script.timeout)
+
+
+def fd_shell(read_fd: int, write_fd: int, label: str, timeout: float,
+             tee: BinaryIO | None = None) -> Shell:
+    """barebox's shell on a console bbv reaches through file descriptors (FIFOs, a socket)."""
+    import pexpect.fdpexpect
+
+    child = pexpect.fdpexpect.fdspawn(read_fd, timeout=timeout, **_PEXPECT_OPTIONS)
+    return Shell(child, label, send=lambda text: os.write(write_fd, text.encode()), tee=tee)
+
+
+def activate(shell: Shell, command: str, timeout: float) -> None:
+    """Stop autoboot, wait for the prompt, type the command that activates another console and
+    wait for the prompt again. No status marker (Shell.run): once active, the other console
+    shows what the command prints, and the user is on it."""
+    shell.stop_autoboot(timeout)
+    shell.send(f"{command}\n")
+    shell.expect(sh.PROMPT, timeout, "the barebox prompt")
+
+
+def drain(shell: Shell) -> None:
+    """Read the console until it closes (what is read goes to the shell's transcript/tee)."""
+    import pexpect
+
+    while True:
+        try:
+            shell.child.read_nonblocking(65536, timeout=None)
+        except (pexpect.EOF, OSError, ValueError):
+            return
 
 
 def _sync(shell: Shell, script: Script) -> None:

@@ -1,5 +1,6 @@
-"""Pure logic for talking to barebox's shell over a console: the patterns bbv waits for, the
-key that stops autoboot, the line typed for a command and the text cut from what came back."""
+"""Pure logic for talking to barebox's shell over a console: the patterns bbv waits for (the
+one place barebox's prompt, autoboot line and ANSI escapes are spelt), the key that stops
+autoboot, the line typed for a command and the text cut from what came back."""
 
 from __future__ import annotations
 
@@ -8,6 +9,9 @@ import re
 # PS1 is "barebox@\h:\w " (defaultenv-2 init/ps1), coloured with ANSI escapes by default;
 # \h is the model and may hold spaces ("barebox@ARM QEMU virt:/ ").
 PROMPT = r"barebox@[^\r\n]*:\S* "
+# The prompt as barebox's own labgrid environments (test/*/*.yaml) spell it, for the labgrid
+# and LAVA files `bbv export` writes: those tools strip the colours themselves.
+LABGRID_PROMPT = "barebox@[^:]+:[^ ]+ "
 # common/startup.c: "Hit %s%s to stop autoboot: " with "m for menu or " and the abort key name.
 AUTOBOOT = r"Hit (?:m for menu or )?(\S+) to stop autoboot"
 MARKER = "bbv-rc-"
@@ -16,7 +20,7 @@ NONCE_LENGTH = 8
 # keeping room for the end of the line: 1022 characters came through, 1023 did not.
 LINE_MAX = 1022
 
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][AB0-2]")
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][AB0-2]")
 _BACKSPACED = re.compile(r"[^\n\x08]\x08")
 
 
@@ -101,7 +105,7 @@ def statuses(text: str, nonce: str) -> list[int]:
 
 def clean(text: str) -> str:
     """Console bytes as plain text: no colours, Unix line ends, countdown backspaces applied."""
-    text = _ANSI.sub("", text).replace("\r\n", "\n")
+    text = ANSI.sub("", text).replace("\r\n", "\n")
     while "\x08" in text:
         text, count = _BACKSPACED.subn("", text)
         if not count:
