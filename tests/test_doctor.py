@@ -12,7 +12,6 @@ import sys
 import pytest
 from conftest import need
 
-from barebox_virtio_cli.doctor.host import packages
 from barebox_virtio_cli.doctor.checks import (
     TargetFacts,
     Verdict,
@@ -21,6 +20,7 @@ from barebox_virtio_cli.doctor.checks import (
     target_checks,
     verdict,
 )
+from barebox_virtio_cli.doctor.host import packages
 from barebox_virtio_cli.targets.catalog import load_catalog
 
 CATALOG = load_catalog()
