@@ -69,12 +69,17 @@ class Mirror:
     def __init__(self):
         self.files: dict[str, bytes] = {}
         self.truncate: dict[str, int] = {}
+        self.unavailable: dict[str, int] = {}  # path -> how many more times to answer 503
         self.requests: list[str] = []
         mirror = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):
                 mirror.requests.append(self.path)
+                if mirror.unavailable.get(self.path, 0) > 0:
+                    mirror.unavailable[self.path] -= 1
+                    self.send_error(503)
+                    return
                 data = mirror.files.get(self.path)
                 if data is None:
                     self.send_error(404)
@@ -194,6 +199,17 @@ def test_interrupted_transfer_is_retried_then_given_up(mirror, root):
     with pytest.raises(BbvError, match="failed after 3 attempts: transfer interrupted"):
         fetch(other, mirror)
     assert leftovers(other) == []
+
+
+def test_server_errors_are_retried_by_the_adapter(mirror, root):
+    mirror.publish(make_archive())
+    sums_path = f"/{HOST}/{VERSION}/sha256sums.asc"
+    mirror.unavailable[sums_path] = 2
+    fetch(root, mirror)  # two 503s, then the answer (urllib3's Retry, 3 attempts)
+    assert mirror.requests.count(sums_path) == 3
+    mirror.unavailable[sums_path] = 3
+    with pytest.raises(BbvError, match="failed after 3 attempts: HTTP 503"):
+        fetch(root.parent / "other", mirror)
 
 
 @pytest.mark.parametrize("member, kind", [

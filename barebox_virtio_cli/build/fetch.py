@@ -27,6 +27,7 @@ DEFAULT_VERSION = "15.2.0"  # the one barebox's CI container (test/Containerfile
 MIRROR_ENV = "BBV_TOOLCHAIN_MIRROR"
 ATTEMPTS = 4
 BACKOFF = 0.5  # seconds, doubled after each failed attempt
+RETRY_STATUS = (500, 502, 503, 504)
 _SUM_LINE = re.compile(r"^([0-9a-fA-F]{64})\s+\*?(\S+)\s*$")
 _HOSTS = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "arm64", "arm64": "arm64",
           "ppc64le": "ppc64le"}
@@ -102,22 +103,31 @@ def find_toolchain_dir(tree: Path, triplet: str) -> Path:
 
 
 class Downloader:
-    """GET with retries and exponential backoff; streams to a file while hashing it."""
+    """GET through a requests session whose adapter retries with exponential backoff (urllib3's
+    Retry: refused or dropped connections, timeouts, 5xx answers); a body cut off mid-transfer,
+    which Retry does not cover once the answer has begun, is fetched again as a whole. Streams
+    to a file while hashing it."""
 
     def __init__(self, attempts: int = ATTEMPTS, backoff: float = BACKOFF, timeout: float = 30,
                  hint: str = f"offline? a mirror can be set with ${MIRROR_ENV} or --mirror"):
         import requests
+        from requests.adapters import HTTPAdapter
+        from urllib3.util.retry import Retry
 
+        retry = Retry(total=attempts - 1, backoff_factor=backoff, status_forcelist=RETRY_STATUS,
+                      allowed_methods=frozenset({"GET"}), raise_on_status=False)
         self.session = requests.Session()
+        for scheme in ("http://", "https://"):
+            self.session.mount(scheme, HTTPAdapter(max_retries=retry))
         self.attempts, self.backoff, self.timeout = attempts, backoff, timeout
         self.hint = hint  # what to do when the server cannot be reached
 
     def text(self, url: str) -> str:
-        return self._retry(url, lambda: self._get(url).text)
+        return self._failing_clearly(url, lambda: self._get(url).text)
 
     def to_file(self, url: str, path: Path, progress: Callable[[int, int], None]) -> str:
         """Download url into path; returns the sha256 of what was written."""
-        return self._retry(url, lambda: self._stream(url, path, progress))
+        return self._failing_clearly(url, lambda: self._restarting(url, path, progress))
 
     def _get(self, url: str, stream: bool = False):
         response = self.session.get(url, stream=stream, timeout=self.timeout)
@@ -126,38 +136,52 @@ class Downloader:
         response.raise_for_status()
         return response
 
+    def _restarting(self, url: str, path: Path, progress: Callable[[int, int], None]) -> str:
+        """The transfer again from the start after an interruption, up to attempts times."""
+        delay = self.backoff
+        for attempt in range(1, self.attempts + 1):
+            try:
+                return self._stream(url, path, progress)
+            except _Interrupted as exc:
+                if attempt == self.attempts:
+                    raise BbvError(f"download of {url} failed after {self.attempts} attempts: "
+                                   f"transfer interrupted ({exc}); {self.hint}") from None
+            time.sleep(delay)
+            delay *= 2
+        raise AssertionError("unreachable")
+
     def _stream(self, url: str, path: Path, progress: Callable[[int, int], None]) -> str:
+        import requests
+
         digest = hashlib.sha256()
         with self._get(url, stream=True) as response, path.open("wb") as out:
             total = int(response.headers.get("Content-Length") or 0)
             done = 0
-            for chunk in response.iter_content(chunk_size=1 << 16):
-                out.write(chunk)
-                digest.update(chunk)
-                done += len(chunk)
-                progress(done, total)
+            try:
+                for chunk in response.iter_content(chunk_size=1 << 16):
+                    out.write(chunk)
+                    digest.update(chunk)
+                    done += len(chunk)
+                    progress(done, total)
+            except requests.RequestException as exc:
+                raise _Interrupted(f"{type(exc).__name__} after {done} bytes") from exc
             if total and done != total:
                 raise _Interrupted(f"got {done} of {total} bytes")
         return digest.hexdigest()
 
-    def _retry(self, url: str, action: Callable[[], str]) -> str:
+    def _failing_clearly(self, url: str, action: Callable[[], str]) -> str:
+        """One line for what the retries could not overcome."""
         import requests
 
-        delay, last = self.backoff, ""
-        for attempt in range(1, self.attempts + 1):
-            try:
-                return action()
-            except requests.HTTPError as exc:
-                if exc.response is not None and exc.response.status_code < 500:
-                    raise BbvError(f"{url}: HTTP {exc.response.status_code}") from exc
-                last = f"HTTP {exc.response.status_code if exc.response is not None else '?'}"
-            except (requests.ConnectionError, requests.Timeout) as exc:
-                last = _reason(exc)
-            except (requests.exceptions.ChunkedEncodingError, _Interrupted) as exc:
-                last = f"transfer interrupted ({exc})"
-            if attempt < self.attempts:
-                time.sleep(delay)
-                delay *= 2
+        try:
+            return action()
+        except requests.HTTPError as exc:
+            code = exc.response.status_code if exc.response is not None else 0
+            if code and code < 500:
+                raise BbvError(f"{url}: HTTP {code}") from exc
+            last = f"HTTP {code or '?'}"
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            last = _reason(exc)
         raise BbvError(f"download of {url} failed after {self.attempts} attempts: {last}; "
                        f"{self.hint}")
 
