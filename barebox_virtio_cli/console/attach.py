@@ -88,6 +88,8 @@ def attach_run(target: Target, info: QemuInfo, spec: RunSpec, keep_running: bool
         proc = _start(flatten(groups), qemu_log, keep_running)
     say(f"booting {target.name} ({spec.image}) in the background, pid {proc.pid}")
     say(f"serial console log: {session.serial_log}")
+    from barebox_virtio_cli.qemu.qmp import execute as qmp_execute
+
     qmp = watcher = None
     started = False
     try:
@@ -96,7 +98,7 @@ def attach_run(target: Target, info: QemuInfo, spec: RunSpec, keep_running: bool
             conn = _connect_console(proc, session)
             if manual:
                 watcher = SerialWatcher(session, activation_command(target))
-            qmp.cmd("cont")
+            qmp_execute(qmp, "cont")
         if manual:
             say(f"{target.machine} has no fw_cfg: bbv types '{activation_command(target)}' on "
                 "the serial line once barebox shows its prompt")
@@ -116,8 +118,9 @@ def attach_run(target: Target, info: QemuInfo, spec: RunSpec, keep_running: bool
             _shutdown(proc, qmp)
             session.remove_sockets()
         if qmp is not None:
-            with suppress(Exception):  # EOFError once QEMU has quit
-                qmp.close()
+            from barebox_virtio_cli.qemu.qmp import close
+
+            close(qmp)
     if proc.returncode is not None and proc.returncode not in (0, -15):
         say(f"QEMU exited with status {proc.returncode}; its messages: {session.qemu_log}")
     return status
@@ -142,18 +145,14 @@ def _start(argv: list[str], log, keep_running: bool) -> subprocess.Popen:
 
 def _wait_for_qemu(proc: subprocess.Popen, session: Session):
     """QMP client once QEMU listens; QEMU stays paused (-S) until told to continue."""
-    from qemu.qmp.legacy import QEMUMonitorProtocol
+    from barebox_virtio_cli.qemu import qmp
 
     deadline = time.monotonic() + START_TIMEOUT
     while True:
         _check_alive(proc, session)
         if session.qmp.exists():
-            qmp = QEMUMonitorProtocol(str(session.qmp))
-            try:
-                qmp.connect()
-                return qmp
-            except Exception:  # qemu.qmp wraps the OSError; QEMU may not listen yet
-                qmp.close()
+            with suppress(Exception):  # qemu.qmp wraps the OSError; QEMU may not listen yet
+                return qmp.connect_unix(session.qmp)
         if time.monotonic() > deadline:
             raise BbvError(f"QEMU did not open {session.qmp} within {START_TIMEOUT:g} s; "
                            f"see {session.qemu_log}")
@@ -186,11 +185,12 @@ def _check_alive(proc: subprocess.Popen, session: Session) -> None:
 
 def _shutdown(proc: subprocess.Popen, qmp) -> None:
     """QMP quit (a clean exit, QEMU removes its sockets), then SIGTERM, then SIGKILL."""
+    from barebox_virtio_cli.qemu.qmp import execute as qmp_execute
     from barebox_virtio_cli.util.processes import stop
 
     if proc.poll() is None and qmp is not None:
         with suppress(Exception):  # QEMU already gone, or it did not answer in time
-            qmp.cmd("quit")
+            qmp_execute(qmp, "quit")
             proc.wait(5)
     stop(proc)
 

@@ -3,7 +3,6 @@ over QMP and cached under the cache dir, keyed on the binary's path, mtime and s
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from barebox_virtio_cli.util.hosttools import on_path
 from barebox_virtio_cli.util.jsonfile import read_object, stamp, write_cache
 
 CACHE_FORMAT = 2
+PROBE_TIMEOUT = 30  # seconds
 # Types whose properties bbv needs to know: every virtio device it may generate, both transports.
 PROBED_TYPES = [
     f"virtio-{kind}-{bus}"
@@ -55,41 +55,65 @@ def probe(binary_path: str, use_cache: bool = True) -> QemuInfo:
 
 
 def _probe_qmp(binary: str) -> QemuInfo:
+    """Ask a `-M none` QEMU over QMP (qemu/qmp.py, on a socketpair), then its data dirs."""
+    import socket
     import subprocess
+    import threading
 
-    from barebox_virtio_cli.util.processes import set_parent_death_signal
+    from barebox_virtio_cli.qemu import qmp
+    from barebox_virtio_cli.util.processes import set_parent_death_signal, stop
 
-    requests = [{"execute": "qmp_capabilities"},
-                {"execute": "query-version"},
-                {"execute": "qom-list-types", "arguments": {"implements": "device"}},
-                {"execute": "query-machines"}]
-    requests += [{"execute": "device-list-properties", "arguments": {"typename": t}}
-                 for t in PROBED_TYPES]
-    requests.append({"execute": "quit"})
-    argv = [binary, "-M", "none", "-S", "-nodefaults", "-display", "none", "-qmp", "stdio"]
+    ours, theirs = socket.socketpair()
+    argv = [binary, "-M", "none", "-S", "-nodefaults", "-display", "none",
+            *qmp.fd_monitor_args(theirs.fileno())]
     try:
-        proc = subprocess.run(argv, input="\n".join(json.dumps(r) for r in requests) + "\n",
-                              capture_output=True, text=True, timeout=30, check=False,
-                              preexec_fn=set_parent_death_signal)  # no orphan if bbv is killed
-    except (OSError, subprocess.TimeoutExpired) as exc:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, pass_fds=(theirs.fileno(),),
+                                preexec_fn=set_parent_death_signal)  # no orphan if bbv dies
+    except OSError as exc:
+        ours.close()
         raise BbvError(f"could not ask {binary} what it supports: {exc}") from exc
-    replies = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
-    answers = [r for r in replies if "return" in r or "error" in r]
-    if len(answers) < len(requests) - 1:
-        first = (proc.stderr.strip().splitlines() or ["no answer"])[0]
-        raise BbvError(f"{binary} did not answer QMP queries: {first}")
-    _, version, types, machines, *props = answers[: len(requests) - 1]
-    v = version["return"]["qemu"]
+    finally:
+        theirs.close()
+    watchdog = threading.Timer(PROBE_TIMEOUT, proc.kill)  # a hung QEMU: EOF on the socket
+    watchdog.daemon = True
+    watchdog.start()
+    monitor = None
+    try:
+        monitor = qmp.over_socket(ours)
+        info = _ask(monitor, binary)
+        qmp.execute(monitor, "quit")
+    except Exception as exc:  # qemu.qmp's errors, EOFError, OSError: QEMU did not answer
+        stop(proc)
+        first = (proc.stderr.read().decode(errors="replace").strip().splitlines()
+                 or [str(exc) or type(exc).__name__])[0]
+        raise BbvError(f"{binary} did not answer QMP queries: {first}") from None
+    finally:
+        watchdog.cancel()
+        if monitor is not None:
+            qmp.close(monitor)
+        ours.close()
+        stop(proc)
+        proc.stderr.close()
+    datadirs = subprocess.run([binary, "-L", "help"], capture_output=True, text=True,
+                              timeout=PROBE_TIMEOUT, check=False).stdout.splitlines()
+    info.datadirs = [os.path.normpath(d) for d in datadirs if d.startswith("/")]
+    return info
+
+
+def _ask(monitor, binary: str) -> QemuInfo:
+    from barebox_virtio_cli.qemu.qmp import execute
+
+    v = execute(monitor, "query-version")["return"]["qemu"]
     info = QemuInfo(binary=binary, version=(v["major"], v["minor"], v["micro"]))
-    info.types = {t["name"] for t in types["return"]}
-    for m in machines["return"]:
+    info.types = {t["name"] for t in execute(monitor, "qom-list-types",
+                                              implements="device")["return"]}
+    for m in execute(monitor, "query-machines")["return"]:
         info.machines[m["name"]] = m["name"]
         if "alias" in m:
             info.machines[m["alias"]] = m["name"]
-    for typename, reply in zip(PROBED_TYPES, props, strict=True):
+    for typename in PROBED_TYPES:
+        reply = execute(monitor, "device-list-properties", typename=typename)
         if "return" in reply:
             info.properties[typename] = {p["name"] for p in reply["return"]}
-    datadirs = subprocess.run([binary, "-L", "help"], capture_output=True, text=True,
-                              timeout=30, check=False).stdout.splitlines()
-    info.datadirs = [os.path.normpath(d) for d in datadirs if d.startswith("/")]
     return info
