@@ -9,8 +9,8 @@ import sys
 import click
 
 from barebox_virtio_cli import __version__
-from barebox_virtio_cli.errors import BbvError
-from barebox_virtio_cli.util.signals import Signalled
+from barebox_virtio_cli.errors import BbvError, Signalled
+from barebox_virtio_cli.util.status import say
 
 # name -> (module under barebox_virtio_cli.commands, attribute, one-line help)
 COMMANDS: dict[str, tuple[str, str, str]] = {
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         rc = cli.main(args=args, prog_name="bbv", standalone_mode=False)
     except click.exceptions.Abort:
-        click.echo("bbv: aborted", err=True)
+        say("aborted")
         sys.exit(130)
     except click.exceptions.NoArgsIsHelpError as exc:
         click.echo(exc.ctx.get_help() if exc.ctx else exc.format_message())
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> None:
     except BbvError as exc:
         if debug:
             raise
-        click.echo(f"bbv: error: {exc}", err=True)
+        say(f"error: {exc}")
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)
@@ -98,7 +98,7 @@ def _print_click_error(exc: click.ClickException) -> None:
     message = exc.format_message()
     if "--help" in message:
         where = ""
-    click.echo(f"bbv: error: {message}{where}", err=True)
+    say(f"error: {message}{where}")
 
 
 if __name__ == "__main__":

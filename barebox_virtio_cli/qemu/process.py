@@ -11,6 +11,7 @@ import threading
 
 from barebox_virtio_cli.util.processes import set_parent_death_signal, stop
 from barebox_virtio_cli.util.signals import STOP_SIGNALS, exit_status, handling, signal_status
+from barebox_virtio_cli.util.status import say
 
 HINTS = [
     ('Failed to get "write" lock', "another QEMU is using that image: stop it, or add --snapshot"),
@@ -78,6 +79,6 @@ def run_foreground(argv: list[str]) -> int:
         relay.join(2)
         guard.restore()
     for hint in hints:
-        print(f"bbv: hint: {hint}", file=sys.stderr)
+        say(f"hint: {hint}")
     # QEMU exits 0 on the SIGTERM bbv passes on; bbv reports the signal that stopped it.
     return signal_status(received[0]) if received else exit_status(returncode)

@@ -109,8 +109,10 @@ def run_script(target, info, spec, argv: list[str], options: ScriptOptions) -> i
 
 
 def _write_report(path: Path, text: str) -> bool:
+    from barebox_virtio_cli.util.atomic import write_text
+
     try:
-        path.write_text(text)
+        write_text(path, text)
     except OSError as exc:
         say(f"error: cannot write --junit {path}: {exc.strerror}")
         return False

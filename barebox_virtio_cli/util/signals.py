@@ -8,20 +8,10 @@ import signal
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from barebox_virtio_cli.errors import Signalled
+
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-
-
-class Signalled(BaseException):
-    """bbv was stopped by a signal; a BaseException like KeyboardInterrupt, so that no
-    `except Exception` swallows it and every `finally` on the way out runs."""
-
-    def __init__(self, signum: int):
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
-
-    @property
-    def exit_status(self) -> int:
-        return signal_status(self.signum)
+__all__ = ["STOP_SIGNALS", "Signalled", "exit_status", "handling", "raising", "signal_status"]
 
 
 def signal_status(signum: int) -> int:
