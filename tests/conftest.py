@@ -1,14 +1,42 @@
-"""Shared fixtures: every test gets private bbv dirs, so no test reads the user's cache."""
+"""Shared fixtures and helpers: every test gets private bbv dirs, so no test reads or writes
+the user's cache or config (not even at import or collection time: the environment is set
+below, before any test module is imported), and one way to run the bbv command."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+BBV = [sys.executable, "-m", "barebox_virtio_cli"]
+
+# For the whole session (collection included); the autouse fixture gives each test its own.
+_SESSION_DIRS = Path(tempfile.mkdtemp(prefix="bbv-tests-"))
+for _name in ("CONFIG", "CACHE", "DATA", "STATE"):
+    os.environ[f"BBV_{_name}_DIR"] = str(_SESSION_DIRS / _name.lower())
+for _variable in ("XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME"):
+    os.environ[_variable] = str(_SESSION_DIRS / "xdg" / _variable.lower())
+
+
+def pytest_sessionfinish(session, exitstatus):
+    shutil.rmtree(_SESSION_DIRS, ignore_errors=True)
+
+
+def bbv(*args: str, cwd: Path | str | None = None, env: dict[str, str] | None = None,
+        path: str | None = None, timeout: float = 120, **run) -> subprocess.CompletedProcess:
+    """The bbv command as a user runs it, output captured as text. env adds to this process's
+    environment; path replaces PATH."""
+    full = {**os.environ, **(env or {})}
+    if path is not None:
+        full["PATH"] = path
+    return subprocess.run([*BBV, *args], cwd=cwd, env=full, capture_output=True, text=True,
+                          timeout=timeout, **run)
 
 
 @pytest.fixture(autouse=True)

@@ -9,14 +9,14 @@ import select
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import termios
 import time
 from contextlib import suppress
 from pathlib import Path
 
-BBV = [sys.executable, "-m", "barebox_virtio_cli"]
+from conftest import BBV
+
 PATIENCE = 60.0  # seconds before a wait gives up: a hang guard, not a speed check
 
 

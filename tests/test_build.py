@@ -5,26 +5,20 @@ from __future__ import annotations
 
 import fcntl
 import json
-import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, need
+from conftest import BBV, ROOT, bbv, need
 
 pytestmark = need("make", "arm-linux-gnueabihf-gcc", "aarch64-linux-gnu-gcc")
 FIXTURE = ROOT / "tests" / "fixtures" / "minibarebox"
 EM_ARM, EM_AARCH64 = 40, 183
 
 
-def bbv(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "barebox_virtio_cli", *args], cwd=cwd,
-                          env={**os.environ, **(env or {})}, capture_output=True, text=True,
-                          timeout=120)
 
 
 @pytest.fixture
@@ -208,7 +202,7 @@ def test_terminated_build_leaves_no_make_behind(tree, tmp_path):
     slow.write_text(f'#!/bin/sh\ncase "$1" in -dump*) exec arm-linux-gnueabihf-gcc "$@";; esac\n'
                     f'touch {marker}\nexec sleep 300\n')
     slow.chmod(0o755)
-    proc = subprocess.Popen([sys.executable, "-m", "barebox_virtio_cli", "build", "vexpress",
+    proc = subprocess.Popen([*BBV, "build", "vexpress",
                              "--cross-compile", f"{bin_dir}/slow-arm-linux-gnueabihf-"],
                             cwd=tree, stderr=subprocess.PIPE, text=True)
     for _ in range(300):

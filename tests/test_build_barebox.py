@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from conftest import bbv as run_bbv
 from conftest import need
 
 SRC = os.environ.get("BBV_BAREBOX_SRC")
@@ -21,8 +21,7 @@ pytestmark = [
 
 
 def bbv(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "barebox_virtio_cli", *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=1800)
+    return run_bbv(*args, cwd=cwd, timeout=1800)  # a whole barebox build
 
 
 def test_build_vexpress_then_run_names_the_fresh_image():

@@ -7,6 +7,8 @@ from conftest import ROOT
 from barebox_virtio_cli.errors import BbvError, UsageError
 from barebox_virtio_cli.targets.catalog import load_catalog, load_file
 
+pytestmark = pytest.mark.pure
+
 REQUIRED_TARGETS = {"vexpress", "armv8", "malta", "maltael", "riscv64", "riscv32", "x86-efi"}
 
 GOOD = """

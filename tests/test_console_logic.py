@@ -21,6 +21,8 @@ from barebox_virtio_cli.console.logic import (
 )
 from barebox_virtio_cli.errors import UsageError
 
+pytestmark = pytest.mark.pure
+
 
 @pytest.mark.parametrize("text, want", [
     ("/tmp/foo", Endpoint("path", path="/tmp/foo")),

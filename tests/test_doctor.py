@@ -3,14 +3,14 @@ and with a PATH that holds only some of them (symlinks to the real programs)."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
 import subprocess
-import sys
 
 import pytest
-from conftest import need
+from conftest import ROOT, bbv, need
 
 from barebox_virtio_cli.doctor.checks import (
     TargetFacts,
@@ -23,23 +23,27 @@ from barebox_virtio_cli.doctor.checks import (
 from barebox_virtio_cli.doctor.host import packages
 from barebox_virtio_cli.targets.catalog import load_catalog
 
-CATALOG = load_catalog()
-PKGS = packages()
+# Loaded when a test first asks (with the test's private bbv dirs), not at import.
+catalog = functools.cache(load_catalog)
+pkgs = functools.cache(packages)
+TARGET_NAMES = sorted(p.stem for p in (ROOT / "configs").glob("*.toml"))
 
 
+@pytest.mark.pure
 def test_package_data_covers_every_catalog_target():
-    for target in CATALOG.targets.values():
-        assert target.qemu in PKGS.programs, target.name
-        assert target.gcc_machine[0] in PKGS.toolchains, target.name
+    for target in catalog().targets.values():
+        assert target.qemu in pkgs().programs, target.name
+        assert target.gcc_machine[0] in pkgs().toolchains, target.name
         if target.firmware:
-            assert target.firmware_package in PKGS.firmware, target.name
-    for name in [*PKGS.build, *PKGS.optional]:
-        assert set(PKGS.programs[name]) == {"debian", "fedora"}, name
+            assert target.firmware_package in pkgs().firmware, target.name
+    for name in [*pkgs().build, *pkgs().optional]:
+        assert set(pkgs().programs[name]) == {"debian", "fedora"}, name
 
 
+@pytest.mark.pure
 def test_missing_qemu_and_compiler_name_both_distributions():
-    malta = CATALOG.get("malta")
-    checks = target_checks(malta, TargetFacts(toolchain_error="no compiler"), PKGS)
+    malta = catalog().get("malta")
+    checks = target_checks(malta, TargetFacts(toolchain_error="no compiler"), pkgs())
     by_item = {c.item: c for c in checks}
     assert not by_item["qemu-system-mips"].ok
     assert by_item["qemu-system-mips"].packages == {"debian": "qemu-system-mips",
@@ -49,50 +53,50 @@ def test_missing_qemu_and_compiler_name_both_distributions():
     assert verdict([], checks) == Verdict(build=False, boot=False)
 
 
+@pytest.mark.pure
 def test_missing_ovmf_blocks_boot_but_not_build():
-    efi = CATALOG.get("x86-efi")
+    efi = catalog().get("x86-efi")
     facts = TargetFacts(qemu_path="/q", qemu_version=(7, 2, 0), toolchain="gcc")
-    checks = target_checks(efi, facts, PKGS)
+    checks = target_checks(efi, facts, pkgs())
     firmware = next(c for c in checks if c.item == "firmware")
     assert not firmware.ok and firmware.packages == {"debian": "ovmf", "fedora": "edk2-ovmf"}
     result = verdict([], checks)
     assert result.build and not result.boot
 
 
+@pytest.mark.pure
 def test_qemu_without_the_machine_cannot_boot():
     facts = TargetFacts(qemu_path="/q", qemu_version=(7, 2, 0), machine_known=False,
                         toolchain="gcc")
-    checks = target_checks(CATALOG.get("vexpress"), facts, PKGS)
+    checks = target_checks(catalog().get("vexpress"), facts, pkgs())
     assert "no machine 'virt'" in checks[0].detail
     assert not verdict([], checks).boot
 
 
+@pytest.mark.pure
 def test_riscv32_firmware_that_no_distribution_packages_points_at_firmware_option():
     facts = TargetFacts(qemu_path="/q", qemu_version=(7, 2, 0), toolchain="gcc")
-    firmware = [c for c in target_checks(CATALOG.get("riscv32"), facts, PKGS)
+    firmware = [c for c in target_checks(catalog().get("riscv32"), facts, pkgs())
                 if c.item == "firmware"][0]
     assert not firmware.ok and "--firmware" in firmware.detail
 
 
+@pytest.mark.pure
 def test_host_tools_missing_optional_ones_do_not_fail_a_verdict():
-    programs = {name: f"/usr/bin/{name}" for name in PKGS.build}
-    host = host_checks(programs, PKGS)
+    programs = {name: f"/usr/bin/{name}" for name in pkgs().build}
+    host = host_checks(programs, pkgs())
     assert verdict(host, []).build
     missing = [c for c in host if not c.ok]
-    assert {c.item for c in missing} == set(PKGS.optional)
+    assert {c.item for c in missing} == set(pkgs().optional)
     assert "socat" in install_hints(missing)["debian"]
-    host = host_checks({**programs, "bison": None}, PKGS)
+    host = host_checks({**programs, "bison": None}, pkgs())
     assert not verdict(host, []).build
     assert install_hints(host)["fedora"].startswith("dnf install ")
     assert "bison" in install_hints(host)["fedora"].split()
 
 
 def _doctor(args: list[str], path: str | None = None) -> subprocess.CompletedProcess:
-    env = dict(os.environ)
-    if path is not None:
-        env["PATH"] = path
-    return subprocess.run([sys.executable, "-m", "barebox_virtio_cli", "doctor", *args],
-                          capture_output=True, text=True, env=env, timeout=120)
+    return bbv("doctor", *args, path=path)
 
 
 @need("qemu-system-arm", "arm-linux-gnueabihf-gcc", "make", "gcc", "bison", "flex", "lz4", "xz")
@@ -152,7 +156,7 @@ def test_doctor_without_names_exits_zero_even_when_something_is_missing(tmp_path
     done = _doctor(["--json"], _path_with(tmp_path, ["qemu-system-arm"]))
     assert done.returncode == 0, done.stderr
     data = json.loads(done.stdout)
-    assert set(data["targets"]) == set(CATALOG.names())
+    assert set(data["targets"]) == set(catalog().names())
     assert not data["targets"]["malta"]["boot"]
 
 
@@ -164,9 +168,10 @@ def test_doctor_unknown_target_is_a_usage_error():
         "'bbv targets' lists them"]
 
 
-@pytest.mark.parametrize("target", sorted(CATALOG.names()))
+@pytest.mark.pure
+@pytest.mark.parametrize("target", TARGET_NAMES)
 def test_every_target_has_a_qemu_check(target):
     facts = TargetFacts()
-    checks = target_checks(CATALOG.get(target), facts, PKGS)
-    assert checks[0].item == CATALOG.get(target).qemu and not checks[0].ok
+    checks = target_checks(catalog().get(target), facts, pkgs())
+    assert checks[0].item == catalog().get(target).qemu and not checks[0].ok
     assert checks[0].packages.get("debian") and checks[0].packages.get("fedora")

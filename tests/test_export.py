@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import need
+from conftest import bbv, need
 
 from barebox_virtio_cli.export.jobs import prefix_ids
 
@@ -32,9 +32,6 @@ FAKE_STRATEGY = textwrap.dedent('''\
 LAVA_PYTHON = "/usr/bin/python3"  # lava-common is a Debian package for the system Python
 
 
-def bbv(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "barebox_virtio_cli", *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=120)
 
 
 @pytest.fixture
@@ -184,6 +181,7 @@ def test_lava_refuses_host_only_options(setup):
     assert not (setup / "j.yaml").exists()
 
 
+@pytest.mark.pure
 def test_prefix_ids_leaves_paths_alone():
     group = ["-drive", "if=none,id=hd0,format=raw,file=/x/a,,id=y.img"]
     assert prefix_ids(group) == ["-drive", "if=none,id=bbvhd0,format=raw,file=/x/a,,id=y.img"]

@@ -17,6 +17,8 @@ from barebox_virtio_cli.qemu.args import (
 )
 from barebox_virtio_cli.targets.catalog import load_catalog
 
+pytestmark = pytest.mark.pure
+
 CATALOG = load_catalog([ROOT / "configs"])
 GOLDEN = Path(__file__).parent / "golden"
 

@@ -7,11 +7,10 @@ import json
 import os
 import struct
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import need
+from conftest import bbv, need
 
 from barebox_virtio_cli.errors import UsageError
 from barebox_virtio_cli.images.plan import (
@@ -26,6 +25,7 @@ TOOLS = ("sfdisk", "mkfs.vfat", "mcopy", "mmd", "mtype", "mdir")
 MTOOLS_ENV = {**os.environ, "MTOOLS_SKIP_CHECK": "1"}
 
 
+@pytest.mark.pure
 @pytest.mark.parametrize(("text", "size"), [("64M", 64 << 20), ("1G", 1 << 30),
                                             ("512k", 512 << 10), ("1048576", 1 << 20),
                                             ("64MiB", 64 << 20), ("2 G", 2 << 30)])
@@ -33,12 +33,14 @@ def test_sizes(text, size):
     assert parse_size(text) == size
 
 
+@pytest.mark.pure
 @pytest.mark.parametrize("text", ["", "64Q", "-1M", "1.5M", "513"])
 def test_bad_sizes(text):
     with pytest.raises(UsageError):
         parse_size(text)
 
 
+@pytest.mark.pure
 def test_add_names():
     exists = {"/tmp/a:b"}.__contains__
     assert parse_add("x/hello.txt", exists) == AddFile(Path("x/hello.txt"), "hello.txt")
@@ -49,6 +51,7 @@ def test_add_names():
             parse_add(bad, exists)
 
 
+@pytest.mark.pure
 def test_plan_checks():
     with pytest.raises(UsageError, match="too small"):
         make_plan(1 << 20, "mbr", True, [])
@@ -58,6 +61,7 @@ def test_plan_checks():
         make_plan(8 << 20, None, True, [AddFile(Path("f"), "A.txt"), AddFile(Path("g"), "a.TXT")])
 
 
+@pytest.mark.pure
 def test_fat_variant_and_partition_type_follow_the_size():
     assert [(p.fat_bits, p.partition_type) for p in (
         make_plan(8 << 20, "mbr", True, []), make_plan(64 << 20, "mbr", True, []),
@@ -65,6 +69,7 @@ def test_fat_variant_and_partition_type_follow_the_size():
         [(12, "1"), (16, "e"), (32, "c"), (16, "83")]
 
 
+@pytest.mark.pure
 def test_steps_put_the_filesystem_at_the_partition():
     plan = make_plan(64 << 20, "mbr", True, [AddFile(Path("/h/k"), "boot/a/k"),
                                              AddFile(Path("/h/e"), "boot/e")])
@@ -79,12 +84,6 @@ def test_steps_put_the_filesystem_at_the_partition():
     assert [s.argv for s in whole] == [["mkfs.vfat", "-F", "12", "/i.img", "8192"]]
 
 
-def bbv(*args: str, cwd: Path, path: str | None = None) -> subprocess.CompletedProcess:
-    env = dict(os.environ)
-    if path is not None:
-        env["PATH"] = path
-    return subprocess.run([sys.executable, "-m", "barebox_virtio_cli", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=120)
 
 
 def mbr_partitions(image: Path) -> list[tuple[int, int, int]]:

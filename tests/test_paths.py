@@ -13,7 +13,8 @@ from barebox_virtio_cli.util import paths
 KINDS = ("config", "cache", "data", "state")
 XDG_VARS = ("XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME")
 
-pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="XDG fast path")
+pytestmark = [pytest.mark.pure,
+              pytest.mark.skipif(not sys.platform.startswith("linux"), reason="XDG fast path")]
 
 
 @pytest.mark.parametrize("setting", ["unset", "absolute", "relative", "empty"])

@@ -2,7 +2,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, need
 from qemu_helpers import synthetic_info
 
 from barebox_virtio_cli.errors import UsageError
@@ -17,6 +17,8 @@ from barebox_virtio_cli.qemu.args import (
     parse_port_forward,
 )
 from barebox_virtio_cli.targets.catalog import load_catalog
+
+pytestmark = pytest.mark.pure
 
 CATALOG = load_catalog([ROOT / "configs"])
 
@@ -185,6 +187,7 @@ def test_port_forward_needs_net():
         argv("vexpress", port_forwards=["tcp:127.0.0.1:1-:1"])
 
 
+@need("bash")  # the real shell is the point: what bbv prints must paste into one
 def test_printed_command_pastes_back_to_the_same_argv():
     groups = build_command(CATALOG.get("vexpress"), RunSpec(
         image=Path("/my images/bb's.img"), blks=[Path("/d/a b,c.img")], console=Path("/t/$x"),

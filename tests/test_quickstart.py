@@ -13,7 +13,6 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import tarfile
 import threading
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -21,6 +20,7 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT, need
+from conftest import bbv as run_bbv
 
 from barebox_virtio_cli.errors import BbvError, UsageError
 from barebox_virtio_cli.quickstart import plan as qs
@@ -52,6 +52,7 @@ def good() -> list[tuple[str, int | None]]:
     return [(LS_DEV, 0), (CAT, 0), ("", 0), (MD_RAW, 0), (MD_RNG, 0)]
 
 
+@pytest.mark.pure
 def test_checks_pass_on_real_barebox_output():
     commands = qs.script_commands(qs.checks(TOKEN, "cs1"))
     assert commands == ["ls /dev", "cat /mnt/virtioblk0/hello.txt",
@@ -64,6 +65,7 @@ def test_checks_pass_on_real_barebox_output():
     assert got["virtio-rng"].detail == "32 bytes from /dev/hwrng0: 15 db 12 8e 3d b1 d6 fe ..."
 
 
+@pytest.mark.pure
 def test_each_check_fails_for_its_own_reason():
     bad = good()
     bad[0] = (LS_DEV.replace("hwrng0", "prng  "), 0)
@@ -79,6 +81,7 @@ def test_each_check_fails_for_its_own_reason():
     assert short.detail.startswith("read 2 of 32 bytes")
 
 
+@pytest.mark.pure
 def test_failed_and_missing_commands_fail_their_checks():
     got = outcomes([(LS_DEV, 0), ("cat: No such file or directory", 1), ("", None)])
     assert got["devices"].ok
@@ -89,6 +92,7 @@ def test_failed_and_missing_commands_fail_their_checks():
     assert got["virtio-rng"].detail == "did not run"
 
 
+@pytest.mark.pure
 def test_raw_write_must_reach_the_image_file():
     judged = qs.judge(qs.checks(TOKEN, "cs1"), good())
     kept = {o.name: o for o in qs.raw_on_host(judged, TOKEN, TOKEN)}
@@ -98,6 +102,7 @@ def test_raw_write_must_reach_the_image_file():
     assert not lost[qs.RAW_CHECK].ok and "00 00 00 00" in lost[qs.RAW_CHECK].detail
 
 
+@pytest.mark.pure
 def test_step_error_names_step_and_fix_and_keeps_exit_status():
     err = qs.step_error(0, "check this machine", "vexpress", UsageError("qemu missing"))
     assert isinstance(err, UsageError)
@@ -107,6 +112,7 @@ def test_step_error_names_step_and_fix_and_keeps_exit_status():
         "step 2/6 (get barebox) failed: offline"
 
 
+@pytest.mark.pure
 def test_versions_sums_and_go_on_commands():
     assert qs.check_version("2024.09.0") == "2024.09.0"
     for bad in ("v2024.09.0", "2024.9", "latest"):
@@ -127,9 +133,8 @@ def test_versions_sums_and_go_on_commands():
 
 def bbv(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
         timeout: float = 300) -> subprocess.CompletedProcess:
-    done = subprocess.run([sys.executable, "-m", "barebox_virtio_cli", "quickstart", *args],
-                          env={**os.environ, **(env or {})}, capture_output=True, text=True,
-                          timeout=timeout, cwd=cwd)
+    """bbv quickstart ARGS."""
+    done = run_bbv("quickstart", *args, env=env, cwd=cwd, timeout=timeout)
     assert "Traceback" not in done.stderr
     return done
 

@@ -9,21 +9,15 @@ import signal
 import socket
 import struct
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
+from conftest import BBV, bbv
 
-BBV = [sys.executable, "-m", "barebox_virtio_cli"]
 pytestmark = pytest.mark.qemu
 needs_arm = pytest.mark.skipif(shutil.which("qemu-system-arm") is None,
                                reason="qemu-system-arm not installed")
-
-
-def bbv(*args, cwd=None, env=None, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run(BBV + list(args), capture_output=True, text=True, cwd=cwd,
-                          env=env, timeout=60, **kw)
 
 
 def one_line_error(result: subprocess.CompletedProcess, code: int, *needles: str) -> str:
@@ -164,8 +158,8 @@ def test_missing_image_says_where_it_looked_and_how_to_build(tmp_path):
 
 
 def test_missing_qemu_names_the_debian_package(tree):
-    env = {**os.environ, "PATH": str(tree)}  # nothing but the tree: no QEMU
-    one_line_error(bbv("run", "--arch", "mips", "-n", cwd=tree, env=env), 1,
+    # nothing but the tree on PATH: no QEMU
+    one_line_error(bbv("run", "--arch", "mips", "-n", cwd=tree, path=str(tree)), 1,
                    "qemu-system-mips is not installed", "apt install qemu-system-mips")
 
 

@@ -14,9 +14,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from conftest import need
+from conftest import BBV, need
 
-BBV = [sys.executable, "-m", "barebox_virtio_cli"]
 SOURCE = Path(__file__).parent / "tinyguest" / "tinyguest.s"
 CROSS = "arm-linux-gnueabihf-"
 pytestmark = [pytest.mark.qemu, need("qemu-system-arm", f"{CROSS}as", f"{CROSS}ld",

@@ -6,15 +6,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from conftest import need
+from conftest import BBV, need
 from test_scripted import qemu_running
 
-BBV = [sys.executable, "-m", "barebox_virtio_cli"]
 IMAGE = os.environ.get("BBV_BAREBOX_IMAGE", "")
 pytestmark = [
     pytest.mark.qemu, need("qemu-system-arm"),

@@ -24,6 +24,8 @@ from barebox_virtio_cli.session.report import (
     to_junit,
 )
 
+pytestmark = pytest.mark.pure
+
 COLOUR_PROMPT = "\x1b[1;32mbarebox@\x1b[1;36mARM QEMU virt:/\x1b[0m "
 
 

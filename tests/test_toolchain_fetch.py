@@ -8,15 +8,13 @@ import io
 import json
 import os
 import shutil
-import subprocess
-import sys
 import tarfile
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, need
+from conftest import ROOT, bbv, need
 
 from barebox_virtio_cli.build import fetch as tf
 from barebox_virtio_cli.errors import BbvError
@@ -127,11 +125,6 @@ def root(bbv_dirs) -> Path:
     return Path(os.environ["BBV_DATA_DIR"]) / "toolchains"
 
 
-def bbv(*args: str, env: dict[str, str] | None = None,
-        cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "barebox_virtio_cli", *args], cwd=cwd,
-                          env={**os.environ, **(env or {})}, capture_output=True, text=True,
-                          timeout=60)
 
 
 def fetch(root: Path, mirror: Mirror, **kw) -> Path:
@@ -262,6 +255,7 @@ def test_unknown_version_and_arch(mirror):
     assert done.returncode == 2 and "unknown arch 'sparc'" in done.stderr
 
 
+@pytest.mark.pure
 def test_sums_parser_and_mirror_order():
     text = sums({NAME: "a" * 64}).decode()
     assert tf.parse_sums(text, NAME) == "a" * 64
