@@ -146,8 +146,9 @@ def test_fetch_installs_and_build_finds_it(mirror, root, tmp_path):
     assert os.access(gcc, os.X_OK)
     assert (gcc.parent / f"{TRIPLET}-cc").is_symlink()
     assert leftovers(root) == [f"gcc-{VERSION}-nolibc-{TRIPLET}"]  # no temporary dirs left
-    listed = json.loads(bbv("toolchains", "armv8", "--json").stdout)[0]
+    listed = json.loads(bbv("toolchain", "list", "armv8", "--json").stdout)[0]
     assert listed["use"] == str(gcc)[:-3]
+    assert json.loads(bbv("toolchains", "armv8", "--json").stdout)[0] == listed  # the alias
     assert any(f["source"].startswith("bbv toolchain fetch") and f["version"] == VERSION
                for f in listed["found"])
     # Installed already: nothing is downloaded again (the mirror comes from the environment).
@@ -245,6 +246,12 @@ def test_server_down_is_one_line(root):
     assert "failed after 4 attempts: Connection refused" in done.stderr
     assert done.stderr.count("\n") == 2 and "Traceback" not in done.stderr  # note + error
     assert leftovers(root) == []
+
+
+def test_toolchains_is_an_alias_of_toolchain_list():
+    assert "An alias of 'bbv toolchain list'" in bbv("toolchains", "--help").stdout
+    group = bbv("toolchain", "--help").stdout
+    assert "list " in group and "fetch " in group
 
 
 def test_unknown_version_and_arch(mirror):
