@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from barebox_virtio_cli.errors import BbvError, UsageError
-from barebox_virtio_cli.targets.catalog import Catalog, Target
+from barebox_virtio_cli.targets.target import Catalog, Target
 
 # Kbuild's quiet output: "  CC      common/foo.o", "  LD      barebox", "  IMAGE   images/x.img".
 _STEP = re.compile(r"^  ([A-Z][A-Z0-9_-]{1,15})\s+(\S.*)$")

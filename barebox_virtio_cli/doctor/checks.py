@@ -7,9 +7,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from barebox_virtio_cli.errors import BbvError
-from barebox_virtio_cli.targets.catalog import Target
-from barebox_virtio_cli.util.tomlfile import read_toml
+from barebox_virtio_cli.targets.target import Target
 
 DISTROS = ("debian", "fedora")
 INSTALL = {"debian": "apt install", "fedora": "dnf install"}
@@ -17,22 +15,14 @@ INSTALL = {"debian": "apt install", "fedora": "dnf install"}
 
 @dataclass(frozen=True)
 class Packages:
-    """configs/doctor/packages.toml: the host tools to check and who provides what."""
+    """configs/doctor/packages.toml (read by doctor/host.py): the host tools to check and who
+    provides what."""
 
     build: list[str]
     optional: list[str]
     programs: dict[str, dict[str, str]]
     toolchains: dict[str, dict[str, str]]
     firmware: dict[str, dict[str, str]]
-
-
-def load_packages(path: Path) -> Packages:
-    data = read_toml(path, "package list")
-    try:
-        return Packages(**{key: data.get(key, {} if key not in ("build", "optional") else [])
-                           for key in Packages.__dataclass_fields__})
-    except TypeError as exc:
-        raise BbvError(f"{path}: unexpected layout: {exc}") from exc
 
 
 @dataclass(frozen=True)

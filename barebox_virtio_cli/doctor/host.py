@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from barebox_virtio_cli.doctor.checks import (
     Check,
@@ -14,12 +15,21 @@ from barebox_virtio_cli.doctor.checks import (
     Verdict,
     host_checks,
     install_hints,
-    load_packages,
     target_checks,
     verdict,
 )
 from barebox_virtio_cli.errors import BbvError
 from barebox_virtio_cli.targets.catalog import Target, load_catalog
+from barebox_virtio_cli.util.tomlfile import read_toml
+
+
+def load_packages(path: Path) -> Packages:
+    data = read_toml(path, "package list")
+    try:
+        return Packages(**{key: data.get(key, {} if key not in ("build", "optional") else [])
+                           for key in Packages.__dataclass_fields__})
+    except TypeError as exc:
+        raise BbvError(f"{path}: unexpected layout: {exc}") from exc
 
 
 def packages() -> Packages:

@@ -10,7 +10,7 @@ from pathlib import Path
 from barebox_virtio_cli.errors import UsageError
 from barebox_virtio_cli.qemu.args import RunSpec
 from barebox_virtio_cli.session.shell import LABGRID_PROMPT as PROMPT
-from barebox_virtio_cli.targets.catalog import Target
+from barebox_virtio_cli.targets.target import Target
 
 BOOTSTRING = "commandline:"
 # Options labgrid's QEMUDriver and LAVA's qemu device type set themselves.

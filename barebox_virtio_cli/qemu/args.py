@@ -10,7 +10,7 @@ from pathlib import Path
 
 from barebox_virtio_cli.errors import UsageError
 from barebox_virtio_cli.qemu.info import QemuInfo
-from barebox_virtio_cli.targets.catalog import Target
+from barebox_virtio_cli.targets.target import Target
 from barebox_virtio_cli.util.limits import SOCKET_PATH_MAX
 
 FW_CFG_PREFIX = "opt/org.barebox.env/"

@@ -1,0 +1,76 @@
+"""The package layout the README's design section promises, checked on the source: pure
+modules import only pure modules, command modules never import each other, nothing below the
+CLI imports `commands`, and package __init__ files stay empty (start-up time)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+from conftest import ROOT
+
+pytestmark = pytest.mark.pure
+
+PACKAGE = ROOT / "barebox_virtio_cli"
+PURE = {"errors", "run.request", "qemu.args", "qemu.info", "build.kbuild", "console.logic",
+        "session.shell", "session.report", "images.plan", "doctor.checks", "quickstart.plan",
+        "export.jobs", "targets.target", "util.limits"}
+
+
+def module_name(path: Path) -> str:
+    return ".".join(path.relative_to(PACKAGE).with_suffix("").parts)
+
+
+def imports(path: Path) -> set[str]:
+    """Every barebox_virtio_cli module path imports, at module level or inside functions."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and \
+                node.module.startswith("barebox_virtio_cli"):
+            base = node.module.removeprefix("barebox_virtio_cli").lstrip(".")
+            for alias in node.names:  # `from barebox_virtio_cli.build import kbuild`
+                candidate = f"{base}.{alias.name}" if base else alias.name
+                found.add(candidate if (PACKAGE / f"{candidate.replace('.', '/')}.py").is_file()
+                          else base)
+    return found
+
+
+MODULES = {module_name(p): p for p in PACKAGE.rglob("*.py") if p.name != "__init__.py"}
+
+
+@pytest.mark.parametrize("name", sorted(PURE))
+def test_pure_modules_import_only_pure_modules(name):
+    assert imports(MODULES[name]) <= PURE, imports(MODULES[name]) - PURE
+
+
+@pytest.mark.parametrize("name", sorted(n for n in MODULES if n.startswith("commands.")))
+def test_command_modules_do_not_import_each_other(name):
+    others = {n for n in imports(MODULES[name]) if n.startswith("commands.")}
+    assert others <= {"commands._options"}, others
+
+
+@pytest.mark.parametrize("name", sorted(n for n in MODULES
+                                        if not n.startswith("commands.") and n != "cli"))
+def test_nothing_below_the_cli_imports_commands(name):
+    assert not any(n.startswith("commands") for n in imports(MODULES[name]))
+
+
+def test_package_init_files_are_empty():
+    inits = [p for p in PACKAGE.rglob("__init__.py") if p.parent != PACKAGE]
+    assert inits and all(p.read_text() == "" for p in inits)
+
+
+def test_every_bbv_run_option_is_a_run_request_field():
+    """A new run option is one click option (commands/_options.py or commands/run.py) and one
+    RunRequest field of the same name; bbv export shares the device options."""
+    from dataclasses import fields
+
+    from barebox_virtio_cli.commands.export import labgrid
+    from barebox_virtio_cli.commands.run import run
+    from barebox_virtio_cli.run.request import RunRequest
+
+    names = {f.name for f in fields(RunRequest)}
+    assert {p.name for p in run.params} == names
+    own = {"output", "force", "barebox_src", "no_strategy"}
+    assert {p.name for p in labgrid.params} - own <= names
