@@ -66,8 +66,11 @@ def cli(ctx: click.Context, debug: bool) -> None:
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
+    from barebox_virtio_cli.util.signals import raising
+
     try:
-        rc = cli.main(args=args, prog_name="bbv", standalone_mode=False)
+        with raising():  # SIGTERM/SIGHUP: every cleanup runs, then exit 128+N (util/signals)
+            rc = cli.main(args=args, prog_name="bbv", standalone_mode=False)
     except click.exceptions.Abort:
         say("aborted")
         sys.exit(130)
