@@ -4,9 +4,7 @@ console, or as a scripted session. Used by commands/run.py, commands/export.py a
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
-from typing import NamedTuple
 
 from barebox_virtio_cli.errors import UsageError
 from barebox_virtio_cli.qemu.args import RunSpec, build_command, flatten, parse_port_forward
@@ -16,13 +14,8 @@ from barebox_virtio_cli.run.request import RunRequest
 from barebox_virtio_cli.targets.catalog import Target, load_catalog
 from barebox_virtio_cli.util.status import say
 
-
-class Prepared(NamedTuple):
-    """Everything decided before QEMU starts."""
-
-    target: Target
-    info: QemuInfo
-    spec: RunSpec
+# Everything decided before QEMU starts (a plain tuple: a NamedTuple costs start-up).
+Prepared = tuple[Target, QemuInfo, RunSpec]
 
 
 def qemu_info(target: Target) -> QemuInfo:
@@ -51,7 +44,7 @@ def prepare(request: RunRequest) -> Prepared:
         firmware=inputs.find_firmware(target, info, request.firmware),
         qemu_args=list(request.qemu_arg),
     )
-    return Prepared(target, info, spec)
+    return target, info, spec
 
 
 def _checked(request: RunRequest):
@@ -61,7 +54,7 @@ def _checked(request: RunRequest):
 
     attach = request.attach or request.keep_running
     if attach and request.console is None:
-        request = replace(request, console="")
+        request = request.replace(console="")
     script = script_from(request)
     if attach and script is not None:
         raise UsageError("--attach is interactive; leave out the scripted-boot options")

@@ -4,7 +4,9 @@ signal N gives 128+N too, as a shell reports it. Handlers are always restored.""
 
 from __future__ import annotations
 
-import signal
+# _signal, not signal: the same functions and numbers, without the enums that signal builds at
+# import (a millisecond of every command's start-up, which installs these handlers).
+import _signal as signal
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
