@@ -8,7 +8,7 @@ import sys
 import click
 
 from barebox_virtio_cli.console.logic import DEFAULT_ESCAPE, parse_endpoint, parse_escape
-from barebox_virtio_cli.errors import BbvError, UsageError
+from barebox_virtio_cli.errors import UsageError
 
 
 def parse_wait(value: str | None, endpoint: str | None) -> tuple[float | None, str | None]:
@@ -60,18 +60,8 @@ def console(endpoint: str | None, escape: str, linger: float, wait: str | None, 
         raise UsageError("missing ENDPOINT: a socket path, unix:PATH, tcp:HOST:PORT or a pty")
     if timestamps and not log_path:
         raise UsageError("--timestamps needs --log FILE")
-    from barebox_virtio_cli.console.relay import Options, run_console
+    from barebox_virtio_cli.console.relay import Options, run_logged
 
     opts = Options(parse_endpoint(endpoint), escape=parse_escape(escape), linger=linger,
                    wait=wait_seconds, reconnect=reconnect, timestamps=timestamps)
-    if log_path:
-        try:
-            opts.log = open(log_path, "ab", buffering=0)  # noqa: SIM115 - closed below
-        except OSError as exc:
-            raise BbvError(f"--log {log_path}: {exc.strerror.lower()}") from None
-    try:
-        status = run_console(opts)
-    finally:
-        if opts.log is not None:
-            opts.log.close()
-    sys.exit(status)
+    sys.exit(run_logged(opts, log_path))

@@ -400,3 +400,17 @@ def run_console(opts: Options, conn: Conn | None = None) -> int:
         return exc.exit_status
     finally:
         sys.stdout.flush()
+
+
+def run_logged(opts: Options, log_path: str | None) -> int:
+    """run_console, appending everything received to log_path (--log) when given."""
+    if not log_path:
+        return run_console(opts)
+    try:
+        opts.log = open(log_path, "ab", buffering=0)  # noqa: SIM115 - closed below
+    except OSError as exc:
+        raise BbvError(f"--log {log_path}: {exc.strerror.lower()}") from None
+    try:
+        return run_console(opts)
+    finally:
+        opts.log.close()
