@@ -146,7 +146,7 @@ def qemu_info(target: Target) -> QemuInfo:
 
 def prepare(target_name, arch, image, blk, rng, console, input_, net, port_forward, fs, env,
             memory, cpu, machine, snapshot, graphic, qemu_arg, firmware=None, serial="mon:stdio",
-            qmp=None):
+            qmp=None, gdb=None, gdb_wait=False):
     """Everything `bbv run` checks and decides before QEMU starts: (target, info, spec)."""
     target = load_catalog().resolve(target_name, arch)
     info = qemu_info(target)
@@ -162,7 +162,7 @@ def prepare(target_name, arch, image, blk, rng, console, input_, net, port_forwa
         env=[parse_env(e) for e in env],
         memory=memory, cpu=cpu, machine=machine, snapshot=snapshot, graphic=graphic,
         serial=serial, qmp=qmp, firmware=find_firmware(target, info, firmware),
-        qemu_args=list(qemu_arg),
+        qemu_args=list(qemu_arg), gdb=gdb, gdb_wait=gdb_wait,
     )
     return target, info, spec
 
@@ -206,6 +206,10 @@ def run_options(func):
 @click.option("--attach", is_flag=True, help="Boot in the background and attach this terminal "
               "to the virtio console (implies --console); leaving it stops QEMU.")
 @click.option("--keep-running", is_flag=True, help="With --attach: leave QEMU running.")
+@click.option("--gdb", is_flag=False, flag_value="", default=None, metavar="[ENDPOINT]",
+              help="QEMU's gdb stub (a free loopback port; tcp::PORT, unix:PATH); prints the "
+              "'bbv gdb' command.")
+@click.option("--gdb-wait", is_flag=True, help="Start the CPU halted until gdb continues.")
 @script_options
 def run(dry_run: bool, **opts) -> None:
     """Boot barebox in QEMU with VirtIO devices (or print the command with --dry-run).
@@ -222,7 +226,15 @@ def run(dry_run: bool, **opts) -> None:
     script = pop_script(opts)
     if attach and script is not None:
         raise UsageError("--attach is interactive; leave out the scripted-boot options")
-    target, info, spec = prepare(opts.pop("target"), opts.pop("arch"), **opts)
+    from barebox_virtio_cli.debug.session import stub_for_run
+
+    stub = stub_for_run(opts.pop("gdb"), opts["gdb_wait"])
+    target, info, spec = prepare(opts.pop("target"), opts.pop("arch"),
+                                 gdb=stub.qemu_arg() if stub else None, **opts)
+    if stub is not None and not dry_run:
+        from barebox_virtio_cli.debug.session import announce_stub
+
+        announce_stub(target, spec.image, stub, spec.gdb_wait)
     if attach:
         from barebox_virtio_cli.console.attach import attach_run
 

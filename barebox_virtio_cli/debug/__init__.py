@@ -1,0 +1,1 @@
+"""Debugging barebox under QEMU with gdb: endpoints, symbols and where barebox runs."""

@@ -1,0 +1,97 @@
+"""Runs inside gdb (`gdb -x gdbhelper.py`, started by `bbv gdb`): finds where barebox and
+its PBL run and loads their symbols there. Configured by $BBV_GDB_HELPER (JSON: pythonpath,
+barebox, pbl). Defines `bbv-symbols` to look again; also looks on every stop until both are
+loaded, so symbols appear once barebox has relocated itself (e.g. after `--gdb-wait`)."""
+
+import json
+import os
+import sys
+
+import gdb  # noqa: F401 - provided by gdb's embedded Python
+
+CONFIG = json.loads(os.environ["BBV_GDB_HELPER"])
+sys.path.insert(0, CONFIG["pythonpath"])
+
+from barebox_virtio_cli.debug.elf import read_elf  # noqa: E402
+from barebox_virtio_cli.debug.reloc import locate  # noqa: E402
+
+WINDOW = 256
+FILES = [("barebox", CONFIG["barebox"])] + ([("PBL", CONFIG["pbl"])] if CONFIG.get("pbl") else [])
+loaded = {}  # path -> offset
+_elves = {}
+
+
+def _say(text):
+    gdb.write(f"bbv: {text}\n")
+
+
+def _quote(path):
+    return "".join("\\" + c if c in " \t'\"\\" else c for c in path)
+
+
+def _window(pc):
+    inferior = gdb.selected_inferior()
+    for start, size in ((pc - WINDOW // 2, WINDOW), (pc, WINDOW // 2)):
+        start &= ~3
+        try:
+            return start, bytes(inferior.read_memory(start, size))
+        except gdb.MemoryError:
+            continue
+    return None, b""
+
+
+def _elf(path):
+    if path not in _elves:
+        _elves[path] = read_elf(path)
+    return _elves[path]
+
+
+def find_and_load(quiet=False):
+    """Load every symbol file whose code the CPU is running; True if one was loaded."""
+    try:
+        pc = int(gdb.parse_and_eval("$pc")) & ~1
+    except gdb.error:
+        return False
+    start, window = _window(pc)
+    found = False
+    for kind, path in FILES:
+        if path in loaded:
+            continue
+        match = locate(pc, window, start, _elf(path).code) if window else None
+        if match is None:
+            continue
+        gdb.execute(f"add-symbol-file {_quote(path)} -o {match.offset:#x}", from_tty=False,
+                    to_string=True)
+        loaded[path] = match.offset
+        found = True
+        _say(f"{kind} runs at offset {match.offset:#x} (PC {pc:#x} in its {match.section}); "
+             f"symbols loaded from {path}")
+    if not found and not quiet:
+        names = " nor ".join(kind for kind, path in FILES if path not in loaded)
+        if names:
+            _say(f"PC {pc:#x} is in neither {names} (not started yet, or in firmware); "
+                 "symbols load when gdb stops inside barebox, or type bbv-symbols")
+    return found
+
+
+def _on_stop(_event):
+    if len(loaded) < len(FILES):
+        find_and_load(quiet=True)
+
+
+class BbvSymbols(gdb.Command):
+    """Find where barebox and its PBL run (from the code at the PC) and load their symbols."""
+
+    def __init__(self):
+        super().__init__("bbv-symbols", gdb.COMMAND_FILES)
+
+    def invoke(self, argument, from_tty):
+        for path in list(loaded):  # barebox may have been restarted and run elsewhere now
+            gdb.execute(f"remove-symbol-file {_quote(path)}", from_tty=False, to_string=True)
+            del loaded[path]
+        find_and_load()
+
+
+BbvSymbols()
+gdb.events.stop.connect(_on_stop)
+find_and_load()
