@@ -51,4 +51,4 @@ def gdb(ctx: click.Context, target: str | None, arch: str | None, image: str | N
     pbl = f" and {plan.symbols.pbl.name}" if plan.symbols.pbl else ""
     say(f"gdb on {plan.endpoint}; symbols: {plan.symbols.barebox}{pbl}")
     argv = gdb_argv(plan.gdb, plan.endpoint, list(ctx.meta.get("gdb_args", [])))
-    sys.exit(run_gdb(argv, helper_env(plan.symbols)))
+    sys.exit(run_gdb(argv, helper_env(plan.symbols, plan.image)))

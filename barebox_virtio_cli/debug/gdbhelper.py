@@ -13,10 +13,11 @@ CONFIG = json.loads(os.environ["BBV_GDB_HELPER"])
 sys.path.insert(0, CONFIG["pythonpath"])
 
 from barebox_virtio_cli.debug.elf import read_elf  # noqa: E402
-from barebox_virtio_cli.debug.reloc import locate  # noqa: E402
+from barebox_virtio_cli.debug.reloc import load_candidates, locate  # noqa: E402
 
 WINDOW = 256
 FILES = [("barebox", CONFIG["barebox"])] + ([("PBL", CONFIG["pbl"])] if CONFIG.get("pbl") else [])
+HEAD = 32  # bytes of the image compared to find where it was loaded
 loaded = {}  # path -> offset
 _elves = {}
 
@@ -58,20 +59,45 @@ def find_and_load(quiet=False):
         if path in loaded:
             continue
         match = locate(pc, window, start, _elf(path).code) if window else None
-        if match is None:
-            continue
-        gdb.execute(f"add-symbol-file {_quote(path)} -o {match.offset:#x}", from_tty=False,
-                    to_string=True)
-        loaded[path] = match.offset
-        found = True
-        _say(f"{kind} runs at offset {match.offset:#x} (PC {pc:#x} in its {match.section}); "
-             f"symbols loaded from {path}")
+        if match is not None:
+            _load(kind, path, match.offset, f"PC {pc:#x} in its {match.section}")
+            found = True
+        elif kind == "PBL" and window:
+            offset = _image_offset(window, pc, _elf(path))
+            if offset is not None:
+                _load(kind, path, offset, f"the image is loaded at {offset:#x}, not started")
+                found = True
     if not found and not quiet:
         names = " nor ".join(kind for kind, path in FILES if path not in loaded)
         if names:
             _say(f"PC {pc:#x} is in neither {names} (not started yet, or in firmware); "
                  "symbols load when gdb stops inside barebox, or type bbv-symbols")
     return found
+
+
+def _load(kind, path, offset, why):
+    gdb.execute(f"add-symbol-file {_quote(path)} -o {offset:#x}", from_tty=False,
+                to_string=True)
+    loaded[path] = offset
+    _say(f"{kind} runs at offset {offset:#x} ({why}); symbols loaded from {path}")
+
+
+def _image_offset(window, pc, pbl):
+    """The PBL's offset when the CPU has not reached it yet: the image starts with the PBL
+    (linked at its lowest code address), so find the image's first bytes in memory."""
+    image = CONFIG.get("image")
+    if not image:
+        return None
+    with open(image, "rb") as fh:
+        head = fh.read(HEAD)
+    inferior = gdb.selected_inferior()
+    for addr in load_candidates(window, pc, pbl.little_endian):
+        try:
+            if bytes(inferior.read_memory(addr, len(head))) == head:
+                return addr - min(section.addr for section in pbl.code)
+        except (gdb.MemoryError, OverflowError):
+            continue
+    return None
 
 
 def _on_stop(_event):

@@ -96,3 +96,25 @@ def offset_from_iomem(text: str, link_address: int = 0) -> int | None:
     "barebox code" region minus where the ELF is linked (0 on ARM and RISC-V)."""
     region = parse_iomem(text).get("barebox code")
     return None if region is None else region[0] - link_address
+
+
+PAGE = 4096
+SCAN_PAGES = 64
+
+
+def load_candidates(window: bytes, pc: int, little_endian: bool = True) -> list[int]:
+    """Where the image may have been loaded, for a CPU halted before barebox ran (QEMU's boot
+    code at the PC): every 32- and 64-bit value in the window around the PC (the boot code
+    holds the entry address: ARM's stub as a literal, RISC-V's ROM in OpenSBI's
+    fw_dynamic_info), then the pages after the PC's page."""
+    order = "little" if little_endian else "big"
+    found: dict[int, None] = {}
+    for size in (4, 8):
+        for pos in range(0, len(window) - size + 1, 4):
+            value = int.from_bytes(window[pos:pos + size], order)
+            if value % 4 == 0 and value >= PAGE:
+                found.setdefault(value, None)
+    page = pc - pc % PAGE
+    for i in range(SCAN_PAGES):
+        found.setdefault(page + i * PAGE, None)
+    return list(found)
