@@ -78,7 +78,7 @@ def _score(window: bytes, link_start: int, code: list[Section]) -> float:
 
 
 _IOMEM_LINE = re.compile(
-    r"^\s*0x([0-9a-fA-F]+)\s*-\s*0x([0-9a-fA-F]+)\s+\(size\s+\S+\)\s+(.*?)\s*$")
+    r"^\s*0x([0-9a-fA-F]+)\s*-\s*0x([0-9a-fA-F]+)\s+\(size[^)]*\)\s+(.*?)\s*$")
 
 
 def parse_iomem(text: str) -> dict[str, tuple[int, int]]:
