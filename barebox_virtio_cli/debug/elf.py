@@ -10,6 +10,7 @@ from pathlib import Path
 
 SHF_EXECINSTR = 0x4
 SHT_NOBITS = 8
+PT_LOAD = 1
 
 # e_machine -> the name gdb's `set architecture` and bbv's messages use
 MACHINES = {3: "i386", 8: "mips", 40: "arm", 62: "x86-64", 183: "aarch64", 243: "riscv"}
@@ -32,6 +33,7 @@ class Elf:
     bits: int
     little_endian: bool
     code: list[Section]  # executable sections with contents, by link address
+    load_delta: int = 0  # file offset minus link address of the lowest PT_LOAD segment
 
 
 def read_elf(path: Path | str) -> Elf:
@@ -43,11 +45,13 @@ def read_elf(path: Path | str) -> Elf:
     if bits is None or order is None:
         raise ElfError(f"{path}: unknown ELF class or byte order")
     if bits == 32:
-        machine, shoff, shentsize, shnum, shstrndx = _unpack(blob, order + "18xH12xI10xHHH", 0)
-        section = order + "IIIIIIIIII"
+        machine, phoff, shoff, phentsize, phnum, shentsize, shnum, shstrndx = _unpack(
+            blob, order + "18xH8xII6xHHHHH", 0)
+        section, segment = order + "IIIIIIIIII", order + "III"  # type, offset, vaddr
     else:
-        machine, shoff, shentsize, shnum, shstrndx = _unpack(blob, order + "18xH20xQ10xHHH", 0)
-        section = order + "IIQQQQIIQQ"
+        machine, phoff, shoff, phentsize, phnum, shentsize, shnum, shstrndx = _unpack(
+            blob, order + "18xH12xQQ6xHHHHH", 0)
+        section, segment = order + "IIQQQQIIQQ", order + "I4xQQ"
     headers = [struct.unpack_from(section, blob, shoff + i * shentsize) for i in range(shnum)]
     if not headers:
         raise ElfError(f"{path}: no section headers")
@@ -56,7 +60,10 @@ def read_elf(path: Path | str) -> Elf:
     for name, kind, flags, addr, offset, size, *_ in headers:
         if flags & SHF_EXECINSTR and kind != SHT_NOBITS and size:
             code.append(Section(_cstring(blob, names[4] + name), addr, blob[offset:offset + size]))
-    return Elf(MACHINES.get(machine, f"machine {machine}"), bits, order == "<", code)
+    loads = [struct.unpack_from(segment, blob, phoff + i * phentsize)[:3] for i in range(phnum)]
+    loads = [(vaddr, offset) for kind, offset, vaddr in loads if kind == PT_LOAD]
+    delta = (lambda vaddr, offset: offset - vaddr)(*min(loads)) if loads else 0
+    return Elf(MACHINES.get(machine, f"machine {machine}"), bits, order == "<", code, delta)
 
 
 def _unpack(blob: bytes, fmt: str, offset: int) -> tuple:

@@ -100,6 +100,40 @@ def _image_offset(window, pc, pbl):
     return None
 
 
+HANDOVER = "elf_load_inplace"  # the PBL calls it with barebox proper's ELF where it will run
+
+
+class _Handover(gdb.Breakpoint):
+    """Where the PBL (barebox since v2026.06) has put barebox proper's ELF image where it will
+    run, before relocating it: the image starts at `elf->hdr_buf`, so barebox's offset is
+    that address plus the file offset minus the link address of its first segment. Loads the
+    symbols and never stops, so breakpoints set early (`break do_version` with --gdb-wait)
+    are in place when barebox proper runs."""
+
+    def __init__(self):
+        super().__init__(HANDOVER, internal=True)
+        self.silent = True
+
+    def stop(self):
+        path = CONFIG["barebox"]
+        if path not in loaded:
+            try:
+                buf = int(gdb.parse_and_eval("elf->hdr_buf"))
+            except gdb.error:
+                return False
+            _load("barebox", path, buf + _elf(path).load_delta,
+                  f"the PBL put its ELF at {buf:#x}")
+        return False
+
+
+def _watch_handover():
+    """With the PBL loaded and barebox proper not yet, catch the PBL handing over."""
+    if CONFIG.get("pbl") not in loaded or CONFIG["barebox"] in loaded:
+        return
+    if gdb.lookup_global_symbol(HANDOVER) is not None:
+        _Handover()
+
+
 def _on_stop(_event):
     if len(loaded) < len(FILES):
         find_and_load(quiet=True)
@@ -121,3 +155,6 @@ class BbvSymbols(gdb.Command):
 BbvSymbols()
 gdb.events.stop.connect(_on_stop)
 find_and_load()
+_watch_handover()
+if CONFIG["barebox"] not in loaded:
+    gdb.execute("set breakpoint pending on", to_string=True)  # `break do_version` waits for it
