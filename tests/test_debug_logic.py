@@ -35,6 +35,7 @@ CATALOG = load_catalog([ROOT / "configs"])
 
 @pytest.mark.parametrize(("name", "code"), [
     ("vexpress", (0x4F901000, 0x4F9F0FFF)),
+    ("riscv64", (0x8FB01000, 0x8FBC8FFF)),
 ])
 def test_barebox_code_region_from_captured_iomem(name, code):
     text = (IOMEM / f"{name}.txt").read_text()

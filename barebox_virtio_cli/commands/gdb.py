@@ -25,10 +25,13 @@ class _SplitAtDashes(click.Command):
 @click.option("--image", metavar="IMG", help="The image QEMU runs; symbols come from its build.")
 @click.option("--build-dir", metavar="DIR",
               help="The barebox build directory to take symbols from.")
+@click.option("--iomem", type=click.File("r"), metavar="FILE",
+              help="barebox's 'iomem' output ('-': stdin): take barebox's offset from its "
+              "'barebox code' line instead of finding it.")
 @click.argument("endpoint", required=False)
 @click.pass_context
 def gdb(ctx: click.Context, target: str | None, arch: str | None, image: str | None,
-        build_dir: str | None, endpoint: str | None) -> None:
+        build_dir: str | None, iomem, endpoint: str | None) -> None:
     """Run gdb attached to QEMU's gdb stub, with barebox's symbols loaded where it runs.
 
     ENDPOINT is what 'bbv run --gdb' printed (tcp:HOST:PORT, tcp::PORT, unix:PATH, PORT);
@@ -49,6 +52,18 @@ def gdb(ctx: click.Context, target: str | None, arch: str | None, image: str | N
 
     plan = plan_attach(load_catalog().resolve(target, arch), endpoint, image, build_dir)
     pbl = f" and {plan.symbols.pbl.name}" if plan.symbols.pbl else ""
+    offset = None if iomem is None else offset_from_iomem_file(iomem)
     say(f"gdb on {plan.endpoint}; symbols: {plan.symbols.barebox}{pbl}")
     argv = gdb_argv(plan.gdb, plan.endpoint, list(ctx.meta.get("gdb_args", [])))
-    sys.exit(run_gdb(argv, helper_env(plan.symbols, plan.image)))
+    sys.exit(run_gdb(argv, helper_env(plan.symbols, plan.image, offset)))
+
+
+def offset_from_iomem_file(stream) -> int:
+    from barebox_virtio_cli.debug.reloc import offset_from_iomem
+    from barebox_virtio_cli.errors import UsageError
+
+    offset = offset_from_iomem(stream.read())
+    if offset is None:
+        raise UsageError(f"--iomem {stream.name}: no 'barebox code' line; give the output of "
+                         "barebox's iomem command")
+    return offset

@@ -154,6 +154,8 @@ class BbvSymbols(gdb.Command):
 
 BbvSymbols()
 gdb.events.stop.connect(_on_stop)
+if CONFIG.get("offset") is not None:
+    _load("barebox", CONFIG["barebox"], CONFIG["offset"], "from iomem")
 find_and_load()
 _watch_handover()
 if CONFIG["barebox"] not in loaded:

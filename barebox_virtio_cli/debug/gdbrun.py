@@ -37,10 +37,11 @@ def gdb_argv(gdb: str, endpoint: Endpoint, user_args: list[str]) -> list[str]:
             *user_args]
 
 
-def helper_env(symbols: Symbols, image: Path | None) -> dict[str, str]:
+def helper_env(symbols: Symbols, image: Path | None, offset: int | None = None) -> dict[str, str]:
+    """gdbhelper.py's configuration; `offset` (from iomem) skips finding barebox's."""
     config = {"pythonpath": str(Path(__file__).resolve().parents[2]),
               "barebox": str(symbols.barebox), "pbl": str(symbols.pbl) if symbols.pbl else None,
-              "image": str(image) if image else None}
+              "image": str(image) if image else None, "offset": offset}
     return {**os.environ, "BBV_GDB_HELPER": json.dumps(config)}
 
 
