@@ -156,7 +156,8 @@ BbvSymbols()
 gdb.events.stop.connect(_on_stop)
 if CONFIG.get("offset") is not None:
     _load("barebox", CONFIG["barebox"], CONFIG["offset"], "from iomem")
-find_and_load()
+if find_and_load():
+    gdb.execute("frame")  # where the CPU is, now with a function name and source line
 _watch_handover()
 if CONFIG["barebox"] not in loaded:
     gdb.execute("set breakpoint pending on", to_string=True)  # `break do_version` waits for it
