@@ -223,3 +223,32 @@ def test_no_endpoint_and_no_running_stub(build):
     assert result.stderr == ("bbv: error: no ENDPOINT given and no 'bbv run --gdb' of target "
                              "'vexpress' is running; start one, or pass the endpoint it "
                              "printed\n")
+
+
+def test_iomem_gives_the_offset(build, tmp_path):
+    iomem = tmp_path / "iomem.txt"
+    iomem.write_text("    0x40010000 - 0x4001ffff (size    64 KiB) barebox code\n")
+    port = free_loopback_port()
+    run, out, err = boot(build, "--gdb", f"tcp::{port}", "--gdb-wait")
+    try:
+        err.wait_for("attach: bbv gdb")
+        result = subprocess.run(
+            [*BBV, "gdb", "-t", "vexpress", "--image", str(build / "images" / "guest.img"),
+             "--iomem", str(iomem), f"tcp::{port}", "--", "-nx", "-batch",
+             "-ex", f"info symbol {LOAD + 4:#x}"], capture_output=True, text=True, timeout=60)
+    finally:
+        stop(run)
+    assert result.returncode == 0, result.stderr
+    assert f"barebox runs at offset {LOAD:#x} (from iomem)" in result.stdout
+    assert "_start + 4 in section .text" in result.stdout
+
+
+def test_iomem_without_barebox_code_is_exit_2(build, tmp_path):
+    iomem = tmp_path / "iomem.txt"
+    iomem.write_text("0x40000000 - 0x4fffffff (size 256 MiB) ram0\n")
+    result = subprocess.run([*BBV, "gdb", "-t", "vexpress", "--image",
+                             str(build / "images" / "guest.img"), "--iomem", str(iomem),
+                             "tcp::1"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr == (f"bbv: error: --iomem {iomem}: no 'barebox code' line; give the "
+                             "output of barebox's iomem command\n")

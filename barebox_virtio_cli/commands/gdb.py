@@ -18,6 +18,9 @@ class _SplitAtDashes(click.Command):
             ctx.meta["gdb_args"], args = args[cut + 1:], args[:cut]
         return super().parse_args(ctx, args)
 
+    def collect_usage_pieces(self, ctx: click.Context) -> list[str]:
+        return [*super().collect_usage_pieces(ctx), "[-- GDB-ARGS...]"]
+
 
 @click.command(cls=_SplitAtDashes)
 @click.option("-t", "--target", help="Target name from 'bbv targets'.")
