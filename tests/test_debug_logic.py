@@ -36,6 +36,7 @@ CATALOG = load_catalog([ROOT / "configs"])
 @pytest.mark.parametrize(("name", "code"), [
     ("vexpress", (0x4F901000, 0x4F9F0FFF)),
     ("riscv64", (0x8FB01000, 0x8FBC8FFF)),
+    ("armv8", (0x7FA10000, 0x7FB2BFFF)),
 ])
 def test_barebox_code_region_from_captured_iomem(name, code):
     text = (IOMEM / f"{name}.txt").read_text()

@@ -156,7 +156,7 @@ BbvSymbols()
 gdb.events.stop.connect(_on_stop)
 if CONFIG.get("offset") is not None:
     _load("barebox", CONFIG["barebox"], CONFIG["offset"], "from iomem")
-if find_and_load():
+if find_and_load() and gdb.selected_frame().name():
     gdb.execute("frame")  # where the CPU is, now with a function name and source line
 _watch_handover()
 if CONFIG["barebox"] not in loaded:
