@@ -176,6 +176,9 @@ def test_signals_stop_gdb_and_bbv_exits_128_plus_n(build, sig):
         gdb.send_signal(sig)
         assert gdb.wait(30) == 128 + sig
         assert not running(remote), "gdb left running"
+        run.stdin.write(b"\necho alive\n")  # gdb detached: the halted guest runs on
+        run.stdin.flush()
+        out.wait_for("alive")
     finally:
         stop(run)
 

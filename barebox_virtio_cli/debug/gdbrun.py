@@ -47,7 +47,9 @@ def helper_env(symbols: Symbols, image: Path | None, offset: int | None = None) 
 
 def run_gdb(argv: list[str], env: dict[str, str]) -> int:
     """gdb in the foreground. Ctrl-C belongs to gdb (it interrupts the target), so bbv ignores
-    SIGINT meanwhile; SIGTERM and SIGHUP stop gdb and bbv exits 128+N."""
+    SIGINT meanwhile; SIGTERM and SIGHUP stop gdb and bbv exits 128+N. gdb gets SIGHUP for
+    both: it then detaches cleanly, so barebox runs on (gdb 13 answers SIGTERM with a Python
+    traceback); SIGTERM and SIGKILL follow if it does not end."""
     from barebox_virtio_cli.qemu.process import _TerminalGuard  # the same guard as QEMU's
 
     guard = _TerminalGuard()
@@ -57,7 +59,7 @@ def run_gdb(argv: list[str], env: dict[str, str]) -> int:
     def on_signal(signum, _frame):
         got.append(signum)
         if proc.poll() is None:
-            proc.terminate()
+            proc.send_signal(signal.SIGHUP)
 
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGHUP)}
     old[signal.SIGINT] = signal.signal(signal.SIGINT, signal.SIG_IGN)
