@@ -255,3 +255,20 @@ def test_iomem_without_barebox_code_is_exit_2(build, tmp_path):
     assert result.returncode == 2
     assert result.stderr == (f"bbv: error: --iomem {iomem}: no 'barebox code' line; give the "
                              "output of barebox's iomem command\n")
+
+
+def test_plain_bbv_gdb_finds_the_running_stub_and_its_image(build):
+    run, out, err = boot(build, "--gdb")  # a free loopback port
+    try:
+        attach = err.wait_for("attach: bbv gdb")
+        out.wait_for("autoboot")
+        result = subprocess.run([*BBV, "gdb", "-t", "vexpress", "--", "-nx", "-batch"],
+                                capture_output=True, text=True, timeout=60)
+    finally:
+        stop(run)
+    endpoint = attach.rsplit(" ", 1)[1]
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.startswith(f"bbv: gdb on {endpoint}; symbols: {build}/barebox and ")
+    assert f"runs at offset {LOAD:#x}" in result.stdout
+    assert not (Path(os.environ.get("BBV_RUNTIME_DIR", "/nonexistent")) /
+                "vexpress.gdb.json").exists(), "the stub's record outlived the run"
