@@ -33,17 +33,16 @@ CATALOG = load_catalog([ROOT / "configs"])
 
 # --- iomem captured from real barebox v2026.06 (`bbv run -t T --exec iomem`) -------------
 
-@pytest.mark.parametrize(("name", "code"), [
-    ("vexpress", (0x4F901000, 0x4F9F0FFF)),
-    ("riscv64", (0x8FB01000, 0x8FBC8FFF)),
-    ("armv8", (0x7FA10000, 0x7FB2BFFF)),
+@pytest.mark.parametrize(("name", "code", "link", "offset"), [
+    ("vexpress", (0x4F901000, 0x4F9F0FFF), 0, 0x4F901000),  # linked at 0 on ARM, RISC-V
+    ("riscv64", (0x8FB01000, 0x8FBC8FFF), 0, 0x8FB01000),
+    ("armv8", (0x7FA10000, 0x7FB2BFFF), 0, 0x7FA10000),
+    ("malta", (0xAFF50000, 0xAFFC8087), 0xA0800000, 0xF750000),  # MIPS: at TEXT_BASE
 ])
-def test_barebox_code_region_from_captured_iomem(name, code):
+def test_barebox_code_region_from_captured_iomem(name, code, link, offset):
     text = (IOMEM / f"{name}.txt").read_text()
-    regions = parse_iomem(text)
-    assert regions["barebox code"] == code
-    assert offset_from_iomem(text) == code[0]  # barebox proper is linked at 0
-    assert offset_from_iomem(text, link_address=0x1000) == code[0] - 0x1000
+    assert parse_iomem(text)["barebox code"] == code
+    assert offset_from_iomem(text, link_address=link) == offset
 
 
 def test_iomem_without_barebox_code_and_with_colours():
@@ -234,3 +233,29 @@ def test_missing_gdb_is_one_line_naming_the_package(monkeypatch, tmp_path):
     assert str(info.value) == (
         "no gdb for arm: install gdb-multiarch (Debian/Ubuntu: apt install gdb-multiarch) or "
         "put a cross gdb (aarch64-linux-gnu-gdb, aarch64-linux-gdb, ...) on PATH")
+
+
+def test_mips_gets_its_architecture_and_byte_order_before_connecting():
+    from barebox_virtio_cli.debug.elf import Elf
+    from barebox_virtio_cli.debug.gdbrun import arch_commands
+
+    assert arch_commands(Elf("mips", 32, False, [])) == ["set architecture mips",
+                                                         "set endian big"]
+    assert arch_commands(Elf("mips", 64, True, [])) == ["set architecture mips",
+                                                        "set endian little"]
+    assert arch_commands(Elf("arm", 32, True, [])) == []  # QEMU's stub describes the CPU
+    stub = endpoint.parse("tcp::4321")
+    assert gdb_argv("gdb", stub, [], ["set endian big"])[:5] == [
+        "gdb", "-q", "-ex", "set endian big", "-ex"]
+
+
+def test_locate_at_the_start_of_the_code_ignores_the_window_before_it():
+    # MIPS with --gdb-wait: the PC is the PBL's first instruction, the window's first half is
+    # memory before the image; and QEMU's malta patched one word (its board ID at 0x10).
+    text = fake_code(size=4096)
+    window = bytearray(bytes(128) + text.data[:128])
+    window[128 + 0x10:128 + 0x14] = (0x420).to_bytes(4, "big")
+    match = locate(0xBFC00000, bytes(window), 0xBFC00000 - 128, [
+        Section(".text", 0xA0600000, text.data)])
+    assert match is not None and match.offset == 0xBFC00000 - 0xA0600000
+    assert match.score == pytest.approx(31 / 32)

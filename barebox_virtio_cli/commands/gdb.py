@@ -53,20 +53,10 @@ def gdb(ctx: click.Context, target: str | None, arch: str | None, image: str | N
     from barebox_virtio_cli.debug.session import plan_attach
     from barebox_virtio_cli.targets.catalog import load_catalog
 
-    plan = plan_attach(load_catalog().resolve(target, arch), endpoint, image, build_dir)
+    iomem_text = None if iomem is None else (iomem.name, iomem.read())
+    plan = plan_attach(load_catalog().resolve(target, arch), endpoint, image, build_dir,
+                       iomem_text)
     pbl = f" and {plan.symbols.pbl.name}" if plan.symbols.pbl else ""
-    offset = None if iomem is None else offset_from_iomem_file(iomem)
     say(f"gdb on {plan.endpoint}; symbols: {plan.symbols.barebox}{pbl}")
-    argv = gdb_argv(plan.gdb, plan.endpoint, list(ctx.meta.get("gdb_args", [])))
-    sys.exit(run_gdb(argv, helper_env(plan.symbols, plan.image, offset)))
-
-
-def offset_from_iomem_file(stream) -> int:
-    from barebox_virtio_cli.debug.reloc import offset_from_iomem
-    from barebox_virtio_cli.errors import UsageError
-
-    offset = offset_from_iomem(stream.read())
-    if offset is None:
-        raise UsageError(f"--iomem {stream.name}: no 'barebox code' line; give the output of "
-                         "barebox's iomem command")
-    return offset
+    argv = gdb_argv(plan.gdb, plan.endpoint, list(ctx.meta.get("gdb_args", [])), plan.setup)
+    sys.exit(run_gdb(argv, helper_env(plan.symbols, plan.image, plan.offset)))

@@ -17,7 +17,8 @@ from barebox_virtio_cli.debug.reloc import load_candidates, locate  # noqa: E402
 
 WINDOW = 256
 FILES = [("barebox", CONFIG["barebox"])] + ([("PBL", CONFIG["pbl"])] if CONFIG.get("pbl") else [])
-HEAD = 32  # bytes of the image compared to find where it was loaded
+HEAD = (64, 32)  # (offset, length) of the image bytes compared to find where it was loaded;
+# not its first bytes, which a machine may patch (QEMU's malta writes a board ID at 0x10)
 loaded = {}  # path -> offset
 _elves = {}
 
@@ -36,9 +37,13 @@ def _window(pc):
         start &= ~3
         try:
             return start, bytes(inferior.read_memory(start, size))
-        except gdb.MemoryError:
+        except (gdb.MemoryError, OverflowError):
             continue
     return None, b""
+
+
+def _address_mask():
+    return (1 << 8 * gdb.lookup_type("void").pointer().sizeof) - 1
 
 
 def _elf(path):
@@ -50,7 +55,7 @@ def _elf(path):
 def find_and_load(quiet=False):
     """Load every symbol file whose code the CPU is running; True if one was loaded."""
     try:
-        pc = int(gdb.parse_and_eval("$pc")) & ~1
+        pc = int(gdb.parse_and_eval("$pc")) & ~1 & _address_mask()  # MIPS sign-extends
     except gdb.error:
         return False
     start, window = _window(pc)
@@ -89,11 +94,12 @@ def _image_offset(window, pc, pbl):
     if not image:
         return None
     with open(image, "rb") as fh:
-        head = fh.read(HEAD)
+        fh.seek(HEAD[0])
+        head = fh.read(HEAD[1])
     inferior = gdb.selected_inferior()
     for addr in load_candidates(window, pc, pbl.little_endian):
         try:
-            if bytes(inferior.read_memory(addr, len(head))) == head:
+            if bytes(inferior.read_memory(addr + HEAD[0], len(head))) == head:
                 return addr - min(section.addr for section in pbl.code)
         except (gdb.MemoryError, OverflowError):
             continue

@@ -9,6 +9,7 @@ import signal
 import subprocess
 from pathlib import Path
 
+from barebox_virtio_cli.debug.elf import Elf
 from barebox_virtio_cli.debug.endpoint import Endpoint
 from barebox_virtio_cli.debug.symbols import Symbols
 from barebox_virtio_cli.errors import BbvError
@@ -30,11 +31,26 @@ def find_gdb(prefixes: list[str], arch: str) -> str:
                    f"{GDB_PACKAGE}) or put a cross gdb ({', '.join(names[1:3])}, ...) on PATH")
 
 
-def gdb_argv(gdb: str, endpoint: Endpoint, user_args: list[str]) -> list[str]:
+# QEMU's MIPS stub sends no target description: gdb must know the CPU before it connects
+# ("Truncated register 39 in remote 'g' packet" otherwise).
+NEEDS_ARCH = {"mips"}
+
+
+def arch_commands(elf: Elf) -> list[str]:
+    """gdb commands to run before connecting, for CPUs whose stub does not describe itself."""
+    if elf.machine not in NEEDS_ARCH:
+        return []
+    return [f"set architecture {elf.machine}",
+            f"set endian {'little' if elf.little_endian else 'big'}"]
+
+
+def gdb_argv(gdb: str, endpoint: Endpoint, user_args: list[str],
+             setup: list[str] = ()) -> list[str]:
     """Connect, then gdbhelper.py loads the symbols; the user's arguments come last, so their
     -ex commands (`break do_version`) see the symbols."""
-    return [gdb, "-q", "-ex", f"target remote {endpoint.gdb_remote()}", "-x", str(HELPER),
-            *user_args]
+    before = [arg for command in setup for arg in ("-ex", command)]
+    return [gdb, "-q", *before, "-ex", f"target remote {endpoint.gdb_remote()}",
+            "-x", str(HELPER), *user_args]
 
 
 def helper_env(symbols: Symbols, image: Path | None, offset: int | None = None) -> dict[str, str]:

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from barebox_virtio_cli.debug.elf import Section
 
 KEY_LEN = 16  # bytes of code that must match exactly to propose an offset
-MIN_SCORE = 0.75  # share of the window's words that must match the ELF at that offset
+MIN_SCORE = 0.75  # share of the compared words that must match the ELF at that offset
+MIN_WORDS = 16  # words of the window that must lie in the ELF's code to judge an offset
 
 
 @dataclass
@@ -63,18 +64,19 @@ def _inside(section: Section, addr: int) -> bool:
 
 
 def _score(window: bytes, link_start: int, code: list[Section]) -> float:
-    """Share of the window's 4-byte words equal to the ELF's bytes at the same link address
-    (words outside every code section count as mismatches)."""
+    """Share of the window's 4-byte words equal to the ELF's bytes at the same link address,
+    among the words that lie in its code (the window may reach past a section's ends); 0 if
+    fewer than MIN_WORDS do."""
     total = same = 0
     for pos in range(0, len(window) - 3, 4):
-        total += 1
         addr = link_start + pos
         for section in code:
             if _inside(section, addr) and _inside(section, addr + 3):
                 rel = addr - section.addr
+                total += 1
                 same += section.data[rel:rel + 4] == window[pos:pos + 4]
                 break
-    return same / total if total else 0.0
+    return same / total if total >= MIN_WORDS else 0.0
 
 
 _IOMEM_LINE = re.compile(

@@ -74,12 +74,15 @@ class Attach:
     image: Path | None
     symbols: Symbols
     gdb: str
+    setup: list[str]  # gdb commands before connecting
+    offset: int | None  # barebox's offset, when given by iomem output
 
 
 def plan_attach(target: Target, endpoint_text: str | None, image: str | None,
-                build_dir: str | None) -> Attach:
-    """Everything `bbv gdb` decides before gdb starts."""
-    from barebox_virtio_cli.debug.gdbrun import find_gdb
+                build_dir: str | None, iomem: tuple[str, str] | None = None) -> Attach:
+    """Everything `bbv gdb` decides before gdb starts; `iomem` is (its name, its text)."""
+    from barebox_virtio_cli.debug.elf import ElfError, read_elf
+    from barebox_virtio_cli.debug.gdbrun import arch_commands, find_gdb
 
     record = running_stub(target.name)
     if endpoint_text:
@@ -93,7 +96,23 @@ def plan_attach(target: Target, endpoint_text: str | None, image: str | None,
         raise BbvError(f"{stub}: no such socket; is 'bbv run --gdb {stub}' running?")
     image_path = _image(target, image, build_dir, record if not endpoint_text else None)
     symbols = find_symbols(image_path, Path(build_dir) if build_dir else None, target.name)
-    return Attach(stub, image_path, symbols, find_gdb(_prefixes(target, symbols), target.arch))
+    try:
+        elf = read_elf(symbols.barebox)
+    except (OSError, ElfError) as exc:
+        raise BbvError(f"cannot read {symbols.barebox}: {exc}") from None
+    offset = None if iomem is None else _iomem_offset(*iomem, elf)
+    return Attach(stub, image_path, symbols, find_gdb(_prefixes(target, symbols), target.arch),
+                  arch_commands(elf), offset)
+
+
+def _iomem_offset(name: str, text: str, elf) -> int:
+    from barebox_virtio_cli.debug.reloc import offset_from_iomem
+
+    offset = offset_from_iomem(text, min((s.addr for s in elf.code), default=0))
+    if offset is None:
+        raise UsageError(f"--iomem {name}: no 'barebox code' line; give the output of "
+                         "barebox's iomem command")
+    return offset
 
 
 def _image(target: Target, image: str | None, build_dir: str | None,
