@@ -1,7 +1,8 @@
 """Runs inside gdb (`gdb -x gdbhelper.py`, started by `bbv gdb`): finds where barebox and
 its PBL run and loads their symbols there. Configured by $BBV_GDB_HELPER (JSON: pythonpath,
-barebox, pbl). Defines `bbv-symbols` to look again; also looks on every stop until both are
-loaded, so symbols appear once barebox has relocated itself (e.g. after `--gdb-wait`)."""
+barebox, pbl, image, offset). Defines `bbv-symbols` to look again; also looks on every stop
+until both are loaded, and catches the PBL handing over to barebox proper, so symbols appear
+once barebox has relocated itself (e.g. after `--gdb-wait`)."""
 
 import json
 import os
@@ -21,6 +22,7 @@ HEAD = (64, 32)  # (offset, length) of the image bytes compared to find where it
 # not its first bytes, which a machine may patch (QEMU's malta writes a board ID at 0x10)
 loaded = {}  # path -> offset
 _elves = {}
+_handover = []  # the one _Handover breakpoint, once set
 
 
 def _say(text):
@@ -68,15 +70,17 @@ def find_and_load(quiet=False):
             _load(kind, path, match.offset, f"PC {pc:#x} in its {match.section}")
             found = True
         elif kind == "PBL" and window:
-            offset = _image_offset(window, pc, _elf(path))
-            if offset is not None:
-                _load(kind, path, offset, f"the image is loaded at {offset:#x}, not started")
+            image_at = _image_address(window, pc)
+            if image_at is not None:
+                offset = image_at - min(section.addr for section in _elf(path).code)
+                _load(kind, path, offset, f"the image is loaded at {image_at:#x}, not started")
                 found = True
-    if not found and not quiet:
-        names = " nor ".join(kind for kind, path in FILES if path not in loaded)
-        if names:
-            _say(f"PC {pc:#x} is in neither {names} (not started yet, or in firmware); "
-                 "symbols load when gdb stops inside barebox, or type bbv-symbols")
+    missing = [kind for kind, path in FILES if path not in loaded]
+    if missing and not found and not quiet:
+        where = " nor ".join(missing)
+        _say(f"PC {pc:#x} is in {'neither ' if len(missing) > 1 else 'no '}{where} code (not "
+             "started yet, or in firmware); symbols load when gdb stops inside barebox, or "
+             "type bbv-symbols")
     return found
 
 
@@ -85,11 +89,13 @@ def _load(kind, path, offset, why):
                 to_string=True)
     loaded[path] = offset
     _say(f"{kind} runs at offset {offset:#x} ({why}); symbols loaded from {path}")
+    if kind == "PBL":
+        _watch_handover()
 
 
-def _image_offset(window, pc, pbl):
-    """The PBL's offset when the CPU has not reached it yet: the image starts with the PBL
-    (linked at its lowest code address), so find the image's first bytes in memory."""
+def _image_address(window, pc):
+    """Where the image is in memory when the CPU has not reached it yet (it starts with the
+    PBL, linked at its lowest code address): its bytes at one of the load candidates."""
     image = CONFIG.get("image")
     if not image:
         return None
@@ -97,10 +103,11 @@ def _image_offset(window, pc, pbl):
         fh.seek(HEAD[0])
         head = fh.read(HEAD[1])
     inferior = gdb.selected_inferior()
-    for addr in load_candidates(window, pc, pbl.little_endian):
+    little = _elf(CONFIG["pbl"]).little_endian
+    for addr in load_candidates(window, pc, little):
         try:
             if bytes(inferior.read_memory(addr + HEAD[0], len(head))) == head:
-                return addr - min(section.addr for section in pbl.code)
+                return addr
         except (gdb.MemoryError, OverflowError):
             continue
     return None
@@ -134,10 +141,10 @@ class _Handover(gdb.Breakpoint):
 
 def _watch_handover():
     """With the PBL loaded and barebox proper not yet, catch the PBL handing over."""
-    if CONFIG.get("pbl") not in loaded or CONFIG["barebox"] in loaded:
+    if CONFIG.get("pbl") not in loaded or CONFIG["barebox"] in loaded or _handover:
         return
     if gdb.lookup_global_symbol(HANDOVER) is not None:
-        _Handover()
+        _handover.append(_Handover())
 
 
 def _on_stop(_event):
@@ -164,6 +171,5 @@ if CONFIG.get("offset") is not None:
     _load("barebox", CONFIG["barebox"], CONFIG["offset"], "from iomem")
 if find_and_load() and gdb.selected_frame().name():
     gdb.execute("frame")  # where the CPU is, now with a function name and source line
-_watch_handover()
 if CONFIG["barebox"] not in loaded:
     gdb.execute("set breakpoint pending on", to_string=True)  # `break do_version` waits for it

@@ -42,10 +42,10 @@ def find_symbols(image: Path | None, build_dir: Path | None, target_name: str) -
     if build_dir is not None:
         if not build_dir.is_dir():
             raise UsageError(f"--build-dir {build_dir}: no such directory")
-        where = f"in {build_dir}"
+        where, other = f"in {build_dir}", "point --build-dir at the build of the image"
     elif image is not None:
         build_dir = build_dir_of(image)
-        where = f"beside {image} (in {build_dir})"
+        where, other = f"beside {image} (in {build_dir})", "pass --build-dir DIR"
     else:
         raise BbvError(f"no image for target '{target_name}' to take symbols from; "
                        "pass --image IMG or --build-dir DIR")
@@ -53,6 +53,6 @@ def find_symbols(image: Path | None, build_dir: Path | None, target_name: str) -
     if not barebox.is_file():
         raise BbvError(f"no barebox ELF {where}: symbols come from the barebox build that made "
                        f"the image (its build directory holds 'barebox'); build it with "
-                       f"'bbv build {target_name}' or pass --build-dir DIR")
+                       f"'bbv build {target_name}' or {other}")
     pbl = pbl_of(build_dir, image) if image is not None else None
     return Symbols(build_dir.resolve(), barebox.resolve(), pbl.resolve() if pbl else None)
