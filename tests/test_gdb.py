@@ -6,6 +6,7 @@ linked at one address (0) and the code runs at another (0x40010000, where QEMU l
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -272,3 +273,24 @@ def test_plain_bbv_gdb_finds_the_running_stub_and_its_image(build):
     assert f"runs at offset {LOAD:#x}" in result.stdout
     assert not (Path(os.environ.get("BBV_RUNTIME_DIR", "/nonexistent")) /
                 "vexpress.gdb.json").exists(), "the stub's record outlived the run"
+
+
+def test_unix_socket_stub(build):
+    sock = Path(os.environ["BBV_RUNTIME_DIR"]) / "g,db.sock"  # a comma QEMU must not split at
+    sock.parent.mkdir(parents=True, exist_ok=True)
+    run, out, err = boot(build, "--gdb", f"unix:{sock}")
+    try:
+        attach = err.wait_for("attach: bbv gdb")
+        assert shlex.split(attach.split("attach: ", 1)[1]) == [
+            "bbv", "gdb", "--target", "vexpress", "--image", str(build / "images" / "guest.img"),
+            f"unix:{sock}"]
+        out.wait_for("autoboot")
+        result = subprocess.run([*BBV, "gdb", "-t", "vexpress", f"unix:{sock}", "--", "-nx",
+                                 "-batch", "-ex", "info symbol $pc"],
+                                capture_output=True, text=True, timeout=60)
+    finally:
+        stop(run)
+    assert result.returncode == 0, result.stderr
+    assert f"runs at offset {LOAD:#x}" in result.stdout
+    assert "getc" in result.stdout  # where the guest idles, waiting for a key
+    assert not sock.exists()

@@ -94,7 +94,9 @@ def plan_attach(target: Target, endpoint_text: str | None, image: str | None,
                          "is running; start one, or pass the endpoint it printed")
     if stub.path and not os.path.exists(stub.path):
         raise BbvError(f"{stub}: no such socket; is 'bbv run --gdb {stub}' running?")
-    image_path = _image(target, image, build_dir, record if not endpoint_text else None)
+    same_run = record is not None and endpoints.parse(record["endpoint"]).gdb_remote() == \
+        stub.gdb_remote()
+    image_path = _image(target, image, build_dir, record if same_run else None)
     symbols = find_symbols(image_path, Path(build_dir) if build_dir else None, target.name)
     try:
         elf = read_elf(symbols.barebox)
