@@ -294,3 +294,31 @@ def test_unix_socket_stub(build):
     assert f"runs at offset {LOAD:#x}" in result.stdout
     assert "getc" in result.stdout  # where the guest idles, waiting for a key
     assert not sock.exists()
+
+
+def test_terminal_is_restored_after_sigterm(build):
+    """gdb on a terminal (readline changes its modes): SIGTERM to bbv leaves the terminal as
+    it was before bbv started."""
+    import termios
+
+    port = free_loopback_port()
+    run, out, err = boot(build, "--gdb", f"tcp::{port}")
+    master, slave = os.openpty()
+    try:
+        out.wait_for("autoboot")
+        before = termios.tcgetattr(slave)
+        gdb = subprocess.Popen([*BBV, "gdb", "-t", "vexpress", f"tcp::{port}", "--", "-nx"],
+                               stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
+        seen = b""
+        deadline = time.monotonic() + 30
+        while b"(gdb) " not in seen and time.monotonic() < deadline:
+            seen += os.read(master, 4096)
+        assert b"(gdb) " in seen, seen
+        assert termios.tcgetattr(slave) != before, "gdb did not change the terminal modes"
+        gdb.send_signal(signal.SIGTERM)
+        assert gdb.wait(30) == 128 + signal.SIGTERM
+        assert termios.tcgetattr(slave) == before
+    finally:
+        os.close(master)
+        os.close(slave)
+        stop(run)
