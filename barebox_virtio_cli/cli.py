@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "image": ("image", "image", "Make disk images for --blk (MBR, FAT, files copied in)."),
     "quickstart": ("quickstart", "quickstart", "Get, build, boot and check barebox in one go."),
     "export": ("export", "export", "Write a labgrid environment or LAVA job for a bbv run setup."),
+    "gdb": ("gdb", "gdb", "Attach gdb to 'bbv run --gdb' with barebox's symbols where it runs."),
 }
 
 

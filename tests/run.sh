@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(
     qemu-system-arm qemu-system-mips qemu-system-misc qemu-system-x86 ovmf
-    socat tmux make gcc bison flex
+    socat tmux gdb-multiarch make gcc bison flex
     gcc-arm-linux-gnueabihf gcc-aarch64-linux-gnu
     binutils-mips-linux-gnu binutils-riscv64-linux-gnu
     mtools dosfstools fdisk lz4 xz-utils lava-common

@@ -16,6 +16,10 @@ from barebox_virtio_cli.run.request import RunRequest
 @click.option("--attach", is_flag=True, help="Boot in the background and attach this terminal "
               "to the virtio console (implies --console); leaving it stops QEMU.")
 @click.option("--keep-running", is_flag=True, help="With --attach: leave QEMU running.")
+@click.option("--gdb", is_flag=False, flag_value="", default=None, metavar="[ENDPOINT]",
+              help="QEMU's gdb stub (a free loopback port; tcp::PORT, unix:PATH); prints the "
+              "'bbv gdb' command.")
+@click.option("--gdb-wait", is_flag=True, help="Start the CPU halted until gdb continues.")
 @script_options
 def run(**options) -> None:
     """Boot barebox in QEMU with VirtIO devices (or print the command with --dry-run).

@@ -43,6 +43,8 @@ class RunSpec:
     serial: str = "mon:stdio"  # a QEMU -serial value
     qmp: Path | None = None  # QMP control socket
     firmware: str | None = None  # resolved firmware file for targets that need one
+    gdb: str | None = None  # a -gdb value: QEMU's gdb stub (debug/endpoint.py makes it)
+    gdb_wait: bool = False  # -S: the CPU waits for gdb's `continue`
     qemu_args: list[str] = field(default_factory=list)
 
 
@@ -198,6 +200,10 @@ def build_command(target: Target, spec: RunSpec, info: QemuInfo) -> list[list[st
         source = f"file={opt_value(entry.value)}" if entry.is_file else \
             f"string={opt_value(entry.value)}"
         groups.append(["-fw_cfg", f"name={FW_CFG_PREFIX}{opt_value(entry.path)},{source}"])
+    if spec.gdb:
+        groups.append(["-gdb", spec.gdb])
+    if spec.gdb_wait:
+        groups.append(["-S"])
     groups += [[arg] for arg in spec.qemu_args]
     return groups
 

@@ -32,6 +32,9 @@ class RunRequest:
     snapshot: bool = False
     graphic: bool = False
     qemu_arg: tuple[str, ...] = ()
+    # debugging
+    gdb: str | None = None  # None: no stub; "": a free loopback port
+    gdb_wait: bool = False
     # what to do with it
     dry_run: bool = False
     attach: bool = False

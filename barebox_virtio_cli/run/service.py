@@ -43,8 +43,23 @@ def prepare(request: RunRequest) -> Prepared:
         snapshot=request.snapshot, graphic=request.graphic,
         firmware=inputs.find_firmware(target, info, request.firmware),
         qemu_args=list(request.qemu_arg),
+        gdb=_qemu_gdb_arg(request), gdb_wait=request.gdb_wait,
     )
     return target, info, spec
+
+
+def _qemu_gdb_arg(request: RunRequest) -> str | None:
+    stub = _gdb_stub(request)
+    return stub.qemu_arg() if stub else None
+
+
+def _gdb_stub(request: RunRequest):
+    """The gdb stub's Endpoint (debug/endpoint.py) for --gdb/--gdb-wait, else None."""
+    if request.gdb is None and not request.gdb_wait:
+        return None
+    from barebox_virtio_cli.debug.session import stub_for_run
+
+    return stub_for_run(request.gdb, request.gdb_wait)
 
 
 def _checked(request: RunRequest):
@@ -77,7 +92,14 @@ def command_line(request: RunRequest) -> str:
 def boot(request: RunRequest) -> int:
     """Boot as asked; the exit status (QEMU's, the script's, or 128+N after signal N)."""
     request, attach, script = _checked(request)
+    stub = _gdb_stub(request)
+    if stub is not None:
+        request = request.replace(gdb=str(stub))  # a free port is picked once
     target, info, spec = prepare(request)
+    if stub is not None:
+        from barebox_virtio_cli.debug.session import announce_stub
+
+        announce_stub(target, spec.image, stub, spec.gdb_wait)
     if attach:
         from barebox_virtio_cli.console.attach import attach_run
 

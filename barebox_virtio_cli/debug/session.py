@@ -1,0 +1,155 @@
+"""What ties `bbv run --gdb` to `bbv gdb`: the stub's endpoint, recorded per target in the
+runtime dir while the run lasts, the attach command printed for the user, and the choice of
+endpoint, image, symbols and gdb for `bbv gdb`."""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+
+from barebox_virtio_cli.debug import endpoint as endpoints
+from barebox_virtio_cli.debug.endpoint import Endpoint
+from barebox_virtio_cli.debug.symbols import Symbols, find_symbols
+from barebox_virtio_cli.errors import BbvError, UsageError
+from barebox_virtio_cli.targets.catalog import Target
+from barebox_virtio_cli.util.jsonfile import read_object, write_json
+
+
+def stub_for_run(value: str | None, wait: bool) -> Endpoint | None:
+    """`--gdb [ENDPOINT]` (value "" when bare); `--gdb-wait` alone implies a bare --gdb."""
+    if value is None and not wait:
+        return None
+    return endpoints.for_qemu(value)
+
+
+def attach_command(target: Target, image: Path, stub: Endpoint) -> str:
+    argv = ["bbv", "gdb", "--target", target.name, "--image", str(image), str(stub)]
+    return " ".join(shlex.quote(a) for a in argv)
+
+
+def _record_file(target_name: str) -> Path:
+    from barebox_virtio_cli.util.paths import runtime_dir
+
+    return runtime_dir() / f"{target_name}.gdb.json"
+
+
+def record_stub(target: Target, image: Path, stub: Endpoint) -> None:
+    """Lets a plain `bbv gdb -t TARGET` find this run's stub; removed when bbv exits."""
+    path = _record_file(target.name)
+    write_json(path, {"endpoint": str(stub), "image": str(image), "pid": os.getpid()})
+    atexit.register(_remove_record, path, os.getpid())
+
+
+def _remove_record(path: Path, pid: int) -> None:
+    record = read_object(path)
+    if record is not None and record.get("pid") == pid:
+        path.unlink(missing_ok=True)
+
+
+def running_stub(target_name: str) -> dict | None:
+    record = read_object(_record_file(target_name))
+    if record is None or not _alive(record.get("pid")):
+        return None
+    return record
+
+
+def _alive(pid) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@dataclass
+class Attach:
+    endpoint: Endpoint
+    image: Path | None
+    symbols: Symbols
+    gdb: str
+    setup: list[str]  # gdb commands before connecting
+    offset: int | None  # barebox's offset, when given by iomem output
+
+
+def plan_attach(target: Target, endpoint_text: str | None, image: str | None,
+                build_dir: str | None, iomem: tuple[str, str] | None = None) -> Attach:
+    """Everything `bbv gdb` decides before gdb starts; `iomem` is (its name, its text)."""
+    from barebox_virtio_cli.debug.elf import ElfError, read_elf
+    from barebox_virtio_cli.debug.gdbrun import arch_commands, find_gdb
+
+    record = running_stub(target.name)
+    if endpoint_text:
+        stub = endpoints.parse(endpoint_text)
+    elif record is not None:
+        stub = endpoints.parse(record["endpoint"])
+    else:
+        raise UsageError(f"no ENDPOINT given and no 'bbv run --gdb' of target '{target.name}' "
+                         "is running; start one, or pass the endpoint it printed")
+    if stub.path and not os.path.exists(stub.path):
+        raise BbvError(f"{stub}: no such socket; is 'bbv run --gdb {stub}' running?")
+    same_run = record is not None and endpoints.parse(record["endpoint"]).gdb_remote() == \
+        stub.gdb_remote()
+    image_path = _image(target, image, build_dir, record if same_run else None)
+    symbols = find_symbols(image_path, Path(build_dir) if build_dir else None, target.name)
+    try:
+        elf = read_elf(symbols.barebox)
+    except (OSError, ElfError) as exc:
+        raise BbvError(f"cannot read {symbols.barebox}: {exc}") from None
+    offset = None if iomem is None else _iomem_offset(*iomem, elf)
+    return Attach(stub, image_path, symbols, find_gdb(_prefixes(target, symbols), target.arch),
+                  arch_commands(elf), offset)
+
+
+def _iomem_offset(name: str, text: str, elf) -> int:
+    from barebox_virtio_cli.debug.reloc import offset_from_iomem
+
+    offset = offset_from_iomem(text, min((s.addr for s in elf.code), default=0))
+    if offset is None:
+        raise UsageError(f"--iomem {name}: no 'barebox code' line; give the output of "
+                         "barebox's iomem command")
+    return offset
+
+
+def _image(target: Target, image: str | None, build_dir: str | None,
+           record: dict | None) -> Path | None:
+    if image:
+        path = Path(image)
+        if not path.is_file():
+            raise UsageError(f"--image {image}: no such file")
+        return path.resolve()
+    if build_dir:
+        path = Path(build_dir) / "images" / target.image
+        return path.resolve() if path.is_file() else None
+    if record is not None and record.get("image"):
+        return Path(record["image"])
+    from barebox_virtio_cli.build.record import find_image
+
+    found, looked = find_image(target.name, target.image, Path.cwd())
+    if found is None:
+        raise BbvError(f"no {target.image} for target '{target.name}' to take symbols from "
+                       f"(looked at {', '.join(map(str, looked))}); build it with "
+                       f"'bbv build {target.name}', or pass --image IMG or --build-dir DIR")
+    return found.resolve()
+
+
+def _prefixes(target: Target, symbols: Symbols) -> list[str]:
+    from barebox_virtio_cli.build.record import read_record
+
+    record = read_record(symbols.build_dir) or {}
+    built_with = record.get("toolchain", "").split()[-1:]  # drop a "ccache " in front
+    return [*built_with, *target.toolchain_prefixes]
+
+
+def announce_stub(target: Target, image: Path, stub: Endpoint, wait: bool) -> None:
+    from barebox_virtio_cli.util.status import say
+
+    record_stub(target, image, stub)
+    halted = "; the CPU waits for gdb's 'continue'" if wait else ""
+    say(f"gdb stub on {stub}{halted}; attach: {attach_command(target, image, stub)}")
