@@ -20,6 +20,7 @@ from barebox_virtio_cli.qemu.args import (
     format_command,
     parse_port_forward,
 )
+from barebox_virtio_cli.qemu.board import BoardOptions
 from barebox_virtio_cli.qemu.probe import QemuInfo, find_binary, probe
 from barebox_virtio_cli.session.options import pop_script, run_script, script_options
 from barebox_virtio_cli.targets.catalog import Target, load_catalog
@@ -140,18 +141,32 @@ def find_firmware(target: Target, info: QemuInfo, given: str | None) -> str | No
     return None
 
 
-def qemu_info(target: Target) -> QemuInfo:
+def qemu_info(target: Target, binary: str | None = None) -> QemuInfo:
+    if binary is not None:
+        from barebox_virtio_cli.qemu.board import qemu_binary
+
+        return probe(qemu_binary(binary))
     return probe(find_binary(target.qemu, target.qemu_package))
+
+
+def _image_or_none(target: Target, image: str | None, optional: bool) -> Path | None:
+    """The image; with optional (--dump-dtb), None when no image was given or built."""
+    try:
+        return resolve_image(target, image, Path.cwd())
+    except BbvError:
+        if image is None and optional:
+            return None
+        raise
 
 
 def prepare(target_name, arch, image, blk, rng, console, input_, net, port_forward, fs, env,
             memory, cpu, machine, snapshot, graphic, qemu_arg, firmware=None, serial="mon:stdio",
-            qmp=None):
+            qmp=None, qemu=None, image_optional=False):
     """Everything `bbv run` checks and decides before QEMU starts: (target, info, spec)."""
     target = load_catalog().resolve(target_name, arch)
-    info = qemu_info(target)
+    info = qemu_info(target, qemu)
     spec = RunSpec(
-        image=resolve_image(target, image, Path.cwd()),
+        image=_image_or_none(target, image, image_optional),
         blks=[check_block_image(Path(b), snapshot) for b in blk],
         rng=rng,
         console=None if console is None else check_console_path(
@@ -191,7 +206,8 @@ def run_options(func):
         click.option("--firmware", metavar="FILE",
                      help="Firmware for -bios (OVMF, OpenSBI) instead of the target's default."),
         click.option("--snapshot", is_flag=True, help="Do not write to the --blk images."),
-        click.option("--graphic", is_flag=True, help="Open QEMU's display window."),
+        click.option("--graphic", is_flag=True, help="Add a display (ramfb, VGA) and show it "
+                     "when the host has one."),
         click.option("--qemu-arg", multiple=True, metavar="ARG",
                      help="Pass ARG to QEMU as is (repeatable)."),
     ]
@@ -200,8 +216,31 @@ def run_options(func):
     return func
 
 
+def board_options(func):
+    """Debugging like on a board: boot arguments, device trees, flash, screen, QEMU build."""
+    options = [
+        click.option("--bootarg", multiple=True, metavar="ARG",
+                     help="Kernel command line word for barebox (-append; repeatable)."),
+        click.option("--dtb", metavar="FILE", help="Boot with this device tree (QEMU -dtb)."),
+        click.option("--dump-dtb", metavar="FILE",
+                     help="Write QEMU's device tree for this command line to FILE; no boot."),
+        click.option("--flash", metavar="FILE", help="Keep the flash in FILE (made from the "
+                     "image the first time), so saveenv survives a restart."),
+        click.option("--reflash", is_flag=True,
+                     help="Write the image into an existing --flash FILE (keeps the env)."),
+        click.option("--screenshot", metavar="FILE", help="Boot, run the --exec commands, "
+                     "save the screen as FILE (.png or .ppm); implies --graphic."),
+        click.option("--qemu", metavar="BINARY", help="Run this QEMU build instead of the "
+                     "target's default."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
 @click.command()
 @run_options
+@board_options
 @click.option("-n", "--dry-run", is_flag=True, help="Print the QEMU command line, do not boot.")
 @click.option("--attach", is_flag=True, help="Boot in the background and attach this terminal "
               "to the virtio console (implies --console); leaving it stops QEMU.")
@@ -219,20 +258,29 @@ def run(dry_run: bool, **opts) -> None:
     attach, keep_running = opts.pop("attach") or opts["keep_running"], opts.pop("keep_running")
     if attach and opts["console"] is None:
         opts["console"] = ""
-    script = pop_script(opts)
+    board = BoardOptions.pop(opts)
+    board.check_combination(bool(opts["exec_"] or opts["expect"]), attach)
+    script = pop_script(opts, implied=board.screenshot is not None)
     if attach and script is not None:
         raise UsageError("--attach is interactive; leave out the scripted-boot options")
-    target, info, spec = prepare(opts.pop("target"), opts.pop("arch"), **opts)
+    target, info, spec = prepare(opts.pop("target"), opts.pop("arch"), **opts, qemu=board.qemu,
+                                 image_optional=board.dump_dtb is not None)
+    board.apply(target, info, spec)
+    groups = build_command(target, spec, info)
+    board.prepare_boot(dry_run)
     if attach:
         from barebox_virtio_cli.console.attach import attach_run
 
         sys.exit(attach_run(target, info, spec, keep_running, dry_run))
-    groups = build_command(target, spec, info)
     if dry_run:
         click.echo(format_command(groups))
         return
+    if spec.dump_dtb is not None:
+        from barebox_virtio_cli.qemu.dtb import dump_dtb
+
+        sys.exit(dump_dtb(flatten(groups), spec.dump_dtb, target.name))
     if script is not None:
-        sys.exit(run_script(target, info, spec, flatten(groups), script))
+        sys.exit(run_script(target, info, spec, flatten(groups), script, screenshot=board.shot))
     _announce(target, info, spec)
     from barebox_virtio_cli.qemu.process import run_foreground
 

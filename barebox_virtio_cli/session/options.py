@@ -42,11 +42,12 @@ def script_options(func):
     return func
 
 
-def pop_script(opts: dict) -> ScriptOptions | None:
-    """Take the scripted-boot options out of the run options; None for an interactive boot."""
+def pop_script(opts: dict, implied: bool = False) -> ScriptOptions | None:
+    """Take the scripted-boot options out of the run options; None for an interactive boot.
+    implied: a scripted boot even without commands (--screenshot: boot, take it, stop)."""
     commands, expectations = list(opts.pop("exec_")), list(opts.pop("expect"))
     timeout, junit, as_json = opts.pop("timeout"), opts.pop("junit"), opts.pop("json_")
-    if not commands and not expectations:
+    if not commands and not expectations and not implied:
         for name, given in (("--timeout", timeout), ("--junit", junit), ("--json", as_json)):
             if given:
                 raise UsageError(f"{name} belongs to a scripted boot: add --exec CMD or "
@@ -88,7 +89,8 @@ def _is_junit(path: Path) -> bool:
         return False
 
 
-def run_script(target, info, spec, argv: list[str], options: ScriptOptions) -> int:
+def run_script(target, info, spec, argv: list[str], options: ScriptOptions,
+               screenshot=None) -> int:
     """Boot, run the script, report; the exit status is 0 only if everything held."""
     import signal
 
@@ -106,8 +108,13 @@ def run_script(target, info, spec, argv: list[str], options: ScriptOptions) -> i
         say(f"booting {target.name} ({spec.image}); scripted session on the {where}")
     for sig in (signal.SIGTERM, signal.SIGHUP):  # so that run_session stops QEMU, cleans up
         signal.signal(sig, _exit_on_signal)
-    result = run_session(argv, script, target.name,
-                         on_step=None if options.json else _print_step)
+    try:
+        result = run_session(argv, script, target.name,
+                             on_step=None if options.json else _print_step,
+                             before_stop=None if screenshot is None else screenshot.take)
+    finally:
+        if screenshot is not None:
+            screenshot.close()
     written = options.junit is None or _write_report(options.junit, report.to_junit(result))
     if options.json:
         click.echo(report.to_json(result))
@@ -123,7 +130,8 @@ def run_script(target, info, spec, argv: list[str], options: ScriptOptions) -> i
             click.echo(f"    {line}", err=True)
     if not options.json:
         say(report.summary(result))
-    return 0 if result.ok and written else 1
+    shot = screenshot is None or screenshot.report()
+    return 0 if result.ok and written and shot else 1
 
 
 def _exit_on_signal(signum: int, _frame) -> None:
