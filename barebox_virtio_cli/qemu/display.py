@@ -4,8 +4,6 @@ barebox's framebuffer console can be checked on a host without a display."""
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 from barebox_virtio_cli.errors import UsageError
@@ -81,6 +79,8 @@ class Screenshot:
     """A QMP socket for QEMU and, when the session is done, a screendump through it."""
 
     def __init__(self, path: Path):
+        import tempfile
+
         self.path = path
         self.dir = Path(tempfile.mkdtemp(prefix="bbv-qmp-"))
         self.qmp = self.dir / "qmp"
@@ -115,5 +115,7 @@ class Screenshot:
         return True
 
     def close(self) -> None:
+        import shutil
+
         shutil.rmtree(self.dir, ignore_errors=True)
 
