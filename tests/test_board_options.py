@@ -15,7 +15,7 @@ from qemu_helpers import synthetic_info
 
 from barebox_virtio_cli.errors import BbvError, UsageError
 from barebox_virtio_cli.qemu import display, dtb, flash
-from barebox_virtio_cli.qemu.args import RunSpec, build_command, flatten
+from barebox_virtio_cli.qemu.args import EnvEntry, RunSpec, build_command, flatten
 from barebox_virtio_cli.qemu.board import BoardOptions, qemu_binary
 from barebox_virtio_cli.targets.catalog import load_catalog, parse_target
 
@@ -87,6 +87,25 @@ def test_graphic_devices_follow_barebox_conftest():
     assert not any(a.startswith("virtio-keyboard") for a in malta)  # malta has its own
     assert "isa-vga" in argv("x86-efi", graphic=True, firmware="/o/OVMF.fd")
     assert "-display" not in argv("vexpress", graphic=True, window=True)
+
+
+def test_graphic_activates_the_framebuffer_console_where_fw_cfg_works():
+    fb = "name=opt/org.barebox.env/nv/dev.fbconsole0.active,string=ioe"
+    assert fb in argv("vexpress", graphic=True)
+    assert fb not in argv("vexpress")
+    mine = argv("vexpress", graphic=True, env=[EnvEntry("nv/dev.fbconsole0.active", "o")])
+    assert fb not in mine and "name=opt/org.barebox.env/nv/dev.fbconsole0.active,string=o" in mine
+    assert not any(a.startswith("name=opt/") for a in argv("malta", graphic=True))
+
+
+def test_without_fw_cfg_the_user_is_told_what_to_type(monkeypatch):
+    monkeypatch.setenv("DISPLAY", ":0")
+    board = BoardOptions()
+    spec = RunSpec(image=Path("/i/b.img"), graphic=True)
+    board.apply(CATALOG.get("malta"), synthetic_info(), spec)
+    assert spec.window and board.notes == [
+        "malta cannot activate barebox's framebuffer console at boot; type "
+        "'fbconsole0.active=ioe' (or --exec it) to see it on the screen"]
 
 
 def test_ramfb_needs_fw_cfg():

@@ -15,6 +15,8 @@ from barebox_virtio_cli.targets.catalog import Target
 FW_CFG_PREFIX = "opt/org.barebox.env/"
 FW_CFG_NAME_MAX = 55
 SOCKET_PATH_MAX = 107  # sun_path is 108 bytes; a client cannot connect to a 108-byte path
+# barebox's framebuffer console, inactive until told; --graphic activates it at boot
+FB_CONSOLE = "fbconsole0"
 
 
 @dataclass
@@ -231,6 +233,9 @@ def build_command(target: Target, spec: RunSpec, info: QemuInfo) -> list[list[st
     env = list(spec.env)
     if spec.console is not None and console_activation(target, info) == "fw_cfg":
         env.append(EnvEntry(f"nv/dev.{target.console}.active", "ioe"))
+    fb_active = f"nv/dev.{FB_CONSOLE}.active"
+    if spec.graphic and fw_cfg_usable(target, info) and fb_active not in [e.path for e in env]:
+        env.append(EnvEntry(fb_active, "ioe"))
     for entry in env:
         source = f"file={opt_value(entry.value)}" if entry.is_file else \
             f"string={opt_value(entry.value)}"

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 from barebox_virtio_cli.errors import UsageError
-from barebox_virtio_cli.qemu.args import RunSpec
+from barebox_virtio_cli.qemu.args import FB_CONSOLE, RunSpec, fw_cfg_usable
 from barebox_virtio_cli.qemu.probe import QemuInfo
 from barebox_virtio_cli.targets.catalog import Target
 
@@ -74,6 +74,10 @@ class BoardOptions:
             spec.qmp = self.shot.qmp
         spec.window, note = display.show_window(spec.graphic, self.shot and self.shot.path)
         self.notes = [note] if note and self.dump_dtb is None else []
+        if spec.graphic and not fw_cfg_usable(target, info) and self.dump_dtb is None:
+            self.notes.append(f"{target.machine} cannot activate barebox's framebuffer console "
+                              f"at boot; type '{FB_CONSOLE}.active=ioe' (or --exec it) to see "
+                              "it on the screen")
 
     def prepare_boot(self, dry_run: bool) -> None:
         """Write what the boot needs (the flash file), or on --dry-run say what would be."""

@@ -25,4 +25,5 @@ qemu-system-riscv32 \
     -fsdev local,security_model=none,id=fs0,path=/work/share \
     -device virtio-9p-device,fsdev=fs0,mount_tag=share,id=p9fs0 \
     -fw_cfg name=opt/org.barebox.env/nv/boot.default,string=net \
+    -fw_cfg name=opt/org.barebox.env/nv/dev.fbconsole0.active,string=ioe \
     -machine dumpdtb=/work/dt/dump,,ed.dtb

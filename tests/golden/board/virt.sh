@@ -25,4 +25,5 @@ qemu-system-arm \
     -device virtio-9p-device,fsdev=fs0,mount_tag=share,id=p9fs0,bus=virtio-mmio-bus.7 \
     -fw_cfg name=opt/org.barebox.env/nv/boot.default,string=net \
     -fw_cfg name=opt/org.barebox.env/nv/dev.cs1.active,string=ioe \
+    -fw_cfg name=opt/org.barebox.env/nv/dev.fbconsole0.active,string=ioe \
     -machine dumpdtb=/work/dt/dump,,ed.dtb

@@ -24,4 +24,5 @@ qemu-system-x86_64 \
     -fsdev local,security_model=none,id=fs0,path=/work/share \
     -device virtio-9p-pci,fsdev=fs0,mount_tag=share,id=p9fs0,disable-legacy=on \
     -fw_cfg name=opt/org.barebox.env/nv/boot.default,string=net \
-    -fw_cfg name=opt/org.barebox.env/nv/dev.cs1.active,string=ioe
+    -fw_cfg name=opt/org.barebox.env/nv/dev.cs1.active,string=ioe \
+    -fw_cfg name=opt/org.barebox.env/nv/dev.fbconsole0.active,string=ioe
