@@ -101,6 +101,10 @@ def test_flash_survives_a_restart(tmp_path, guests):
     assert len(data) == 64 << 20
     assert data.startswith(guests["flashcount"].read_bytes())
     assert data[0x3c00000:0x3c00004] == (2).to_bytes(4, "little")  # what the guest programmed
+    # the flash is the board's: it boots without the image (none given, none built)
+    third = bbv("-t", "virt", "--flash", str(flash), "--expect", "boot count: 2", "--timeout",
+                "30", cwd=tmp_path)
+    assert third.returncode == 0, third.stderr
     # without --flash the same guest starts from an erased flash every time
     again = bbv("-t", "virt", "--image", str(guests["flashcount"]), "--expect",
                 "boot count: 0", "--timeout", "30")

@@ -14,6 +14,7 @@ from barebox_virtio_cli.qemu.args import (
     EnvEntry,
     RunSpec,
     activation_command,
+    boot_source,
     build_command,
     console_activation,
     flatten,
@@ -264,7 +265,7 @@ def run(dry_run: bool, **opts) -> None:
     if attach and script is not None:
         raise UsageError("--attach is interactive; leave out the scripted-boot options")
     target, info, spec = prepare(opts.pop("target"), opts.pop("arch"), **opts, qemu=board.qemu,
-                                 image_optional=board.dump_dtb is not None)
+                                 image_optional=board.image_optional())
     board.apply(target, info, spec)
     groups = build_command(target, spec, info)
     board.prepare_boot(dry_run)
@@ -288,7 +289,7 @@ def run(dry_run: bool, **opts) -> None:
 
 
 def _announce(target: Target, info: QemuInfo, spec: RunSpec) -> None:
-    say(f"booting {target.name} ({spec.image}); serial console below, Ctrl-A X quits QEMU")
+    say(f"booting {target.name} ({boot_source(spec)}); serial console below, Ctrl-A X quits QEMU")
     if spec.console is not None:
         say(f"virtio console: bbv console {spec.console}")
         if console_activation(target, info) == "manual":

@@ -53,6 +53,11 @@ class RunSpec:
     qemu_args: list[str] = field(default_factory=list)
 
 
+def boot_source(spec: RunSpec) -> str:
+    """What QEMU boots, for status lines: the image, or the flash file holding it."""
+    return f"flash {spec.flash}" if spec.flash is not None else str(spec.image)
+
+
 def opt_value(text: str) -> str:
     """A value inside a QemuOpts option list (-drive, -chardev, ...): commas are doubled."""
     return text.replace(",", ",,")

@@ -46,6 +46,11 @@ class BoardOptions:
             raise UsageError("--screenshot is taken at the end of a scripted boot; it cannot "
                              "go with --attach")
 
+    def image_optional(self) -> bool:
+        """--dump-dtb needs no image, nor does a flash file that holds one already."""
+        return self.dump_dtb is not None or (self.flash is not None and not self.reflash
+                                             and os.path.isfile(self.flash))
+
     def apply(self, target: Target, info: QemuInfo, spec: RunSpec) -> None:
         """Check the options against the target and fill them into spec (nothing written)."""
         from barebox_virtio_cli.qemu import display

@@ -94,7 +94,7 @@ def run_script(target, info, spec, argv: list[str], options: ScriptOptions,
     """Boot, run the script, report; the exit status is 0 only if everything held."""
     import signal
 
-    from barebox_virtio_cli.qemu.args import activation_command, console_activation
+    from barebox_virtio_cli.qemu.args import activation_command, boot_source, console_activation
     from barebox_virtio_cli.session import report
     from barebox_virtio_cli.session.scripted import Script, run_session
 
@@ -105,7 +105,7 @@ def run_script(target, info, spec, argv: list[str], options: ScriptOptions,
     script = Script(options.commands, options.expectations, options.timeout,
                     spec.console is not None, activation)
     if not options.json:
-        say(f"booting {target.name} ({spec.image}); scripted session on the {where}")
+        say(f"booting {target.name} ({boot_source(spec)}); scripted session on the {where}")
     for sig in (signal.SIGTERM, signal.SIGHUP):  # so that run_session stops QEMU, cleans up
         signal.signal(sig, _exit_on_signal)
     try:
