@@ -326,6 +326,8 @@ def tree(tmp_path):
     (["-t", "vexpress", "--qemu", "/nonexistent/qemu-system-arm"], "--qemu /nonexistent/"
      "qemu-system-arm: no such file"),
     (["-t", "vexpress", "--qemu", "images/barebox-dt-2nd.img"], "not executable"),
+    (["-t", "vexpress", "--qemu", "/bin/true"], "--qemu /bin/true: not a QEMU system emulator? "
+     "/bin/true did not answer QMP queries"),
     (["-t", "vexpress", "--screenshot", "no/such/dir/s.png"], "directory"),
     (["-t", "virt", "--flash", "images/barebox-dt-2nd.img"], "exists and is 4096 bytes, not a "
      "64 MiB flash image"),

@@ -144,9 +144,9 @@ def find_firmware(target: Target, info: QemuInfo, given: str | None) -> str | No
 
 def qemu_info(target: Target, binary: str | None = None) -> QemuInfo:
     if binary is not None:
-        from barebox_virtio_cli.qemu.board import qemu_binary
+        from barebox_virtio_cli.qemu.board import probe_given
 
-        return probe(qemu_binary(binary))
+        return probe_given(binary)
     return probe(find_binary(target.qemu, target.qemu_package))
 
 

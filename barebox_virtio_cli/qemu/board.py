@@ -114,3 +114,15 @@ def qemu_binary(given: str) -> str:
         raise UsageError(f"--qemu {given}: not executable; give a QEMU binary (e.g. "
                          "~/qemu/build/qemu-system-arm)")
     return os.path.abspath(found)
+
+
+def probe_given(given: str) -> QemuInfo:
+    """--qemu BINARY, checked and probed (and cached) like the target's own QEMU."""
+    from barebox_virtio_cli.errors import BbvError
+    from barebox_virtio_cli.qemu.probe import probe
+
+    binary = qemu_binary(given)
+    try:
+        return probe(binary)
+    except BbvError as exc:
+        raise UsageError(f"--qemu {given}: not a QEMU system emulator? {exc}") from None
