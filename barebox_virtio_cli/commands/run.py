@@ -151,7 +151,7 @@ def qemu_info(target: Target, binary: str | None = None) -> QemuInfo:
 
 
 def _image_or_none(target: Target, image: str | None, optional: bool) -> Path | None:
-    """The image; with optional (--dump-dtb), None when no image was given or built."""
+    """The image; if optional (--dump-dtb, a --flash file), None when none was given or built."""
     try:
         return resolve_image(target, image, Path.cwd())
     except BbvError:

@@ -28,7 +28,7 @@ class EnvEntry:
 
 @dataclass
 class RunSpec:
-    image: Path | None  # None only for --dump-dtb without a built image
+    image: Path | None  # None only for --dump-dtb, or a --flash file that holds barebox
     blks: list[Path] = field(default_factory=list)
     rng: int = 0
     console: Path | None = None
