@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -177,3 +178,30 @@ def test_another_qemu_binary_is_run_and_probed(tmp_path, monkeypatch):
     assert printed.stdout.startswith(f"{own} \\")
     probes = json.loads((Path(os.environ["BBV_CACHE_DIR"]) / "qemu-probes.json").read_text())
     assert str(own) in probes["probes"]
+
+
+@needs_as
+def test_sigterm_during_a_screenshot_run_leaves_nothing_behind(tmp_path, guests):
+    """QEMU stopped, the QMP socket's directory removed, no half-taken picture, exit 143."""
+    from test_scripted import qemu_pids, wait_until
+
+    tmp, shot = tmp_path / "tmp", tmp_path / "s.png"
+    tmp.mkdir()
+    proc = subprocess.Popen([*BBV, "run", "-t", "vexpress", "--image", str(guests["tinyguest"]),
+                             "--screenshot", str(shot), "--exec", "hang", "--timeout", "60"],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "TMPDIR": str(tmp)})
+    try:
+        assert wait_until(lambda: qemu_pids(guests["tinyguest"])), "QEMU did not start"
+        qemu = qemu_pids(guests["tinyguest"])
+        assert len(list(tmp.glob("bbv-qmp-*"))) == 1
+        time.sleep(1)  # the session waits for 'hang' by now
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=20)
+    finally:
+        proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert "Traceback" not in err
+    assert wait_until(lambda: not any(Path(f"/proc/{pid}").exists() for pid in qemu), 10)
+    assert list(tmp.iterdir()) == [] and not shot.exists()
