@@ -58,3 +58,37 @@ def test_command_line_matches_golden_file(name):
 
 def test_every_golden_file_has_a_target():
     assert sorted(p.stem for p in GOLDEN.glob("*.sh")) == CATALOG.names()
+    assert sorted(p.stem for p in (GOLDEN / "board").glob("*.sh")) == CATALOG.names()
+
+
+def board_spec(target, info) -> RunSpec:
+    """The board-debugging options each target takes: --bootarg where barebox is a -kernel
+    image, --dtb/--dump-dtb on DT machines, --flash where it boots from flash, --graphic."""
+    spec = full_spec(target)
+    spec.env = [EnvEntry("nv/boot.default", "net")] if fw_cfg_usable(target, info) else []
+    if target.load == "kernel":
+        spec.bootargs = ["barebox.security.policy=devel", "foo=bar baz"]
+    if target.device_tree:
+        spec.dtb = Path("/work/dt/virt,custom.dtb")
+        spec.dump_dtb = Path("/work/dt/dump,ed.dtb")
+    if target.pflash_mib:
+        spec.flash = Path("/work/flash/virt,flash.img")
+    spec.graphic = True
+    spec.qmp = Path("/tmp/bbv-qmp-x/qmp")
+    return spec
+
+
+@pytest.mark.parametrize("name", CATALOG.names())
+def test_board_options_match_golden_file(name):
+    """QEMU 8.2 (ramfb needs fw_cfg, which RISC-V virt has only from QEMU 8.0)."""
+    target = CATALOG.get(name)
+    info = synthetic_info(target.qemu, version=(8, 2, 0))
+    from barebox_virtio_cli.qemu.args import format_command
+
+    text = format_command(build_command(target, board_spec(target, info), info)) + "\n"
+    golden = GOLDEN / "board" / f"{name}.sh"
+    if os.environ.get("BBV_UPDATE_GOLDEN"):
+        golden.parent.mkdir(exist_ok=True)
+        golden.write_text(text)
+    assert golden.exists(), f"no golden file {golden}; run with BBV_UPDATE_GOLDEN=1 and review"
+    assert text == golden.read_text()

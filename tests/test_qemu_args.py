@@ -156,7 +156,7 @@ def test_headless_serial_on_terminal_and_graphic_display():
     args = argv("malta")
     assert args[args.index("-display") + 1] == "none"
     assert args[args.index("-serial") + 1] == "mon:stdio"
-    assert "-display" not in argv("malta", graphic=True)
+    assert "-display" not in argv("malta", graphic=True, window=True)
     logged = argv("malta", serial="file:/tmp/serial.log")
     assert logged[logged.index("-monitor") + 1] == "none"
 

@@ -20,6 +20,19 @@ from barebox_virtio_cli.run.request import RunRequest
               help="QEMU's gdb stub (a free loopback port; tcp::PORT, unix:PATH); prints the "
               "'bbv gdb' command.")
 @click.option("--gdb-wait", is_flag=True, help="Start the CPU halted until gdb continues.")
+@click.option("--bootarg", multiple=True, metavar="ARG",
+              help="Kernel command line word for barebox (-append; repeatable).")
+@click.option("--dtb", metavar="FILE", help="Boot with this device tree (QEMU -dtb).")
+@click.option("--dump-dtb", metavar="FILE",
+              help="Write QEMU's device tree for this command line to FILE; no boot.")
+@click.option("--flash", metavar="FILE", help="Keep the flash in FILE (made from the image the "
+              "first time), so saveenv survives a restart.")
+@click.option("--reflash", is_flag=True,
+              help="Write the image into an existing --flash FILE (keeps the env).")
+@click.option("--screenshot", metavar="FILE", help="Boot, run the --exec commands, save the "
+              "screen as FILE (.png or .ppm); implies --graphic.")
+@click.option("--qemu", metavar="BINARY", help="Run this QEMU build instead of the target's "
+              "default.")
 @script_options
 def run(**options) -> None:
     """Boot barebox in QEMU with VirtIO devices (or print the command with --dry-run).

@@ -27,11 +27,12 @@ from barebox_virtio_cli.errors import BbvError
 from barebox_virtio_cli.qemu.args import (
     RunSpec,
     activation_command,
+    boot_source,
     build_command,
     console_activation,
     flatten,
 )
-from barebox_virtio_cli.qemu.probe import QemuInfo
+from barebox_virtio_cli.qemu.info import QemuInfo
 from barebox_virtio_cli.targets.catalog import Target
 from barebox_virtio_cli.util.signals import Signalled, exit_status, raising
 from barebox_virtio_cli.util.status import say
@@ -86,7 +87,7 @@ def attach_run(target: Target, info: QemuInfo, spec: RunSpec, keep_running: bool
     session.serial_log.parent.mkdir(parents=True, exist_ok=True)
     with open(session.qemu_log, "wb") as qemu_log:
         proc = _start(flatten(groups), qemu_log, keep_running)
-    say(f"booting {target.name} ({spec.image}) in the background, pid {proc.pid}")
+    say(f"booting {target.name} ({boot_source(spec)}) in the background, pid {proc.pid}")
     say(f"serial console log: {session.serial_log}")
     from barebox_virtio_cli.qemu.qmp import execute as qmp_execute
 

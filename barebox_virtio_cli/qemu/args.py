@@ -15,6 +15,8 @@ from barebox_virtio_cli.util.limits import SOCKET_PATH_MAX
 
 FW_CFG_PREFIX = "opt/org.barebox.env/"
 FW_CFG_NAME_MAX = 55
+# barebox's framebuffer console, inactive until told; --graphic activates it at boot
+FB_CONSOLE = "fbconsole0"
 
 
 @dataclass
@@ -26,7 +28,7 @@ class EnvEntry:
 
 @dataclass
 class RunSpec:
-    image: Path
+    image: Path | None  # None only for --dump-dtb, or a --flash file that holds barebox
     blks: list[Path] = field(default_factory=list)
     rng: int = 0
     console: Path | None = None
@@ -39,13 +41,23 @@ class RunSpec:
     cpu: str | None = None
     machine: str | None = None
     snapshot: bool = False
-    graphic: bool = False
+    graphic: bool = False  # add the target's display device (and a keyboard on mmio)
+    window: bool = False  # show QEMU's display window; otherwise -display none
+    bootargs: list[str] = field(default_factory=list)  # joined into -append
+    dtb: Path | None = None  # -dtb: a device tree instead of QEMU's own
+    dump_dtb: Path | None = None  # QEMU writes its device tree there and exits, no boot
+    flash: Path | None = None  # the firmware boots from this pflash file instead of -bios
     serial: str = "mon:stdio"  # a QEMU -serial value
     qmp: Path | None = None  # QMP control socket
     firmware: str | None = None  # resolved firmware file for targets that need one
     gdb: str | None = None  # a -gdb value: QEMU's gdb stub (debug/endpoint.py makes it)
     gdb_wait: bool = False  # -S: the CPU waits for gdb's `continue`
     qemu_args: list[str] = field(default_factory=list)
+
+
+def boot_source(spec: RunSpec) -> str:
+    """What QEMU boots, for status lines: the image, or the flash file holding it."""
+    return f"flash {spec.flash}" if spec.flash is not None else str(spec.image)
 
 
 def opt_value(text: str) -> str:
@@ -120,6 +132,7 @@ def _check_limits(target: Target, spec: RunSpec, info: QemuInfo) -> None:
     if spec.firmware and target.load == "bios":
         raise UsageError(f"target '{target.name}' loads barebox itself with -bios; "
                          "--firmware cannot be added")
+    _check_board_options(target, spec, info)
     if spec.port_forwards and not spec.net:
         raise UsageError("--port-forward needs --net")
     if spec.env and not fw_cfg_usable(target, info):
@@ -139,6 +152,27 @@ def _check_limits(target: Target, spec: RunSpec, info: QemuInfo) -> None:
         raise UsageError("each --fs needs its own TAG (use TAG=DIR)")
 
 
+def _check_board_options(target: Target, spec: RunSpec, info: QemuInfo) -> None:
+    """--bootarg, --dtb, --dump-dtb, --flash and --graphic against what the machine has."""
+    if spec.bootargs and target.load != "kernel":
+        raise UsageError(f"--bootarg: target '{target.name}' loads barebox with -bios, and QEMU "
+                         "passes a command line (-append) only to a -kernel image; use a -kernel "
+                         "target (bbv targets) or --env")
+    for option, given in (("--dtb", spec.dtb), ("--dump-dtb", spec.dump_dtb)):
+        if given is not None and not target.device_tree:
+            raise UsageError(f"{option}: target '{target.name}' ({target.machine}) has no device "
+                             "tree from QEMU; only DT machines such as ARM and RISC-V virt have")
+    if spec.flash is not None and not target.pflash_mib:
+        raise UsageError(f"--flash: target '{target.name}' does not boot barebox from flash")
+    if spec.graphic:
+        if not target.graphic:
+            raise UsageError(f"--graphic: bbv knows no display device for target "
+                             f"'{target.name}'; add one with --qemu-arg")
+        if "ramfb" in target.graphic and not fw_cfg_usable(target, info):
+            raise UsageError(f"--graphic: the display is ramfb, which needs fw_cfg, and "
+                             f"{_no_fw_cfg(target, info)}")
+
+
 def _no_fw_cfg(target: Target, info: QemuInfo) -> str:
     if not target.fw_cfg:
         return f"target '{target.name}' ({target.machine}) has no fw_cfg device"
@@ -155,9 +189,18 @@ def build_command(target: Target, spec: RunSpec, info: QemuInfo) -> list[list[st
                                ["-m", spec.memory or target.memory]]
     if spec.firmware:
         groups.append(["-bios", spec.firmware])
-    groups.append([f"-{target.load}", str(spec.image)])  # -kernel/-bios take paths raw
-    if not spec.graphic:
+    if spec.flash is not None:  # the firmware image is in the flash file; no -bios then
+        groups.append(["-drive", f"if=pflash,format=raw,unit=0,file={opt_value(str(spec.flash))}"])
+    elif spec.image is not None:
+        groups.append([f"-{target.load}", str(spec.image)])  # -kernel/-bios take paths raw
+    if spec.bootargs:
+        groups.append(["-append", " ".join(spec.bootargs)])
+    if spec.dtb is not None:
+        groups.append(["-dtb", str(spec.dtb)])
+    if not spec.window:
         groups.append(["-display", "none"])
+    if spec.graphic:
+        groups.append(list(target.graphic))
     groups.append(["-serial", spec.serial])
     if spec.serial != "mon:stdio":
         groups.append(["-monitor", "none"])
@@ -178,7 +221,8 @@ def build_command(target: Target, spec: RunSpec, info: QemuInfo) -> list[list[st
         if spec.snapshot:
             drive += ",snapshot=on"
         devices.add("blk", f"drive=hd{i}", f"id=blk{i}", before=[["-drive", drive]])
-    if spec.input:
+    # mmio machines have no keyboard of their own: --graphic adds one, as barebox's conftest does
+    if spec.input or (spec.graphic and devices.mmio):
         devices.add("keyboard", "id=kbd0")
     if spec.net:
         netdev = "user,id=net0" + "".join(f",hostfwd={f}" for f in spec.port_forwards)
@@ -196,6 +240,9 @@ def build_command(target: Target, spec: RunSpec, info: QemuInfo) -> list[list[st
     env = list(spec.env)
     if spec.console is not None and console_activation(target, info) == "fw_cfg":
         env.append(EnvEntry(f"nv/dev.{target.console}.active", "ioe"))
+    fb_active = f"nv/dev.{FB_CONSOLE}.active"
+    if spec.graphic and fw_cfg_usable(target, info) and fb_active not in [e.path for e in env]:
+        env.append(EnvEntry(fb_active, "ioe"))
     for entry in env:
         source = f"file={opt_value(entry.value)}" if entry.is_file else \
             f"string={opt_value(entry.value)}"
@@ -205,6 +252,8 @@ def build_command(target: Target, spec: RunSpec, info: QemuInfo) -> list[list[st
     if spec.gdb_wait:
         groups.append(["-S"])
     groups += [[arg] for arg in spec.qemu_args]
+    if spec.dump_dtb is not None:
+        groups.append(["-machine", f"dumpdtb={opt_value(str(spec.dump_dtb))}"])
     return groups
 
 

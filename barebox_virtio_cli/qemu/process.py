@@ -20,6 +20,10 @@ HINTS = [
     ("Could not open", "check that the file exists and is readable"),
     ("Address already in use", "another process serves that socket path; choose another"),
     ("fw_cfg device not available", "this QEMU's fw_cfg is broken for the machine; drop --env"),
+    ("failed to find romfile", "this QEMU build cannot find its ROM files: install it, or point "
+     "it at them with --qemu-arg=-L --qemu-arg=DIR (DIR: pc-bios/ of its source tree)"),
+    ("unsupported machine type", "this QEMU binary does not emulate the target's machine; "
+     "--qemu must be a build of the target's QEMU"),
 ]
 
 

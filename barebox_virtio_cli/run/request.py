@@ -35,6 +35,14 @@ class RunRequest:
     # debugging
     gdb: str | None = None  # None: no stub; "": a free loopback port
     gdb_wait: bool = False
+    # debugging like on a board (qemu/board.py)
+    bootarg: tuple[str, ...] = ()
+    dtb: str | None = None
+    dump_dtb: str | None = None
+    flash: str | None = None
+    reflash: bool = False
+    screenshot: str | None = None
+    qemu: str | None = None
     # what to do with it
     dry_run: bool = False
     attach: bool = False

@@ -18,19 +18,25 @@ from barebox_virtio_cli.util.status import say
 Prepared = tuple[Target, QemuInfo, RunSpec]
 
 
-def qemu_info(target: Target) -> QemuInfo:
+def qemu_info(target: Target, binary: str | None = None) -> QemuInfo:
+    """The target's QEMU, or --qemu BINARY, probed (and cached)."""
+    if binary is not None:
+        from barebox_virtio_cli.qemu.board import probe_given
+
+        return probe_given(binary)
     from barebox_virtio_cli.qemu.probe import find_binary, probe
 
     return probe(find_binary(target.qemu, target.qemu_package))
 
 
-def prepare(request: RunRequest) -> Prepared:
-    """Everything `bbv run` checks and decides before QEMU starts."""
+def prepare(request: RunRequest, image_optional: bool = False) -> Prepared:
+    """Everything `bbv run` checks and decides before QEMU starts. image_optional: no image
+    is needed (--dump-dtb, a --flash file that holds one already)."""
     target = load_catalog().resolve(request.target, request.arch)
-    info = qemu_info(target)
+    info = qemu_info(target, request.qemu)
     console = request.console
     spec = RunSpec(
-        image=inputs.resolve_image(target, request.image, Path.cwd()),
+        image=_image(target, request.image, image_optional),
         blks=[inputs.check_block_image(Path(b), request.snapshot) for b in request.blk],
         rng=request.rng,
         console=None if console is None else inputs.check_console_path(
@@ -46,6 +52,29 @@ def prepare(request: RunRequest) -> Prepared:
         gdb=_qemu_gdb_arg(request), gdb_wait=request.gdb_wait,
     )
     return target, info, spec
+
+
+def _image(target: Target, image: str | None, optional: bool) -> Path | None:
+    from barebox_virtio_cli.errors import BbvError
+
+    try:
+        return inputs.resolve_image(target, image, Path.cwd())
+    except BbvError:
+        if image is None and optional:
+            return None
+        raise
+
+
+def _prepare_board(request: RunRequest, attach: bool):
+    """prepare() with the board-debugging options (qemu/board.py) checked and applied:
+    (target, info, spec, board)."""
+    from barebox_virtio_cli.qemu.board import OPTION_NAMES, BoardOptions
+
+    board = BoardOptions(**{name: getattr(request, name) for name in OPTION_NAMES})
+    board.check_combination(bool(request.exec or request.expect), attach)
+    target, info, spec = prepare(request, board.image_optional())
+    board.apply(target, info, spec)
+    return target, info, spec, board
 
 
 def _qemu_gdb_arg(request: RunRequest) -> str | None:
@@ -70,7 +99,7 @@ def _checked(request: RunRequest):
     attach = request.attach or request.keep_running
     if attach and request.console is None:
         request = request.replace(console="")
-    script = script_from(request)
+    script = script_from(request, implied=request.screenshot is not None)
     if attach and script is not None:
         raise UsageError("--attach is interactive; leave out the scripted-boot options")
     return request, attach, script
@@ -81,7 +110,8 @@ def command_line(request: RunRequest) -> str:
     from barebox_virtio_cli.qemu.args import format_command
 
     request, attach, _ = _checked(request)
-    target, info, spec = prepare(request)
+    target, info, spec, board = _prepare_board(request, attach)
+    board.prepare_boot(dry_run=True)
     if attach:
         from barebox_virtio_cli.console.attach import attach_command
 
@@ -95,7 +125,9 @@ def boot(request: RunRequest) -> int:
     stub = _gdb_stub(request)
     if stub is not None:
         request = request.replace(gdb=str(stub))  # a free port is picked once
-    target, info, spec = prepare(request)
+    target, info, spec, board = _prepare_board(request, attach)
+    argv = flatten(build_command(target, spec, info))
+    board.prepare_boot(dry_run=False)
     if stub is not None:
         from barebox_virtio_cli.debug.session import announce_stub
 
@@ -104,11 +136,14 @@ def boot(request: RunRequest) -> int:
         from barebox_virtio_cli.console.attach import attach_run
 
         return attach_run(target, info, spec, request.keep_running)
-    argv = flatten(build_command(target, spec, info))
+    if spec.dump_dtb is not None:
+        from barebox_virtio_cli.qemu.dtb import dump_dtb
+
+        return dump_dtb(argv, spec.dump_dtb, target.name)
     if script is not None:
         from barebox_virtio_cli.session.options import run_script
 
-        return run_script(target, info, spec, argv, script)
+        return run_script(target, info, spec, argv, script, screenshot=board.shot)
     _announce(target, info, spec)
     from barebox_virtio_cli.qemu.process import run_foreground
 
@@ -116,9 +151,9 @@ def boot(request: RunRequest) -> int:
 
 
 def _announce(target: Target, info: QemuInfo, spec: RunSpec) -> None:
-    from barebox_virtio_cli.qemu.args import activation_command, console_activation
+    from barebox_virtio_cli.qemu.args import activation_command, boot_source, console_activation
 
-    say(f"booting {target.name} ({spec.image}); serial console below, Ctrl-A X quits QEMU")
+    say(f"booting {target.name} ({boot_source(spec)}); serial console below, Ctrl-A X quits QEMU")
     if spec.console is not None:
         say(f"virtio console: bbv console {spec.console}")
         if console_activation(target, info) == "manual":

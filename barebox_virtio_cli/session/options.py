@@ -26,11 +26,12 @@ class ScriptOptions:
         self.junit, self.json = junit, json
 
 
-def script_from(request) -> ScriptOptions | None:
-    """The scripted-boot part of a RunRequest, checked; None for an interactive boot."""
+def script_from(request, implied: bool = False) -> ScriptOptions | None:
+    """The scripted-boot part of a RunRequest, checked; None for an interactive boot.
+    implied: a scripted boot even without commands (--screenshot: boot, take it, stop)."""
     commands, expectations = list(request.exec), list(request.expect)
     timeout, junit, as_json = request.timeout, request.junit, request.json
-    if not commands and not expectations:
+    if not commands and not expectations and not implied:
         for name, given in (("--timeout", timeout), ("--junit", junit), ("--json", as_json)):
             if given:
                 raise UsageError(f"{name} belongs to a scripted boot: add --exec CMD or "
@@ -72,9 +73,10 @@ def _is_junit(path: Path) -> bool:
         return False
 
 
-def run_script(target, info, spec, argv: list[str], options: ScriptOptions) -> int:
+def run_script(target, info, spec, argv: list[str], options: ScriptOptions,
+               screenshot=None) -> int:
     """Boot, run the script, report; the exit status is 0 only if everything held."""
-    from barebox_virtio_cli.qemu.args import activation_command, console_activation
+    from barebox_virtio_cli.qemu.args import activation_command, boot_source, console_activation
     from barebox_virtio_cli.session import report
     from barebox_virtio_cli.session.scripted import Script, run_session
     from barebox_virtio_cli.util.signals import raising
@@ -86,10 +88,15 @@ def run_script(target, info, spec, argv: list[str], options: ScriptOptions) -> i
     script = Script(options.commands, options.expectations, options.timeout,
                     spec.console is not None, activation)
     if not options.json:
-        say(f"booting {target.name} ({spec.image}); scripted session on the {where}")
-    with raising():  # Signalled: run_session stops QEMU and cleans up; bbv exits 128+N
-        result = run_session(argv, script, target.name,
-                             on_step=None if options.json else _print_step)
+        say(f"booting {target.name} ({boot_source(spec)}); scripted session on the {where}")
+    try:
+        with raising():  # Signalled: run_session stops QEMU and cleans up; bbv exits 128+N
+            result = run_session(argv, script, target.name,
+                                 on_step=None if options.json else _print_step,
+                                 before_stop=None if screenshot is None else screenshot.take)
+    finally:
+        if screenshot is not None:
+            screenshot.close()
     written = options.junit is None or _write_report(options.junit, report.to_junit(result))
     if options.json:
         click.echo(report.to_json(result))
@@ -105,7 +112,8 @@ def run_script(target, info, spec, argv: list[str], options: ScriptOptions) -> i
             click.echo(f"    {line}", err=True)
     if not options.json:
         say(report.summary(result))
-    return 0 if result.ok and written else 1
+    shot = screenshot is None or screenshot.report()
+    return 0 if result.ok and written and shot else 1
 
 
 def _write_report(path: Path, text: str) -> bool:

@@ -182,9 +182,11 @@ class _Drain:
 
 
 def run_session(argv: list[str], script: Script, target: str,
-                on_step: Callable[[Step], None] | None = None) -> ScriptResult:
+                on_step: Callable[[Step], None] | None = None,
+                before_stop: Callable[[], None] | None = None) -> ScriptResult:
     """Boot QEMU and run the script, stopping QEMU on every path. argv puts the serial on
-    -serial mon:stdio, where Ctrl-C (the autoboot abort key) reaches the guest, not QEMU."""
+    -serial mon:stdio, where Ctrl-C (the autoboot abort key) reaches the guest, not QEMU.
+    before_stop runs while QEMU is still up, after the script (e.g. a screendump)."""
     import pexpect
 
     from barebox_virtio_cli.util.processes import set_parent_death_signal
@@ -204,6 +206,7 @@ def run_session(argv: list[str], script: Script, target: str,
         raise
     serial = Shell(child, "serial console")
     session, drain, step = serial, None, result.boot
+    interrupted = True  # by a signal or an error: then no before_stop
     try:
         step_started = time.monotonic()
         result.boot.output = serial.stop_autoboot(script.timeout)
@@ -216,7 +219,9 @@ def run_session(argv: list[str], script: Script, target: str,
             step_started = time.monotonic()
             step.output, status = session.run(step.command, script.timeout)
             _finish(step, step_started, status, on_step)
+        interrupted = False
     except SessionEnded as exc:
+        interrupted = False
         message = str(exc) + ("" if session is serial else _lost_output_note(serial, session))
         step.status, step.message, result.error = exc.status, message, message
         step.duration = _since(step_started)
@@ -227,6 +232,8 @@ def run_session(argv: list[str], script: Script, target: str,
         result.last_lines = sh.last_lines(session.transcript.text()) or \
             sh.last_lines(serial.transcript.text())
     finally:
+        if before_stop is not None and not interrupted and child.isalive():
+            before_stop()
         if drain is not None:
             drain.stop()
         _stop(child)

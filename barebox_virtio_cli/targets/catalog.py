@@ -10,6 +10,7 @@ from barebox_virtio_cli.targets.target import (  # noqa: F401 - the catalog's na
     DEVICE_KINDS,
     Catalog,
     Target,
+    _field_types,
     parse_target,
 )
 from barebox_virtio_cli.util.jsonfile import read_object, stamp, write_cache
@@ -40,8 +41,9 @@ def _cached_targets(files: list[Path]) -> list[Target]:
 
     cache = cache_dir() / "catalog.json"
     stamps = [[str(path), *stamp(path)] for path in files]
+    names = sorted(_field_types())  # a bbv with other Target fields must not reuse the cache
     data = read_object(cache) or {}
-    if data.get("stamps") == stamps:
+    if data.get("stamps") == stamps and data.get("fields") == names:
         try:
             return [Target(name=path.stem, path=path, **d)
                     for path, d in zip(files, data["targets"], strict=True)]
@@ -49,7 +51,7 @@ def _cached_targets(files: list[Path]) -> list[Target]:
             pass
     targets = [load_file(path) for path in files]
     raw = [{k: v for k, v in vars(t).items() if k not in ("name", "path")} for t in targets]
-    write_cache(cache, {"stamps": stamps, "targets": raw})
+    write_cache(cache, {"stamps": stamps, "fields": names, "targets": raw})
     return targets
 
 

@@ -50,6 +50,12 @@ class Target:
     crosstool_triplet: str = ""
     # Debian package with a matching cross compiler, suggested when none is found.
     toolchain_package: str = ""
+    # QEMU generates a device tree for the machine (--dump-dtb, --dtb).
+    device_tree: bool = False
+    # QEMU arguments --graphic adds (barebox's conftest: ramfb on mmio, VGA on pci, isa-vga on pc).
+    graphic: list[str] = field(default_factory=list)
+    # Size of the machine's first pflash bank in MiB, where a "bios" target boots from (--flash).
+    pflash_mib: int = 0
 
 
 _CHOICES = {
@@ -101,6 +107,9 @@ def parse_target(path: Path, data: dict) -> Target:
         raise BbvError(f"{path}: field 'devices' has unknown kinds {bad}; known: {DEVICE_KINDS}")
     if data["transport"] == "mmio" and data.get("mmio_transports", 0) <= 0:
         raise BbvError(f"{path}: field 'mmio_transports' must be set for an mmio target")
+    if data.get("pflash_mib", 0) < 0 or (data.get("pflash_mib") and data["load"] != "bios"):
+        raise BbvError(f"{path}: field 'pflash_mib' must be a positive size, and only a target "
+                       "that loads barebox as firmware (load = \"bios\") boots from flash")
     return Target(name=path.stem, path=path, **data)
 
 

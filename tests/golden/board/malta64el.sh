@@ -1,0 +1,23 @@
+qemu-system-mips64el \
+    -M malta \
+    -cpu MIPS64R2-generic \
+    -m 256M \
+    -bios /work/barebox/images/barebox-qemu-malta.img.swapped \
+    -display none \
+    -vga none -device VGA \
+    -serial mon:stdio \
+    -qmp unix:/tmp/bbv-qmp-x/qmp,server=on,wait=off \
+    -device virtio-serial-pci,id=vser0,disable-legacy=on \
+    -chardev socket,id=con0,path=/run/user/1000/bbv/console.sock,server=on,wait=off \
+    -device virtconsole,chardev=con0,name=console.con0 \
+    -device virtio-rng-pci,id=rng0,disable-legacy=on \
+    -device virtio-rng-pci,id=rng1,disable-legacy=on \
+    -drive if=none,id=hd0,format=raw,file=/work/disks/a.img \
+    -device virtio-blk-pci,drive=hd0,id=blk0,disable-legacy=on \
+    -drive if=none,id=hd1,format=raw,file=/work/disks/b,,with-comma.img \
+    -device virtio-blk-pci,drive=hd1,id=blk1,disable-legacy=on \
+    -device virtio-keyboard-pci,id=kbd0,disable-legacy=on \
+    -netdev user,id=net0,hostfwd=tcp:127.0.0.1:8080-:80 \
+    -device virtio-net-pci,netdev=net0,id=nic0,disable-legacy=on \
+    -fsdev local,security_model=none,id=fs0,path=/work/share \
+    -device virtio-9p-pci,fsdev=fs0,mount_tag=share,id=p9fs0,disable-legacy=on

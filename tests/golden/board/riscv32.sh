@@ -1,0 +1,29 @@
+qemu-system-riscv32 \
+    -M virt \
+    -cpu rv32 \
+    -m 256M \
+    -kernel /work/barebox/images/barebox-dt-2nd.img \
+    -append 'barebox.security.policy=devel foo=bar baz' \
+    -dtb /work/dt/virt,custom.dtb \
+    -display none \
+    -device ramfb \
+    -serial mon:stdio \
+    -qmp unix:/tmp/bbv-qmp-x/qmp,server=on,wait=off \
+    -global virtio-mmio.force-legacy=false \
+    -device virtio-serial-device,id=vser0 \
+    -chardev socket,id=con0,path=/run/user/1000/bbv/console.sock,server=on,wait=off \
+    -device virtconsole,chardev=con0,name=console.con0 \
+    -device virtio-rng-device,id=rng0 \
+    -device virtio-rng-device,id=rng1 \
+    -drive if=none,id=hd0,format=raw,file=/work/disks/a.img \
+    -device virtio-blk-device,drive=hd0,id=blk0 \
+    -drive if=none,id=hd1,format=raw,file=/work/disks/b,,with-comma.img \
+    -device virtio-blk-device,drive=hd1,id=blk1 \
+    -device virtio-keyboard-device,id=kbd0 \
+    -netdev user,id=net0,hostfwd=tcp:127.0.0.1:8080-:80 \
+    -device virtio-net-device,netdev=net0,id=nic0 \
+    -fsdev local,security_model=none,id=fs0,path=/work/share \
+    -device virtio-9p-device,fsdev=fs0,mount_tag=share,id=p9fs0 \
+    -fw_cfg name=opt/org.barebox.env/nv/boot.default,string=net \
+    -fw_cfg name=opt/org.barebox.env/nv/dev.fbconsole0.active,string=ioe \
+    -machine dumpdtb=/work/dt/dump,,ed.dtb
