@@ -52,7 +52,17 @@ def labgrid(output: str, force: bool, barebox_src: Path | None, no_strategy: boo
 
     target, info, spec, groups = _prepare(opts)
     strategy = None if no_strategy else _strategy(barebox_src)
-    env = labgrid_env(target, spec, groups, info.binary, strategy)
+    declared = None
+    if strategy is not None:
+        from barebox_virtio_cli.export.features import for_env
+
+        declared = for_env(target, strategy.parent.parent, spec.image, Path(info.binary).name,
+                           spec.machine or target.machine)
+        say(f"features: {', '.join(declared.features)} (from {declared.source})")
+        if declared.dropped:
+            say(f"features left out (bbv cannot provide them): {', '.join(declared.dropped)}")
+    env = labgrid_env(target, spec, groups, info.binary, strategy,
+                      declared and declared.features, declared and declared.devices)
     _write(output, force, to_yaml(env, f"labgrid environment for bbv target '{target.name}', "
                                        "written by 'bbv export labgrid'"))
 
