@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "image": ("image", "image", "Make disk images for --blk (MBR, FAT, files copied in)."),
     "quickstart": ("quickstart", "quickstart", "Get, build, boot and check barebox in one go."),
     "export": ("export", "export", "Write a labgrid environment or LAVA job for a bbv run setup."),
+    "test": ("test", "test", "Build targets and run barebox's own test suite (labgrid) on them."),
 }
 
 

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+# The miniature barebox tree has a test suite of its own, run by `bbv test`, not by this one.
+collect_ignore = ["fixtures"]
 
 
 @pytest.fixture(autouse=True)
