@@ -9,6 +9,7 @@ import contextlib
 import importlib.util
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -222,6 +223,7 @@ class Session:
         self.board = board
         self.children = Children()
         self.python = sys.executable
+        self.export_notes: dict[str, str] = {}
 
     def build_dir(self, target: Target) -> Path:
         from barebox_virtio_cli.build.record import default_build_dir
@@ -275,6 +277,7 @@ class Session:
                 raise UsageError(res.last_error(done.stdout))
             result.error = f"bbv export labgrid failed: {res.last_error(done.stdout)}"
             return None
+        self.export_notes[target.name] = done.stdout
         return env_file
 
     def test(self, target: Target, env_file: Path, result: res.TargetResult) -> None:
@@ -292,7 +295,8 @@ class Session:
         self.board.set(target.name, "booting")
         started = time.monotonic()
         with open(result.log, "wb") as log:
-            log.write(f"$ {' '.join(argv)}\n".encode())
+            log.write(self.export_notes.get(target.name, "").encode())
+            log.write(f"$ {shlex.join(argv)}\n".encode())
             log.flush()
             proc = self.children.start(argv, cwd=self.request.src, env=env, stdout=log,
                                        stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
@@ -341,7 +345,7 @@ def _verdict(result: res.TargetResult) -> str:
     if result.error:
         return f"[red]{result.error}[/]"
     text = f"{result.count('passed')} passed, {result.failed} failed, " \
-           f"{result.count('skipped')} skipped"
+           f"{result.count('skipped')} skipped, {result.count('xfailed')} xfailed"
     return f"[red]{text}[/]" if result.failed else f"[green]{text}[/]"
 
 
