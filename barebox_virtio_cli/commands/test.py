@@ -53,6 +53,8 @@ def test(ctx: click.Context, names: tuple[str, ...], all_targets: bool, src: Pat
          net: bool, fs: tuple[str, ...], env: tuple[str, ...]) -> None:
     """Build each TARGET and run barebox's own test suite (test/py) on it under labgrid.
 
+    Arguments after -- go to pytest (and barebox's conftest), e.g. -- -x --bootarg X.
+
     \b
     Examples, in a barebox source tree:
       bbv test vexpress armv8 malta riscv64
