@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "quickstart": ("quickstart", "quickstart", "Get, build, boot and check barebox in one go."),
     "export": ("export", "export", "Write a labgrid environment or LAVA job for a bbv run setup."),
     "gdb": ("gdb", "gdb", "Attach gdb to 'bbv run --gdb' with barebox's symbols where it runs."),
+    "test": ("test", "test", "Build targets and run barebox's own test suite (labgrid) on them."),
 }
 
 

@@ -37,6 +37,8 @@ def bbv(*args: str, cwd: Path | str | None = None, env: dict[str, str] | None = 
         full["PATH"] = path
     return subprocess.run([*BBV, *args], cwd=cwd, env=full, capture_output=True, text=True,
                           timeout=timeout, **run)
+# The miniature barebox tree has a test suite of its own, run by `bbv test`, not by this one.
+collect_ignore = ["fixtures"]
 
 
 @pytest.fixture(autouse=True)

@@ -54,22 +54,32 @@ def _images(target: Target, spec: RunSpec) -> tuple[str, str | None]:
 
 
 def labgrid_env(target: Target, spec: RunSpec, groups: list[list[str]], qemu_path: str,
-                strategy: Path | None) -> dict:
-    """A labgrid environment like barebox's test/<arch>/*.yaml, with bbv's devices."""
+                strategy: Path | None, features: list[str] | None = None,
+                devices: dict[str, str] | None = None) -> dict:
+    """A labgrid environment like barebox's test/<arch>/*.yaml, with bbv's devices. With
+    barebox's strategy, `features` (default: the transport's) are declared and the option
+    groups barebox's conftest adds itself for them are left out."""
+
     image_key, firmware_key = _images(target, spec)
+    features = features or [f"virtio-{target.transport}"]
+    extra = extra_groups(groups)
+    if strategy is not None:
+        extra = [g for g in extra if not conftest_owned(g, features)]
     qemu = {"qemu_bin": Path(qemu_path).name, "machine": spec.machine or target.machine,
             "cpu": spec.cpu or target.cpu, "memory": spec.memory or target.memory,
             target.load: image_key}
     if firmware_key:
         qemu["bios"] = firmware_key
     qemu["display"] = "qemu-default"  # bbv's own -display none is in extra_args
-    qemu["extra_args"] = _join([prefix_ids(g) for g in extra_groups(groups)])
+    qemu["extra_args"] = _join([prefix_ids(g) for g in extra])
     drivers: dict = {"QEMUDriver": qemu,
                      "BareboxDriver": {"prompt": PROMPT, "bootstring": BOOTSTRING}}
     env: dict = {"targets": {"main": {"drivers": drivers}}}
     if strategy is not None:
         drivers["BareboxTestStrategy"] = {}
-        env["targets"]["main"]["features"] = [f"virtio-{target.transport}"]
+        env["targets"]["main"]["features"] = list(features)
+        if devices:
+            env["targets"]["main"]["devices"] = dict(devices)
     env["tools"] = {qemu["qemu_bin"]: qemu_path}
     env["images"] = {image_key: str(spec.image)}
     if firmware_key:
@@ -143,3 +153,11 @@ def to_yaml(data: dict, header: str) -> str:
 
     body = yaml.safe_dump(data, sort_keys=False, default_flow_style=False, width=1000)
     return "".join(f"# {line}\n" for line in header.splitlines()) + body
+
+
+def conftest_owned(group: list[str], features: list[str]) -> bool:
+    """Whether barebox's conftest adds this bbv option group itself, given the features."""
+    if group == ["-global", "virtio-mmio.force-legacy=false"]:
+        return "virtio-mmio" in features
+    # The conftest always adds '-nographic ... -display none' for QEMU targets.
+    return group[:1] in (["-display"], ["-nographic"])

@@ -23,7 +23,17 @@ def labgrid_file(request: RunRequest, barebox_src: Path | None, no_strategy: boo
     target, info, spec = prepare(request)
     groups = build_command(target, spec, info)
     strategy = None if no_strategy else _strategy(barebox_src)
-    env = labgrid_env(target, spec, groups, info.binary, strategy)
+    declared = None
+    if strategy is not None:
+        from barebox_virtio_cli.export.features import for_env
+
+        declared = for_env(target, strategy.parent.parent, spec.image, Path(info.binary).name,
+                           spec.machine or target.machine)
+        say(f"features: {', '.join(declared.features)} (from {declared.source})")
+        if declared.dropped:
+            say(f"features left out (bbv cannot provide them): {', '.join(declared.dropped)}")
+    env = labgrid_env(target, spec, groups, info.binary, strategy,
+                      declared and declared.features, declared and declared.devices)
     return to_yaml(env, f"labgrid environment for bbv target '{target.name}', written by "
                         "'bbv export labgrid'")
 

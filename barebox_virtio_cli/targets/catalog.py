@@ -8,6 +8,7 @@ from pathlib import Path
 from barebox_virtio_cli.errors import BbvError
 from barebox_virtio_cli.targets.target import (  # noqa: F401 - the catalog's names, kept here
     DEVICE_KINDS,
+    FEATURES,
     Catalog,
     Target,
     _field_types,

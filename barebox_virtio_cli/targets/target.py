@@ -10,6 +10,9 @@ from pathlib import Path
 from barebox_virtio_cli.errors import BbvError, UsageError
 
 DEVICE_KINDS = ("blk", "rng", "console", "input", "net", "9p")
+# labgrid features of barebox's test suite a bbv boot can provide (export/features.py). The
+# transport feature (virtio-mmio/virtio-pci) follows `transport` and is not listed in a file.
+FEATURES = ("pci", "network", "testfs", "barebox-state", "policies", "modules")
 
 
 @dataclass  # not frozen: a frozen dataclass costs bbv start-up time
@@ -56,6 +59,9 @@ class Target:
     graphic: list[str] = field(default_factory=list)
     # Size of the machine's first pflash bank in MiB, where a "bios" target boots from (--flash).
     pflash_mib: int = 0
+    # labgrid features for `bbv export labgrid` when the tree has no test/<arch>/*.yaml for the
+    # target's defconfig and machine (barebox's own files win).
+    features: list[str] = field(default_factory=list)
 
 
 _CHOICES = {
@@ -105,6 +111,9 @@ def parse_target(path: Path, data: dict) -> Target:
     bad = [d for d in data.get("devices", []) if d not in DEVICE_KINDS]
     if bad:
         raise BbvError(f"{path}: field 'devices' has unknown kinds {bad}; known: {DEVICE_KINDS}")
+    bad = [f for f in data.get("features", []) if f not in FEATURES]
+    if bad:
+        raise BbvError(f"{path}: field 'features' has unknown features {bad}; known: {FEATURES}")
     if data["transport"] == "mmio" and data.get("mmio_transports", 0) <= 0:
         raise BbvError(f"{path}: field 'mmio_transports' must be set for an mmio target")
     if data.get("pflash_mib", 0) < 0 or (data.get("pflash_mib") and data["load"] != "bios"):

@@ -1,0 +1,312 @@
+"""bbv test end to end on the miniature barebox tree: `bbv build` makes the tiny guest
+(tests/tinyguest) as the vexpress image, `bbv export labgrid` writes the environment, and
+pytest with labgrid runs the tree's own test/py (tests/fixtures/minibarebox/test/py, a
+conftest.py and test/strategy.py driving labgrid's QEMUDriver and a shell driver the tiny
+guest answers) in real QEMU. With BBV_BAREBOX_SRC, barebox's real suite on one target."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, need
+
+from barebox_virtio_cli.errors import BbvError
+from barebox_virtio_cli.testsuite import results as res
+from barebox_virtio_cli.testsuite import runner
+
+BBV = [sys.executable, "-m", "barebox_virtio_cli"]
+FIXTURE = ROOT / "tests" / "fixtures" / "minibarebox"
+TINYGUEST = ROOT / "tests" / "tinyguest" / "tinyguest.s"
+CROSS = "arm-linux-gnueabihf-"
+TINY_RULE = """
+# bbv test tests: the image is the tiny guest (tests/tinyguest), which QEMU boots.
+$(objtree)/images/$(image): $(srctree)/tinyguest.s
+\t@mkdir -p $(dir $@)
+\t@$(CROSS_COMPILE)as -o $(objtree)/tinyguest.o $<
+\t@$(CROSS_COMPILE)ld -Ttext=0x40010000 -o $(objtree)/tinyguest.elf $(objtree)/tinyguest.o
+\t@$(CROSS_COMPILE)objcopy -O binary $(objtree)/tinyguest.elf $@
+"""
+TINY_TESTS = 10  # tests/fixtures/minibarebox/test/py/test_tiny.py
+tools = need("make", "qemu-system-arm", f"{CROSS}gcc", f"{CROSS}as", f"{CROSS}objcopy")
+
+
+def bbv(*args: str, cwd: Path | None = None, env: dict | None = None,
+        timeout: float = 300) -> subprocess.CompletedProcess:
+    done = subprocess.run([*BBV, *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, **(env or {})})
+    assert "Traceback" not in done.stderr, done.stderr
+    return done
+
+
+def make_tree(base: Path, devel_config: str | None = None) -> Path:
+    tree = base / "barebox"
+    shutil.copytree(FIXTURE, tree)
+    shutil.copy(TINYGUEST, tree / "tinyguest.s")
+    with (tree / "Makefile").open("a") as fh:
+        fh.write(TINY_RULE)
+    if devel_config is not None:
+        (tree / "common" / "boards" / "configs" / "devel.config").write_text(devel_config)
+    return tree
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory) -> Path:
+    return make_tree(tmp_path_factory.mktemp("tt"))
+
+
+def error_line(done: subprocess.CompletedProcess) -> str:
+    lines = [line for line in done.stderr.splitlines() if line.startswith("bbv: error: ")]
+    assert len(lines) == 1, done.stderr
+    return lines[0]
+
+
+def leftovers(tree: Path) -> list[str]:
+    """pytest or QEMU processes still running for this tree."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            argv = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if str(tree) in argv and ("qemu-system" in argv or "pytest" in argv):
+            found.append(f"{proc.name}: {argv}")
+    return found
+
+
+# --- end to end on the miniature tree ---------------------------------------------------------
+
+@tools
+@pytest.mark.qemu
+def test_build_boot_and_run_the_trees_suite(tree, tmp_path):
+    junit = tmp_path / "junit"
+    done = bbv("test", "vexpress", "--src", str(tree), "--junit-dir", str(junit))
+    assert done.returncode == 0, done.stderr + done.stdout
+    row = next(line for line in done.stdout.splitlines() if "vexpress" in line)
+    cells = [c.strip() for c in row.strip("│| ").split("│")]
+    # target, build, passed, failed, skipped, xfailed, wall
+    assert cells[0] == "vexpress" and cells[1].endswith(" s") and cells[6].endswith(" s")
+    assert cells[2:6] == ["6", "0", "3", "1"]
+    assert "3 skipped; most common: skipping test due to disabled CONFIG_* dependency (2); " \
+           "modules feature not enabled for this board (1)" in done.stdout
+    assert "failed:" not in done.stdout
+    assert "bbv: vexpress: building" in done.stderr and "bbv: vexpress: booting" in done.stderr
+    suite = ET.parse(junit / "vexpress.xml").getroot().find("testsuite")
+    assert (suite.get("tests"), suite.get("failures"), suite.get("errors"),
+            suite.get("skipped")) == (str(TINY_TESTS), "0", "0", "4")
+    build = tree / "build-vexpress"
+    env_file = (build / res.EXPORT_NAME).read_text()
+    assert "testfs" in env_file and "BareboxTestStrategy" in env_file
+    assert (build / res.LOG_NAME).is_file() and not leftovers(tree)
+
+
+@tools
+@pytest.mark.qemu
+def test_failing_test_gives_exit_1_and_json(tree):
+    first = bbv("test", "vexpress", "--src", str(tree))  # the build the next runs reuse
+    assert first.returncode == 0, first.stderr
+    done = bbv("test", "vexpress", "--src", str(tree), "--no-build", "--json",
+               env={"BBV_TINY_FAIL": "1"})
+    assert done.returncode == 1, done.stderr
+    [result] = json.loads(done.stdout)
+    assert {k: result[k] for k in ("target", "passed", "failed", "skipped", "xfailed")} == \
+        {"target": "vexpress", "passed": 5, "failed": 1, "skipped": 3, "xfailed": 1}
+    assert result["duration"] > 0 and len(result["tests"]) == TINY_TESTS
+    outcomes = {t["name"]: t["outcome"] for t in result["tests"]}
+    assert outcomes["test/py/test_tiny.py::test_fails_when_asked"] == "failed"
+    assert outcomes["test/py/test_tiny.py::test_xfail"] == "xfailed"
+    assert outcomes["test/py/test_tiny.py::test_needs_config[CONFIG_CMD_TLV]"] == "skipped"
+    assert result["log"].endswith("build-vexpress/bbv-test.log")
+    text = bbv("test", "vexpress", "--src", str(tree), "--no-build",
+               env={"BBV_TINY_FAIL": "1"})
+    assert text.returncode == 1
+    assert "vexpress: test/py/test_tiny.py::test_fails_when_asked - " in text.stdout
+    assert f"(log: {tree / 'build-vexpress' / 'bbv-test.log'})" in text.stdout
+
+
+@tools
+@pytest.mark.qemu
+def test_keyword_and_pytest_args_after_dashes(tree):
+    done = bbv("test", "vexpress", "--src", str(tree), "--json", "-k", "echo or false",
+               "--", "-x", "-v")
+    assert done.returncode == 0, done.stderr
+    [result] = json.loads(done.stdout)
+    assert [t["name"] for t in result["tests"]] == [
+        "test/py/test_tiny.py::test_echo", "test/py/test_tiny.py::test_status_of_false"]
+    log = (tree / "build-vexpress" / res.LOG_NAME).read_text()
+    assert "-k 'echo or false' -x -v test/py" in log
+    # bbv export labgrid's status lines head the log: where the features came from
+    assert "bbv: features: virtio-mmio, barebox-state, testfs (from barebox's " \
+           "test/arm/dt-2nd@multi_v7_defconfig.yaml)" in log
+
+
+@tools
+@pytest.mark.qemu
+def test_devel_is_merged_and_recorded(tmp_path):
+    tree = make_tree(tmp_path, devel_config="CONFIG_VIRTIO_INPUT=y\n")
+    done = bbv("test", "vexpress", "--src", str(tree), "--devel", "-k", "true", "--json")
+    assert done.returncode == 0, done.stderr
+    record = json.loads((tree / "build-vexpress" / "bbv-build.json").read_text())
+    assert res.DEVEL_CONFIG in record["kconfig"]
+    assert "CONFIG_VIRTIO_INPUT=y" in (tree / "build-vexpress" / ".config").read_text()
+
+
+@tools
+def test_build_failure_names_the_target_and_the_log(tmp_path):
+    tree = make_tree(tmp_path, devel_config="CONFIG_BROKEN=y\n")
+    done = bbv("test", "vexpress", "--src", str(tree), "--devel")
+    assert done.returncode == 1
+    log = tree / "build-vexpress" / "bbv-build.log"
+    line = next(x for x in done.stderr.splitlines() if "build failed" in x)
+    assert line.startswith("bbv: vexpress: build failed: make failed (exit status 2)")
+    assert str(log) in line and log.is_file()
+    assert f"(log: {log})" in done.stdout
+
+
+@tools
+@pytest.mark.qemu
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_stops_pytest_and_qemu(tree, sig):
+    assert bbv("test", "vexpress", "--src", str(tree), "-k", "echo").returncode == 0
+    proc = subprocess.Popen([*BBV, "test", "vexpress", "--src", str(tree), "--no-build"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "BBV_TINY_HANG": "1"})
+    deadline = time.monotonic() + 60
+    while not any("qemu-system" in p for p in leftovers(tree)):
+        assert time.monotonic() < deadline and proc.poll() is None, "QEMU never started"
+        time.sleep(0.2)
+    time.sleep(1)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 128 + sig, err
+    assert f"bbv: stopped by signal {int(sig)}" in err and "Traceback" not in err
+    assert not leftovers(tree)
+
+
+# --- bad input -------------------------------------------------------------------------------
+
+def test_usage_errors(tree, tmp_path):
+    done = bbv("test", "--src", str(tree))
+    assert done.returncode == 2 and "say which targets to test" in error_line(done)
+    done = bbv("test", "vexpress", "--all", "--src", str(tree))
+    assert done.returncode == 2 and "not both" in error_line(done)
+    done = bbv("test", "vexprss", "--src", str(tree))
+    assert done.returncode == 2 and "unknown target 'vexprss'" in error_line(done)
+    done = bbv("test", "vexpress", "--src", str(tmp_path))
+    assert done.returncode == 2 and "is not a barebox source tree" in error_line(done)
+    old = tmp_path / "old"
+    shutil.copytree(FIXTURE, old, ignore=shutil.ignore_patterns("test", "conftest.py"))
+    done = bbv("test", "vexpress", "--src", str(old))
+    assert done.returncode == 2 and "has no test suite (test/py" in error_line(done)
+    done = bbv("test", "vexpress", "--src", str(tree), "-j", "0")
+    assert done.returncode == 2
+
+
+@need("qemu-system-arm")
+def test_target_this_host_cannot_boot_points_at_doctor(tree, tmp_path):
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    done = bbv("test", "malta", "--src", str(tree), env={"PATH": str(empty)})
+    assert done.returncode == 1
+    line = error_line(done)
+    assert "this host cannot boot target 'malta': qemu-system-mips: not on PATH" in line
+    assert line.endswith("'bbv doctor malta' lists what to install")
+
+
+def test_missing_labgrid_is_one_line_naming_the_extra(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "labgrid" else real(name, *a))
+    with pytest.raises(BbvError, match=r"pip install 'bbv\[labgrid\]'"):
+        runner.check_labgrid()
+
+
+# --- pure logic ------------------------------------------------------------------------------
+
+EVENTS = "\n".join(json.dumps(e) for e in [
+    {"event": "collected", "count": 4},
+    {"event": "start", "name": "t.py::a"},
+    {"event": "result", "name": "t.py::a", "outcome": "passed", "reason": ""},
+    {"event": "start", "name": "t.py::b"},
+    {"event": "result", "name": "t.py::b", "outcome": "error", "reason": "boom"},
+    {"event": "start", "name": "t.py::c"},
+    {"event": "result", "name": "t.py::c", "outcome": "skipped",
+     "reason": "skipping test due to disabled CONFIG_A,CONFIG_B dependency"},
+    {"event": "start", "name": "t.py::d"},
+]) + '\n{"event": "resu'  # a line still being written
+
+
+def test_events_give_progress_counts_and_json():
+    collected, tests, running = res.read_events(EVENTS)
+    assert (collected, len(tests), running) == (4, 3, "t.py::d")
+    assert res.progress(collected, len(tests), running) == "test 4 of 4: d"
+    assert res.progress(4, 0, "t.py::a") == "booting (test 1 of 4)"
+    result = res.TargetResult("vexpress", build_seconds=1.25, duration=3.0, tests=tests)
+    assert result.failed == 1 and not result.ok
+    [data] = res.to_json([result])
+    assert (data["passed"], data["failed"], data["skipped"], data["xfailed"]) == (1, 1, 1, 0)
+    assert data["tests"][1] == {"name": "t.py::b", "outcome": "error"}
+    assert res.table_rows([result]) == [["vexpress", "1.2 s", "1", "1", "1", "0", "3.0 s"]]
+    assert res.exit_status([result]) == 1
+    assert res.exit_status([res.TargetResult("x", tests=tests[:1])]) == 0
+    assert res.exit_status([]) == 1
+
+
+def test_skip_reasons_group_config_names():
+    tests = [res.TestCase(f"t{i}", "skipped", f"skipping test due to disabled CONFIG_X{i} "
+                          "dependency") for i in range(3)]
+    tests += [res.TestCase("u", "skipped", "no framebuffer"), res.TestCase("v", "passed")]
+    count, reasons = res.skip_reasons([res.TargetResult("t", tests=tests)])
+    assert count == 4
+    assert reasons == [("skipping test due to disabled CONFIG_* dependency", 3),
+                       ("no framebuffer", 1)]
+
+
+def test_failures_list_build_errors_and_failed_tests():
+    broken = res.TargetResult("malta", error="build failed: make failed", log=Path("/b/log"))
+    failing = res.TargetResult("armv8", log=Path("/a/log"), tests=[
+        res.TestCase("t::x", "failed", "assert 1 == 0"), res.TestCase("t::y", "passed")])
+    assert res.failures([broken, failing]) == [
+        ("malta", "(no test results)", "build failed: make failed", "/b/log"),
+        ("armv8", "t::x", "assert 1 == 0", "/a/log")]
+    assert res.table_rows([broken])[0][2:6] == ["-", "-", "-", "-"]
+
+
+def test_device_options_become_export_options():
+    assert res.device_args(("a.img",), 2, True, True, ("t=/d",), ("nv/x=1",), snapshot=True) == [
+        "--blk", "a.img", "--rng", "--rng", "--console", "--net", "--fs", "t=/d",
+        "--env", "nv/x=1", "--snapshot"]
+    assert res.device_args((), 0, False, False, (), (), snapshot=True) == []
+
+
+def test_pytest_command_line_is_barebox_makealls_plus_bbvs_plugin(tmp_path):
+    argv = res.pytest_argv("py", tmp_path / "e.yaml", "test/py", tmp_path / "j.xml", "shell",
+                           tmp_path / "c", ["-x"])
+    assert argv[:5] == ["py", "-m", "pytest", "--lg-env", str(tmp_path / "e.yaml")]
+    assert argv[-3:] == ["shell", "-x", "test/py"] and res.PLUGIN in argv
+    assert "--junitxml" in argv
+
+
+# --- a real barebox --------------------------------------------------------------------------
+
+@pytest.mark.barebox
+@pytest.mark.qemu
+@pytest.mark.skipif(not os.environ.get("BBV_BAREBOX_SRC"), reason="BBV_BAREBOX_SRC not set")
+def test_barebox_suite_on_vexpress():
+    src = Path(os.environ["BBV_BAREBOX_SRC"])
+    done = bbv("test", "vexpress", "--src", str(src), "--json", "-k", "test_shell",
+               timeout=1800)
+    assert done.returncode == 0, done.stderr
+    [result] = json.loads(done.stdout)
+    assert result["failed"] == 0 and result["passed"] >= 5
+    assert all(t["name"].startswith("test/py/test_shell") for t in result["tests"])
