@@ -9,7 +9,7 @@ APT_PACKAGES=(
     socat tmux make gcc bison flex
     gcc-arm-linux-gnueabihf gcc-aarch64-linux-gnu
     binutils-mips-linux-gnu binutils-riscv64-linux-gnu
-    mtools dosfstools fdisk lz4 xz-utils lava-common
+    mtools dosfstools fdisk lz4 xz-utils lava-common ccache
 )
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

@@ -167,7 +167,7 @@ def test_probe_results_are_cached_until_the_compiler_changes(tmp_path, catalog):
 
 def test_defconfig_outside_the_catalog_accepts_any_compiler_of_its_arch(tmp_path, catalog):
     from barebox_virtio_cli.build.kbuild import Plan
-    from barebox_virtio_cli.commands.build import _toolchain_target
+    from barebox_virtio_cli.build.service import _toolchain_target
 
     wrapper(tmp_path / "bin", A64, A64)
     wrapper(tmp_path / "bin", ARM, ARM)

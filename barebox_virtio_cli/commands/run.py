@@ -206,8 +206,16 @@ def run_options(func):
 @click.option("--attach", is_flag=True, help="Boot in the background and attach this terminal "
               "to the virtio console (implies --console); leaving it stops QEMU.")
 @click.option("--keep-running", is_flag=True, help="With --attach: leave QEMU running.")
+@click.option("--build", "build_first", is_flag=True,
+              help="Rebuild the target's image first (incrementally, where it was built last).")
+@click.option("--src", type=click.Path(path_type=Path, file_okay=False),
+              help="With --build: the barebox source tree.")
+@click.option("-O", "--build-dir", type=click.Path(path_type=Path),
+              help="With --build: the build directory.")
+@click.option("--no-ccache", is_flag=True, help="With --build: do not compile through ccache.")
 @script_options
-def run(dry_run: bool, **opts) -> None:
+def run(dry_run: bool, build_first: bool, src: Path | None, build_dir: Path | None,
+        no_ccache: bool, **opts) -> None:
     """Boot barebox in QEMU with VirtIO devices (or print the command with --dry-run).
 
     \b
@@ -222,6 +230,11 @@ def run(dry_run: bool, **opts) -> None:
     script = pop_script(opts)
     if attach and script is not None:
         raise UsageError("--attach is interactive; leave out the scripted-boot options")
+    if build_first or src or build_dir:
+        from barebox_virtio_cli.build.service import build_for_run
+
+        opts["image"] = str(build_for_run(opts["target"], opts["arch"], opts["image"],
+                                          build_first, src, build_dir, no_ccache))
     target, info, spec = prepare(opts.pop("target"), opts.pop("arch"), **opts)
     if attach:
         from barebox_virtio_cli.console.attach import attach_run
