@@ -97,8 +97,8 @@ def main() -> None:
         env = {**os.environ, "BBV_STATE_DIR": state}  # the index of the user's builds stays
         for target in args.targets:
             loop(bbv, tree, target, args.runs, env)
-            if not args.skip_ccache:
-                clean_builds(bbv, tree, target, env)
+        for target in [] if args.skip_ccache else args.targets:
+            clean_builds(bbv, tree, target, env)
 
 
 if __name__ == "__main__":

@@ -70,8 +70,8 @@ def clean(build_dir: Path, record_name: str) -> None:
 
 @dataclass
 class Progress:
-    """What the live line shows; rich calls __rich__ from its refresh thread. One spinner for
-    the whole run (a new one per refresh would always show its first frame)."""
+    """What the live line shows; rich renders it from its refresh thread. One spinner for the
+    whole run (a new one per refresh would always show its first frame)."""
 
     label: str
     previous: progress.Previous | None = None
@@ -91,14 +91,21 @@ class Progress:
         return (f"{self.label} {progress.clock(elapsed)} "
                 f"{progress.describe(self.steps, elapsed, self.previous)}  {self.current[:90]}")
 
-    def __rich__(self):
+    def spinner_at(self, width: int):
+        """The spinner with the line cut to the terminal's width (never wrapped)."""
         from rich.spinner import Spinner
+        from rich.text import Text
 
+        text = Text(self.text())
+        text.truncate(max(width - 2, 10), overflow="ellipsis")
         if self.spinner is None:
-            self.spinner = Spinner("dots", self.text())
+            self.spinner = Spinner("dots", text)
         else:
-            self.spinner.update(text=self.text())
+            self.spinner.update(text=text)
         return self.spinner
+
+    def __rich_console__(self, console, options):
+        yield self.spinner_at(options.max_width)
 
 
 @dataclass

@@ -94,7 +94,7 @@ def build(req: BuildRequest) -> BuildResult:
         kind = progress.kind(fresh, scope)
         estimate = progress.previous(previous_record, kind)
         env = cache.env() if cache else {}
-        label = f"building {plan.defconfig}" + ("" if scope == "all" else f" ({goals[0]})")
+        label = f"building {plan.defconfig if scope == 'all' else Path(goals[0]).name}"
         result = make_runner.run(make(prefix, *goals), src, log, label, req.verbose, estimate, env)
         if result.returncode != 0 and cache and ccache_mod.failed(result.errors + result.tail):
             say("ccache failed (see the lines above in the log); building again without it")
