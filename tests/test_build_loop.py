@@ -164,16 +164,15 @@ def test_broken_ccache_is_skipped_with_one_line(tree, tmp_path):
     assert f"ccache: cache directory {blocker / 'cache'}: Not a directory; building without " \
            "ccache" in done.stderr
     assert record(tree / "build-vexpress")["ccache"] is False
-    # A ccache that does not run at all.
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    fake = bin_dir / "ccache"
-    fake.write_text("#!/bin/sh\necho 'ccache: error: cannot load libhiredis' >&2\nexit 1\n")
-    fake.chmod(0o755)
-    done = bbv("build", "vexpress", cwd=tree, env={"PATH": f"{bin_dir}:{os.environ['PATH']}"})
+    # A ccache that does not run: its configuration file is broken.
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "ccache.conf").write_text("max_size = lots\n")
+    done = bbv("build", "vexpress", "--clean", cwd=tree, env={"CCACHE_DIR": str(cache)})
     assert done.returncode == 0, done.stderr
-    assert "--version' failed (ccache: error: cannot load libhiredis); building without " \
-           "ccache" in done.stderr
+    assert "--version' failed (ccache: error: " in done.stderr
+    assert 'invalid size: "lots"); building without ccache' in done.stderr
+    assert record(tree / "build-vexpress")["ccache"] is False
 
 
 # --- an interrupted first build -------------------------------------------------------------
