@@ -87,7 +87,7 @@ def main() -> None:
     parser.add_argument("tree", type=Path)
     parser.add_argument("--targets", nargs="+", default=["vexpress", "riscv64", "malta"])
     parser.add_argument("--runs", type=int, default=2)
-    parser.add_argument("--skip-ccache", action="store_true")
+    parser.add_argument("--only", choices=("loop", "ccache"), help="Run one of the two.")
     args = parser.parse_args()
     bbv = shutil.which("bbv", path=os.path.dirname(sys.executable)) or shutil.which("bbv")
     if bbv is None:
@@ -95,9 +95,9 @@ def main() -> None:
     tree = args.tree.resolve()
     with tempfile.TemporaryDirectory(prefix="bbv-bench-state-") as state:
         env = {**os.environ, "BBV_STATE_DIR": state}  # the index of the user's builds stays
-        for target in args.targets:
+        for target in [] if args.only == "ccache" else args.targets:
             loop(bbv, tree, target, args.runs, env)
-        for target in [] if args.skip_ccache else args.targets:
+        for target in [] if args.only == "loop" else args.targets:
             clean_builds(bbv, tree, target, env)
 
 
