@@ -9,7 +9,7 @@ APT_PACKAGES=(
     socat tmux gdb-multiarch make gcc bison flex
     gcc-arm-linux-gnueabihf gcc-aarch64-linux-gnu
     binutils-mips-linux-gnu binutils-riscv64-linux-gnu
-    mtools dosfstools fdisk lz4 xz-utils lava-common device-tree-compiler
+    mtools dosfstools fdisk lz4 xz-utils lava-common device-tree-compiler ccache
 )
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

@@ -136,7 +136,7 @@ def test_doctor_with_only_some_tools_names_the_missing_packages(tmp_path):
     assert not bison["ok"] and bison["packages"]["debian"] == "bison"
     # mkfs.vfat and sfdisk are also looked for in /usr/sbin and /sbin, where Debian puts them.
     assert data["install"]["debian"].split()[2:] == sorted(
-        {"bison", "gcc-arm-linux-gnueabihf", "mtools", "socat"})
+        {"bison", "ccache", "gcc-arm-linux-gnueabihf", "mtools", "socat"})
 
 
 @need("arm-linux-gnueabihf-gcc", "make", "gcc", "bison", "flex", "lz4", "xz")

@@ -13,8 +13,8 @@ from barebox_virtio_cli.targets.target import Catalog, Target
 
 # Kbuild's quiet output: "  CC      common/foo.o", "  LD      barebox", "  IMAGE   images/x.img".
 _STEP = re.compile(r"^  ([A-Z][A-Z0-9_-]{1,15})\s+(\S.*)$")
-_ERROR = re.compile(r"(: (fatal )?error: |: undefined reference|\*\*\* |^make(\[\d+\])?: \*\*\*"
-                    r"|^Error: |No rule to make target)")
+_ERROR = re.compile(r"(: (fatal )?error: |: Error: |: undefined reference|\*\*\* "
+                    r"|^make(\[\d+\])?: \*\*\*|^Error: |No rule to make target)")
 # Kbuild's intermediates, and the empty placeholders barebox leaves for images whose firmware
 # is missing.
 _NOT_IMAGE = re.compile(r"(\.o|\.map|\.lds|\.pblb?|\.sum|\.z|\.sha\.bin|\.cmd|\.tmp"
@@ -178,7 +178,9 @@ def is_build_dir(path: Path, record_name: str) -> bool:
     if not path.is_dir():
         return False
     names = {p.name for p in path.iterdir()}
-    if not names - {".bbv-lock"} or record_name in names:
+    # bbv's own: the lock, and the record or its temporary file while it is written.
+    ours = {n for n in names if n == ".bbv-lock" or n.startswith(f".{record_name}.")}
+    if not names - ours or record_name in names:
         return True
     return all((path / m).exists() for m in MARKERS_OF_BUILD_DIR)
 
@@ -221,6 +223,19 @@ def parse_config(text: str) -> dict[str, str]:
     return out
 
 
+def config_report(fragments: list[str], took: list[str], missed: list[str]) -> list[str]:
+    """The kconfig lines: the files merged, then what was set and what was not (a single
+    CONFIG_X=y shows once, under set or NOT set)."""
+    files = [f for f in fragments if not CONFIG_LINE.match(f)]
+    lines = [f"kconfig: merged {', '.join(files)}"] if files else []
+    if took:
+        lines.append(f"kconfig: set {', '.join(took)}")
+    if missed:
+        lines.append(f"kconfig: NOT set (missing dependency or unknown symbol): "
+                     f"{', '.join(missed)}")
+    return lines
+
+
 def config_outcome(wanted: dict[str, str], final: dict[str, str]) -> tuple[list[str], list[str]]:
     """Which requested settings made it into .config, and which did not (missing dependency)."""
     took, missed = [], []
@@ -229,3 +244,33 @@ def config_outcome(wanted: dict[str, str], final: dict[str, str]) -> tuple[list[
         (took if got == value else missed).append(f"{key}={value}" if got == value
                                                   else f"{key}={value} (got {got})")
     return took, missed
+
+
+# barebox's top Makefile: `images/%: $(BAREBOX_PROPER) FORCE` builds one image through
+# images/Makefile (older trees have only the `images` goal, which makes every image).
+_IMAGE_RULE = re.compile(r"^images/%\s*:", re.M)
+
+
+def image_goals(src: Path, arch: str, image: str) -> tuple[list[str], str]:
+    """The make goals that build only the target's image, or [] and why a full build is needed.
+    The `barebox` ELF (for gdb) is built on the way: every image depends on it."""
+    if _rule_for(src / "arch" / arch / "Makefile", image) or _rule_for(src / "Makefile", image):
+        return [image], ""
+    if not _IMAGE_RULE.search(_read(src / "Makefile")):
+        return [], "this tree's Makefile has no images/% goal (older barebox)"
+    return [f"images/{image}"], ""
+
+
+def _rule_for(makefile: Path, name: str) -> bool:
+    """A top-level goal of that name (barebox.efi on x86), not an images/ one."""
+    return re.search(rf"^{re.escape(name)}\s*:(?!=)", _read(makefile), re.M) is not None
+
+
+def unknown_goal(lines: list[str], goal: str) -> bool:
+    """make's output says Kbuild does not know how to make the goal (no rule, or barebox's
+    `FILE_<image> empty!` for an image name images/Makefile does not define)."""
+    name = goal.rsplit("/", 1)[-1]
+    return any(f"No rule to make target '{goal}'" in line
+               or f"No rule to make target '{name}'" in line
+               or f"No rule to make target 'images/{name}'" in line
+               or f"FILE_{name} empty!" in line for line in lines)

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from barebox_virtio_cli.build import kbuild
+from barebox_virtio_cli.build import kbuild, progress
 from barebox_virtio_cli.errors import BbvError
 from barebox_virtio_cli.util.hosttools import on_path
 from barebox_virtio_cli.util.processes import set_parent_death_signal, stop
@@ -59,8 +59,8 @@ def clean(build_dir: Path, record_name: str) -> None:
                        f"{record_name}, .config, Makefile, include/generated); refusing to delete "
                        "anything in it. Remove it yourself or choose another --build-dir")
     for child in build_dir.iterdir():
-        if child.name == LOCK_NAME:
-            continue
+        if child.name in (LOCK_NAME, record_name):
+            continue  # the record goes last (replaced): the directory stays recognisably bbv's
         if child.is_dir() and not child.is_symlink():
             shutil.rmtree(child)
         else:
@@ -69,12 +69,15 @@ def clean(build_dir: Path, record_name: str) -> None:
 
 @dataclass
 class Progress:
-    """What the live line shows; rich calls __rich__ from its refresh thread."""
+    """What the live line shows; rich renders it from its refresh thread. One spinner for the
+    whole run (a new one per refresh would always show its first frame)."""
 
     label: str
+    previous: progress.Previous | None = None
     started: float = field(default_factory=time.monotonic)
     steps: int = 0
     current: str = ""
+    spinner: object = None
 
     def feed(self, line: str) -> None:
         found = kbuild.step(line)
@@ -82,15 +85,26 @@ class Progress:
             self.steps += 1
             self.current = f"{found[0]:<7} {found[1]}"
 
-    def __rich__(self):
+    def text(self) -> str:
+        elapsed = time.monotonic() - self.started
+        return (f"{self.label} {progress.clock(elapsed)} "
+                f"{progress.describe(self.steps, elapsed, self.previous)}  {self.current[:90]}")
+
+    def spinner_at(self, width: int):
+        """The spinner with the line cut to the terminal's width (never wrapped)."""
         from rich.spinner import Spinner
         from rich.text import Text
 
-        elapsed = int(time.monotonic() - self.started)
-        text = Text.assemble((f"{self.label} ", "bold"),
-                             (f"{elapsed // 60}:{elapsed % 60:02d} ", "cyan"),
-                             (f"{self.steps} steps ", "dim"), self.current[:100])
-        return Spinner("dots", text)
+        text = Text(self.text())
+        text.truncate(max(width - 2, 10), overflow="ellipsis")
+        if self.spinner is None:
+            self.spinner = Spinner("dots", text)
+        else:
+            self.spinner.update(text=text)
+        return self.spinner
+
+    def __rich_console__(self, console, options):
+        yield self.spinner_at(options.max_width)
 
 
 @dataclass
@@ -99,15 +113,18 @@ class MakeResult:
     seconds: float
     errors: list[str]
     tail: list[str]
+    steps: int = 0
 
 
-def run(argv: list[str], cwd: Path, log: Path, label: str, verbose: bool) -> MakeResult:
+def run(argv: list[str], cwd: Path, log: Path, label: str, verbose: bool,
+        previous: progress.Previous | None = None,
+        extra_env: dict[str, str] | None = None) -> MakeResult:
     """Run make; every line goes to the log (appended), live progress or the raw stream."""
-    env = {**os.environ, "LC_ALL": "C"}
+    env = {**os.environ, **(extra_env or {}), "LC_ALL": "C"}
     env.pop("KBUILD_OUTPUT", None)  # O= on the command line says where
     tail: collections.deque[str] = collections.deque(maxlen=40)
     errors: list[str] = []
-    progress = Progress(label)
+    shown = Progress(label, previous)
     try:
         proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -116,7 +133,7 @@ def run(argv: list[str], cwd: Path, log: Path, label: str, verbose: bool) -> Mak
     except OSError as exc:
         raise BbvError(f"cannot run {argv[0]}: {exc.strerror}; on Debian: apt install make") \
             from exc
-    with log.open("a") as logf, _display(progress, verbose), _stopped_on_exit(proc):
+    with log.open("a") as logf, _display(shown, verbose), _stopped_on_exit(proc):
         logf.write(f"$ {' '.join(argv)}\n")
         assert proc.stdout is not None
         for line in proc.stdout:
@@ -128,9 +145,10 @@ def run(argv: list[str], cwd: Path, log: Path, label: str, verbose: bool) -> Mak
             if verbose:
                 print(line, flush=True)
             else:
-                progress.feed(line)
+                shown.feed(line)
         rc = proc.wait()
-    return MakeResult(rc, time.monotonic() - progress.started, errors, list(tail))
+    return MakeResult(rc, time.monotonic() - shown.started, errors, list(tail),
+                      shown.steps)
 
 
 @contextmanager
@@ -145,7 +163,7 @@ def _stopped_on_exit(proc: subprocess.Popen) -> Iterator[None]:
 
 
 @contextmanager
-def _display(progress: Progress, verbose: bool) -> Iterator[None]:
+def _display(shown: Progress, verbose: bool) -> Iterator[None]:
     if verbose:
         yield
         return
@@ -156,5 +174,5 @@ def _display(progress: Progress, verbose: bool) -> Iterator[None]:
     if not console.is_terminal:
         yield  # no animation into a pipe or a log; the summary follows
         return
-    with Live(progress, console=console, refresh_per_second=8, transient=True):
+    with Live(shown, console=console, refresh_per_second=8, transient=True):
         yield

@@ -36,6 +36,21 @@ def write_record(build_dir: Path, record: dict) -> None:
     write_json(_index_file(), index, indent=2)
 
 
+def mark(build_dir: Path, target_name: str, replace: bool = False) -> None:
+    """Claim the directory for bbv before make writes anything into it, so that a build
+    interrupted in its first seconds leaves a directory `bbv build` (and --clean) accepts.
+    An existing record stays (its figures estimate this build's progress) unless replace."""
+    if replace or read_record(build_dir) is None:
+        write_json(build_dir / RECORD_NAME, {"target": target_name, "complete": False,
+                                             "build_dir": str(build_dir.resolve())}, indent=2)
+
+
+def recorded_dir(target_name: str) -> Path | None:
+    """The build directory the target was built in last (from the index)."""
+    indexed = _read_index().get(target_name)
+    return Path(indexed) if indexed else None
+
+
 def _read_index() -> dict:
     return read_object(_index_file()) or {}
 

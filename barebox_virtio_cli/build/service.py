@@ -1,6 +1,5 @@
-"""`bbv build` as a service: a BuildRequest turned into a configured and built barebox out of
-tree, recorded for `bbv run`. The decisions are pure (build/kbuild.py), make runs in
-build/make.py, the compiler is found by build/toolchain.py."""
+"""Building barebox for `bbv build` and `bbv run --build`: configure out of tree, make what the
+target boots (or every image), with ccache when it works, and record the result for `bbv run`."""
 
 from __future__ import annotations
 
@@ -9,12 +8,13 @@ import functools
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import click
 
-from barebox_virtio_cli.build import kbuild
+from barebox_virtio_cli.build import ccache as ccache_mod
+from barebox_virtio_cli.build import kbuild, progress
 from barebox_virtio_cli.build import record as buildrecord
 from barebox_virtio_cli.errors import BbvError, UsageError
 from barebox_virtio_cli.targets.catalog import Catalog, Target, load_catalog
@@ -27,7 +27,7 @@ DISABLE_TARGET_TOOLS = "common/boards/configs/disable_target_tools.config"
 @dataclass
 class BuildRequest:
     target: str | None = None  # a bbv target or a defconfig
-    src: Path | None = None  # default: the current directory
+    src: Path | None = None
     arch: str | None = None
     defconfig: str | None = None
     build_dir: Path | None = None
@@ -37,44 +37,76 @@ class BuildRequest:
     cross_compile: str | None = None
     jobs: int | None = None
     verbose: bool = False
+    all_images: bool | None = None  # None: only the target's image when a target is named
+    no_ccache: bool = False
 
 
 @dataclass
 class BuildResult:
     build_dir: Path
-    images: list[Path]  # every image the build made
-    image: Path | None  # the target's image (it may be missing: see image.is_file())
+    image: Path | None  # the target's image
+    images: list[Path]
     seconds: float
+    scope: str  # "target" or "all"
+    record: dict = field(default_factory=dict)
 
 
-def build(request: BuildRequest) -> BuildResult:
-    """Configure (unless the .config fits) and build; the images and the time it took."""
+def build(req: BuildRequest) -> BuildResult:
     from barebox_virtio_cli.build import make as make_runner
     from barebox_virtio_cli.build.toolchain import Finder
 
-    src = (request.src or Path.cwd()).resolve()
+    src = (req.src or Path.cwd()).resolve()
     kbuild.check_tree(src)
     catalog = load_catalog()
-    plan = kbuild.plan(src, catalog, request.target, request.arch, request.defconfig)
+    plan = kbuild.plan(src, catalog, req.target, req.arch, req.defconfig)
     say(f"defconfig: {plan.defconfig} (ARCH={plan.arch}; {plan.why})")
-    out = _build_dir(src, plan, request.build_dir)
-    fragments, fragment_files = _fragments(plan, src, request.kconfig_add, request.target_tools)
+    out = _build_dir(src, plan, req.build_dir)
+    fragments, fragment_files = _fragments(plan, src, req.kconfig_add, req.target_tools)
     make_runner.check_host_tools()
     bits = kbuild.defconfig_bits(src, plan.arch, plan.defconfig)
     toolchain = Finder.default().find(_toolchain_target(catalog, plan, bits), plan.defconfig,
-                                      request.cross_compile)
-    say(f"toolchain: {toolchain.describe()}")
-    jobs = request.jobs or os.cpu_count() or 1
-    verbose = request.verbose
+                                      req.cross_compile)
+    cache = _ccache(req.no_ccache)
+    goals, scope = _goals(src, plan, req.all_images, catalog.targets.get(req.target or ""))
+    jobs = req.jobs or os.cpu_count() or 1
     with make_runner.locked(out):
-        if request.clean:
+        previous_record = buildrecord.read_record(out)
+        if cache and not req.clean and _built_without_ccache(previous_record):
+            say("ccache: not used here: this directory was built without it, and a new "
+                "compiler command recompiles everything; --clean to start over with ccache")
+            cache = None
+        say(f"toolchain: {toolchain.describe()}" + (f", {cache.describe()}" if cache else ""))
+        if req.clean:
             make_runner.clean(out, buildrecord.RECORD_NAME)
+        # First of all: an interrupted first build must leave a directory bbv accepts again.
+        buildrecord.mark(out, plan.name, replace=req.clean)
         log = out / make_runner.LOG_NAME
         log.write_text("")
         started = time.monotonic()
-        make = functools.partial(kbuild.make_argv, jobs, plan.arch, out, toolchain.prefix)
-        _configure(src, out, plan, fragments, fragment_files, make, verbose)
-        result = make_runner.run(make(), src, log, f"building {plan.defconfig}", verbose)
+
+        def make(prefix: str, *args: str) -> list[str]:
+            return kbuild.make_argv(jobs, plan.arch, out, prefix, *args)
+
+        prefix = cache.prefix(toolchain.prefix) if cache else toolchain.prefix
+        fresh = _configure(src, out, plan, fragments, fragment_files,
+                           functools.partial(make, prefix), req.verbose,
+                           None if req.clean else previous_record)
+        kind = progress.kind(fresh, scope)
+        estimate = progress.previous(previous_record, kind)
+        env = cache.env() if cache else {}
+        label = f"building {plan.defconfig if scope == 'all' else Path(goals[0]).name}"
+        result = make_runner.run(make(prefix, *goals), src, log, label, req.verbose, estimate, env)
+        if result.returncode != 0 and cache and ccache_mod.failed(result.errors + result.tail):
+            say("ccache failed (see the lines above in the log); building again without it")
+            cache, prefix, env = None, toolchain.prefix, {}
+            result = make_runner.run(make(prefix, *goals), src, log, label, req.verbose,
+                                     estimate)
+        if (result.returncode != 0 and scope == "target"
+                and kbuild.unknown_goal(result.errors + result.tail, goals[0])):
+            say(f"this tree's Kbuild cannot make {goals[0]} on its own; building every image")
+            goals, scope = [], "all"
+            result = make_runner.run(make(prefix), src, log, f"building {plan.defconfig}",
+                                     req.verbose, None, env)
         if result.returncode != 0:
             _fail(result, log)
         seconds = time.monotonic() - started
@@ -82,15 +114,49 @@ def build(request: BuildRequest) -> BuildResult:
         image = kbuild.target_image(out, plan.target.image) if plan.target else None
         if image and image.is_file() and image not in images:
             images.append(image)
-        buildrecord.write_record(out, {
+        record = {
             "target": plan.name, "arch": plan.arch, "defconfig": plan.defconfig,
             "kconfig": fragments, "toolchain": toolchain.prefix,
             "toolchain_source": toolchain.source, "gcc": toolchain.info.machine,
-            "gcc_version": toolchain.info.version, "src": str(src),
+            "gcc_version": toolchain.info.version, "ccache": cache is not None,
+            "src": str(src), "scope": scope, "goals": goals or ["all"],
             "image": str(image) if image and image.is_file() else None,
             "images": [str(p) for p in images], "seconds": round(seconds, 1),
-        })
-    return BuildResult(out, images, image, seconds)
+            "progress": progress.remember(previous_record, progress.kind(fresh, scope),
+                                          result.steps, result.seconds),
+        }
+        buildrecord.write_record(out, record)
+    return BuildResult(out, image, images, seconds, scope, record)
+
+
+def _ccache(no_ccache: bool) -> ccache_mod.Ccache | None:
+    from barebox_virtio_cli.util import userconfig
+    from barebox_virtio_cli.util.paths import cache_dir
+
+    if not ccache_mod.wanted(no_ccache, userconfig.load()):
+        return None
+    found, why = ccache_mod.find(os.environ, cache_dir())
+    if why:
+        say(f"{why}; building without ccache")
+    return found
+
+
+def _built_without_ccache(record: dict | None) -> bool:
+    """A finished build whose objects were compiled without ccache (records from before bbv
+    used ccache have no "ccache" key)."""
+    return bool(record and record.get("defconfig") and not record.get("ccache", False))
+
+
+def _goals(src: Path, plan: kbuild.Plan, all_images: bool | None,
+           named: Target | None) -> tuple[list[str], str]:
+    """Only the target's image when a target was named (not a defconfig), unless --all-images."""
+    if all_images or plan.target is None or (all_images is None and named is None):
+        return [], "all"
+    goals, why = kbuild.image_goals(src, plan.arch, plan.target.image)
+    if not goals:
+        say(f"{why}: building every image, not only {plan.target.image}")
+        return [], "all"
+    return goals, "target"
 
 
 def _build_dir(src: Path, plan: kbuild.Plan, given: Path | None) -> Path:
@@ -111,8 +177,7 @@ def _build_dir(src: Path, plan: kbuild.Plan, given: Path | None) -> Path:
 def _fragments(plan: kbuild.Plan, src: Path, given: tuple[str, ...],
                target_tools: bool) -> tuple[list[str], list[Path | str]]:
     """bbv's and the target's fragments (skipped if this tree lacks the file), then the user's."""
-    ours = [] if target_tools else [DISABLE_TARGET_TOOLS]
-    ours += plan.target.kconfig if plan.target else []
+    ours = own_fragments(plan.target, target_tools)
     names, items = [], []
     for name in ours:
         if kbuild.CONFIG_LINE.match(name) or (src / name).is_file():
@@ -124,6 +189,10 @@ def _fragments(plan: kbuild.Plan, src: Path, given: tuple[str, ...],
         names.append(name)
         items.append(_fragment(name, src))
     return names, items
+
+
+def own_fragments(target: Target | None, target_tools: bool) -> list[str]:
+    return ([] if target_tools else [DISABLE_TARGET_TOOLS]) + (target.kconfig if target else [])
 
 
 def _fragment(item: str, src: Path) -> Path | str:
@@ -163,21 +232,24 @@ def _union(lists) -> list[str]:
 
 
 def _configure(src: Path, out: Path, plan: kbuild.Plan, fragments: list[str],
-               files: list[Path | str], make: Callable[..., list[str]], verbose: bool) -> None:
+               files: list[Path | str], make: Callable[..., list[str]], verbose: bool,
+               record: dict | None) -> bool:
+    """Configure unless .config is there from the same defconfig and fragments; True if it
+    configured (the build then compiles everything)."""
     from barebox_virtio_cli.build import make as make_runner
 
-    record = buildrecord.read_record(out) or {}
+    record = record or {}
     same = (record.get("defconfig") == plan.defconfig and record.get("arch") == plan.arch
             and record.get("kconfig", []) == fragments)
     if (out / ".config").is_file() and same:
         say(f"incremental build in {out} (keeping its .config; --clean for a fresh one)")
-        return
+        return False
     say(f"configuring in {out}")
     log = out / make_runner.LOG_NAME
     _step(make_runner.run(make(plan.defconfig), src, log, f"make {plan.defconfig}", verbose),
           log)
     if not files:
-        return
+        return True
     paths = []
     for i, item in enumerate(files):
         if isinstance(item, str):
@@ -193,11 +265,9 @@ def _configure(src: Path, out: Path, plan: kbuild.Plan, fragments: list[str],
     for path in paths:
         wanted.update(kbuild.parse_config(path.read_text()))
     took, missed = kbuild.config_outcome(wanted, kbuild.parse_config((out / ".config").read_text()))
-    say(f"kconfig: added {', '.join(fragments)}")
-    if took:
-        say(f"kconfig: set {', '.join(took)}")
-    if missed:
-        say(f"kconfig: NOT set (missing dependency or unknown symbol): {', '.join(missed)}")
+    for line in kbuild.config_report(fragments, took, missed):
+        say(line)
+    return True
 
 
 def _step(result, log: Path) -> None:
@@ -214,24 +284,105 @@ def _fail(result, log: Path) -> None:
 
 
 def print_summary(result: BuildResult) -> None:
-    """The target's image (highlighted), the other images with their sizes, the time."""
-    out, images, image, seconds = result.build_dir, result.images, result.image, result.seconds
+    """The target's image (highlighted), what else the build made, the time and the record."""
     from rich.console import Console
 
     console = Console(soft_wrap=True)
-    shown = [p for p in images if p != image]
+    image, out = result.image, result.build_dir
     if image is not None and image.is_file():
         console.print(f"[bold green]{image}[/]  {_size(image)}  (the target's image)")
     elif image is not None:
         console.print(f"[bold red]{image.name} was not built[/]: this defconfig does not "
                       "produce the target's image")
-    for p in shown[:12]:
-        console.print(f"{p}  {_size(p)}")
-    if len(shown) > 12:
-        console.print(f"... and {len(shown) - 12} more in {out / 'images'}")
-    console.print(f"built in {seconds:.1f} s; recorded in {out / buildrecord.RECORD_NAME}")
+    others = [p for p in result.images if p != image]
+    if result.scope == "target":
+        stale = f"; the {_count(others)} also in images/ are older" if others else ""
+        console.print(f"built only the target's image (--all-images builds every image of "
+                      f"the defconfig{stale})")
+    elif image is not None:
+        if others:
+            console.print(f"and {_count(others)} in {out / 'images'}")
+    else:  # a defconfig no target boots: show what it made
+        for p in others[:12]:
+            console.print(f"{p}  {_size(p)}")
+        if len(others) > 12:
+            console.print(f"... and {len(others) - 12} more in {out / 'images'}")
+    console.print(f"built in {result.seconds:.1f} s; recorded in "
+                  f"{out / buildrecord.RECORD_NAME}")
+
+
+def _count(others: list[Path]) -> str:
+    return f"{len(others)} other image{'s' if len(others) != 1 else ''}"
 
 
 def _size(path: Path) -> str:
     size = path.stat().st_size
     return f"{size / 1024:.0f} KiB" if size < 1024 * 1024 else f"{size / 1048576:.1f} MiB"
+
+
+# --- bbv run --build ---------------------------------------------------------------------------
+
+def build_for_run(target_name: str | None, arch: str | None, image: str | None,
+                  build_first: bool, src: Path | None, build_dir: Path | None,
+                  no_ccache: bool) -> Path:
+    """`bbv run --build`: check the options, rebuild, and return the image to boot."""
+    if not build_first:
+        given = "--src" if src else "-O/--build-dir"
+        raise UsageError(f"{given} belongs to --build (rebuild before booting); add --build")
+    if image:
+        raise UsageError("--image and --build exclude each other: --build boots what it builds")
+    target = load_catalog().resolve(target_name, arch)
+    return rebuild(target, src, build_dir, no_ccache)
+
+
+def rebuild(target: Target, src: Path | None, build_dir: Path | None,
+            no_ccache: bool = False, verbose: bool = False) -> Path:
+    """Rebuild the target's image incrementally where it was built last (or in --src/-O) and
+    return it; the recorded defconfig, fragments and compiler are kept."""
+    out, record = _run_build_dir(target, src, build_dir)
+    if src is None:
+        src = Path(record["src"]) if record and record.get("src") else _cwd_tree(target)
+    given = [k for k in (record or {}).get("kconfig", [])
+             if k not in own_fragments(target, False) and k != DISABLE_TARGET_TOOLS]
+    same_target = record is not None and record.get("target") == target.name
+    req = BuildRequest(
+        target.name, src=src, build_dir=out,
+        defconfig=record.get("defconfig") if same_target else None,
+        kconfig_add=tuple(given) if same_target else (),
+        target_tools=same_target and DISABLE_TARGET_TOOLS not in record.get("kconfig", []),
+        cross_compile=record.get("toolchain") if same_target else None,
+        all_images=False, no_ccache=no_ccache, verbose=verbose)
+    result = build(req)
+    if result.image is None or not result.image.is_file():
+        raise BbvError(f"the build in {result.build_dir} made no {target.image}")
+    say(f"built {result.image.name} in {result.seconds:.1f} s")
+    return result.image
+
+
+def _run_build_dir(target: Target, src: Path | None,
+                   build_dir: Path | None) -> tuple[Path | None, dict | None]:
+    """Where to rebuild: -O, else the recorded build of the target (in --src if given)."""
+    if build_dir is not None:
+        return build_dir.resolve(), buildrecord.read_record(build_dir)
+    if src is not None:
+        out = buildrecord.default_build_dir(src.resolve(), target.name)
+        recorded = buildrecord.recorded_dir(target.name)
+        if recorded is not None:
+            record = buildrecord.read_record(recorded) or {}
+            if Path(record.get("src", "")) == src.resolve():
+                out = recorded
+        return out, buildrecord.read_record(out)
+    for candidate in buildrecord.candidate_build_dirs(target.name, Path.cwd()):
+        record = buildrecord.read_record(candidate)
+        if record and record.get("target") == target.name and record.get("src"):
+            return candidate.resolve(), record
+    return None, None
+
+
+def _cwd_tree(target: Target) -> Path:
+    cwd = Path.cwd()
+    if kbuild.is_barebox_tree(cwd):
+        return cwd
+    raise UsageError(f"--build: no recorded build of target '{target.name}' and {cwd} is not a "
+                     f"barebox source tree; run 'bbv build {target.name}' in one, or pass "
+                     "--src DIR")

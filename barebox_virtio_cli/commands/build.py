@@ -22,10 +22,20 @@ import click
               help="Keep the target tools (bareboxenv-target, ...): they need a libc for the "
                    "target, which nolibc and most cross compilers lack.")
 @click.option("--cross-compile", help="Compiler prefix, e.g. arm-linux-gnueabihf-.")
+@click.option("--all-images", is_flag=True, default=None,
+              help="Build every image the defconfig makes, not only the target's "
+                   "[default when a defconfig rather than a target is named].")
+@click.option("--no-ccache", is_flag=True,
+              help="Do not compile through ccache (used when installed; also "
+                   "`[build] ccache = false` in the config file).")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), help="make -j [default: CPU count].")
 @click.option("-v", "--verbose", is_flag=True, help="Stream make's output as is.")
 def build(**options) -> None:
-    """Build barebox for TARGET (a bbv target or a defconfig) in a barebox source tree."""
+    """Build barebox for TARGET (a bbv target or a defconfig) in a barebox source tree.
+
+    For a target, only the image it boots is made (with the barebox ELF for gdb)."""
     from barebox_virtio_cli.build.service import BuildRequest, build, print_summary
 
+    options["kconfig_add"] = tuple(options["kconfig_add"])
+    options["all_images"] = options["all_images"] or None  # not given: decided by what is named
     print_summary(build(BuildRequest(**options)))

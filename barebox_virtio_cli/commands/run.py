@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 
@@ -16,6 +17,13 @@ from barebox_virtio_cli.run.request import RunRequest
 @click.option("--attach", is_flag=True, help="Boot in the background and attach this terminal "
               "to the virtio console (implies --console); leaving it stops QEMU.")
 @click.option("--keep-running", is_flag=True, help="With --attach: leave QEMU running.")
+@click.option("--build", "build", is_flag=True,
+              help="Rebuild the target's image first (incrementally, where it was built last).")
+@click.option("--src", type=click.Path(path_type=Path, file_okay=False),
+              help="With --build: the barebox source tree.")
+@click.option("-O", "--build-dir", type=click.Path(path_type=Path),
+              help="With --build: the build directory.")
+@click.option("--no-ccache", is_flag=True, help="With --build: do not compile through ccache.")
 @click.option("--gdb", is_flag=False, flag_value="", default=None, metavar="[ENDPOINT]",
               help="QEMU's gdb stub (a free loopback port; tcp::PORT, unix:PATH); prints the "
               "'bbv gdb' command.")

@@ -5,6 +5,8 @@ a new run option is a field here and a click option there."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 
 class RunRequest:
     """Typed fields with defaults, set by keyword. Not a @dataclass: generating __init__ for
@@ -32,6 +34,11 @@ class RunRequest:
     snapshot: bool = False
     graphic: bool = False
     qemu_arg: tuple[str, ...] = ()
+    # rebuild first (build/service.py: build_for_run)
+    build: bool = False
+    src: Path | None = None
+    build_dir: Path | None = None
+    no_ccache: bool = False
     # debugging
     gdb: str | None = None  # None: no stub; "": a free loopback port
     gdb_wait: bool = False

@@ -105,11 +105,23 @@ def _checked(request: RunRequest):
     return request, attach, script
 
 
+def _built(request: RunRequest) -> RunRequest:
+    """--build: rebuild the target first and boot what was built."""
+    if not (request.build or request.src or request.build_dir):
+        return request
+    from barebox_virtio_cli.build.service import build_for_run
+
+    return request.replace(image=str(build_for_run(
+        request.target, request.arch, request.image, request.build, request.src,
+        request.build_dir, request.no_ccache)))
+
+
 def command_line(request: RunRequest) -> str:
     """--dry-run: the QEMU command line, shell-quoted, one option group a line."""
     from barebox_virtio_cli.qemu.args import format_command
 
     request, attach, _ = _checked(request)
+    request = _built(request)
     target, info, spec, board = _prepare_board(request, attach)
     board.prepare_boot(dry_run=True)
     if attach:
@@ -122,6 +134,7 @@ def command_line(request: RunRequest) -> str:
 def boot(request: RunRequest) -> int:
     """Boot as asked; the exit status (QEMU's, the script's, or 128+N after signal N)."""
     request, attach, script = _checked(request)
+    request = _built(request)
     stub = _gdb_stub(request)
     if stub is not None:
         request = request.replace(gdb=str(stub))  # a free port is picked once
