@@ -19,6 +19,7 @@ from barebox_virtio_cli.qemu.args import (
     flatten,
     format_command,
     parse_port_forward,
+    spec_warnings,
 )
 from barebox_virtio_cli.qemu.probe import QemuInfo, find_binary, probe
 from barebox_virtio_cli.session.options import pop_script, run_script, script_options
@@ -223,6 +224,8 @@ def run(dry_run: bool, **opts) -> None:
     if attach and script is not None:
         raise UsageError("--attach is interactive; leave out the scripted-boot options")
     target, info, spec = prepare(opts.pop("target"), opts.pop("arch"), **opts)
+    for warning in spec_warnings(target, spec):
+        say(f"warning: {warning}")
     if attach:
         from barebox_virtio_cli.console.attach import attach_run
 

@@ -50,6 +50,10 @@ class Target:
     crosstool_triplet: str = ""
     # Debian package with a matching cross compiler, suggested when none is found.
     toolchain_package: str = ""
+    # Why barebox's virtio-net does not work on this target ("" = it works), and a QEMU NIC
+    # model that does: `bbv run --net` warns, LAVA jobs give the template's NIC that model.
+    net_issue: str = ""
+    net_fallback: str = ""
 
 
 _CHOICES = {
