@@ -8,7 +8,8 @@ import shlex
 from pathlib import Path
 
 from barebox_virtio_cli.errors import UsageError
-from barebox_virtio_cli.qemu.args import RunSpec
+from barebox_virtio_cli.qemu.args import RunSpec, spec_warnings
+from barebox_virtio_cli.session import shell as sh
 from barebox_virtio_cli.targets.catalog import Target
 
 # barebox's prompt as its own labgrid files match it (ANSI colour codes aside).
@@ -84,6 +85,17 @@ def lava_arch(target: Target) -> str:
     return _LAVA_ARCH.get(target.qemu, target.qemu.removeprefix("qemu-system-"))
 
 
+def lava_warnings(target: Target, spec: RunSpec) -> list[str]:
+    """What the lab's qemu device type must add for this job (none for the stock one)."""
+    warnings = spec_warnings(target, spec)
+    arch = lava_arch(target)
+    if arch not in LAVA_ARCHES:
+        warnings.append(f"LAVA's stock qemu device type (lava-server's qemu.jinja2) has no arch "
+                        f"'{arch}': the lab's device type must add '{arch}' to "
+                        f"available_architectures (the template then starts {target.qemu})")
+    return warnings
+
+
 def check_lava_spec(spec: RunSpec) -> None:
     if spec.fs:
         raise UsageError("--fs shares a directory of this machine, which a LAVA worker does "
@@ -107,6 +119,10 @@ def lava_job(target: Target, spec: RunSpec, groups: list[list[str]], job_name: s
     context = {"arch": arch, "machine": spec.machine or target.machine,
                "cpu": spec.cpu or target.cpu, "memory": spec.memory or target.memory,
                "no_kvm": True}  # else LAVA adds -cpu host -enable-kvm on non-ARM arches
+    if target.net_issue and target.net_fallback:
+        # The template always adds `-net nic,model=virtio`, and barebox's autoboot tries a net
+        # boot on it: where its virtio-net hangs, the prompt never comes.
+        context["model"] = f"model={target.net_fallback}"
     extra = [f"-{key} {shlex.quote(context[key])}" for key in ("machine", "cpu")
              if key not in _LAVA_SETS.get(arch, ())]
     disks = iter(spec.blks)
@@ -122,16 +138,34 @@ def lava_job(target: Target, spec: RunSpec, groups: list[list[str]], job_name: s
     context["extra_options"] = extra
     actions: list[dict] = [
         {"deploy": {"to": "tmpfs", "timeout": {"minutes": 2}, "images": images}},
+        # LAVA first waits for the kernel-start-message ("Linux version [0-9]"), which
+        # barebox never prints: the prompt is what shows it booted.
         {"boot": {"method": "qemu", "media": "tmpfs", "timeout": {"minutes": 2},
-                  "prompts": [PROMPT]}},
+                  "parameters": {"kernel-start-message": ""}, "prompts": [PROMPT]}},
     ]
     if commands:
-        steps = [{"name": _case_name(c, i), "command": c} for i, c in enumerate(commands)]
         actions.append({"test": {"timeout": {"minutes": 2}, "interactive": [
-            {"name": "bbv", "prompts": [PROMPT], "script": steps}]}})
+            {"name": "bbv", "prompts": [PROMPT], "script": test_steps(commands)}]}})
     return {"device_type": "qemu", "job_name": job_name, "visibility": "public",
             "timeouts": {"job": {"minutes": minutes}, "action": {"minutes": min(minutes, 2)}},
             "priority": "medium", "context": context, "actions": actions}
+
+
+def test_steps(commands: list[str]) -> list[dict]:
+    """One interactive step per command, passing only when barebox reports exit status 0: the
+    line typed is `bbv run --exec`'s (the command, then `echo bbv-rc-NONCE=$?`), and the step
+    waits for the marker with status 0 (success) or another status (failure)."""
+    steps = []
+    for index, command in enumerate(commands):
+        problem = sh.check_command(command)
+        if problem:
+            raise UsageError(f"--exec {sh.shorten(command)!r} {problem}")
+        nonce = f"lava{index + 1:0{sh.NONCE_LENGTH - 4}d}"
+        steps.append({"name": _case_name(command, index),
+                      "command": sh.command_line(command, nonce),
+                      "successes": [{"message": f"{sh.MARKER}{nonce}=0\\s"}],
+                      "failures": [{"message": f"{sh.MARKER}{nonce}=[1-9]"}]})
+    return steps
 
 
 def _case_name(command: str, index: int) -> str:
