@@ -3,8 +3,6 @@ barebox's pytest suite or as a LAVA job. Same options and checks as `bbv run`.""
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import click
@@ -16,9 +14,25 @@ from barebox_virtio_cli.util.status import say
 
 
 def _output_options(func):
-    func = click.option("--force", is_flag=True, help="Replace FILE if it exists.")(func)
-    return click.option("-o", "--output", required=True, metavar="FILE",
-                        help="Where to write ('-' for standard output).")(func)
+    func = click.option("--force", is_flag=True, help="Replace existing files.")(func)
+    return click.option("-o", "--output", metavar="FILE|DIR/",
+                        help="Where to write (default: standard output); a directory gets "
+                             "TARGET.yaml for each target.")(func)
+
+
+# Options that name one target's files or CPU, so they cannot go with several -t.
+_ONE_TARGET_ONLY = ("image", "firmware", "cpu", "machine", "arch")
+
+
+def _export_options(func):
+    """bbv run's options, with -t repeatable: one file per target."""
+    func = run_options(func)
+    for index, param in enumerate(func.__click_params__):
+        if param.name == "target":
+            func.__click_params__[index] = click.Option(
+                ["-t", "--target"], multiple=True,
+                help="Target name from 'bbv targets' (repeatable: one file per target).")
+    return func
 
 
 @click.group()
@@ -26,20 +40,31 @@ def export() -> None:
     """Write the setup of a 'bbv run' as a labgrid environment or a LAVA job."""
 
 
-def _prepare(opts: dict):
-    target, info, spec = prepare(opts.pop("target"), opts.pop("arch"), **opts)
-    return target, info, spec, build_command(target, spec, info)
+def _prepare_each(opts: dict) -> list[tuple]:
+    """(target, info, spec, QEMU option groups) for each -t (or the one --arch/default)."""
+    names = list(dict.fromkeys(opts.pop("target"))) or [None]
+    if len(names) > 1:
+        given = [f"--{k}" for k in _ONE_TARGET_ONLY if opts.get(k)]
+        if given:
+            raise UsageError(f"{', '.join(given)} belong{'s' if len(given) == 1 else ''} to "
+                             "one target; with several -t each uses its own defaults")
+    arch = opts.pop("arch")
+    prepared = []
+    for name in names:
+        target, info, spec = prepare(name, arch, **opts)
+        prepared.append((target, info, spec, build_command(target, spec, info)))
+    return prepared
 
 
 @export.command()
-@run_options
+@_export_options
 @click.option("--barebox-src", metavar="DIR", type=click.Path(file_okay=False, path_type=Path),
               help="barebox source tree whose test/strategy.py the file imports "
                    "(default: the current directory when it is one).")
 @click.option("--no-strategy", is_flag=True,
               help="Plain labgrid file without barebox's BareboxTestStrategy.")
 @_output_options
-def labgrid(output: str, force: bool, barebox_src: Path | None, no_strategy: bool,
+def labgrid(output: str | None, force: bool, barebox_src: Path | None, no_strategy: bool,
             **opts) -> None:
     """Write a labgrid environment for barebox's pytest suite (pytest --lg-env FILE).
 
@@ -50,11 +75,14 @@ def labgrid(output: str, force: bool, barebox_src: Path | None, no_strategy: boo
     """
     from barebox_virtio_cli.export.jobs import labgrid_env, to_yaml
 
-    target, info, spec, groups = _prepare(opts)
+    prepared = _prepare_each(opts)
     strategy = None if no_strategy else _strategy(barebox_src)
-    env = labgrid_env(target, spec, groups, info.binary, strategy)
-    _write(output, force, to_yaml(env, f"labgrid environment for bbv target '{target.name}', "
-                                       "written by 'bbv export labgrid'"))
+    texts = []
+    for target, info, spec, groups in prepared:
+        env = labgrid_env(target, spec, groups, info.binary, strategy)
+        texts.append(to_yaml(env, f"labgrid environment for bbv target '{target.name}', "
+                                  "written by 'bbv export labgrid'"))
+    _write(output, force, [p[0].name for p in prepared], texts)
 
 
 def _strategy(barebox_src: Path | None) -> Path:
@@ -68,14 +96,14 @@ def _strategy(barebox_src: Path | None) -> Path:
 
 
 @export.command()
-@run_options
+@_export_options
 @click.option("--job-name", metavar="NAME", help="LAVA job name (default: bbv <target>).")
 @click.option("--exec", "commands", multiple=True, metavar="CMD",
               help="barebox command to run after boot as an interactive test (repeatable).")
 @click.option("--job-timeout", type=click.IntRange(1, 24 * 60), default=10, show_default=True,
               metavar="MINUTES", help="Timeout of the whole job.")
 @_output_options
-def lava(output: str, force: bool, job_name: str | None, commands: tuple[str, ...],
+def lava(output: str | None, force: bool, job_name: str | None, commands: tuple[str, ...],
          job_timeout: int, **opts) -> None:
     """Write a LAVA job definition (device type qemu) that boots barebox with these devices.
 
@@ -84,34 +112,27 @@ def lava(output: str, force: bool, job_name: str | None, commands: tuple[str, ..
       bbv export lava -t vexpress --blk a.img --rng --exec 'ls /dev' -o job.yaml
       lavacli jobs submit job.yaml
     """
-    from barebox_virtio_cli.export.jobs import LAVA_ARCHES, lava_arch, lava_job, to_yaml
+    from barebox_virtio_cli.export.jobs import lava_job, lava_warnings, to_yaml
 
-    target, _, spec, groups = _prepare(opts)
-    job = lava_job(target, spec, groups, job_name or f"bbv {target.name}", list(commands),
-                   job_timeout)
-    if lava_arch(target) not in LAVA_ARCHES:
-        say(f"warning: LAVA's stock qemu device type has no arch '{lava_arch(target)}'; "
-            "the lab's device type must list it")
-    _write(output, force, to_yaml(job, f"LAVA job for bbv target '{target.name}', written by "
-                                       "'bbv export lava'; image URLs are file:// paths on "
-                                       "this machine"))
+    prepared = _prepare_each(opts)
+    texts = []
+    for target, _, spec, groups in prepared:
+        job = lava_job(target, spec, groups, job_name or f"bbv {target.name}", list(commands),
+                       job_timeout)
+        for warning in lava_warnings(target, spec):
+            say(f"warning: {warning}")
+        texts.append(to_yaml(job, f"LAVA job for bbv target '{target.name}', written by "
+                                  "'bbv export lava'; image URLs are file:// paths on this "
+                                  "machine"))
+    _write(output, force, [p[0].name for p in prepared], texts)
 
 
-def _write(output: str, force: bool, text: str) -> None:
-    if output == "-":
-        click.echo(text, nl=False)
-        return
-    path = Path(output)
-    if path.exists() and not force:
-        raise UsageError(f"{path} exists; add --force to replace it")
-    if not path.parent.is_dir():
-        raise UsageError(f"-o {path}: directory {path.parent} does not exist")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    say(f"wrote {path}")
+def _write(output: str | None, force: bool, names: list[str], texts: list[str]) -> None:
+    from barebox_virtio_cli.export.output import STDOUT, destinations, write_atomically
+
+    for dest, text in zip(destinations(output, names, force), texts, strict=True):
+        if dest == STDOUT:
+            click.echo(text, nl=False)
+            continue
+        write_atomically(Path(dest), text)
+        say(f"wrote {dest}")
