@@ -9,7 +9,7 @@ APT_PACKAGES=(
     socat tmux make gcc bison flex
     gcc-arm-linux-gnueabihf gcc-aarch64-linux-gnu
     binutils-mips-linux-gnu binutils-riscv64-linux-gnu
-    mtools dosfstools fdisk lz4 xz-utils lava-common
+    mtools dosfstools fdisk lz4 xz-utils lava-common lava-dispatcher
 )
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
@@ -19,6 +19,14 @@ if [ ${#missing[@]} -gt 0 ]; then
     sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# lava-run (tests/test_export.py) keeps its job files in /var/lib/lava/dispatcher/tmp; the
+# tests also fetch lava-server's .deb with `apt-get download` for its device-type templates.
+if [ ! -w /var/lib/lava/dispatcher/tmp ]; then
+    sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo mkdir -p /var/lib/lava/dispatcher/tmp
+    [ "$(id -u)" -eq 0 ] || $sudo chown "$(id -u)" /var/lib/lava/dispatcher/tmp
 fi
 
 python3 -m pip install -q --disable-pip-version-check -e '.[test]'

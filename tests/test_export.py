@@ -175,6 +175,8 @@ def test_lava_job_passes_lavas_schema_and_carries_the_devices(setup, target, ima
     expected = device_args([a for g in run_groups(setup, *args) for a in g])
     # LAVA cannot reach a socket on this machine: the console chardev becomes a pty there.
     expected = [["-chardev", "pty,id=con0"] if g[0] == "-chardev" else g for g in expected]
+    if target != "malta":  # fw_cfg machines: barebox skips the autoboot LAVA would wait out
+        expected.append(["-fw_cfg", "name=opt/org.barebox.env/nv/autoboot,string=abort"])
     assert sorted(device_args(argv)) == sorted(expected)
     assert [g for g in device_args(argv) if g[0] == "-device"] == \
         [g for g in expected if g[0] == "-device"]  # device order (mmio numbering) kept
@@ -217,6 +219,20 @@ def test_several_targets_give_one_job_each_in_a_directory(setup):
         done = bbv(*args, *bad, cwd=setup)
         assert done.returncode == 2 and message in done.stderr, done.stderr
         assert len(done.stderr.splitlines()) == 1 and done.stdout == ""
+
+
+@need("qemu-system-mips64el", "qemu-system-mips")
+def test_lava_warns_what_the_labs_device_type_must_add(setup):
+    (setup / "barebox-qemu-malta.img.swapped").write_bytes(b"\0" * 4096)
+    (setup / "barebox-qemu-malta.img").write_bytes(b"\0" * 4096)
+    done = bbv("export", "lava", "-t", "malta64el", "--image", "barebox-qemu-malta.img.swapped",
+               cwd=setup)
+    assert done.returncode == 0, done.stderr
+    assert "the lab's device type must add 'mips64el' to available_architectures" in done.stderr
+    # malta: the stock type runs it; the template's NIC becomes the e1000 barebox can use.
+    done = bbv("export", "lava", "-t", "malta", "--image", "barebox-qemu-malta.img", cwd=setup)
+    assert done.returncode == 0 and done.stderr == ""
+    assert yaml.safe_load(done.stdout)["context"]["model"] == "model=e1000"
 
 
 def test_lava_refuses_host_only_options(setup):

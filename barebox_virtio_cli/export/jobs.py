@@ -8,7 +8,7 @@ import shlex
 from pathlib import Path
 
 from barebox_virtio_cli.errors import UsageError
-from barebox_virtio_cli.qemu.args import RunSpec, spec_warnings
+from barebox_virtio_cli.qemu.args import FW_CFG_PREFIX, RunSpec, spec_warnings
 from barebox_virtio_cli.session import shell as sh
 from barebox_virtio_cli.targets.catalog import Target
 
@@ -135,6 +135,11 @@ def lava_job(target: Target, spec: RunSpec, groups: list[list[str]], job_name: s
         if group[0] == "-chardev" and "id=con0" in group[1]:
             group = ["-chardev", "pty,id=con0"]  # the socket path only exists on this machine
         extra.append(shlex.join(group))
+    if target.fw_cfg and not target.fw_cfg_min_qemu and \
+            not any(e.path == "nv/autoboot" for e in spec.env):
+        # bbv run stops the autoboot countdown with a key; LAVA only waits, 3 s and a boot
+        # attempt (net boot included) longer. The worker's QEMU has fw_cfg on these machines.
+        extra.append(f"-fw_cfg name={FW_CFG_PREFIX}nv/autoboot,string=abort")
     context["extra_options"] = extra
     actions: list[dict] = [
         {"deploy": {"to": "tmpfs", "timeout": {"minutes": 2}, "images": images}},
