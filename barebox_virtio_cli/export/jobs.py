@@ -8,13 +8,15 @@ import shlex
 from pathlib import Path
 
 from barebox_virtio_cli.errors import UsageError
-from barebox_virtio_cli.qemu.args import FW_CFG_PREFIX, RunSpec, spec_warnings
+from barebox_virtio_cli.qemu.args import RunSpec, spec_warnings
 from barebox_virtio_cli.session import shell as sh
 from barebox_virtio_cli.targets.catalog import Target
 
 # barebox's prompt as its own labgrid files match it (ANSI colour codes aside).
 PROMPT = "barebox@[^:]+:[^ ]+ "
 BOOTSTRING = "commandline:"
+# barebox's countdown line (common/startup.c), or the prompt itself when autoboot is off.
+AUTOBOOT_OR_PROMPT = f"to stop autoboot|{PROMPT}"
 # Options labgrid's QEMUDriver and LAVA's qemu device type set themselves.
 _DRIVER_OWNED = {"-M", "-machine", "-cpu", "-m", "-kernel", "-bios", "-serial", "-monitor",
                  "-qmp"}
@@ -135,18 +137,17 @@ def lava_job(target: Target, spec: RunSpec, groups: list[list[str]], job_name: s
         if group[0] == "-chardev" and "id=con0" in group[1]:
             group = ["-chardev", "pty,id=con0"]  # the socket path only exists on this machine
         extra.append(shlex.join(group))
-    if target.fw_cfg and not target.fw_cfg_min_qemu and \
-            not any(e.path == "nv/autoboot" for e in spec.env):
-        # bbv run stops the autoboot countdown with a key; LAVA only waits, 3 s and a boot
-        # attempt (net boot included) longer. The worker's QEMU has fw_cfg on these machines.
-        extra.append(f"-fw_cfg name={FW_CFG_PREFIX}nv/autoboot,string=abort")
     context["extra_options"] = extra
     actions: list[dict] = [
         {"deploy": {"to": "tmpfs", "timeout": {"minutes": 2}, "images": images}},
         # LAVA first waits for the kernel-start-message ("Linux version [0-9]"), which
-        # barebox never prints: the prompt is what shows it booted.
+        # barebox never prints: the prompt is what shows it booted. Like `bbv run`, the job
+        # stops the autoboot countdown with a key (auto_login sends the empty username and
+        # Enter), so barebox never tries its default boot (net boot, disk0 on EFI).
         {"boot": {"method": "qemu", "media": "tmpfs", "timeout": {"minutes": 2},
-                  "parameters": {"kernel-start-message": ""}, "prompts": [PROMPT]}},
+                  "parameters": {"kernel-start-message": ""},
+                  "auto_login": {"login_prompt": AUTOBOOT_OR_PROMPT, "username": ""},
+                  "prompts": [PROMPT]}},
     ]
     if commands:
         actions.append({"test": {"timeout": {"minutes": 2}, "interactive": [

@@ -29,11 +29,7 @@ _start:
         mov     r6, #'0'
         ldr     r0, =s_banner
         bl      puts
-.ifdef AUTOBOOT_SECONDS
-        bl      autoboot                @ a key, or the countdown runs out (as barebox's)
-.else
         bl      getc                    @ any key stops "autoboot"
-.endif
         ldr     r0, =s_crlf
         bl      puts
 
@@ -152,25 +148,6 @@ getc:   ldr     r1, [r4, #UART_FR]
         ldr     r0, [r4]
         and     r0, r0, #0xff
         bx      lr
-
-.ifdef AUTOBOOT_SECONDS
-@ autoboot: return after a key (taken) or AUTOBOOT_SECONDS by the generic timer, whichever
-@ comes first; for runners that wait for the prompt without typing (LAVA's boot action).
-autoboot:
-        mrc     p15, 0, r2, c14, c0, 0  @ CNTFRQ: ticks per second
-        mov     r3, #AUTOBOOT_SECONDS
-        mul     r2, r3, r2
-        mrrc    p15, 0, r3, r1, c14     @ CNTPCT, low word in r3
-1:      ldr     r1, [r4, #UART_FR]
-        tst     r1, #FR_RXFE
-        ldreq   r0, [r4]
-        bxeq    lr
-        mrrc    p15, 0, r0, r1, c14
-        sub     r0, r0, r3
-        cmp     r0, r2
-        blo     1b
-        bx      lr
-.endif
 
         .ltorg
 
