@@ -29,6 +29,16 @@ if [ ! -w /var/lib/lava/dispatcher/tmp ]; then
     [ "$(id -u)" -eq 0 ] || $sudo chown "$(id -u)" /var/lib/lava/dispatcher/tmp
 fi
 
+# lava-server's device-type templates (qemu.jinja2, base.jinja2) for the lava-run test: from
+# its .deb, unpacked, not installed. Cached; a failure here stops the run instead of a skip.
+lava_types="${XDG_CACHE_HOME:-$HOME/.cache}/bbv-tests/lava-server"
+if [ ! -f "$lava_types/root/usr/share/lava-server/device-types/qemu.jinja2" ]; then
+    mkdir -p "$lava_types"
+    (cd "$lava_types" && rm -f lava-server_*.deb && apt-get download -q lava-server \
+        && dpkg -x lava-server_*.deb root)
+fi
+export BBV_LAVA_DEVICE_TYPES="$lava_types/root/usr/share/lava-server/device-types"
+
 python3 -m pip install -q --disable-pip-version-check -e '.[test]'
 python3 -m ruff check .
 python3 -m pytest -q -ra "$@"
