@@ -60,12 +60,14 @@ def test_every_golden_file_has_a_target():
 
 def render_lava_job(name: str) -> str:
     """The LAVA job `bbv export lava` writes for the full device set (less --fs, which a LAVA
-    worker cannot have) and two --exec commands."""
+    worker cannot have, and a disk name with a comma, which LAVA cannot pass) and two --exec
+    commands."""
     from barebox_virtio_cli.export.jobs import lava_job, to_yaml
 
     target = CATALOG.get(name)
     spec, info = full_spec(target), synthetic_info(target.qemu)
     spec.fs = []
+    spec.blks = [Path("/work/disks/a.img"), Path("/work/disks/with space/b.img")]  # no commas
     job = lava_job(target, spec, build_command(target, spec, info), f"bbv {name}",
                    ["ls /dev", "devinfo"], 10)
     return to_yaml(job, f"LAVA job for bbv target '{name}'")
