@@ -204,7 +204,8 @@ def test_several_targets_give_one_job_each_in_a_directory(setup):
             {"target": name, "image": str(setup / f"build-{name}" / "images" / image)}))
     (setup / "jobs").mkdir()
     (setup / "jobs" / "malta.yaml").write_text("mine")
-    args = ["export", "lava", "-t", "vexpress", "-t", "malta", "--rng", "--exec", "version"]
+    args = ["export", "lava", "-t", "vexpress", "-t", "malta", "--rng", "--exec", "version",
+            "--job-name", "nightly"]
     done = bbv(*args, "-o", "jobs/", cwd=setup)
     assert done.returncode == 2 and "jobs/malta.yaml exists; add --force" in done.stderr
     assert sorted(p.name for p in (setup / "jobs").iterdir()) == ["malta.yaml"]  # nothing new
@@ -212,7 +213,7 @@ def test_several_targets_give_one_job_each_in_a_directory(setup):
     assert done.returncode == 0, done.stderr
     for name, arch in (("vexpress", "arm"), ("malta", "mips")):
         job = yaml.safe_load((setup / "jobs" / f"{name}.yaml").read_text())
-        assert job["job_name"] == f"bbv {name}" and job["context"]["arch"] == arch
+        assert job["job_name"] == f"nightly {name}" and job["context"]["arch"] == arch
         assert lava_validate(setup / "jobs" / f"{name}.yaml").returncode == 0
     for bad, message in ((["-o", "-"], "add -o DIR"), ([], "add -o DIR"),
                          (["-o", "nodir/"], "directory does not exist"),

@@ -97,7 +97,8 @@ def _strategy(barebox_src: Path | None) -> Path:
 
 @export.command()
 @_export_options
-@click.option("--job-name", metavar="NAME", help="LAVA job name (default: bbv <target>).")
+@click.option("--job-name", metavar="NAME",
+              help="LAVA job name (default: bbv <target>; with several -t: NAME <target>).")
 @click.option("--exec", "commands", multiple=True, metavar="CMD",
               help="barebox command to run after boot as an interactive test (repeatable).")
 @click.option("--job-timeout", type=click.IntRange(1, 24 * 60), default=10, show_default=True,
@@ -117,8 +118,9 @@ def lava(output: str | None, force: bool, job_name: str | None, commands: tuple[
     prepared = _prepare_each(opts)
     texts = []
     for target, _, spec, groups in prepared:
-        job = lava_job(target, spec, groups, job_name or f"bbv {target.name}", list(commands),
-                       job_timeout)
+        name = f"{job_name or 'bbv'} {target.name}" if len(prepared) > 1 or not job_name \
+            else job_name
+        job = lava_job(target, spec, groups, name, list(commands), job_timeout)
         for warning in lava_warnings(target, spec):
             say(f"warning: {warning}")
         texts.append(to_yaml(job, f"LAVA job for bbv target '{target.name}', written by "
