@@ -137,8 +137,8 @@ def lava_job(target: Target, spec: RunSpec, groups: list[list[str]], job_name: s
                "cpu": spec.cpu or target.cpu, "memory": spec.memory or target.memory,
                "no_kvm": True}  # else LAVA adds -cpu host -enable-kvm on non-ARM arches
     if target.net_issue and target.net_fallback:
-        # The template always adds `-net nic,model=virtio`, and barebox's autoboot tries a net
-        # boot on it: where its virtio-net hangs, the prompt never comes.
+        # The template always adds `-net nic,model=virtio` (barebox's eth0); where barebox's
+        # virtio-net hangs, a model it can use keeps an --exec dhcp or tftp working.
         context["model"] = f"model={target.net_fallback}"
     extra = [f"-{key} {shlex.quote(context[key])}" for key in ("machine", "cpu")
              if key not in _LAVA_SETS.get(arch, ())]
@@ -166,13 +166,13 @@ def lava_job(target: Target, spec: RunSpec, groups: list[list[str]], job_name: s
     ]
     if commands:
         actions.append({"test": {"timeout": {"minutes": 2}, "interactive": [
-            {"name": "bbv", "prompts": [PROMPT], "script": test_steps(commands)}]}})
+            {"name": "bbv", "prompts": [PROMPT], "script": interactive_steps(commands)}]}})
     return {"device_type": "qemu", "job_name": job_name, "visibility": "public",
             "timeouts": {"job": {"minutes": minutes}, "action": {"minutes": min(minutes, 2)}},
             "priority": "medium", "context": context, "actions": actions}
 
 
-def test_steps(commands: list[str]) -> list[dict]:
+def interactive_steps(commands: list[str]) -> list[dict]:
     """One interactive step per command, passing only when barebox reports exit status 0: the
     line typed is `bbv run --exec`'s (the command, then `echo bbv-rc-NONCE=$?`), and the step
     waits for the marker with status 0 (success) or another status (failure)."""
