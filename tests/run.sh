@@ -9,7 +9,7 @@ APT_PACKAGES=(
     socat tmux gdb-multiarch make gcc bison flex
     gcc-arm-linux-gnueabihf gcc-aarch64-linux-gnu
     binutils-mips-linux-gnu binutils-riscv64-linux-gnu
-    mtools dosfstools fdisk lz4 xz-utils lava-common device-tree-compiler ccache
+    mtools dosfstools fdisk lz4 xz-utils lava-common lava-dispatcher device-tree-compiler ccache
 )
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
@@ -20,6 +20,24 @@ if [ ${#missing[@]} -gt 0 ]; then
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
+
+# lava-run (tests/test_export.py) keeps its job files in /var/lib/lava/dispatcher/tmp; the
+# tests also fetch lava-server's .deb with `apt-get download` for its device-type templates.
+if [ ! -w /var/lib/lava/dispatcher/tmp ]; then
+    sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo mkdir -p /var/lib/lava/dispatcher/tmp
+    [ "$(id -u)" -eq 0 ] || $sudo chown "$(id -u)" /var/lib/lava/dispatcher/tmp
+fi
+
+# lava-server's device-type templates (qemu.jinja2, base.jinja2) for the lava-run test: from
+# its .deb, unpacked, not installed. Cached; a failure here stops the run instead of a skip.
+lava_types="${XDG_CACHE_HOME:-$HOME/.cache}/bbv-tests/lava-server"
+if [ ! -f "$lava_types/root/usr/share/lava-server/device-types/qemu.jinja2" ]; then
+    mkdir -p "$lava_types"
+    (cd "$lava_types" && rm -f lava-server_*.deb && apt-get download -q lava-server \
+        && dpkg -x lava-server_*.deb root)
+fi
+export BBV_LAVA_DEVICE_TYPES="$lava_types/root/usr/share/lava-server/device-types"
 
 python3 -m pip install -q --disable-pip-version-check -e '.[test]'
 python3 -m ruff check .

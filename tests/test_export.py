@@ -3,6 +3,7 @@ by labgrid), LAVA jobs validated with LAVA's own schema (Debian package lava-com
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import shutil
@@ -157,7 +158,15 @@ def test_lava_job_passes_lavas_schema_and_carries_the_devices(setup, target, ima
     assert job["context"]["arch"] == arch and job["context"]["no_kvm"] is True
     deploy, boot, test = (next(iter(a.values())) for a in job["actions"])
     assert boot["prompts"] == ["barebox@[^:]+:[^ ]+ "]
-    assert [s["command"] for s in test["interactive"][0]["script"]] == ["ls /dev", "devinfo"]
+    assert boot["parameters"] == {"kernel-start-message": ""}  # barebox prints no "Linux version"
+    # Enter at the countdown, as bbv run's key: no default boot (net boot, EFI disk0) is tried.
+    assert boot["auto_login"] == {"login_prompt": "to stop autoboot|barebox@[^:]+:[^ ]+ ",
+                                  "username": ""}
+    steps = test["interactive"][0]["script"]
+    assert [s["command"] for s in steps] == ["ls /dev; echo bbv-rc-lava0001=$?",
+                                             "devinfo; echo bbv-rc-lava0002=$?"]
+    assert [s["successes"] for s in steps] == [[{"message": r"bbv-rc-lava0001=0\s"}],
+                                               [{"message": r"bbv-rc-lava0002=0\s"}]]
     # Images become file:// URLs that LAVA downloads and substitutes into image_arg.
     argv = []
     for key, entry in deploy["images"].items():
@@ -174,13 +183,69 @@ def test_lava_job_passes_lavas_schema_and_carries_the_devices(setup, target, ima
         [g for g in expected if g[0] == "-device"]  # device order (mmio numbering) kept
 
 
+@need("qemu-system-arm", "qemu-system-mips")
+def test_export_writes_standard_output_without_o(setup):
+    (setup / "barebox-qemu-malta.img").write_bytes(b"\0" * 4096)
+    for kind, extra in (("lava", []), ("labgrid", ["--no-strategy"])):
+        done = bbv("export", kind, "--image", "barebox-dt-2nd.img", *extra, cwd=setup)
+        assert done.returncode == 0, done.stderr
+        assert yaml.safe_load(done.stdout)  # the file itself, and nothing written here
+        assert done.stderr == "" and sorted(p.name for p in setup.iterdir()) == \
+            ["a.img", "b.img", "barebox-dt-2nd.img", "barebox-qemu-malta.img"]
+
+
+@need("qemu-system-arm", "qemu-system-mips")
+def test_several_targets_give_one_job_each_in_a_directory(setup):
+    # Each target's image is the one its last `bbv build` recorded (here: a build dir each).
+    for name, image in (("vexpress", "barebox-dt-2nd.img"), ("malta", "barebox-qemu-malta.img")):
+        (setup / f"build-{name}" / "images").mkdir(parents=True)
+        (setup / f"build-{name}" / "images" / image).write_bytes(b"\0" * 4096)
+        (setup / f"build-{name}" / "bbv-build.json").write_text(json.dumps(
+            {"target": name, "image": str(setup / f"build-{name}" / "images" / image)}))
+    (setup / "jobs").mkdir()
+    (setup / "jobs" / "malta.yaml").write_text("mine")
+    args = ["export", "lava", "-t", "vexpress", "-t", "malta", "--rng", "--exec", "version",
+            "--job-name", "nightly"]
+    done = bbv(*args, "-o", "jobs/", cwd=setup)
+    assert done.returncode == 2 and "jobs/malta.yaml exists; add --force" in done.stderr
+    assert sorted(p.name for p in (setup / "jobs").iterdir()) == ["malta.yaml"]  # nothing new
+    done = bbv(*args, "-o", "jobs", "--force", cwd=setup)
+    assert done.returncode == 0, done.stderr
+    for name, arch in (("vexpress", "arm"), ("malta", "mips")):
+        job = yaml.safe_load((setup / "jobs" / f"{name}.yaml").read_text())
+        assert job["job_name"] == f"nightly {name}" and job["context"]["arch"] == arch
+        assert lava_validate(setup / "jobs" / f"{name}.yaml").returncode == 0
+    for bad, message in ((["-o", "-"], "add -o DIR"), ([], "add -o DIR"),
+                         (["-o", "nodir/"], "directory does not exist"),
+                         (["--image", "x.img", "-o", "jobs"], "--image belongs to one target")):
+        done = bbv(*args, *bad, cwd=setup)
+        assert done.returncode == 2 and message in done.stderr, done.stderr
+        assert len(done.stderr.splitlines()) == 1 and done.stdout == ""
+
+
+@need("qemu-system-mips64el", "qemu-system-mips")
+def test_lava_warns_what_the_labs_device_type_must_add(setup):
+    (setup / "barebox-qemu-malta.img.swapped").write_bytes(b"\0" * 4096)
+    (setup / "barebox-qemu-malta.img").write_bytes(b"\0" * 4096)
+    done = bbv("export", "lava", "-t", "malta64el", "--image", "barebox-qemu-malta.img.swapped",
+               cwd=setup)
+    assert done.returncode == 0, done.stderr
+    assert "the lab's device type must add 'mips64el' to available_architectures" in done.stderr
+    # malta: the stock type runs it; the template's NIC becomes the e1000 barebox can use.
+    done = bbv("export", "lava", "-t", "malta", "--image", "barebox-qemu-malta.img", cwd=setup)
+    assert done.returncode == 0 and done.stderr == ""
+    assert yaml.safe_load(done.stdout)["context"]["model"] == "model=e1000"
+
+
 def test_lava_refuses_host_only_options(setup):
     (setup / "share").mkdir()
-    for extra in (["--fs", "share"], ["--env", "nv/x=@a.img"]):
+    (setup / "c,d.img").write_bytes(b"\0" * 512)
+    for extra in (["--fs", "share"], ["--env", "nv/x=@a.img"], ["--blk", "c,d.img"]):
         done = bbv("export", "lava", "--image", "barebox-dt-2nd.img", *extra, "-o", "j.yaml",
                    cwd=setup)
         assert done.returncode == 2, done.stderr
-        assert "LAVA worker" in done.stderr and len(done.stderr.splitlines()) == 1
+        assert ("LAVA worker" in done.stderr or "rename the file" in done.stderr) and \
+            len(done.stderr.splitlines()) == 1
     assert not (setup / "j.yaml").exists()
 
 
@@ -225,3 +290,82 @@ def test_labgrid_boots_real_barebox_with_the_exported_devices(setup):
     words = run.stdout.split()
     assert {"virtioblk0", "virtioblk0.0", "virtioblk1", "hwrng0"} <= set(words)
     assert "hello through labgrid" in run.stdout
+
+
+# --- LAVA's own dispatcher ------------------------------------------------------------------
+
+CROSS = "arm-linux-gnueabihf-"
+TINYGUEST = Path(__file__).parent / "tinyguest" / "tinyguest.s"
+LAVA_DEVICE = Path(__file__).parent / "lava_device.py"
+LAVA_TMP = Path("/var/lib/lava/dispatcher/tmp")  # lava_common.constants.DISPATCHER_DOWNLOAD_DIR
+
+
+@pytest.fixture(scope="session")
+def lava_device_types(tmp_path_factory) -> Path:
+    """lava-server's device-types/ (qemu.jinja2, base.jinja2), from its Debian package, which
+    need not be installed: `apt-get download` and `dpkg -x` (or BBV_LAVA_DEVICE_TYPES=DIR)."""
+    if os.environ.get("BBV_LAVA_DEVICE_TYPES"):
+        return Path(os.environ["BBV_LAVA_DEVICE_TYPES"])
+    out = tmp_path_factory.mktemp("lava-server")
+    got = subprocess.run(["apt-get", "download", "lava-server"], cwd=out, capture_output=True,
+                         text=True, timeout=300)
+    debs = list(out.glob("lava-server_*.deb"))
+    if got.returncode or not debs:
+        pytest.skip(f"apt-get download lava-server failed: {got.stderr.strip()[-300:]}")
+    subprocess.run(["dpkg", "-x", debs[0], out / "root"], check=True, timeout=120)
+    return out / "root" / "usr" / "share" / "lava-server" / "device-types"
+
+
+@pytest.fixture(scope="session")
+def lava_guest(tmp_path_factory) -> Path:
+    """The tiny guest: its autoboot countdown waits for a key, as long as it takes, so the job
+    only gets to the prompt if LAVA stops the countdown the way the job tells it to."""
+    out = tmp_path_factory.mktemp("lavaguest")
+    obj, elf, image = out / "guest.o", out / "guest.elf", out / "guest.img"
+    subprocess.run([f"{CROSS}as", "-o", obj, TINYGUEST], check=True)
+    subprocess.run([f"{CROSS}ld", "-Ttext=0x40010000", "-o", elf, obj], check=True)
+    subprocess.run([f"{CROSS}objcopy", "-O", "binary", elf, image], check=True)
+    return image
+
+
+def lava_run(job: Path, device_types: Path, out: Path) -> tuple[str, list[dict]]:
+    """Render the device dictionary for the job, run the job with lava-run; (log, results)."""
+    device = out / "device.yaml"
+    subprocess.run([LAVA_PYTHON, LAVA_DEVICE, device_types, job, device], check=True,
+                   timeout=60)
+    job_id = f"bbv-test-{os.getpid()}-{job.stem}"  # its own dir under LAVA_TMP
+    run = subprocess.run(["lava-run", "--job-id", job_id, "--device", device, "--output-dir",
+                          out / "lava", job], capture_output=True, text=True, timeout=300)
+    log = run.stdout + run.stderr  # lava-run logs one YAML mapping a line, on stderr
+    results = [yaml.safe_load(line)["msg"] for line in log.splitlines()
+               if '"lvl": "results"' in line]
+    return log, results
+
+
+def _lava_run_usable() -> bool:
+    return shutil.which("lava-run") is not None and _have_lava() and (
+        os.access(LAVA_TMP, os.W_OK) or (not LAVA_TMP.exists() and os.geteuid() == 0))
+
+
+@pytest.mark.qemu
+@pytest.mark.skipif(not _lava_run_usable(),
+                    reason=f"needs lava-run (lava-dispatcher) and a writable {LAVA_TMP}")
+@need("qemu-system-arm", f"{CROSS}as", f"{CROSS}ld", f"{CROSS}objcopy")
+def test_lava_job_passes_on_lavas_own_dispatcher(setup, lava_guest, lava_device_types):
+    done = bbv("export", "lava", "-t", "vexpress", "--image", str(lava_guest), "--blk", "a.img",
+               "--rng", "--exec", "ls /dev", "--exec", "echo hello $?", "--exec", "false",
+               "--exec", "true", "-o", "job.yaml", cwd=setup)
+    assert done.returncode == 0, done.stderr
+    assert lava_validate(setup / "job.yaml").returncode == 0
+    log, results = lava_run(setup / "job.yaml", lava_device_types, setup)
+    assert "Job finished correctly" in log, log[-3000:]
+    cases = {r["case"]: r["result"] for r in results if r.get("definition") == "0_bbv"}
+    # Each --exec is a test case that passes on exit status 0 and fails otherwise.
+    assert cases == {"1-ls_dev": "pass", "2-echo_hello": "pass", "3-false": "fail",
+                     "4-true": "pass"}, log[-3000:]
+    job_result = [r["result"] for r in results if r["case"] == "job"]
+    assert job_result == ["pass"]
+    # What LAVA started: its template's options, then the job's devices, then the images.
+    command = next(line for line in log.splitlines() if "Boot command:" in line)
+    assert "-machine virt" in command and "-cpu cortex-a7" in command
+    assert "virtio-blk-device,drive=hd0" in command and "virtio-rng-device" in command

@@ -92,3 +92,29 @@ def test_board_options_match_golden_file(name):
         golden.write_text(text)
     assert golden.exists(), f"no golden file {golden}; run with BBV_UPDATE_GOLDEN=1 and review"
     assert text == golden.read_text()
+
+
+def render_lava_job(name: str) -> str:
+    """The LAVA job `bbv export lava` writes for the full device set (less --fs, which a LAVA
+    worker cannot have, and a disk name with a comma, which LAVA cannot pass) and two --exec
+    commands."""
+    from barebox_virtio_cli.export.jobs import lava_job, to_yaml
+
+    target = CATALOG.get(name)
+    spec, info = full_spec(target), synthetic_info(target.qemu)
+    spec.fs = []
+    spec.blks = [Path("/work/disks/a.img"), Path("/work/disks/with space/b.img")]  # no commas
+    job = lava_job(target, spec, build_command(target, spec, info), f"bbv {name}",
+                   ["ls /dev", "devinfo"], 10)
+    return to_yaml(job, f"LAVA job for bbv target '{name}'")
+
+
+@pytest.mark.parametrize("name", CATALOG.names())
+def test_lava_job_matches_golden_file(name):
+    golden = GOLDEN / "lava" / f"{name}.yaml"
+    text = render_lava_job(name)
+    if os.environ.get("BBV_UPDATE_GOLDEN"):
+        golden.parent.mkdir(exist_ok=True)
+        golden.write_text(text)
+    assert golden.exists(), f"no golden file {golden}; run with BBV_UPDATE_GOLDEN=1 and review"
+    assert text == golden.read_text()

@@ -70,5 +70,5 @@ def test_every_bbv_run_option_is_a_run_request_field():
 
     names = set(FIELDS)
     assert {p.name for p in run.params} == names
-    own = {"output", "force", "barebox_src", "no_strategy"}
+    own = {"output", "force", "targets", "barebox_src", "no_strategy"}  # -t: one per target
     assert {p.name for p in labgrid.params} - own <= names

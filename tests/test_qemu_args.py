@@ -15,6 +15,7 @@ from barebox_virtio_cli.qemu.args import (
     format_command,
     needs_disable_modern_off,
     parse_port_forward,
+    spec_warnings,
 )
 from barebox_virtio_cli.targets.catalog import load_catalog
 
@@ -202,3 +203,13 @@ def test_firmware_goes_to_bios_but_not_on_bios_loaded_targets():
     assert args[args.index("-bios") + 1] == "/fw/opensbi32.bin"
     with pytest.raises(UsageError, match="loads barebox itself with -bios"):
         argv("malta", firmware="/fw/x.bin")
+
+
+def test_net_on_a_target_whose_barebox_virtio_net_hangs_warns_and_offers_its_fallback():
+    spec = RunSpec(image=Path("/i.img"), net=True, port_forwards=[parse_port_forward("2222:22")])
+    (warning,) = spec_warnings(CATALOG.get("malta"), spec)
+    assert "virtio-net driver (as of v2026.06) hangs in its first transmit" in warning
+    assert warning.endswith("replace --net --port-forward ... with --qemu-arg=-nic "
+                            "--qemu-arg=user,model=e1000,hostfwd=tcp:127.0.0.1:2222-:22")
+    assert spec_warnings(CATALOG.get("vexpress"), spec) == []  # virtio-net works there
+    assert spec_warnings(CATALOG.get("malta"), RunSpec(image=Path("/i.img"))) == []

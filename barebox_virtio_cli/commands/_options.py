@@ -60,10 +60,17 @@ def script_options(func):
     ])
 
 
-def output_options(func):
-    """-o/--output FILE ('-' for stdout) and --force, for commands that write one file."""
+def export_options(func):
+    """bbv run's options with -t repeatable (one file per target), then -o and --force."""
+    func = run_options(func)
+    for index, param in enumerate(func.__click_params__):
+        if param.name == "target":
+            func.__click_params__[index] = click.Option(
+                ["-t", "--target", "targets"], multiple=True,
+                help="Target name from 'bbv targets' (repeatable: one file per target).")
     return _apply(func, [
-        click.option("-o", "--output", required=True, metavar="FILE",
-                     help="Where to write ('-' for standard output)."),
-        click.option("--force", is_flag=True, help="Replace FILE if it exists."),
+        click.option("-o", "--output", metavar="FILE|DIR/",
+                     help="Where to write (default: standard output); a directory gets "
+                          "TARGET.yaml for each target."),
+        click.option("--force", is_flag=True, help="Replace existing files."),
     ])

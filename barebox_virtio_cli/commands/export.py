@@ -7,10 +7,8 @@ from pathlib import Path
 
 import click
 
-from barebox_virtio_cli.commands._options import output_options, run_options
-from barebox_virtio_cli.errors import UsageError
+from barebox_virtio_cli.commands._options import export_options
 from barebox_virtio_cli.run.request import RunRequest
-from barebox_virtio_cli.util.status import say
 
 
 @click.group()
@@ -19,15 +17,14 @@ def export() -> None:
 
 
 @export.command()
-@run_options
+@export_options
 @click.option("--barebox-src", metavar="DIR", type=click.Path(file_okay=False, path_type=Path),
               help="barebox source tree whose test/strategy.py the file imports "
                    "(default: the current directory when it is one).")
 @click.option("--no-strategy", is_flag=True,
               help="Plain labgrid file without barebox's BareboxTestStrategy.")
-@output_options
-def labgrid(output: str, force: bool, barebox_src: Path | None, no_strategy: bool,
-            **options) -> None:
+def labgrid(output: str | None, force: bool, targets: tuple[str, ...], barebox_src: Path | None,
+            no_strategy: bool, **options) -> None:
     """Write a labgrid environment for barebox's pytest suite (pytest --lg-env FILE).
 
     \b
@@ -35,21 +32,22 @@ def labgrid(output: str, force: bool, barebox_src: Path | None, no_strategy: boo
       bbv export labgrid -t vexpress --blk a.img --rng -o bbv-vexpress.yaml
       pytest --lg-env bbv-vexpress.yaml
     """
-    from barebox_virtio_cli.export.service import labgrid_file
+    from barebox_virtio_cli.export.service import labgrid_file, per_target, write
 
-    _write(output, force, labgrid_file(RunRequest(**options), barebox_src, no_strategy))
+    requests = per_target(RunRequest(**options), targets)
+    _echo(write(output, force, [labgrid_file(r, barebox_src, no_strategy) for r in requests]))
 
 
 @export.command()
-@run_options
-@click.option("--job-name", metavar="NAME", help="LAVA job name (default: bbv <target>).")
+@export_options
+@click.option("--job-name", metavar="NAME",
+              help="LAVA job name (default: bbv <target>; with several -t: NAME <target>).")
 @click.option("--exec", "commands", multiple=True, metavar="CMD",
               help="barebox command to run after boot as an interactive test (repeatable).")
 @click.option("--job-timeout", type=click.IntRange(1, 24 * 60), default=10, show_default=True,
               metavar="MINUTES", help="Timeout of the whole job.")
-@output_options
-def lava(output: str, force: bool, job_name: str | None, commands: tuple[str, ...],
-         job_timeout: int, **options) -> None:
+def lava(output: str | None, force: bool, targets: tuple[str, ...], job_name: str | None,
+         commands: tuple[str, ...], job_timeout: int, **options) -> None:
     """Write a LAVA job definition (device type qemu) that boots barebox with these devices.
 
     \b
@@ -57,22 +55,15 @@ def lava(output: str, force: bool, job_name: str | None, commands: tuple[str, ..
       bbv export lava -t vexpress --blk a.img --rng --exec 'ls /dev' -o job.yaml
       lavacli jobs submit job.yaml
     """
-    from barebox_virtio_cli.export.service import lava_file
+    from barebox_virtio_cli.export.service import lava_file, per_target, write
 
-    _write(output, force, lava_file(RunRequest(**options), job_name, list(commands),
-                                    job_timeout))
+    requests = per_target(RunRequest(**options), targets)
+    several = len(requests) > 1
+    files = [lava_file(r, f"{job_name} {r.target}" if several and job_name else job_name,
+                       list(commands), job_timeout) for r in requests]
+    _echo(write(output, force, files))
 
 
-def _write(output: str, force: bool, text: str) -> None:
-    if output == "-":
+def _echo(texts: list[str]) -> None:
+    for text in texts:
         click.echo(text, nl=False)
-        return
-    from barebox_virtio_cli.util.atomic import write_text
-
-    path = Path(output)
-    if path.exists() and not force:
-        raise UsageError(f"{path} exists; add --force to replace it")
-    if not path.parent.is_dir():
-        raise UsageError(f"-o {path}: directory {path.parent} does not exist")
-    write_text(path, text)
-    say(f"wrote {path}")

@@ -8,11 +8,14 @@ import shlex
 from pathlib import Path
 
 from barebox_virtio_cli.errors import UsageError
-from barebox_virtio_cli.qemu.args import RunSpec
+from barebox_virtio_cli.qemu.args import RunSpec, spec_warnings
+from barebox_virtio_cli.session import shell as sh
 from barebox_virtio_cli.session.shell import LABGRID_PROMPT as PROMPT
 from barebox_virtio_cli.targets.target import Target
 
 BOOTSTRING = "commandline:"
+# barebox's countdown line (common/startup.c), or the prompt itself when autoboot is off.
+AUTOBOOT_OR_PROMPT = f"to stop autoboot|{PROMPT}"
 # Options labgrid's QEMUDriver and LAVA's qemu device type set themselves.
 _DRIVER_OWNED = {"-M", "-machine", "-cpu", "-m", "-kernel", "-bios", "-serial", "-monitor",
                  "-qmp"}
@@ -93,6 +96,31 @@ def lava_arch(target: Target) -> str:
     return _LAVA_ARCH.get(target.qemu, target.qemu.removeprefix("qemu-system-"))
 
 
+def lava_warnings(target: Target, spec: RunSpec) -> list[str]:
+    """What the lab's qemu device type must add for this job (none for the stock one)."""
+    warnings = spec_warnings(target, spec)
+    arch = lava_arch(target)
+    if arch not in LAVA_ARCHES:
+        warnings.append(f"LAVA's stock qemu device type (lava-server's qemu.jinja2) has no arch "
+                        f"'{arch}': the lab's device type must add '{arch}' to "
+                        f"available_architectures (the template then starts {target.qemu})")
+    return warnings
+
+
+def lava_url(path: Path) -> str:
+    """A file:// URL as LAVA's download action reads it: the path as is (it does not undo
+    %-escapes). LAVA copies the file under its name into its own directory and puts that path
+    into the QEMU command line without quoting, and into -drive without doubling commas, so
+    such names cannot go through."""
+    path = path.resolve()
+    bad = sorted({c for c in path.name if c in ",;'\"$`\\" or c.isspace()})
+    if bad:
+        raise UsageError(f"{path}: LAVA puts this file's name into the QEMU command unquoted, "
+                         f"which breaks on {' '.join(map(repr, bad))}; rename the file or "
+                         "link it under a plain name")
+    return f"file://{path}"
+
+
 def check_lava_spec(spec: RunSpec) -> None:
     if spec.fs:
         raise UsageError("--fs shares a directory of this machine, which a LAVA worker does "
@@ -108,14 +136,19 @@ def lava_job(target: Target, spec: RunSpec, groups: list[list[str]], job_name: s
     run `commands` as an interactive test. Image files become file:// URLs with image_arg."""
     check_lava_spec(spec)
     image_key, firmware_key = _images(target, spec)
-    images = {"barebox": {"url": spec.image.as_uri(), "image_arg": f"-{target.load} {{barebox}}"}}
+    images = {"barebox": {"url": lava_url(spec.image),
+                          "image_arg": f"-{target.load} {{barebox}}"}}
     if firmware_key:
-        images["firmware"] = {"url": Path(spec.firmware).as_uri(),
+        images["firmware"] = {"url": lava_url(Path(spec.firmware)),
                               "image_arg": "-bios {firmware}"}
     arch = lava_arch(target)
     context = {"arch": arch, "machine": spec.machine or target.machine,
                "cpu": spec.cpu or target.cpu, "memory": spec.memory or target.memory,
                "no_kvm": True}  # else LAVA adds -cpu host -enable-kvm on non-ARM arches
+    if target.net_issue and target.net_fallback:
+        # The template always adds `-net nic,model=virtio` (barebox's eth0); where barebox's
+        # virtio-net hangs, a model it can use keeps an --exec dhcp or tftp working.
+        context["model"] = f"model={target.net_fallback}"
     extra = [f"-{key} {shlex.quote(context[key])}" for key in ("machine", "cpu")
              if key not in _LAVA_SETS.get(arch, ())]
     disks = iter(spec.blks)
@@ -123,7 +156,7 @@ def lava_job(target: Target, spec: RunSpec, groups: list[list[str]], job_name: s
         if group[0] == "-drive":
             key = f"disk{sum(k.startswith('disk') for k in images)}"
             arg = re.sub(r"(^|,)file=(?:[^,]|,,)*", rf"\1file={{{key}}}", group[1])
-            images[key] = {"url": next(disks).as_uri(), "image_arg": f"-drive {arg}"}
+            images[key] = {"url": lava_url(next(disks)), "image_arg": f"-drive {arg}"}
             continue
         if group[0] == "-chardev" and "id=con0" in group[1]:
             group = ["-chardev", "pty,id=con0"]  # the socket path only exists on this machine
@@ -131,16 +164,38 @@ def lava_job(target: Target, spec: RunSpec, groups: list[list[str]], job_name: s
     context["extra_options"] = extra
     actions: list[dict] = [
         {"deploy": {"to": "tmpfs", "timeout": {"minutes": 2}, "images": images}},
+        # LAVA first waits for the kernel-start-message ("Linux version [0-9]"), which
+        # barebox never prints: the prompt is what shows it booted. Like `bbv run`, the job
+        # stops the autoboot countdown with a key (auto_login sends the empty username and
+        # Enter), so barebox never tries its default boot (net boot, disk0 on EFI).
         {"boot": {"method": "qemu", "media": "tmpfs", "timeout": {"minutes": 2},
+                  "parameters": {"kernel-start-message": ""},
+                  "auto_login": {"login_prompt": AUTOBOOT_OR_PROMPT, "username": ""},
                   "prompts": [PROMPT]}},
     ]
     if commands:
-        steps = [{"name": _case_name(c, i), "command": c} for i, c in enumerate(commands)]
         actions.append({"test": {"timeout": {"minutes": 2}, "interactive": [
-            {"name": "bbv", "prompts": [PROMPT], "script": steps}]}})
+            {"name": "bbv", "prompts": [PROMPT], "script": interactive_steps(commands)}]}})
     return {"device_type": "qemu", "job_name": job_name, "visibility": "public",
             "timeouts": {"job": {"minutes": minutes}, "action": {"minutes": min(minutes, 2)}},
             "priority": "medium", "context": context, "actions": actions}
+
+
+def interactive_steps(commands: list[str]) -> list[dict]:
+    """One interactive step per command, passing only when barebox reports exit status 0: the
+    line typed is `bbv run --exec`'s (the command, then `echo bbv-rc-NONCE=$?`), and the step
+    waits for the marker with status 0 (success) or another status (failure)."""
+    steps = []
+    for index, command in enumerate(commands):
+        problem = sh.check_command(command)
+        if problem:
+            raise UsageError(f"--exec {sh.shorten(command)!r} {problem}")
+        nonce = f"lava{index + 1:0{sh.NONCE_LENGTH - 4}d}"
+        steps.append({"name": _case_name(command, index),
+                      "command": sh.command_line(command, nonce),
+                      "successes": [{"message": f"{sh.MARKER}{nonce}=0\\s"}],
+                      "failures": [{"message": f"{sh.MARKER}{nonce}=[1-9]"}]})
+    return steps
 
 
 def _case_name(command: str, index: int) -> str:

@@ -6,20 +6,46 @@ from __future__ import annotations
 from pathlib import Path
 
 from barebox_virtio_cli.errors import UsageError
-from barebox_virtio_cli.export.jobs import (
-    LAVA_ARCHES,
-    labgrid_env,
-    lava_arch,
-    lava_job,
-    to_yaml,
-)
+from barebox_virtio_cli.export.jobs import labgrid_env, lava_job, lava_warnings, to_yaml
 from barebox_virtio_cli.qemu.args import build_command
 from barebox_virtio_cli.run.request import RunRequest
 from barebox_virtio_cli.run.service import prepare
 from barebox_virtio_cli.util.status import say
 
+# Options that name one target's files or CPU, so they cannot go with several -t.
+ONE_TARGET_ONLY = ("image", "firmware", "cpu", "machine", "arch")
 
-def labgrid_file(request: RunRequest, barebox_src: Path | None, no_strategy: bool) -> str:
+
+def per_target(request: RunRequest, targets: tuple[str, ...]) -> list[RunRequest]:
+    """One request per -t (or the one --arch/default target when none is given)."""
+    names = list(dict.fromkeys(targets)) or [request.target]
+    if len(names) > 1:
+        given = [f"--{k}" for k in ONE_TARGET_ONLY if getattr(request, k)]
+        if given:
+            raise UsageError(f"{', '.join(given)} belong{'s' if len(given) == 1 else ''} to "
+                             "one target; with several -t each uses its own defaults")
+    return [request.replace(target=name) for name in names]
+
+
+def write(output: str | None, force: bool, files: list[tuple[str, str]]) -> list[str]:
+    """(target name, text) pairs to -o (see export/output.py); the texts for standard output."""
+    from barebox_virtio_cli.export.output import STDOUT, destinations
+    from barebox_virtio_cli.util.atomic import write_text
+
+    printed = []
+    names = [name for name, _ in files]
+    for dest, (_, text) in zip(destinations(output, names, force), files, strict=True):
+        if dest == STDOUT:
+            printed.append(text)
+            continue
+        write_text(Path(dest), text)
+        say(f"wrote {dest}")
+    return printed
+
+
+def labgrid_file(request: RunRequest, barebox_src: Path | None,
+                 no_strategy: bool) -> tuple[str, str]:
+    """(target name, labgrid environment)."""
     target, info, spec = prepare(request)
     groups = build_command(target, spec, info)
     strategy = None if no_strategy else _strategy(barebox_src)
@@ -34,8 +60,8 @@ def labgrid_file(request: RunRequest, barebox_src: Path | None, no_strategy: boo
             say(f"features left out (bbv cannot provide them): {', '.join(declared.dropped)}")
     env = labgrid_env(target, spec, groups, info.binary, strategy,
                       declared and declared.features, declared and declared.devices)
-    return to_yaml(env, f"labgrid environment for bbv target '{target.name}', written by "
-                        "'bbv export labgrid'")
+    return target.name, to_yaml(env, f"labgrid environment for bbv target '{target.name}', "
+                                     "written by 'bbv export labgrid'")
 
 
 def _strategy(barebox_src: Path | None) -> Path:
@@ -49,12 +75,13 @@ def _strategy(barebox_src: Path | None) -> Path:
 
 
 def lava_file(request: RunRequest, job_name: str | None, commands: list[str],
-              job_timeout: int) -> str:
+              job_timeout: int) -> tuple[str, str]:
+    """(target name, LAVA job); job_name None: 'bbv TARGET'."""
     target, info, spec = prepare(request)
     groups = build_command(target, spec, info)
     job = lava_job(target, spec, groups, job_name or f"bbv {target.name}", commands, job_timeout)
-    if lava_arch(target) not in LAVA_ARCHES:
-        say(f"warning: LAVA's stock qemu device type has no arch '{lava_arch(target)}'; "
-            "the lab's device type must list it")
-    return to_yaml(job, f"LAVA job for bbv target '{target.name}', written by "
-                        "'bbv export lava'; image URLs are file:// paths on this machine")
+    for warning in lava_warnings(target, spec):
+        say(f"warning: {warning}")
+    return target.name, to_yaml(job, f"LAVA job for bbv target '{target.name}', written by "
+                                     "'bbv export lava'; image URLs are file:// paths on this "
+                                     "machine")

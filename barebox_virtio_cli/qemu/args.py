@@ -257,6 +257,19 @@ def build_command(target: Target, spec: RunSpec, info: QemuInfo) -> list[list[st
     return groups
 
 
+def spec_warnings(target: Target, spec: RunSpec) -> list[str]:
+    """What will not work with this setup although QEMU starts it (data from the target file)."""
+    if not (spec.net and target.net_issue):
+        return []
+    fallback = ""
+    if target.net_fallback:
+        forwards = "".join(f",hostfwd={f}" for f in spec.port_forwards)
+        replaced = "--net --port-forward ..." if forwards else "--net"
+        fallback = (f"; for a NIC barebox can use, replace {replaced} with --qemu-arg=-nic "
+                    f"--qemu-arg=user,model={target.net_fallback}{forwards}")
+    return [f"--net on '{target.name}': {target.net_issue}{fallback}"]
+
+
 def parse_port_forward(text: str) -> str:
     """'8080:80', 'tcp:8080:80', 'udp:69:69' or '8022' -> a hostfwd rule bound to loopback."""
     parts = text.split(":")

@@ -74,6 +74,10 @@ def _prepare_board(request: RunRequest, attach: bool):
     board.check_combination(bool(request.exec or request.expect), attach)
     target, info, spec = prepare(request, board.image_optional())
     board.apply(target, info, spec)
+    from barebox_virtio_cli.qemu.args import spec_warnings
+
+    for warning in spec_warnings(target, spec):
+        say(f"warning: {warning}")
     return target, info, spec, board
 
 

@@ -62,6 +62,10 @@ class Target:
     # labgrid features for `bbv export labgrid` when the tree has no test/<arch>/*.yaml for the
     # target's defconfig and machine (barebox's own files win).
     features: list[str] = field(default_factory=list)
+    # Why barebox's virtio-net does not work on this target ("" = it works), and a QEMU NIC
+    # model that does: `bbv run --net` warns, LAVA jobs give the template's NIC that model.
+    net_issue: str = ""
+    net_fallback: str = ""
 
 
 _CHOICES = {
