@@ -47,8 +47,15 @@ def install_name(version: str, triplet: str) -> str:
 
 
 def mirror_url(env: Mapping[str, str], config: Mapping[str, str]) -> str:
-    """$BBV_TOOLCHAIN_MIRROR, else the config file's [toolchain] mirror, else kernel.org."""
-    return (env.get(MIRROR_ENV) or config.get("mirror") or DEFAULT_MIRROR).rstrip("/")
+    """$BBV_TOOLCHAIN_MIRROR, else the config file's [toolchain] mirror, else kernel.org;
+    a malformed one is a UsageError naming where it came from."""
+    from barebox_virtio_cli.util.validate import check_mirror_url
+
+    if env.get(MIRROR_ENV):
+        return check_mirror_url(env[MIRROR_ENV], f"${MIRROR_ENV}")
+    if config.get("mirror"):
+        return check_mirror_url(config["mirror"], "the config file's [toolchain] mirror")
+    return DEFAULT_MIRROR
 
 
 def parse_sums(text: str, name: str) -> str | None:
@@ -145,6 +152,10 @@ class Downloader:
         for attempt in range(1, self.attempts + 1):
             try:
                 return action()
+            except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
+                    requests.exceptions.InvalidSchema) as exc:
+                raise BbvError(f"{url} is not a URL bbv can download from ({exc}); "
+                               f"{self.hint}") from None
             except requests.HTTPError as exc:
                 if exc.response is not None and exc.response.status_code < 500:
                     raise BbvError(f"{url}: HTTP {exc.response.status_code}") from exc

@@ -16,6 +16,7 @@ from barebox_virtio_cli.build import record as buildrecord
 from barebox_virtio_cli.errors import BbvError, UsageError
 from barebox_virtio_cli.targets.catalog import Catalog, Target, load_catalog
 from barebox_virtio_cli.util.status import say
+from barebox_virtio_cli.util.validate import Number
 
 # What barebox's own container builds add (scripts/container.sh): the target tools need a libc.
 DISABLE_TARGET_TOOLS = "common/boards/configs/disable_target_tools.config"
@@ -36,7 +37,7 @@ DISABLE_TARGET_TOOLS = "common/boards/configs/disable_target_tools.config"
               help="Keep the target tools (bareboxenv-target, ...): they need a libc for the "
                    "target, which nolibc and most cross compilers lack.")
 @click.option("--cross-compile", help="Compiler prefix, e.g. arm-linux-gnueabihf-.")
-@click.option("-j", "--jobs", type=click.IntRange(min=1), help="make -j [default: CPU count].")
+@click.option("-j", "--jobs", type=Number(int, 1), help="make -j [default: CPU count].")
 @click.option("-v", "--verbose", is_flag=True, help="Stream make's output as is.")
 def build(target: str | None, src: Path | None, arch: str | None, defconfig: str | None,
           build_dir: Path | None, clean: bool, kconfig_add: tuple[str, ...],

@@ -13,6 +13,7 @@ from barebox_virtio_cli.commands.run import prepare, run_options
 from barebox_virtio_cli.errors import UsageError
 from barebox_virtio_cli.qemu.args import build_command
 from barebox_virtio_cli.util.status import say
+from barebox_virtio_cli.util.validate import Number
 
 
 def _output_options(func):
@@ -27,7 +28,7 @@ def export() -> None:
 
 
 def _prepare(opts: dict):
-    target, info, spec = prepare(opts.pop("target"), opts.pop("arch"), **opts)
+    target, info, spec = prepare(opts.pop("target"), opts.pop("arch"), **opts, check_locks=False)
     return target, info, spec, build_command(target, spec, info)
 
 
@@ -72,8 +73,8 @@ def _strategy(barebox_src: Path | None) -> Path:
 @click.option("--job-name", metavar="NAME", help="LAVA job name (default: bbv <target>).")
 @click.option("--exec", "commands", multiple=True, metavar="CMD",
               help="barebox command to run after boot as an interactive test (repeatable).")
-@click.option("--job-timeout", type=click.IntRange(1, 24 * 60), default=10, show_default=True,
-              metavar="MINUTES", help="Timeout of the whole job.")
+@click.option("--job-timeout", type=Number(int, 1, maximum=24 * 60, unit="minutes"), default=10,
+              show_default=True, metavar="MINUTES", help="Timeout of the whole job.")
 @_output_options
 def lava(output: str, force: bool, job_name: str | None, commands: tuple[str, ...],
          job_timeout: int, **opts) -> None:
@@ -85,7 +86,9 @@ def lava(output: str, force: bool, job_name: str | None, commands: tuple[str, ..
       lavacli jobs submit job.yaml
     """
     from barebox_virtio_cli.export.jobs import LAVA_ARCHES, lava_arch, lava_job, to_yaml
+    from barebox_virtio_cli.session.options import check_exec
 
+    check_exec(list(commands))
     target, _, spec, groups = _prepare(opts)
     job = lava_job(target, spec, groups, job_name or f"bbv {target.name}", list(commands),
                    job_timeout)

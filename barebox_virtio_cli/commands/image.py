@@ -13,6 +13,7 @@ import click
 from barebox_virtio_cli.errors import BbvError, UsageError
 from barebox_virtio_cli.images.plan import ImagePlan, Step, make_plan, parse_add, parse_size, steps
 from barebox_virtio_cli.util.status import say
+from barebox_virtio_cli.util.validate import check_image_fits
 
 
 @click.group()
@@ -51,6 +52,7 @@ def create(file: Path, size: str, partition: str | None, fat: bool, adds: tuple[
         raise UsageError(f"{file} is a directory")
     if not file.parent.is_dir():
         raise UsageError(f"directory {file.parent} does not exist")
+    check_image_fits(plan.size, file.parent)
     build(plan, file, force)
     what = ", ".join(w for w, on in (("MBR", partition), ("FAT", fat)) if on) or "blank"
     say(f"wrote {file} ({size}, {what}, {len(files)} file(s) added); "

@@ -18,6 +18,7 @@ import click
 from barebox_virtio_cli.errors import BbvError, UsageError
 from barebox_virtio_cli.quickstart import plan as qs
 from barebox_virtio_cli.targets.catalog import Target, load_catalog
+from barebox_virtio_cli.util.validate import Number
 
 
 @click.command()
@@ -31,7 +32,7 @@ from barebox_virtio_cli.targets.catalog import Target, load_catalog
               help="Expected sha256 of the release tarball, for a release bbv has no sum for.")
 @click.option("--workdir", type=click.Path(path_type=Path, file_okay=False),
               help="Where the source, build and disk images go [default: DATA_DIR/quickstart].")
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=30.0,
+@click.option("--timeout", type=Number(float, 0, exclusive_min=True, unit="seconds"), default=30.0,
               show_default=True, metavar="S", help="Seconds for the boot and for each check.")
 @click.pass_context
 def quickstart(ctx: click.Context, target: str, src: Path | None, version: str | None,
@@ -50,6 +51,8 @@ def quickstart(ctx: click.Context, target: str, src: Path | None, version: str |
                          "the tree is built as it is")
     version = qs.check_version(version or qs.DEFAULT_VERSION)
     sha256 = qs.check_sha256(sha256) if sha256 else None
+    if src is None:
+        qs.mirror_url(os.environ)  # a malformed mirror fails now, not after three steps
     entry = load_catalog().get(target)
     work = _workdir(workdir)
     started = time.monotonic()

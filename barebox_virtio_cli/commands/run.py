@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import stat
 import sys
 from pathlib import Path
@@ -39,9 +40,9 @@ def resolve_image(target: Target, image: str | None, cwd: Path) -> Path:
     return found.resolve()
 
 
-def _existing_file(path: Path, option: str) -> Path:
+def _existing_file(path: Path, option: str, how: str = "") -> Path:
     if not path.exists():
-        raise UsageError(f"{option} {path}: no such file")
+        raise UsageError(f"{option} {path}: no such file{how}")
     if path.is_dir():
         raise UsageError(f"{option} {path}: is a directory, not a file")
     if not os.access(path, os.R_OK):
@@ -49,31 +50,17 @@ def _existing_file(path: Path, option: str) -> Path:
     return path.resolve()
 
 
-def check_block_image(path: Path, snapshot: bool) -> Path:
-    path = _existing_file(path, "--blk")
+def check_block_image(path: Path, snapshot: bool, check_locks: bool = True) -> Path:
+    from barebox_virtio_cli.images.inuse import lock_conflict
+
+    path = _existing_file(path, "--blk", "; make one with 'bbv image create "
+                          f"{shlex.quote(str(path))} --size 8M'")
     if not snapshot and not os.access(path, os.W_OK):
         raise UsageError(f"--blk {path}: not writable; add --snapshot to boot it read-only")
-    if not snapshot and _locked_by_qemu(path):
-        raise UsageError(f"--blk {path}: in use by another QEMU; stop it, or add --snapshot to "
-                         "share the image without writing to it")
+    problem = lock_conflict(path, snapshot) if check_locks else None
+    if problem:
+        raise UsageError(f"--blk {path}: {problem}")
     return path
-
-
-def _locked_by_qemu(path: Path) -> bool:
-    """QEMU holds shared byte-range locks at offsets 100-299 of the images it has open; an
-    exclusive lock on that range is refused while any QEMU holds one."""
-    import fcntl
-
-    try:
-        with open(path, "r+b") as fh:
-            try:
-                fcntl.lockf(fh, fcntl.LOCK_EX | fcntl.LOCK_NB, 200, 100)
-            except OSError:
-                return True
-            fcntl.lockf(fh, fcntl.LOCK_UN, 200, 100)
-    except OSError:
-        return False
-    return False
 
 
 def default_console_path(target: Target) -> Path:
@@ -146,13 +133,22 @@ def qemu_info(target: Target) -> QemuInfo:
 
 def prepare(target_name, arch, image, blk, rng, console, input_, net, port_forward, fs, env,
             memory, cpu, machine, snapshot, graphic, qemu_arg, firmware=None, serial="mon:stdio",
-            qmp=None):
-    """Everything `bbv run` checks and decides before QEMU starts: (target, info, spec)."""
+            qmp=None, check_locks=True):
+    """Everything `bbv run` checks and decides before QEMU starts: (target, info, spec).
+    check_locks=False for commands that start no QEMU here (export)."""
+    from barebox_virtio_cli.images.inuse import check_distinct
+    from barebox_virtio_cli.util import validate
+
     target = load_catalog().resolve(target_name, arch)
+    memory = validate.parse_memory(memory) if memory is not None else None
+    cpu = validate.check_word(cpu, "--cpu") if cpu is not None else None
+    check_distinct([Path(b) for b in blk])
     info = qemu_info(target)
+    machine = validate.check_machine(machine, info.machines, info.binary) \
+        if machine is not None else None
     spec = RunSpec(
         image=resolve_image(target, image, Path.cwd()),
-        blks=[check_block_image(Path(b), snapshot) for b in blk],
+        blks=[check_block_image(Path(b), snapshot, check_locks) for b in blk],
         rng=rng,
         console=None if console is None else check_console_path(
             Path(console) if console else default_console_path(target)),

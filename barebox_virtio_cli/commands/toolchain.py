@@ -30,6 +30,7 @@ def fetch(arch: str, version: str | None, mirror: str | None, force: bool) -> No
     from barebox_virtio_cli.build import fetch as tf
     from barebox_virtio_cli.util import userconfig
     from barebox_virtio_cli.util.paths import data_dir
+    from barebox_virtio_cli.util.validate import check_mirror_url
 
     catalog = load_catalog()
     target = catalog.targets.get(arch) or catalog.for_arch(arch)
@@ -37,7 +38,8 @@ def fetch(arch: str, version: str | None, mirror: str | None, force: bool) -> No
         raise UsageError(f"target '{target.name}' names no kernel.org toolchain "
                          "(crosstool_triplet); install a cross gcc yourself")
     version = version or tf.DEFAULT_VERSION
-    base = mirror or tf.mirror_url(os.environ, userconfig.table(userconfig.load(), "toolchain"))
+    base = check_mirror_url(mirror, "--mirror") if mirror is not None else \
+        tf.mirror_url(os.environ, userconfig.table(userconfig.load(), "toolchain"))
     name = tf.install_name(version, target.crosstool_triplet)
     say(f"fetching {name} for {target.name} from {base}")
     with tf.DownloadBar(name) as update:

@@ -30,7 +30,7 @@ from barebox_virtio_cli.console.logic import (
     escape_name,
     path_kind,
 )
-from barebox_virtio_cli.errors import BbvError
+from barebox_virtio_cli.errors import BbvError, UsageError
 
 CHUNK = 256 * 1024
 RETRY = 0.1  # seconds between connection attempts while waiting for the endpoint
@@ -130,7 +130,8 @@ def _open_pty(path: str) -> Conn:
         tty.setraw(fd, termios.TCSANOW)  # a pty QEMU serves must pass bytes unchanged
     except termios.error:
         os.close(fd)
-        raise EndpointError(path, "not a unix socket or a terminal (pty)") from None
+        # a character device that is no terminal (/dev/null): bad input, like a regular file
+        raise UsageError(f"{path}: not a unix socket or a terminal (pty)") from None
     return Conn(fd)
 
 

@@ -60,7 +60,10 @@ def check_sha256(text: str) -> str:
 
 
 def mirror_url(env: Mapping[str, str]) -> str:
-    return (env.get(MIRROR_ENV) or DOWNLOAD_URL).rstrip("/")
+    from barebox_virtio_cli.util.validate import check_mirror_url
+
+    return check_mirror_url(env[MIRROR_ENV], f"${MIRROR_ENV}") if env.get(MIRROR_ENV) \
+        else DOWNLOAD_URL
 
 
 def pinned_sha256(version: str, given: str | None) -> str | None:

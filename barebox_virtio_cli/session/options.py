@@ -10,6 +10,7 @@ import click
 
 from barebox_virtio_cli.errors import UsageError
 from barebox_virtio_cli.util.status import say
+from barebox_virtio_cli.util.validate import Number
 
 DEFAULT_TIMEOUT = 30.0
 
@@ -31,7 +32,8 @@ def script_options(func):
                      help="Run CMD at the barebox prompt, then stop QEMU (repeatable)."),
         click.option("--expect", multiple=True, metavar="REGEX",
                      help="Must match the --exec output (the boot log without --exec)."),
-        click.option("--timeout", type=click.FloatRange(min=0, min_open=True), metavar="S",
+        click.option("--timeout", type=Number(float, 0, exclusive_min=True, unit="seconds"),
+                     metavar="S",
                      help=f"Seconds for the boot and for each command [{DEFAULT_TIMEOUT:g}]."),
         click.option("--junit", metavar="FILE", help="Write the scripted run as JUnit XML."),
         click.option("--json", "json_", is_flag=True,
@@ -52,17 +54,22 @@ def pop_script(opts: dict) -> ScriptOptions | None:
                 raise UsageError(f"{name} belongs to a scripted boot: add --exec CMD or "
                                  "--expect REGEX")
         return None
+    check_exec(commands)
+    from barebox_virtio_cli.session.report import compile_patterns
+
+    compile_patterns(expectations)
+    return ScriptOptions(commands, expectations, timeout or DEFAULT_TIMEOUT,
+                         None if junit is None else _junit_path(Path(junit)), as_json)
+
+
+def check_exec(commands: list[str]) -> None:
+    """Each --exec must be one line barebox's shell runs as given (bbv run and export lava)."""
     from barebox_virtio_cli.session.shell import check_command, shorten
 
     for command in commands:
         problem = check_command(command)
         if problem:
             raise UsageError(f"--exec {shorten(command)!r} {problem}")
-    from barebox_virtio_cli.session.report import compile_patterns
-
-    compile_patterns(expectations)
-    return ScriptOptions(commands, expectations, timeout or DEFAULT_TIMEOUT,
-                         None if junit is None else _junit_path(Path(junit)), as_json)
 
 
 def _junit_path(path: Path) -> Path:
@@ -118,9 +125,13 @@ def run_script(target, info, spec, argv: list[str], options: ScriptOptions) -> i
         say(f"error: {result.error}")
     # After a missed expectation the commands' output is on screen already; the boot log is not.
     if result.last_lines and (result.error or not result.commands or options.json):
-        say("last lines barebox printed:")
-        for line in result.last_lines:
-            click.echo(f"    {line}", err=True)
+        qemu_lines, guest_lines = report.split_qemu_lines(result.last_lines)
+        for title, lines in (("QEMU said:", qemu_lines),
+                             ("last lines barebox printed:", guest_lines)):
+            if lines:
+                say(title)
+            for line in lines:
+                click.echo(f"    {line}", err=True)
     if not options.json:
         say(report.summary(result))
     return 0 if result.ok and written else 1

@@ -1,0 +1,354 @@
+"""Issue 14: what a new user meets first, with hostile input too. Each bad value is one line
+on stderr, exit 2, no traceback; piped output keeps whole values; help texts are whole."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from barebox_virtio_cli.errors import UsageError
+from barebox_virtio_cli.util import validate
+
+BBV = [sys.executable, "-m", "barebox_virtio_cli"]
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def bbv(*args, cwd=None, env=None, timeout=60) -> subprocess.CompletedProcess:
+    return subprocess.run(BBV + list(args), capture_output=True, text=True, cwd=cwd,
+                          env=env, timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def one_line_error(result: subprocess.CompletedProcess, code: int, *needles: str) -> str:
+    assert result.returncode == code, (result.returncode, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("bbv: error: "), result.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    return lines[0]
+
+
+@pytest.fixture
+def tree(tmp_path):
+    (tmp_path / "images").mkdir()
+    (tmp_path / "images" / "barebox-qemu-malta.img").write_bytes(bytes(64 * 1024))
+    (tmp_path / "images" / "barebox-dt-2nd.img").write_bytes(bytes(64 * 1024))
+    for disk in ("a.img", "b.img"):
+        (tmp_path / disk).write_bytes(bytes(1 << 20))
+    return tmp_path
+
+
+# --- URLs -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("url", ["example.com/x", "file:///tmp/x", "ftp://x/y", "http://",
+                                 "::::", "http://a b/", "", "https://host:99999/"])
+def test_bad_mirror_urls_are_refused(url):
+    with pytest.raises(UsageError, match="--mirror"):
+        validate.check_mirror_url(url, "--mirror")
+
+
+def test_good_mirror_url_loses_its_slash():
+    assert validate.check_mirror_url("https://m.example/pub/", "--mirror") == \
+        "https://m.example/pub"
+    assert validate.check_mirror_url("http://127.0.0.1:8080", "x") == "http://127.0.0.1:8080"
+
+
+@pytest.mark.parametrize("url", ["example.com/x", "file:///tmp/x", "ftp://x/y", "http://a b/"])
+def test_toolchain_fetch_mirror_option_one_line(url):
+    one_line_error(bbv("toolchain", "fetch", "arm", "--mirror", url), 2, "--mirror")
+
+
+def test_toolchain_mirror_env_one_line():
+    env = {**os.environ, "BBV_TOOLCHAIN_MIRROR": "ftp://example.org/x"}
+    one_line_error(bbv("toolchain", "fetch", "arm", env=env), 2, "$BBV_TOOLCHAIN_MIRROR", "ftp")
+
+
+def test_quickstart_mirror_env_checked_before_any_step(tmp_path):
+    env = {**os.environ, "BBV_BAREBOX_MIRROR": "example.org/barebox"}
+    result = bbv("quickstart", "--workdir", str(tmp_path / "qs"), env=env)
+    one_line_error(result, 2, "$BBV_BAREBOX_MIRROR", "no scheme")
+    assert not (tmp_path / "qs").exists()
+
+
+# --- sizes and numbers ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("size", ["99999999T", "0", "-5", "8Q", "1P", "", "1.5M"])
+def test_absurd_image_sizes_one_line(tmp_path, size):
+    one_line_error(bbv("image", "create", str(tmp_path / "x.img"), "--size", size), 2, "--size")
+    assert not list(tmp_path.iterdir())
+
+
+def test_image_larger_than_filesystem(tmp_path):
+    total = os.statvfs(tmp_path).f_blocks * os.statvfs(tmp_path).f_frsize
+    size = f"{(total >> 20) + 1024}M"
+    one_line_error(bbv("image", "create", str(tmp_path / "x.img"), "--size", size), 2,
+                   "larger than")
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(("text", "want"), [("512M", "512M"), ("512m", "512M"), ("1G", "1G"),
+                                             ("1.5G", "1536M"), ("256", "256M"),
+                                             ("2048M", "2G"), ("1GiB", "1G")])
+def test_parse_memory(text, want):
+    assert validate.parse_memory(text) == want
+
+
+@pytest.mark.parametrize("text", ["lots", "0", "-1", "99999999T", "1.3M", "", "512X"])
+def test_parse_memory_refuses(text):
+    with pytest.raises(UsageError, match="--memory"):
+        validate.parse_memory(text)
+
+
+RUN_BAD = [
+    (["--memory", "lots"], "--memory"),
+    (["--memory", "0"], "--memory"),
+    (["--cpu", ""], "--cpu"),
+    (["--cpu", "a b"], "--cpu"),
+    (["--machine", "nosuchmachine"], "--machine"),
+    (["--machine", ""], "--machine"),
+    (["--net", "--port-forward", "99999"], "--port-forward"),
+    (["--net", "--port-forward", "tcp:0:-1"], "--port-forward"),
+    (["--exec", "x", "--timeout", "-1"], "--timeout"),
+    (["--exec", "x", "--timeout", "abc"], "--timeout"),
+    (["--blk", "a.img", "--blk", "a.img"], "twice"),
+]
+
+
+@pytest.mark.parametrize(("args", "needle"), RUN_BAD)
+def test_run_bad_values_one_line_before_qemu(tree, args, needle):
+    if shutil.which("qemu-system-mips") is None:
+        pytest.skip("qemu-system-mips not installed")
+    line = one_line_error(bbv("run", "--arch", "mips", *args, "--dry-run", cwd=tree), 2, needle)
+    assert "Invalid value" not in line or "give" in line
+
+
+@pytest.mark.parametrize(("args", "needle"), [
+    (["build", "-j", "0"], "whole number of at least 1"),
+    (["build", "-j", "x"], "whole number"),
+    (["console", "--linger", "-1", "/tmp/x"], "at least 0"),
+    (["console", "--linger", "x", "/tmp/x"], "a number"),
+    (["quickstart", "--timeout", "0"], "more than 0"),
+    (["export", "lava", "--job-timeout", "0", "-o", "-"], "at least 1"),
+])
+def test_number_options_read_as_sentences(args, needle):
+    line = one_line_error(bbv(*args), 2, needle)
+    assert "valid integer range" not in line and "float range" not in line
+
+
+def test_number_type_describes_itself():
+    assert validate.Number(int, 1).describe() == "a whole number of at least 1"
+    assert validate.Number(float, 0, True, unit="seconds").describe() == \
+        "a number of more than 0 seconds"
+
+
+def test_catalog_field_error_grammar(tmp_path, monkeypatch):
+    from barebox_virtio_cli.targets import catalog
+
+    bad = (ROOT / "configs" / "vexpress.toml").read_text().replace("bits = 32", "bits = '32'")
+    assert bad != (ROOT / "configs" / "vexpress.toml").read_text()
+    (tmp_path / "vexpress.toml").write_text(bad)
+    with pytest.raises(Exception, match="must be an integer") as info:
+        catalog.load_file(tmp_path / "vexpress.toml")
+    assert "a int" not in str(info.value)
+
+
+# --- paths ------------------------------------------------------------------------------------
+
+def test_missing_blk_says_how_to_make_it(tree):
+    if shutil.which("qemu-system-mips") is None:
+        pytest.skip("qemu-system-mips not installed")
+    line = one_line_error(bbv("run", "--arch", "mips", "--blk", "new.img", "--dry-run",
+                              cwd=tree), 2, "--blk new.img")
+    assert "bbv image create new.img --size 8M" in line
+
+
+def test_console_dev_null_is_a_usage_error():
+    one_line_error(bbv("console", "/dev/null"), 2, "/dev/null")
+
+
+# --- piped output -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("command", [["targets"], ["toolchains"], ["doctor"]])
+def test_piped_tables_keep_whole_values(command):
+    result = bbv(*command, env={**os.environ, "COLUMNS": "80"})
+    assert result.returncode in (0, 1), result.stderr
+    assert "…" not in result.stdout
+    if command == ["targets"]:
+        line = next(line for line in result.stdout.splitlines() if "malta " in line
+                    or "malta\t" in line or line.split()[:1] == ["malta"])
+        assert "qemu-malta_defconfig" in line and "barebox-qemu-malta.img" in line
+
+
+# --- help -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("group", ["toolchain", "export", "image"])
+def test_group_help_has_whole_summaries(group):
+    result = bbv(group, "--help")
+    assert result.returncode == 0 and "..." not in result.stdout.split("Commands:")[1]
+
+
+def test_quickstart_help_shows_real_workdir(tmp_path):
+    env = {**os.environ, "BBV_DATA_DIR": str(tmp_path / "data")}
+    out = bbv("quickstart", "--help", env=env, ).stdout
+    assert "DATA_DIR" not in out
+    assert str(tmp_path / "data" / "quickstart") in " ".join(out.split()).replace("- ", "-")
+
+
+def test_console_help_endpoint_required():
+    usage = bbv("console", "--help").stdout.splitlines()[0]
+    assert "ENDPOINT" in usage and "[ENDPOINT]" not in usage
+
+
+def test_pytest_marker_names_the_variable_the_tests_use():
+    text = (ROOT / "pyproject.toml").read_text()
+    assert "BBV_BAREBOX_IMAGES" not in text and "BBV_BAREBOX_IMAGE" in text
+
+
+# --- completion -------------------------------------------------------------------------------
+
+def complete(words: str, shell: str = "bash") -> list[str]:
+    args = words.split()
+    incomplete = "" if words.endswith(" ") else args[-1]
+    env = {**os.environ, "_BBV_COMPLETE": f"{shell}_complete", "COMP_WORDS": words,
+           "COMP_CWORD": str(len(args) - 1 if incomplete else len(args))}
+    result = subprocess.run([sys.executable, "-c", "from barebox_virtio_cli.cli import main; "
+                             "main()"], capture_output=True, text=True, env=env, timeout=30)
+    assert result.returncode == 0, result.stderr
+    return [line.split(",", 1)[1] for line in result.stdout.splitlines() if "," in line]
+
+
+def test_complete_targets():
+    assert "malta" in complete("bbv run --target ma")
+    assert all(c.startswith("ma") for c in complete("bbv run --target ma"))
+    assert "vexpress" in complete("bbv build ve")
+    assert "riscv64" in complete("bbv doctor ri")
+
+
+def test_complete_arches():
+    got = complete("bbv run --arch mi")
+    assert {"mips", "mipsel"} <= set(got)
+
+
+def test_complete_defconfigs_from_the_tree(tmp_path):
+    (tmp_path / "arch" / "arm" / "configs").mkdir(parents=True)
+    (tmp_path / "arch" / "arm" / "configs" / "multi_v7_defconfig").write_text("")
+    (tmp_path / "arch" / "arm" / "configs" / "multi_v8_defconfig").write_text("")
+    got = complete(f"bbv build --src {tmp_path} --defconfig multi_v")
+    assert set(got) == {"multi_v7_defconfig", "multi_v8_defconfig"}
+
+
+def test_completion_script_sources():
+    env = {**os.environ, "_BBV_COMPLETE": "bash_source"}
+    result = subprocess.run([sys.executable, "-c", "from barebox_virtio_cli.cli import main; "
+                             "main()"], capture_output=True, text=True, env=env, timeout=30)
+    assert "complete -o nosort -F" in result.stdout
+
+
+def test_readme_documents_completion():
+    text = (ROOT / "README.md").read_text()
+    for shell in ("bash", "zsh", "fish"):
+        assert f"_BBV_COMPLETE={shell}_source" in text
+
+
+# --- QEMU's image locks, shared --exec rules, QEMU's own lines --------------------------------
+
+needs_x86 = pytest.mark.skipif(shutil.which("qemu-system-x86_64") is None,
+                               reason="qemu-system-x86_64 not installed")
+
+
+@pytest.fixture
+def holder(tree):
+    """Start a QEMU that holds tree/a.img (writing, or with -snapshot); stop it after."""
+    started = []
+
+    def start(snapshot: bool) -> subprocess.Popen:
+        argv = ["qemu-system-x86_64", "-display", "none", "-S", "-nodefaults",
+                "-drive", f"if=none,id=d,format=raw,file={tree / 'a.img'}",
+                "-device", "virtio-blk-pci,drive=d"] + (["-snapshot"] if snapshot else [])
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE)
+        started.append(proc)
+        inode = (tree / "a.img").stat().st_ino
+        deadline = time.monotonic() + 20
+        while f":{inode} " not in Path("/proc/locks").read_text():
+            assert proc.poll() is None, proc.stderr.read()
+            assert time.monotonic() < deadline, "QEMU took no lock"
+            time.sleep(0.05)
+        return proc
+
+    yield start
+    for proc in started:
+        proc.terminate()
+        proc.wait(10)
+
+
+@needs_x86
+def test_snapshot_does_not_help_against_a_writer(tree, holder):
+    holder(snapshot=False)
+    line = one_line_error(bbv("run", "--arch", "mips", "--blk", "a.img", "--snapshot",
+                              "--dry-run", cwd=tree), 2, "--blk", "a.img")
+    assert "both with --snapshot" in line and "copy" in line
+    line = one_line_error(bbv("run", "--arch", "mips", "--blk", "a.img", "--dry-run",
+                              cwd=tree), 2, "in use by another QEMU")
+    assert "add --snapshot to share" not in line
+
+
+@needs_x86
+def test_two_snapshot_boots_share_an_image(tree, holder):
+    holder(snapshot=True)
+    assert bbv("run", "--arch", "mips", "--blk", "a.img", "--snapshot", "--dry-run",
+               cwd=tree).returncode == 0
+    one_line_error(bbv("run", "--arch", "mips", "--blk", "a.img", "--dry-run", cwd=tree), 2,
+                   "in use by another QEMU")
+
+
+@needs_x86
+def test_snapshot_check_agrees_with_qemu(tree, holder):
+    """What bbv refuses, QEMU itself refuses: the second QEMU fails on the write lock."""
+    holder(snapshot=False)
+    second = subprocess.run(["qemu-system-x86_64", "-display", "none", "-S", "-nodefaults",
+                             "-snapshot", "-drive",
+                             f"if=none,id=d,format=raw,file={tree / 'a.img'}",
+                             "-device", "virtio-blk-pci,drive=d"],
+                            capture_output=True, text=True, timeout=30)
+    assert second.returncode != 0 and 'write" lock' in second.stderr
+
+
+@needs_x86
+def test_export_does_not_refuse_an_image_a_local_qemu_holds(tree, holder):
+    holder(snapshot=False)
+    result = bbv("export", "lava", "--arch", "mips", "--blk", "a.img", "-o", "-", cwd=tree)
+    assert result.returncode == 0, result.stderr
+    assert "a.img" in result.stdout
+
+
+def test_export_lava_exec_refuses_a_comment(tree):
+    if shutil.which("qemu-system-mips") is None:
+        pytest.skip("qemu-system-mips not installed")
+    one_line_error(bbv("export", "lava", "--arch", "mips", "--exec", "echo hi # note", "-o",
+                       "-", cwd=tree), 2, "--exec", "'#'")
+
+
+def test_split_qemu_lines():
+    from barebox_virtio_cli.session.report import split_qemu_lines
+
+    lock = ['qemu-system-arm: -drive x: Failed to get "write" lock',
+            "Is another process using the image [a.img]?"]
+    assert split_qemu_lines(lock) == (lock, [])
+    mixed = ["barebox 2026.06", "qemu-system-arm: terminating on signal 15", "barebox@x:/ "]
+    assert split_qemu_lines(mixed) == ([mixed[1]], [mixed[0], mixed[2]])
+
+
+def test_scripted_boot_labels_qemus_own_errors(tree):
+    if shutil.which("qemu-system-mips") is None:
+        pytest.skip("qemu-system-mips not installed")
+    result = bbv("run", "--arch", "mips", "--exec", "ls", "--timeout", "5",
+                 "--qemu-arg=-bogus-option", cwd=tree)
+    assert result.returncode == 1
+    assert "QEMU said:" in result.stderr and "-bogus-option" in result.stderr
+    assert "last lines barebox printed" not in result.stderr
