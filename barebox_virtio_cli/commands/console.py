@@ -30,7 +30,7 @@ def parse_wait(value: str | None, endpoint: str | None) -> tuple[float | None, s
 
 
 @click.command()
-@click.argument("endpoint", required=False)
+@click.argument("endpoint", required=False, metavar="ENDPOINT")  # --wait PATH may give it
 @click.option("-e", "--escape", default=DEFAULT_ESCAPE, show_default=True, metavar="KEY",
               help="Key that leaves (^X, ctrl-X, a character, or 'none'); twice sends it.")
 @click.option("--linger", type=Number(float, 0, unit="seconds"), default=1.0, show_default=True,

@@ -107,10 +107,11 @@ def doctor(names: tuple[str, ...], as_json: bool) -> None:
 
 
 def _print_table(host, per_target, verdicts, hints) -> None:
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    from barebox_virtio_cli.util.output import stdout_console
+
+    console = stdout_console()
     tools = Table(title="host tools")
     for column in ("tool", "needed for", "found"):
         tools.add_column(column)

@@ -32,7 +32,7 @@ def _prepare(opts: dict):
     return target, info, spec, build_command(target, spec, info)
 
 
-@export.command()
+@export.command(short_help="Write a labgrid environment for barebox's pytest suite.")
 @run_options
 @click.option("--barebox-src", metavar="DIR", type=click.Path(file_okay=False, path_type=Path),
               help="barebox source tree whose test/strategy.py the file imports "
@@ -68,7 +68,7 @@ def _strategy(barebox_src: Path | None) -> Path:
     return strategy.resolve()
 
 
-@export.command()
+@export.command(short_help="Write a LAVA job that boots barebox with these devices.")
 @run_options
 @click.option("--job-name", metavar="NAME", help="LAVA job name (default: bbv <target>).")
 @click.option("--exec", "commands", multiple=True, metavar="CMD",

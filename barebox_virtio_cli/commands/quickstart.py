@@ -21,6 +21,12 @@ from barebox_virtio_cli.targets.catalog import Target, load_catalog
 from barebox_virtio_cli.util.validate import Number
 
 
+def _default_workdir() -> Path:
+    from barebox_virtio_cli.util.paths import data_dir
+
+    return data_dir() / "quickstart"
+
+
 @click.command()
 @click.option("-t", "--target", default="vexpress", show_default=True,
               help="Target to build and boot (see 'bbv targets').")
@@ -31,7 +37,8 @@ from barebox_virtio_cli.util.validate import Number
 @click.option("--sha256", metavar="HEX",
               help="Expected sha256 of the release tarball, for a release bbv has no sum for.")
 @click.option("--workdir", type=click.Path(path_type=Path, file_okay=False),
-              help="Where the source, build and disk images go [default: DATA_DIR/quickstart].")
+              help="Where the source, build and disk images go "
+                   f"[default: {_default_workdir()}].")
 @click.option("--timeout", type=Number(float, 0, exclusive_min=True, unit="seconds"), default=30.0,
               show_default=True, metavar="S", help="Seconds for the boot and for each check.")
 @click.pass_context
@@ -109,9 +116,7 @@ def say(text: str) -> None:
 
 def _workdir(given: Path | None) -> Path:
     """A new or empty directory becomes quickstart's; one with other files is refused."""
-    from barebox_virtio_cli.util.paths import data_dir
-
-    work = (given or data_dir() / "quickstart").resolve()
+    work = (given or _default_workdir()).resolve()
     if work.exists() and not work.is_dir():
         raise UsageError(f"--workdir {work} exists and is not a directory")
     if work.is_dir() and any(work.iterdir()) and not (work / qs.MARKER).exists():

@@ -17,7 +17,7 @@ def toolchain() -> None:
     """Manage cross toolchains downloaded by bbv."""
 
 
-@toolchain.command()
+@toolchain.command(short_help='Download a kernel.org "nolibc" GCC for ARCH.')
 @click.argument("arch")
 @click.option("--version", "version", metavar="X.Y.Z",
               help="GCC version on the mirror [default: the one barebox's CI uses].")

@@ -43,8 +43,9 @@ def toolchains(names: tuple[str, ...], as_json: bool) -> None:
 
 
 def _table(report: list[dict]) -> None:
-    from rich.console import Console
     from rich.table import Table
+
+    from barebox_virtio_cli.util.output import stdout_console
 
     table = Table(title="bbv toolchains (* = the one bbv build uses)")
     for column in ("target", "arch", "prefix", "GCC", "from"):
@@ -60,7 +61,7 @@ def _table(report: list[dict]) -> None:
                 version += f" [red](wrong arch: {f['machine']})[/]"
             table.add_row(entry["target"] if i == 0 else "", arch if i == 0 else "",
                           mark + (f["prefix"] or "(host gcc)"), version, f["source"])
-    console = Console()
+    console = stdout_console()
     console.print(table)
     for entry in report:
         if entry["problem"]:
