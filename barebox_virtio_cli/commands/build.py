@@ -14,6 +14,7 @@ import click
 from barebox_virtio_cli.build import kbuild
 from barebox_virtio_cli.build import record as buildrecord
 from barebox_virtio_cli.errors import BbvError, UsageError
+from barebox_virtio_cli.targets import complete
 from barebox_virtio_cli.targets.catalog import Catalog, Target, load_catalog
 from barebox_virtio_cli.util.status import say
 from barebox_virtio_cli.util.validate import Number
@@ -23,11 +24,13 @@ DISABLE_TARGET_TOOLS = "common/boards/configs/disable_target_tools.config"
 
 
 @click.command()
-@click.argument("target", required=False)
+@click.argument("target", required=False, shell_complete=complete.build_targets)
 @click.option("--src", type=click.Path(path_type=Path, file_okay=False),
               help="barebox source tree [default: current directory].")
-@click.option("--arch", help="bbv arch name (arm64, mips, ...) or barebox ARCH.")
-@click.option("--defconfig", help="Defconfig to build instead of the target's.")
+@click.option("--arch", help="bbv arch name (arm64, mips, ...) or barebox ARCH.",
+              shell_complete=complete.arch_names)
+@click.option("--defconfig", help="Defconfig to build instead of the target's.",
+              shell_complete=complete.defconfigs)
 @click.option("-O", "--build-dir", type=click.Path(path_type=Path, dir_okay=True),
               help="Output directory [default: $KBUILD_OUTPUT, else SRC/build-TARGET].")
 @click.option("--clean", is_flag=True, help="Empty the build directory first.")

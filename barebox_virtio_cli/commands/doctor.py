@@ -19,6 +19,7 @@ from barebox_virtio_cli.doctor.checks import (
     verdict,
 )
 from barebox_virtio_cli.errors import BbvError
+from barebox_virtio_cli.targets import complete
 from barebox_virtio_cli.targets.catalog import Target, load_catalog
 
 
@@ -76,7 +77,7 @@ def gather(targets: list[Target], pkgs: Packages) -> tuple[list[Check], dict[str
 
 
 @click.command()
-@click.argument("names", nargs=-1, metavar="[TARGET]...")
+@click.argument("names", nargs=-1, metavar="[TARGET]...", shell_complete=complete.target_names)
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 def doctor(names: tuple[str, ...], as_json: bool) -> None:
     """Check that this host can build and boot each target (or the TARGETs named).

@@ -17,6 +17,7 @@ import click
 
 from barebox_virtio_cli.errors import BbvError, UsageError
 from barebox_virtio_cli.quickstart import plan as qs
+from barebox_virtio_cli.targets import complete
 from barebox_virtio_cli.targets.catalog import Target, load_catalog
 from barebox_virtio_cli.util.validate import Number
 
@@ -29,7 +30,8 @@ def _default_workdir() -> Path:
 
 @click.command()
 @click.option("-t", "--target", default="vexpress", show_default=True,
-              help="Target to build and boot (see 'bbv targets').")
+              help="Target to build and boot (see 'bbv targets').",
+              shell_complete=complete.target_names)
 @click.option("--src", type=click.Path(path_type=Path, file_okay=False),
               help="barebox source tree to build; without it a release is downloaded.")
 @click.option("--version", "version", metavar="YYYY.MM.N",

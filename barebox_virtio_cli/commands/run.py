@@ -23,6 +23,7 @@ from barebox_virtio_cli.qemu.args import (
 )
 from barebox_virtio_cli.qemu.probe import QemuInfo, find_binary, probe
 from barebox_virtio_cli.session.options import pop_script, run_script, script_options
+from barebox_virtio_cli.targets import complete
 from barebox_virtio_cli.targets.catalog import Target, load_catalog
 from barebox_virtio_cli.util.status import say
 
@@ -166,8 +167,10 @@ def prepare(target_name, arch, image, blk, rng, console, input_, net, port_forwa
 def run_options(func):
     """The device and machine options shared by every command that boots a target."""
     options = [
-        click.option("-t", "--target", help="Target name from 'bbv targets'."),
-        click.option("-a", "--arch", help="Pick the default target of an arch (arm, mips, ...)."),
+        click.option("-t", "--target", help="Target name from 'bbv targets'.",
+                     shell_complete=complete.target_names),
+        click.option("-a", "--arch", help="Pick the default target of an arch (arm, mips, ...).",
+                     shell_complete=complete.arch_names),
         click.option("--image", metavar="PATH", help="barebox image (default: the last build)."),
         click.option("--blk", multiple=True, metavar="FILE", help="Raw disk image (repeatable)."),
         click.option("--rng", count=True, help="Add a virtio RNG (repeat for more)."),

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from barebox_virtio_cli.errors import BbvError, UsageError
+from barebox_virtio_cli.targets import complete
 from barebox_virtio_cli.targets.catalog import Target, load_catalog
 from barebox_virtio_cli.util.status import say
 
@@ -18,7 +19,7 @@ def toolchain() -> None:
 
 
 @toolchain.command(short_help='Download a kernel.org "nolibc" GCC for ARCH.')
-@click.argument("arch")
+@click.argument("arch", shell_complete=complete.targets_and_arches)
 @click.option("--version", "version", metavar="X.Y.Z",
               help="GCC version on the mirror [default: the one barebox's CI uses].")
 @click.option("--mirror", metavar="URL",

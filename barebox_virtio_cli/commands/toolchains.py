@@ -7,11 +7,12 @@ import json
 import click
 
 from barebox_virtio_cli.errors import BbvError
+from barebox_virtio_cli.targets import complete
 from barebox_virtio_cli.targets.catalog import load_catalog
 
 
 @click.command()
-@click.argument("names", nargs=-1, metavar="[TARGET]...")
+@click.argument("names", nargs=-1, metavar="[TARGET]...", shell_complete=complete.target_names)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def toolchains(names: tuple[str, ...], as_json: bool) -> None:
     """List, per target (arch), the compilers found: prefix, GCC version, source, the one used."""
