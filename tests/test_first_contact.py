@@ -352,3 +352,47 @@ def test_scripted_boot_labels_qemus_own_errors(tree):
     assert result.returncode == 1
     assert "QEMU said:" in result.stderr and "-bogus-option" in result.stderr
     assert "last lines barebox printed" not in result.stderr
+
+
+# --- two builds at once ---------------------------------------------------------------------
+
+FIXTURE = ROOT / "tests" / "fixtures" / "minibarebox"
+
+
+@pytest.mark.skipif(shutil.which("arm-linux-gnueabihf-gcc") is None or
+                    shutil.which("make") is None, reason="make or the ARM cross gcc missing")
+def test_second_build_sees_the_first_one_running_not_a_foreign_dir(tmp_path):
+    """The first build of a directory holds its lock before it has written any record: a
+    second build must say so, not call the directory foreign."""
+    import fcntl
+
+    src = tmp_path / "src"
+    shutil.copytree(FIXTURE, src)
+    out = src / "build-vexpress"
+    out.mkdir()
+    (out / "bbv-build.log").write_text("")
+    (out / ".config").write_text("# half written\n")
+    with open(out / ".bbv-lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        lock.write("4242\n")
+        lock.flush()
+        done = bbv("build", "vexpress", cwd=src)
+    assert done.returncode == 1, done.stderr
+    assert f"another build is running in {out} (pid 4242)" in done.stderr
+    assert "not a barebox build directory" not in done.stderr
+
+
+@pytest.mark.skipif(shutil.which("arm-linux-gnueabihf-gcc") is None or
+                    shutil.which("make") is None, reason="make or the ARM cross gcc missing")
+def test_two_builds_started_together(tmp_path):
+    src = tmp_path / "src"
+    shutil.copytree(FIXTURE, src)
+    procs = [subprocess.Popen(BBV + ["build", "vexpress"], cwd=src, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    results = [(p.wait(120), p.stderr.read()) for p in procs]
+    for proc in procs:
+        proc.stdout.close()
+        proc.stderr.close()
+    assert any(code == 0 for code, _ in results), results
+    for code, err in results:
+        assert code == 0 or "another build is running" in err, err

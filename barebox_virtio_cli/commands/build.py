@@ -99,6 +99,9 @@ def _build_dir(src: Path, plan: kbuild.Plan, given: Path | None) -> Path:
     if out.exists() and not out.is_dir():
         raise UsageError(f"build directory {out} exists and is not a directory")
     if not kbuild.is_build_dir(out, buildrecord.RECORD_NAME):
+        from barebox_virtio_cli.build.make import check_not_busy
+
+        check_not_busy(out)
         raise UsageError(f"build directory {out} holds other files and is not a barebox build "
                          "directory; give a new or empty --build-dir")
     return out
