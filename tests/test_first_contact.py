@@ -396,3 +396,73 @@ def test_two_builds_started_together(tmp_path):
     assert any(code == 0 for code, _ in results), results
     for code, err in results:
         assert code == 0 or "another build is running" in err, err
+
+
+# --- quickstart -------------------------------------------------------------------------------
+
+def test_quickstart_src_that_is_not_a_tree_says_so(tmp_path):
+    (tmp_path / "src").mkdir()
+    line = one_line_error(bbv("quickstart", "--src", str(tmp_path / "src"), "--workdir",
+                              str(tmp_path / "w")), 2,
+                          f"--src {tmp_path / 'src'} is not a barebox source tree")
+    assert "pass --src DIR" not in line
+
+
+def test_stale_reason_and_changed_since(tmp_path):
+    from barebox_virtio_cli.quickstart.uptodate import changed_since, stale_reason
+
+    image = tmp_path / "img"
+    image.write_bytes(b"x")
+    record = {"target": "vexpress", "defconfig": "multi_v7_defconfig", "toolchain": "arm-",
+              "src": str(tmp_path), "image": str(image)}
+    args = ("vexpress", "multi_v7_defconfig", "arm-", tmp_path, image)
+    assert stale_reason(record, *args) is None
+    assert "toolchain" in stale_reason({**record, "toolchain": "x-"}, *args)
+    assert stale_reason(None, *args) == "no earlier build"
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    (tmp_path / "build-x").mkdir()
+    (tmp_path / "stamp").write_text("")
+    since = (tmp_path / "stamp").stat().st_mtime_ns  # the filesystem's clock, not time.time
+    time.sleep(0.05)
+    (tmp_path / "build-x" / "new.o").write_text("")  # output dirs do not count
+    assert changed_since(tmp_path, since, set()) is None
+    (tmp_path / "a" / "b" / "c.c").write_text("")
+    assert changed_since(tmp_path, since, set()) == tmp_path / "a" / "b" / "c.c"
+
+
+@pytest.mark.qemu
+@pytest.mark.skipif(any(shutil.which(t) is None for t in
+                        ("make", "qemu-system-arm", "arm-linux-gnueabihf-gcc", "mcopy",
+                         "mkfs.vfat")), reason="quickstart's tools missing")
+def test_quickstart_rerun_skips_what_is_up_to_date(tmp_path):
+    import test_quickstart as tq
+
+    src = tmp_path / "src"
+    shutil.copytree(tq.FIXTURE, src)
+    shutil.copy(tq.TINYGUEST, src / "tinyguest.s")
+    with (src / "Makefile").open("a") as fh:
+        fh.write(tq.TINY_RULE)
+    work = tmp_path / "w"
+
+    def quickstart() -> str:
+        done = bbv("quickstart", "--src", str(src), "--workdir", str(work), "--timeout", "2",
+                   timeout=300)
+        tq.assert_boots_tiny_guest_then_fails_at_the_virtio_console(done)
+        return done.stderr
+
+    first = quickstart()
+    step3 = first.split("[3/6] find a toolchain\n")[1].splitlines()[0].strip()
+    assert f"bbv: toolchain: {step3}" in first  # step 4 names the compiler step 3 found
+    assert "from --cross-compile" not in first
+    fat = (work / "disk-fat.img").read_bytes()
+
+    second = quickstart()
+    assert "is up to date (nothing in" in second and "not rebuilt" in second
+    assert "configuring" not in second and "incremental build" not in second
+    assert "disk-fat.img kept: unchanged since the last run" in second
+    assert (work / "disk-fat.img").read_bytes() == fat
+
+    (src / "common" / "barebox.c").write_text((src / "common" / "barebox.c").read_text())
+    third = quickstart()
+    assert "barebox.c changed" not in third  # said only when skipped; here it builds again
+    assert "incremental build" in third

@@ -49,8 +49,8 @@ def build(target: str | None, src: Path | None, arch: str | None, defconfig: str
     from barebox_virtio_cli.build import make as make_runner
     from barebox_virtio_cli.build.toolchain import Finder
 
-    src = (src or Path.cwd()).resolve()
-    kbuild.check_tree(src)
+    given_src, src = src is not None, (src or Path.cwd()).resolve()
+    kbuild.check_tree(src, given=given_src)
     catalog = load_catalog()
     plan = kbuild.plan(src, catalog, target, arch, defconfig)
     say(f"defconfig: {plan.defconfig} (ARCH={plan.arch}; {plan.why})")

@@ -60,9 +60,13 @@ def quickstart(ctx: click.Context, target: str, src: Path | None, version: str |
                          "the tree is built as it is")
     version = qs.check_version(version or qs.DEFAULT_VERSION)
     sha256 = qs.check_sha256(sha256) if sha256 else None
+    entry = load_catalog().get(target)
     if src is None:
         qs.mirror_url(os.environ)  # a malformed mirror fails now, not after three steps
-    entry = load_catalog().get(target)
+    else:
+        from barebox_virtio_cli.build.kbuild import check_tree
+
+        check_tree(src.resolve(), given=True)
     work = _workdir(workdir)
     started = time.monotonic()
     steps = _Steps(entry.name)
@@ -73,10 +77,9 @@ def quickstart(ctx: click.Context, target: str, src: Path | None, version: str |
     with steps.step():
         defconfig, prefix = _toolchain(ctx, entry, tree)
     with steps.step():
-        image = _build(ctx, entry, tree, work, prefix)
-    token = secrets.token_bytes(4)
+        image = _build(ctx, entry, tree, work, defconfig, prefix)
     with steps.step():
-        disks = _disks(work, token)
+        disks, token = _disks(work)
     with steps.step():
         console = _boot_and_check(entry, image, disks, token, timeout)
     from rich.console import Console
@@ -159,7 +162,7 @@ def _tree(src: Path | None, work: Path, version: str, sha256: str | None) -> Pat
 
     if src is not None:
         src = src.resolve()
-        kbuild.check_tree(src)
+        kbuild.check_tree(src, given=True)
         say(f"source tree {src}")
         return src
     tree = work / f"barebox-{version}"
@@ -287,30 +290,50 @@ def _toolchain(ctx: click.Context, target: Target, tree: Path) -> tuple[str, str
     return plan.defconfig, found.prefix
 
 
-def _build(ctx: click.Context, target: Target, tree: Path, work: Path, prefix: str) -> Path:
+def _build(ctx: click.Context, target: Target, tree: Path, work: Path, defconfig: str,
+           prefix: str) -> Path:
     from barebox_virtio_cli.build import kbuild
+    from barebox_virtio_cli.build.record import read_record
     from barebox_virtio_cli.commands.build import build
+    from barebox_virtio_cli.quickstart.uptodate import build_is_current
 
     out = work / f"build-{target.name}"
-    ctx.invoke(build, target=target.name, src=tree, build_dir=out, cross_compile=prefix)
+    image = kbuild.target_image(out, target.image)
+    current, why = build_is_current(out, read_record(out), target.name, defconfig, prefix,
+                                    tree, image)
+    if current:
+        say(f"{image} is up to date ({why}); not rebuilt")
+        return image
+    # No cross_compile=prefix: build finds the same compiler step 3 did and names its source.
+    ctx.invoke(build, target=target.name, src=tree, build_dir=out)
     image = kbuild.target_image(out, target.image)
     if not image.is_file():
         raise BbvError(f"the build made no {target.image} (looked at {image})")
     return image
 
 
-def _disks(work: Path, token: bytes) -> list[Path]:
-    """A FAT disk with a file on it and a blank one, rebuilt each run: they are quickstart's."""
+def _disks(work: Path) -> tuple[list[Path], bytes]:
+    """A FAT disk with a file on it, kept from the last run if unchanged, and a blank one made
+    anew (the raw-write check writes to it); and the token the file and the check use."""
     from barebox_virtio_cli.commands.image import build
     from barebox_virtio_cli.images.plan import AddFile, make_plan
+    from barebox_virtio_cli.quickstart.uptodate import keep_token, kept_token
 
-    hello = work / qs.FILE_NAME
-    hello.write_text(qs.greeting(token) + "\n")
     fat, raw = work / qs.FAT_IMAGE, work / qs.RAW_IMAGE
-    build(make_plan(qs.DISK_SIZE, None, True, [AddFile(hello, qs.FILE_NAME)]), fat, force=True)
+    token = kept_token(work, fat)
+    if token is None:
+        token = secrets.token_bytes(4)
+        hello = work / qs.FILE_NAME
+        hello.write_text(qs.greeting(token) + "\n")
+        build(make_plan(qs.DISK_SIZE, None, True, [AddFile(hello, qs.FILE_NAME)]), fat,
+              force=True)
+        keep_token(work, fat, token)
+        say(f"{fat} (FAT, {qs.FILE_NAME}, {qs.DISK_SIZE >> 20} MiB)")
+    else:
+        say(f"{fat} kept: unchanged since the last run")
     build(make_plan(qs.DISK_SIZE, None, False, []), raw, force=True)
-    say(f"{fat} (FAT, {qs.FILE_NAME}), {raw} (blank), {qs.DISK_SIZE >> 20} MiB each")
-    return [fat, raw]
+    say(f"{raw} (blank, {qs.DISK_SIZE >> 20} MiB)")
+    return [fat, raw], token
 
 
 def _boot_and_check(target: Target, image: Path, disks: list[Path], token: bytes,
