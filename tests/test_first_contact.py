@@ -466,3 +466,8 @@ def test_quickstart_rerun_skips_what_is_up_to_date(tmp_path):
     third = quickstart()
     assert "barebox.c changed" not in third  # said only when skipped; here it builds again
     assert "incremental build" in third
+
+
+def test_toolchain_version_is_checked_before_any_download():
+    one_line_error(bbv("toolchain", "fetch", "arm", "--version", "garbage", "--mirror",
+                       "http://127.0.0.1:9"), 2, "--version 'garbage'")

@@ -38,7 +38,7 @@ def fetch(arch: str, version: str | None, mirror: str | None, force: bool) -> No
     if not target.crosstool_triplet:
         raise UsageError(f"target '{target.name}' names no kernel.org toolchain "
                          "(crosstool_triplet); install a cross gcc yourself")
-    version = version or tf.DEFAULT_VERSION
+    version = tf.check_version(version or tf.DEFAULT_VERSION)
     base = check_mirror_url(mirror, "--mirror") if mirror is not None else \
         tf.mirror_url(os.environ, userconfig.table(userconfig.load(), "toolchain"))
     name = tf.install_name(version, target.crosstool_triplet)
