@@ -471,3 +471,9 @@ def test_quickstart_rerun_skips_what_is_up_to_date(tmp_path):
 def test_toolchain_version_is_checked_before_any_download():
     one_line_error(bbv("toolchain", "fetch", "arm", "--version", "garbage", "--mirror",
                        "http://127.0.0.1:9"), 2, "--version 'garbage'")
+
+
+@pytest.mark.parametrize("args", [["--wait", "-1", "/tmp/x"], ["--wait=-1", "/tmp/x"]])
+def test_negative_number_for_optional_value_is_named(args):
+    line = one_line_error(bbv("console", *args), 2, "-1")
+    assert "No such option" not in line and "0 or more" in line
