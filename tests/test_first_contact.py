@@ -426,8 +426,11 @@ def test_stale_reason_and_changed_since(tmp_path):
     time.sleep(0.05)
     (tmp_path / "build-x" / "new.o").write_text("")  # output dirs do not count
     assert changed_since(tmp_path, since, set()) is None
+    (tmp_path / "disk-fat.img").write_text("")  # quickstart's own files, when work is the tree
+    assert changed_since(tmp_path, since, {tmp_path / "disk-fat.img"}) is None
     (tmp_path / "a" / "b" / "c.c").write_text("")
-    assert changed_since(tmp_path, since, set()) == tmp_path / "a" / "b" / "c.c"
+    assert changed_since(tmp_path, since, {tmp_path / "disk-fat.img"}) == \
+        tmp_path / "a" / "b" / "c.c"
 
 
 @pytest.mark.qemu

@@ -299,11 +299,13 @@ def _build(ctx: click.Context, target: Target, tree: Path, work: Path, defconfig
 
     out = work / f"build-{target.name}"
     image = kbuild.target_image(out, target.image)
+    ours = frozenset(work / name for name in qs.WORK_FILES)
     current, why = build_is_current(out, read_record(out), target.name, defconfig, prefix,
-                                    tree, image)
+                                    tree, image, ours)
     if current:
         say(f"{image} is up to date ({why}); not rebuilt")
         return image
+    say(f"building: {why}")
     # No cross_compile=prefix: build finds the same compiler step 3 did and names its source.
     ctx.invoke(build, target=target.name, src=tree, build_dir=out)
     image = kbuild.target_image(out, target.image)

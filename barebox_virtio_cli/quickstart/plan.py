@@ -39,6 +39,9 @@ FIX = {
 MARKER = ".bbv-quickstart"  # marks a work directory as quickstart's own
 FAT_IMAGE, RAW_IMAGE, FILE_NAME = "disk-fat.img", "disk-raw.img", "hello.txt"
 DISK_SIZE = 8 << 20
+# What quickstart writes into its work directory (which may be the source tree itself).
+STATE_FILE = ".bbv-quickstart.json"  # the token and the FAT disk's stamp, for reruns
+WORK_FILES = (MARKER, FAT_IMAGE, RAW_IMAGE, FILE_NAME, STATE_FILE)
 RAW_CHECK = "virtio-blk: raw write"
 
 

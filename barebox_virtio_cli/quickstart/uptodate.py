@@ -7,9 +7,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from barebox_virtio_cli.quickstart.plan import STATE_FILE as STATE_NAME
 from barebox_virtio_cli.util.jsonfile import read_object, stamp, write_json
-
-STATE_NAME = ".bbv-quickstart.json"  # in the work directory: the token and the FAT disk's stamp
 
 
 def stale_reason(record: dict | None, target: str, defconfig: str, toolchain: str, src: Path,
@@ -29,7 +28,7 @@ def stale_reason(record: dict | None, target: str, defconfig: str, toolchain: st
 
 def changed_since(tree: Path, since_ns: int, skip: set[Path]) -> Path | None:
     """The first file under tree modified after since_ns; hidden directories (.git), build-*
-    output directories and the paths in skip are not looked into."""
+    output directories and the paths in skip (files or directories) are not looked at."""
     stack = [tree]
     while stack:
         try:
@@ -38,8 +37,10 @@ def changed_since(tree: Path, since_ns: int, skip: set[Path]) -> Path | None:
             continue
         for entry in entries:
             try:
+                if Path(entry.path) in skip:
+                    continue
                 if entry.is_dir(follow_symlinks=False):
-                    if not (entry.name.startswith((".", "build-")) or Path(entry.path) in skip):
+                    if not entry.name.startswith((".", "build-")):
                         stack.append(Path(entry.path))
                 elif entry.stat(follow_symlinks=False).st_mtime_ns > since_ns:
                     return Path(entry.path)
@@ -49,8 +50,10 @@ def changed_since(tree: Path, since_ns: int, skip: set[Path]) -> Path | None:
 
 
 def build_is_current(build_dir: Path, record: dict | None, target: str, defconfig: str,
-                     toolchain: str, src: Path, image: Path) -> tuple[bool, str]:
-    """(True, why it is) or (False, why not) for the build in build_dir."""
+                     toolchain: str, src: Path, image: Path,
+                     ours: frozenset[Path] = frozenset()) -> tuple[bool, str]:
+    """(True, why it is) or (False, why not) for the build in build_dir; `ours` are the files
+    quickstart itself writes (its work directory may be inside the tree, or be the tree)."""
     reason = stale_reason(record, target, defconfig, toolchain, src, image)
     if reason:
         return False, reason
@@ -58,7 +61,7 @@ def build_is_current(build_dir: Path, record: dict | None, target: str, defconfi
     config = build_dir / ".config"
     if not config.is_file() or config.stat().st_mtime_ns > since:
         return False, f"{config} changed"
-    changed = changed_since(src, since, {build_dir})
+    changed = changed_since(src, since, {build_dir, *ours})
     if changed is not None:
         return False, f"{changed} changed"
     return True, f"nothing in {src} changed since the last build"
