@@ -480,3 +480,21 @@ def test_toolchain_version_is_checked_before_any_download():
 def test_negative_number_for_optional_value_is_named(args):
     line = one_line_error(bbv("console", *args), 2, "-1")
     assert "No such option" not in line and "0 or more" in line
+
+
+@pytest.mark.parametrize(("args", "needle"), [
+    (["--image", ""], "--image"), (["--blk", ""], "--blk"), (["--fs", ""], "--fs"),
+    (["--firmware", ""], "--firmware"), (["--console="], None),
+])
+def test_empty_paths_are_refused(tree, args, needle):
+    if shutil.which("qemu-system-mips") is None:
+        pytest.skip("qemu-system-mips not installed")
+    result = bbv("run", "--arch", "mips", *args, "--dry-run", cwd=tree)
+    if needle is None:  # --console without a path: the default socket path
+        assert result.returncode == 0, result.stderr
+        return
+    one_line_error(result, 2, f"{needle} ''", "empty")
+
+
+def test_absurd_job_count():
+    one_line_error(bbv("build", "-j", "99999999999999999999"), 2, "at most")

@@ -40,7 +40,8 @@ DISABLE_TARGET_TOOLS = "common/boards/configs/disable_target_tools.config"
               help="Keep the target tools (bareboxenv-target, ...): they need a libc for the "
                    "target, which nolibc and most cross compilers lack.")
 @click.option("--cross-compile", help="Compiler prefix, e.g. arm-linux-gnueabihf-.")
-@click.option("-j", "--jobs", type=Number(int, 1), help="make -j [default: CPU count].")
+@click.option("-j", "--jobs", type=Number(int, 1, maximum=4096),
+              help="make -j [default: CPU count].")
 @click.option("-v", "--verbose", is_flag=True, help="Stream make's output as is.")
 def build(target: str | None, src: Path | None, arch: str | None, defconfig: str | None,
           build_dir: Path | None, clean: bool, kconfig_add: tuple[str, ...],

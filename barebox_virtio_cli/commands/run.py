@@ -29,7 +29,7 @@ from barebox_virtio_cli.util.status import say
 
 
 def resolve_image(target: Target, image: str | None, cwd: Path) -> Path:
-    if image:
+    if image is not None:
         return _existing_file(Path(image), "--image")
     from barebox_virtio_cli.build.record import find_image
 
@@ -140,6 +140,9 @@ def prepare(target_name, arch, image, blk, rng, console, input_, net, port_forwa
     from barebox_virtio_cli.images.inuse import check_distinct
     from barebox_virtio_cli.util import validate
 
+    for option, values in (("--image", [image]), ("--blk", blk), ("--fs", fs),
+                           ("--firmware", [firmware])):
+        validate.check_not_empty(option, values)
     target = load_catalog().resolve(target_name, arch)
     memory = validate.parse_memory(memory) if memory is not None else None
     cpu = validate.check_word(cpu, "--cpu") if cpu is not None else None

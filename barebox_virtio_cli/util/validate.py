@@ -67,6 +67,13 @@ def parse_memory(text: str) -> str:
     return f"{mib >> 10}G" if mib % 1024 == 0 else f"{mib}M"
 
 
+def check_not_empty(option: str, values) -> None:
+    """A path option given as '' would become '.', the current directory."""
+    for value in values:
+        if value is not None and not str(value).strip():
+            raise UsageError(f"{option} '{value}' is empty; give a path")
+
+
 def check_word(text: str, option: str) -> str:
     """A QEMU -cpu or -M value: one word (options after commas are QEMU's business)."""
     if not text.strip() or any(c.isspace() for c in text) or text.startswith("-"):
