@@ -419,6 +419,9 @@ def test_stale_reason_and_changed_since(tmp_path):
     assert stale_reason(record, *args) is None
     assert "toolchain" in stale_reason({**record, "toolchain": "x-"}, *args)
     assert stale_reason(None, *args) == "no earlier build"
+    assert "kconfig" in stale_reason({**record, "kconfig": []}, *args, ("CONFIG_VIRTIO_PCI=y",))
+    assert stale_reason({**record, "kconfig": ["CONFIG_VIRTIO_PCI=y"]}, *args,
+                        ("CONFIG_VIRTIO_PCI=y",)) is None
     (tmp_path / "a" / "b").mkdir(parents=True)
     (tmp_path / "build-x").mkdir()
     (tmp_path / "stamp").write_text("")

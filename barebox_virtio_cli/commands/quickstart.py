@@ -300,8 +300,10 @@ def _build(ctx: click.Context, target: Target, tree: Path, work: Path, defconfig
     out = work / f"build-{target.name}"
     image = kbuild.target_image(out, target.image)
     ours = frozenset(work / name for name in qs.WORK_FILES)
+    fragments = tuple(k for k in target.kconfig
+                      if kbuild.CONFIG_LINE.match(k) or (tree / k).is_file())
     current, why = build_is_current(out, read_record(out), target.name, defconfig, prefix,
-                                    tree, image, ours)
+                                    tree, image, ours, fragments)
     if current:
         say(f"{image} is up to date ({why}); not rebuilt")
         return image

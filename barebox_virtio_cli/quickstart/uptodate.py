@@ -12,8 +12,9 @@ from barebox_virtio_cli.util.jsonfile import read_object, stamp, write_json
 
 
 def stale_reason(record: dict | None, target: str, defconfig: str, toolchain: str, src: Path,
-                 image: Path) -> str | None:
-    """Why the recorded build is not the one asked for; None if it is."""
+                 image: Path, fragments: tuple[str, ...] = ()) -> str | None:
+    """Why the recorded build is not the one asked for; None if it is. fragments: the
+    target's kconfig fragments this tree has, which the recorded build must have merged."""
     if record is None:
         return "no earlier build"
     wanted = {"target": target, "defconfig": defconfig, "toolchain": toolchain,
@@ -21,6 +22,9 @@ def stale_reason(record: dict | None, target: str, defconfig: str, toolchain: st
     for key, value in wanted.items():
         if record.get(key) != value:
             return f"the {key} changed ({record.get(key)} -> {value})"
+    missing = [f for f in fragments if f not in record.get("kconfig", [])]
+    if missing:
+        return f"the target's kconfig fragments changed ({', '.join(missing)})"
     if record.get("image") != str(image) or not image.is_file():
         return f"{image.name} is missing"
     return None
@@ -51,10 +55,11 @@ def changed_since(tree: Path, since_ns: int, skip: set[Path]) -> Path | None:
 
 def build_is_current(build_dir: Path, record: dict | None, target: str, defconfig: str,
                      toolchain: str, src: Path, image: Path,
-                     ours: frozenset[Path] = frozenset()) -> tuple[bool, str]:
+                     ours: frozenset[Path] = frozenset(),
+                     fragments: tuple[str, ...] = ()) -> tuple[bool, str]:
     """(True, why it is) or (False, why not) for the build in build_dir; `ours` are the files
     quickstart itself writes (its work directory may be inside the tree, or be the tree)."""
-    reason = stale_reason(record, target, defconfig, toolchain, src, image)
+    reason = stale_reason(record, target, defconfig, toolchain, src, image, fragments)
     if reason:
         return False, reason
     since = (build_dir / "bbv-build.json").stat().st_mtime_ns
