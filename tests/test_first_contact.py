@@ -501,3 +501,12 @@ def test_empty_paths_are_refused(tree, args, needle):
 
 def test_absurd_job_count():
     one_line_error(bbv("build", "-j", "99999999999999999999"), 2, "at most")
+
+
+def test_toolchain_mirror_from_the_config_file_one_line():
+    config = Path(os.environ["BBV_CONFIG_DIR"])
+    config.mkdir(parents=True, exist_ok=True)
+    (config / "config.toml").write_text('[toolchain]\nmirror = "mirror.example/bin"\n')
+    env = {k: v for k, v in os.environ.items() if k != "BBV_TOOLCHAIN_MIRROR"}
+    one_line_error(bbv("toolchain", "fetch", "arm", env=env), 2, "[toolchain] mirror",
+                   "no scheme")
