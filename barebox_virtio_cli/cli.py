@@ -101,6 +101,10 @@ def _print_click_error(exc: click.ClickException) -> None:
     ctx = getattr(exc, "ctx", None)
     where = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
     message = exc.format_message()
+    name = getattr(exc, "option_name", "") or ""
+    if isinstance(exc, click.NoSuchOption) and name[1:].replace(".", "", 1).isdigit():
+        # click reads '--wait -1' as an unknown option '-1'
+        message = f"'{name}' is a negative number; no bbv value can be negative (give 0 or more)"
     if "--help" in message:
         where = ""
     say(f"error: {message}{where}")

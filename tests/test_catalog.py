@@ -89,10 +89,10 @@ def test_a_valid_file_loads(tmp_path):
 @pytest.mark.parametrize("change,message", [
     (("cpu = \"cortex-a7\"", "cpuu = \"x\""), "unknown field 'cpuu' \\(did you mean 'cpu'\\?\\)"),
     (("memory = \"256M\"\n", ""), "missing required field 'memory'"),
-    (("bits = 32", "bits = \"32\""), "field 'bits' must be a int"),
+    (("bits = 32", "bits = \"32\""), "field 'bits' must be an integer"),
     (("bits = 32", "bits = 16"), "field 'bits' must be one of"),
     (("load = \"kernel\"", "load = \"tftp\""), "field 'load' must be one of"),
-    (("fw_cfg = true", "fw_cfg = 1"), "field 'fw_cfg' must be a bool"),
+    (("fw_cfg = true", "fw_cfg = 1"), "field 'fw_cfg' must be true or false"),
     (("arch_names = [\"armtest\"]", "arch_names = [1]"), "'arch_names' must be a list of str"),
     (("mmio_transports = 32", "mmio_transports = 0"), "'mmio_transports' must be set"),
     (("arch = \"arm\"", "arch = \"arm\"\ndevices = [\"floppy\"]"), "unknown kinds \\['floppy'\\]"),

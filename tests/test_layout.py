@@ -13,9 +13,9 @@ from conftest import ROOT
 pytestmark = pytest.mark.pure
 
 PACKAGE = ROOT / "barebox_virtio_cli"
-PURE = {"errors", "run.request", "qemu.args", "qemu.info", "build.kbuild", "console.logic",
-        "session.shell", "session.report", "images.plan", "doctor.checks", "quickstart.plan",
-        "export.jobs", "targets.target", "util.limits"}
+PURE = {"errors", "util.validate", "run.request", "qemu.args", "qemu.info", "build.kbuild",
+        "console.logic", "session.shell", "session.report", "images.plan", "doctor.checks",
+        "quickstart.plan", "export.jobs", "targets.target", "util.limits"}
 
 
 def module_name(path: Path) -> str:

@@ -45,13 +45,29 @@ def archive_name(version: str, triplet: str, host: str) -> str:
     return f"{host}-gcc-{version}-nolibc-{triplet}.tar.xz"
 
 
+def check_version(version: str) -> str:
+    """A GCC version as the mirror's directories name them (X.Y.Z)."""
+    if not re.fullmatch(r"\d+\.\d+\.\d+", version):
+        from barebox_virtio_cli.errors import UsageError
+
+        raise UsageError(f"--version '{version}' is not a GCC version like {DEFAULT_VERSION}")
+    return version
+
+
 def install_name(version: str, triplet: str) -> str:
     return f"gcc-{version}-nolibc-{triplet}"
 
 
 def mirror_url(env: Mapping[str, str], config: Mapping[str, str]) -> str:
-    """$BBV_TOOLCHAIN_MIRROR, else the config file's [toolchain] mirror, else kernel.org."""
-    return (env.get(MIRROR_ENV) or config.get("mirror") or DEFAULT_MIRROR).rstrip("/")
+    """$BBV_TOOLCHAIN_MIRROR, else the config file's [toolchain] mirror, else kernel.org;
+    a malformed one is a UsageError naming where it came from."""
+    from barebox_virtio_cli.util.validate import check_mirror_url
+
+    if env.get(MIRROR_ENV):
+        return check_mirror_url(env[MIRROR_ENV], f"${MIRROR_ENV}")
+    if config.get("mirror"):
+        return check_mirror_url(config["mirror"], "the config file's [toolchain] mirror")
+    return DEFAULT_MIRROR
 
 
 def parse_sums(text: str, name: str) -> str | None:
@@ -175,6 +191,10 @@ class Downloader:
 
         try:
             return action()
+        except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
+                requests.exceptions.InvalidSchema) as exc:
+            raise BbvError(f"{url} is not a URL bbv can download from ({exc}); "
+                           f"{self.hint}") from None
         except requests.HTTPError as exc:
             code = exc.response.status_code if exc.response is not None else 0
             if code and code < 500:
@@ -286,9 +306,11 @@ def install(request: FetchRequest) -> tuple[Target, str]:
     if not target.crosstool_triplet:
         raise UsageError(f"target '{target.name}' names no kernel.org toolchain "
                          "(crosstool_triplet); install a cross gcc yourself")
-    version = request.version or DEFAULT_VERSION
-    base = request.mirror or mirror_url(os.environ,
-                                        userconfig.table(userconfig.load(), "toolchain"))
+    from barebox_virtio_cli.util.validate import check_mirror_url
+
+    version = check_version(request.version or DEFAULT_VERSION)
+    base = check_mirror_url(request.mirror, "--mirror") if request.mirror is not None else \
+        mirror_url(os.environ, userconfig.table(userconfig.load(), "toolchain"))
     name = install_name(version, target.crosstool_triplet)
     say(f"fetching {name} for {target.name} from {base}")
     with DownloadBar(name) as update:

@@ -37,12 +37,16 @@ def is_barebox_tree(src: Path) -> bool:
             and (src / "scripts" / "kconfig").is_dir())
 
 
-def check_tree(src: Path) -> None:
+def check_tree(src: Path, given: bool = False) -> None:
+    """given: the user named src with --src (else it is the current directory)."""
     if not src.is_dir():
         raise UsageError(f"--src {src}: no such directory")
     if not is_barebox_tree(src):
-        raise UsageError(f"{src} is not a barebox source tree (no barebox Makefile, Kconfig, "
-                         "arch/ and scripts/kconfig/); cd into one or pass --src DIR")
+        what = f"--src {src} is" if given else f"{src} is"
+        fix = "give the top directory of a barebox source tree" if given else \
+            "cd into one or pass --src DIR"
+        raise UsageError(f"{what} not a barebox source tree (no barebox Makefile, Kconfig, "
+                         f"arch/ and scripts/kconfig/); {fix}")
 
 
 def defconfigs(src: Path) -> dict[str, str]:

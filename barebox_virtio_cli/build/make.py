@@ -42,14 +42,36 @@ def locked(build_dir: Path) -> Iterator[None]:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
-            raise BbvError(f"another build is running in {build_dir} (pid {holder}); wait for "
-                           "it or use another --build-dir") from None
+            raise _busy(build_dir, _holder(fd)) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         yield
     finally:
         os.close(fd)
+
+
+def check_not_busy(build_dir: Path) -> None:
+    """Fail if a build holds the directory's lock: a first build holds it before its output
+    looks like a build directory, which a second build must not call foreign."""
+    try:
+        fd = os.open(build_dir / LOCK_NAME, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise _busy(build_dir, _holder(fd)) from None
+    finally:
+        os.close(fd)
+
+
+def _holder(fd: int) -> str:
+    return os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+
+
+def _busy(build_dir: Path, holder: str) -> BbvError:
+    return BbvError(f"another build is running in {build_dir} (pid {holder}); wait for it or "
+                    "use another --build-dir")
 
 
 def clean(build_dir: Path, record_name: str) -> None:

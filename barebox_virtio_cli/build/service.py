@@ -55,8 +55,8 @@ def build(req: BuildRequest) -> BuildResult:
     from barebox_virtio_cli.build import make as make_runner
     from barebox_virtio_cli.build.toolchain import Finder
 
-    src = (req.src or Path.cwd()).resolve()
-    kbuild.check_tree(src)
+    given_src, src = req.src is not None, (req.src or Path.cwd()).resolve()
+    kbuild.check_tree(src, given=given_src)
     catalog = load_catalog()
     plan = kbuild.plan(src, catalog, req.target, req.arch, req.defconfig)
     say(f"defconfig: {plan.defconfig} (ARCH={plan.arch}; {plan.why})")
@@ -169,6 +169,9 @@ def _build_dir(src: Path, plan: kbuild.Plan, given: Path | None) -> Path:
     if out.exists() and not out.is_dir():
         raise UsageError(f"build directory {out} exists and is not a directory")
     if not kbuild.is_build_dir(out, buildrecord.RECORD_NAME):
+        from barebox_virtio_cli.build.make import check_not_busy
+
+        check_not_busy(out)
         raise UsageError(f"build directory {out} holds other files and is not a barebox build "
                          "directory; give a new or empty --build-dir")
     return out

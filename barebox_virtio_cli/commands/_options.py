@@ -7,6 +7,8 @@ from __future__ import annotations
 import click
 
 from barebox_virtio_cli.session.options import DEFAULT_TIMEOUT
+from barebox_virtio_cli.targets import complete
+from barebox_virtio_cli.util.validate import Number
 
 
 def _apply(func, options):
@@ -18,8 +20,10 @@ def _apply(func, options):
 def run_options(func):
     """The device and machine options shared by every command that boots a target."""
     return _apply(func, [
-        click.option("-t", "--target", help="Target name from 'bbv targets'."),
-        click.option("-a", "--arch", help="Pick the default target of an arch (arm, mips, ...)."),
+        click.option("-t", "--target", help="Target name from 'bbv targets'.",
+                     shell_complete=complete.target_names),
+        click.option("-a", "--arch", help="Pick the default target of an arch (arm, mips, ...).",
+                     shell_complete=complete.arch_names),
         click.option("--image", metavar="PATH", help="barebox image (default: the last build)."),
         click.option("--blk", multiple=True, metavar="FILE", help="Raw disk image (repeatable)."),
         click.option("--rng", count=True, help="Add a virtio RNG (repeat for more)."),
@@ -52,7 +56,8 @@ def script_options(func):
                      help="Run CMD at the barebox prompt, then stop QEMU (repeatable)."),
         click.option("--expect", multiple=True, metavar="REGEX",
                      help="Must match the --exec output (the boot log without --exec)."),
-        click.option("--timeout", type=click.FloatRange(min=0, min_open=True), metavar="S",
+        click.option("--timeout", type=Number(float, 0, exclusive_min=True, unit="seconds"),
+                     metavar="S",
                      help=f"Seconds for the boot and for each command [{DEFAULT_TIMEOUT:g}]."),
         click.option("--junit", metavar="FILE", help="Write the scripted run as JUnit XML."),
         click.option("--json", "json", is_flag=True,
@@ -66,7 +71,7 @@ def export_options(func):
     for index, param in enumerate(func.__click_params__):
         if param.name == "target":
             func.__click_params__[index] = click.Option(
-                ["-t", "--target", "targets"], multiple=True,
+                ["-t", "--target", "targets"], multiple=True, shell_complete=complete.target_names,
                 help="Target name from 'bbv targets' (repeatable: one file per target).")
     return _apply(func, [
         click.option("-o", "--output", metavar="FILE|DIR/",

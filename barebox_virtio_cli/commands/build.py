@@ -6,13 +6,18 @@ from pathlib import Path
 
 import click
 
+from barebox_virtio_cli.targets import complete
+from barebox_virtio_cli.util.validate import Number
+
 
 @click.command()
-@click.argument("target", required=False)
+@click.argument("target", required=False, shell_complete=complete.build_targets)
 @click.option("--src", type=click.Path(path_type=Path, file_okay=False),
               help="barebox source tree [default: current directory].")
-@click.option("--arch", help="bbv arch name (arm64, mips, ...) or barebox ARCH.")
-@click.option("--defconfig", help="Defconfig to build instead of the target's.")
+@click.option("--arch", help="bbv arch name (arm64, mips, ...) or barebox ARCH.",
+              shell_complete=complete.arch_names)
+@click.option("--defconfig", help="Defconfig to build instead of the target's.",
+              shell_complete=complete.defconfigs)
 @click.option("-O", "--build-dir", type=click.Path(path_type=Path, dir_okay=True),
               help="Output directory [default: $KBUILD_OUTPUT, else SRC/build-TARGET].")
 @click.option("--clean", is_flag=True, help="Empty the build directory first.")
@@ -28,7 +33,8 @@ import click
 @click.option("--no-ccache", is_flag=True,
               help="Do not compile through ccache (used when installed; also "
                    "`[build] ccache = false` in the config file).")
-@click.option("-j", "--jobs", type=click.IntRange(min=1), help="make -j [default: CPU count].")
+@click.option("-j", "--jobs", type=Number(int, 1, maximum=4096),
+              help="make -j [default: CPU count].")
 @click.option("-v", "--verbose", is_flag=True, help="Stream make's output as is.")
 def build(**options) -> None:
     """Build barebox for TARGET (a bbv target or a defconfig) in a barebox source tree.

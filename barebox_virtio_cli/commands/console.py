@@ -9,6 +9,7 @@ import click
 
 from barebox_virtio_cli.console.logic import DEFAULT_ESCAPE, parse_endpoint, parse_escape
 from barebox_virtio_cli.errors import UsageError
+from barebox_virtio_cli.util.validate import Number
 
 
 def parse_wait(value: str | None, endpoint: str | None) -> tuple[float | None, str | None]:
@@ -29,10 +30,10 @@ def parse_wait(value: str | None, endpoint: str | None) -> tuple[float | None, s
 
 
 @click.command()
-@click.argument("endpoint", required=False)
+@click.argument("endpoint", required=False, metavar="ENDPOINT")  # --wait PATH may give it
 @click.option("-e", "--escape", default=DEFAULT_ESCAPE, show_default=True, metavar="KEY",
               help="Key that leaves (^X, ctrl-X, a character, or 'none'); twice sends it.")
-@click.option("--linger", type=click.FloatRange(min=0), default=1.0, show_default=True,
+@click.option("--linger", type=Number(float, 0, unit="seconds"), default=1.0, show_default=True,
               metavar="SECONDS",
               help="After stdin ends, leave once the console is quiet this long.")
 @click.option("-w", "--wait", is_flag=False, flag_value="", default=None, metavar="[SECONDS]",

@@ -9,10 +9,11 @@ import click
 
 from barebox_virtio_cli.doctor.checks import Check
 from barebox_virtio_cli.doctor.host import diagnose
+from barebox_virtio_cli.targets import complete
 
 
 @click.command()
-@click.argument("names", nargs=-1, metavar="[TARGET]...")
+@click.argument("names", nargs=-1, metavar="[TARGET]...", shell_complete=complete.target_names)
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 def doctor(names: tuple[str, ...], as_json: bool) -> None:
     """Check that this host can build and boot each target (or the TARGETs named).
@@ -38,10 +39,11 @@ def doctor(names: tuple[str, ...], as_json: bool) -> None:
 
 
 def _print_table(host, per_target, verdicts, hints) -> None:
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    from barebox_virtio_cli.util.output import stdout_console
+
+    console = stdout_console()
     tools = Table(title="host tools")
     for column in ("tool", "needed for", "found"):
         tools.add_column(column)

@@ -9,6 +9,7 @@ import click
 
 from barebox_virtio_cli.commands._options import export_options
 from barebox_virtio_cli.run.request import RunRequest
+from barebox_virtio_cli.util.validate import Number
 
 
 @click.group()
@@ -16,7 +17,7 @@ def export() -> None:
     """Write the setup of a 'bbv run' as a labgrid environment or a LAVA job."""
 
 
-@export.command()
+@export.command(short_help="Write a labgrid environment for barebox's pytest suite.")
 @export_options
 @click.option("--barebox-src", metavar="DIR", type=click.Path(file_okay=False, path_type=Path),
               help="barebox source tree whose test/strategy.py the file imports "
@@ -38,14 +39,14 @@ def labgrid(output: str | None, force: bool, targets: tuple[str, ...], barebox_s
     _echo(write(output, force, [labgrid_file(r, barebox_src, no_strategy) for r in requests]))
 
 
-@export.command()
+@export.command(short_help="Write a LAVA job that boots barebox with these devices.")
 @export_options
 @click.option("--job-name", metavar="NAME",
               help="LAVA job name (default: bbv <target>; with several -t: NAME <target>).")
 @click.option("--exec", "commands", multiple=True, metavar="CMD",
               help="barebox command to run after boot as an interactive test (repeatable).")
-@click.option("--job-timeout", type=click.IntRange(1, 24 * 60), default=10, show_default=True,
-              metavar="MINUTES", help="Timeout of the whole job.")
+@click.option("--job-timeout", type=Number(int, 1, maximum=24 * 60, unit="minutes"), default=10,
+              show_default=True, metavar="MINUTES", help="Timeout of the whole job.")
 def lava(output: str | None, force: bool, targets: tuple[str, ...], job_name: str | None,
          commands: tuple[str, ...], job_timeout: int, **options) -> None:
     """Write a LAVA job definition (device type qemu) that boots barebox with these devices.
@@ -56,7 +57,9 @@ def lava(output: str | None, force: bool, targets: tuple[str, ...], job_name: st
       lavacli jobs submit job.yaml
     """
     from barebox_virtio_cli.export.service import lava_file, per_target, write
+    from barebox_virtio_cli.session.options import check_exec
 
+    check_exec(list(commands))
     requests = per_target(RunRequest(**options), targets)
     several = len(requests) > 1
     files = [lava_file(r, f"{job_name} {r.target}" if several and job_name else job_name,

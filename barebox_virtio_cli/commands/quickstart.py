@@ -8,11 +8,15 @@ from pathlib import Path
 import click
 
 from barebox_virtio_cli.quickstart.plan import DEFAULT_VERSION, go_on
+from barebox_virtio_cli.quickstart.service import default_workdir
+from barebox_virtio_cli.targets import complete
+from barebox_virtio_cli.util.validate import Number
 
 
 @click.command()
 @click.option("-t", "--target", default="vexpress", show_default=True,
-              help="Target to build and boot (see 'bbv targets').")
+              help="Target to build and boot (see 'bbv targets').",
+              shell_complete=complete.target_names)
 @click.option("--src", type=click.Path(path_type=Path, file_okay=False),
               help="barebox source tree to build; without it a release is downloaded.")
 @click.option("--version", "version", metavar="YYYY.MM.N",
@@ -20,8 +24,9 @@ from barebox_virtio_cli.quickstart.plan import DEFAULT_VERSION, go_on
 @click.option("--sha256", metavar="HEX",
               help="Expected sha256 of the release tarball, for a release bbv has no sum for.")
 @click.option("--workdir", type=click.Path(path_type=Path, file_okay=False),
-              help="Where the source, build and disk images go [default: DATA_DIR/quickstart].")
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=30.0,
+              help="Where the source, build and disk images go "
+                   f"[default: {default_workdir()}].")
+@click.option("--timeout", type=Number(float, 0, exclusive_min=True, unit="seconds"), default=30.0,
               show_default=True, metavar="S", help="Seconds for the boot and for each check.")
 def quickstart(**options) -> None:
     """Get barebox, build TARGET, make two disks, boot them with an RNG and the virtio console,

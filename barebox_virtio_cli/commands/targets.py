@@ -21,8 +21,9 @@ def targets(as_json: bool) -> None:
         data = [{k: (str(v) if k == "path" else v) for k, v in vars(t).items()} for t in rows]
         click.echo(json.dumps(data, indent=2))
         return
-    from rich.console import Console
     from rich.table import Table
+
+    from barebox_virtio_cli.util.output import stdout_console
 
     table = Table(title="bbv targets")
     for column in COLUMNS:
@@ -30,4 +31,4 @@ def targets(as_json: bool) -> None:
     for t in rows:
         table.add_row(*(", ".join(v) if isinstance(v, list) else str(v)
                         for v in (getattr(t, c) for c in COLUMNS)))
-    Console().print(table)
+    stdout_console().print(table)

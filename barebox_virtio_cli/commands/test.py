@@ -83,12 +83,13 @@ def test(ctx: click.Context, names: tuple[str, ...], all_targets: bool, src: Pat
 
 
 def _report(outcome) -> None:
-    from rich.console import Console
     from rich.table import Table
 
     from barebox_virtio_cli.testsuite import results as plan
+    from barebox_virtio_cli.util.output import stdout_console
 
-    console = Console(soft_wrap=True)
+    console = stdout_console()
+    console.soft_wrap = True
     table = Table(title="barebox test suite (test/py)")
     for column in ("target", "build", "passed", "failed", "skipped", "xfailed", "wall"):
         table.add_column(column, justify="left" if column == "target" else "right")

@@ -8,14 +8,16 @@ from pathlib import Path
 
 import click
 
+from barebox_virtio_cli.targets import complete
+
 
 @click.group()
 def toolchain() -> None:
     """Find and download cross toolchains (list, fetch)."""
 
 
-@toolchain.command()
-@click.argument("arch")
+@toolchain.command(short_help='Download a kernel.org "nolibc" GCC for ARCH.')
+@click.argument("arch", shell_complete=complete.targets_and_arches)
 @click.option("--version", "version", metavar="X.Y.Z",
               help="GCC version on the mirror [default: the one barebox's CI uses].")
 @click.option("--mirror", metavar="URL",
@@ -43,18 +45,21 @@ def _list(names: tuple[str, ...], as_json: bool) -> None:
 
 _LIST_HELP = "List, per target (arch), the compilers found: prefix, GCC version, source, the " \
     "one used."
-_LIST_PARAMS = [click.Argument(["names"], nargs=-1, metavar="[TARGET]..."),
+_LIST_PARAMS = [click.Argument(["names"], nargs=-1, metavar="[TARGET]...",
+                               shell_complete=complete.target_names),
                 click.Option(["--json", "as_json"], is_flag=True, help="Print the result as JSON.")]
 toolchain.add_command(click.Command("list", callback=_list, params=_LIST_PARAMS,
-                                    help=_LIST_HELP))
+                                    help=_LIST_HELP,
+                                    short_help="List the cross compilers found per target."))
 # `bbv toolchains`: the same command under its old name.
 toolchains = click.Command("toolchains", callback=_list, params=_LIST_PARAMS,
                            help=f"{_LIST_HELP}\n\nAn alias of 'bbv toolchain list'.")
 
 
 def _table(report: list[dict]) -> None:
-    from rich.console import Console
     from rich.table import Table
+
+    from barebox_virtio_cli.util.output import stdout_console
 
     table = Table(title="bbv toolchains (* = the one bbv build uses)")
     for column in ("target", "arch", "prefix", "GCC", "from"):
@@ -70,7 +75,7 @@ def _table(report: list[dict]) -> None:
                 version += f" [red](wrong arch: {f['machine']})[/]"
             table.add_row(entry["target"] if i == 0 else "", arch if i == 0 else "",
                           mark + (f["prefix"] or "(host gcc)"), version, f["source"])
-    console = Console()
+    console = stdout_console()
     console.print(table)
     for entry in report:
         if entry["problem"]:

@@ -29,7 +29,7 @@ from barebox_virtio_cli.console.logic import (
     escape_name,
     path_kind,
 )
-from barebox_virtio_cli.errors import BbvError
+from barebox_virtio_cli.errors import BbvError, UsageError
 from barebox_virtio_cli.util.signals import Signalled, raising
 from barebox_virtio_cli.util.status import say
 
@@ -125,7 +125,8 @@ def _open_pty(path: str) -> Conn:
         tty.setraw(fd, termios.TCSANOW)  # a pty QEMU serves must pass bytes unchanged
     except termios.error:
         os.close(fd)
-        raise EndpointError(path, "not a unix socket or a terminal (pty)") from None
+        # a character device that is no terminal (/dev/null): bad input, like a regular file
+        raise UsageError(f"{path}: not a unix socket or a terminal (pty)") from None
     return Conn(fd)
 
 

@@ -46,7 +46,7 @@ def write(output: str | None, force: bool, files: list[tuple[str, str]]) -> list
 def labgrid_file(request: RunRequest, barebox_src: Path | None,
                  no_strategy: bool) -> tuple[str, str]:
     """(target name, labgrid environment)."""
-    target, info, spec = prepare(request)
+    target, info, spec = prepare(request, check_locks=False)
     groups = build_command(target, spec, info)
     strategy = None if no_strategy else _strategy(barebox_src)
     declared = None
@@ -77,7 +77,7 @@ def _strategy(barebox_src: Path | None) -> Path:
 def lava_file(request: RunRequest, job_name: str | None, commands: list[str],
               job_timeout: int) -> tuple[str, str]:
     """(target name, LAVA job); job_name None: 'bbv TARGET'."""
-    target, info, spec = prepare(request)
+    target, info, spec = prepare(request, check_locks=False)
     groups = build_command(target, spec, info)
     job = lava_job(target, spec, groups, job_name or f"bbv {target.name}", commands, job_timeout)
     for warning in lava_warnings(target, spec):

@@ -37,6 +37,7 @@ def create(request: ImageRequest) -> ImagePlan:
         raise UsageError(f"{path} is a directory")
     if not path.parent.is_dir():
         raise UsageError(f"directory {path.parent} does not exist")
+    check_image_fits(plan.size, path.parent)
     write_image(plan, path, request.force)
     return plan
 
@@ -75,3 +76,23 @@ def _run(step: Step) -> None:
     if done.returncode != 0:
         lines = (done.stderr.strip() or done.stdout.strip() or "no output").splitlines()
         raise BbvError(f"{step.tool} failed (exit {done.returncode}): {lines[-1]}")
+
+
+def check_image_fits(size: int, directory: Path) -> None:
+    """A --size the filesystem holding `directory` can take: no larger than its largest file
+    and than the filesystem itself (the image is sparse, so free space is not the limit)."""
+    from barebox_virtio_cli.util.validate import human_size
+
+    try:
+        bits = os.pathconf(directory, "PC_FILESIZEBITS")
+        vfs = os.statvfs(directory)
+    except (OSError, ValueError):
+        return
+    largest = (1 << (bits - 1)) - 1 if bits and bits > 0 else None
+    total = vfs.f_blocks * vfs.f_frsize
+    if largest is not None and size > largest:
+        raise UsageError(f"--size {human_size(size)} is larger than the largest file the "
+                         f"filesystem of {directory} can hold ({human_size(largest)})")
+    if total and size > total:
+        raise UsageError(f"--size {human_size(size)} is larger than the whole filesystem of "
+                         f"{directory} ({human_size(total)}); give a smaller size")

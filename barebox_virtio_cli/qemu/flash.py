@@ -56,9 +56,9 @@ def plan_flash(path: Path, image: Path | None, bank_mib: int, reflash: bool = Fa
                          "remove it")
     if not os.access(path, os.R_OK | os.W_OK):
         raise UsageError(f"--flash {path}: not readable and writable")
-    from barebox_virtio_cli.run.inputs import locked_by_qemu
+    from barebox_virtio_cli.images.inuse import held_by_qemu
 
-    if locked_by_qemu(path):
+    if held_by_qemu(path):
         raise UsageError(f"--flash {path}: in use by another QEMU; stop it first")
     if reflash:
         _check_image(image, size, path)

@@ -39,6 +39,9 @@ FIX = {
 MARKER = ".bbv-quickstart"  # marks a work directory as quickstart's own
 FAT_IMAGE, RAW_IMAGE, FILE_NAME = "disk-fat.img", "disk-raw.img", "hello.txt"
 DISK_SIZE = 8 << 20
+# What quickstart writes into its work directory (which may be the source tree itself).
+STATE_FILE = ".bbv-quickstart.json"  # the token and the FAT disk's stamp, for reruns
+WORK_FILES = (MARKER, FAT_IMAGE, RAW_IMAGE, FILE_NAME, STATE_FILE)
 RAW_CHECK = "virtio-blk: raw write"
 
 
@@ -60,7 +63,10 @@ def check_sha256(text: str) -> str:
 
 
 def mirror_url(env: Mapping[str, str]) -> str:
-    return (env.get(MIRROR_ENV) or DOWNLOAD_URL).rstrip("/")
+    from barebox_virtio_cli.util.validate import check_mirror_url
+
+    return check_mirror_url(env[MIRROR_ENV], f"${MIRROR_ENV}") if env.get(MIRROR_ENV) \
+        else DOWNLOAD_URL
 
 
 def pinned_sha256(version: str, given: str | None) -> str | None:

@@ -5,6 +5,7 @@ decisions live in quickstart/plan.py."""
 
 from __future__ import annotations
 
+import os
 import secrets
 import time
 from collections.abc import Iterator
@@ -49,6 +50,12 @@ def run_quickstart(request: QuickstartRequest) -> Booted:
     version = qs.check_version(request.version or qs.DEFAULT_VERSION)
     sha256 = qs.check_sha256(request.sha256) if request.sha256 else None
     entry = load_catalog().get(request.target)
+    if request.src is None:
+        qs.mirror_url(os.environ)  # a malformed mirror fails now, not after three steps
+    else:
+        from barebox_virtio_cli.build.kbuild import check_tree
+
+        check_tree(request.src.resolve(), given=True)
     work = _workdir(request.workdir)
     started = time.monotonic()
     steps = _Steps(entry.name)
@@ -59,10 +66,9 @@ def run_quickstart(request: QuickstartRequest) -> Booted:
     with steps.step():
         defconfig, prefix = _toolchain(entry, tree)
     with steps.step():
-        image = _build(entry, tree, work, prefix)
-    token = secrets.token_bytes(4)
+        image = _build(entry, tree, work, defconfig, prefix)
     with steps.step():
-        disks = _disks(work, token)
+        disks, token = _disks(work)
     with steps.step():
         console = _boot_and_check(entry, image, disks, token, request.timeout)
     return Booted(entry.name, defconfig, image, disks, console, time.monotonic() - started)
@@ -96,11 +102,15 @@ class _Steps:
         self.index += 1
 
 
-def _workdir(given: Path | None) -> Path:
-    """A new or empty directory becomes quickstart's; one with other files is refused."""
+def default_workdir() -> Path:
     from barebox_virtio_cli.util.paths import data_dir
 
-    work = (given or data_dir() / "quickstart").resolve()
+    return data_dir() / "quickstart"
+
+
+def _workdir(given: Path | None) -> Path:
+    """A new or empty directory becomes quickstart's; one with other files is refused."""
+    work = (given or default_workdir()).resolve()
     if work.exists() and not work.is_dir():
         raise UsageError(f"--workdir {work} exists and is not a directory")
     if work.is_dir() and any(work.iterdir()) and not (work / qs.MARKER).exists():
@@ -142,7 +152,7 @@ def _tree(src: Path | None, work: Path, version: str, sha256: str | None) -> Pat
 
     if src is not None:
         src = src.resolve()
-        kbuild.check_tree(src)
+        kbuild.check_tree(src, given=True)
         _detail(f"source tree {src}")
         return src
     tree = work / f"barebox-{version}"
@@ -176,32 +186,53 @@ def _toolchain(target: Target, tree: Path) -> tuple[str, str]:
     return plan.defconfig, found.prefix
 
 
-def _build(target: Target, tree: Path, work: Path, prefix: str) -> Path:
+def _build(target: Target, tree: Path, work: Path, defconfig: str, prefix: str) -> Path:
     from barebox_virtio_cli.build import kbuild
+    from barebox_virtio_cli.build.record import read_record
     from barebox_virtio_cli.build.service import BuildRequest, build, print_summary
+    from barebox_virtio_cli.quickstart.uptodate import build_is_current
 
     out = work / f"build-{target.name}"
-    print_summary(build(BuildRequest(target.name, src=tree, build_dir=out,
-                                     cross_compile=prefix)))
+    image = kbuild.target_image(out, target.image)
+    ours = frozenset(work / name for name in qs.WORK_FILES)
+    fragments = tuple(k for k in target.kconfig
+                      if kbuild.CONFIG_LINE.match(k) or (tree / k).is_file())
+    current, why = build_is_current(out, read_record(out), target.name, defconfig, prefix,
+                                    tree, image, ours, fragments)
+    if current:
+        _detail(f"{image} is up to date ({why}); not rebuilt")
+        return image
+    _detail(f"building: {why}")
+    # No cross_compile=prefix: build finds the same compiler step 3 did and names its source.
+    print_summary(build(BuildRequest(target.name, src=tree, build_dir=out)))
     image = kbuild.target_image(out, target.image)
     if not image.is_file():
         raise BbvError(f"the build made no {target.image} (looked at {image})")
     return image
 
 
-def _disks(work: Path, token: bytes) -> list[Path]:
-    """A FAT disk with a file on it and a blank one, rebuilt each run: they are quickstart's."""
+def _disks(work: Path) -> tuple[list[Path], bytes]:
+    """A FAT disk with a file on it, kept from the last run if unchanged, and a blank one made
+    anew (the raw-write check writes to it); and the token the file and the check use."""
     from barebox_virtio_cli.images.create import write_image
     from barebox_virtio_cli.images.plan import AddFile, make_plan
+    from barebox_virtio_cli.quickstart.uptodate import keep_token, kept_token
 
-    hello = work / qs.FILE_NAME
-    hello.write_text(qs.greeting(token) + "\n")
     fat, raw = work / qs.FAT_IMAGE, work / qs.RAW_IMAGE
-    write_image(make_plan(qs.DISK_SIZE, None, True, [AddFile(hello, qs.FILE_NAME)]), fat,
-                force=True)
+    token = kept_token(work, fat)
+    if token is None:
+        token = secrets.token_bytes(4)
+        hello = work / qs.FILE_NAME
+        hello.write_text(qs.greeting(token) + "\n")
+        write_image(make_plan(qs.DISK_SIZE, None, True, [AddFile(hello, qs.FILE_NAME)]), fat,
+                    force=True)
+        keep_token(work, fat, token)
+        _detail(f"{fat} (FAT, {qs.FILE_NAME}, {qs.DISK_SIZE >> 20} MiB)")
+    else:
+        _detail(f"{fat} kept: unchanged since the last run")
     write_image(make_plan(qs.DISK_SIZE, None, False, []), raw, force=True)
-    _detail(f"{fat} (FAT, {qs.FILE_NAME}), {raw} (blank), {qs.DISK_SIZE >> 20} MiB each")
-    return [fat, raw]
+    _detail(f"{raw} (blank, {qs.DISK_SIZE >> 20} MiB)")
+    return [fat, raw], token
 
 
 def _boot_and_check(target: Target, image: Path, disks: list[Path], token: bytes,

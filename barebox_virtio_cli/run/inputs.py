@@ -15,7 +15,7 @@ from barebox_virtio_cli.targets.catalog import Target
 
 
 def resolve_image(target: Target, image: str | None, cwd: Path) -> Path:
-    if image:
+    if image is not None:
         return existing_file(Path(image), "--image")
     from barebox_virtio_cli.build.record import find_image
 
@@ -27,9 +27,10 @@ def resolve_image(target: Target, image: str | None, cwd: Path) -> Path:
     return found.resolve()
 
 
-def existing_file(path: Path, option: str) -> Path:
+def existing_file(path: Path, option: str, how: str = "") -> Path:
+    """how: what to do when it is missing (after '; ')."""
     if not path.exists():
-        raise UsageError(f"{option} {path}: no such file")
+        raise UsageError(f"{option} {path}: no such file{how}")
     if path.is_dir():
         raise UsageError(f"{option} {path}: is a directory, not a file")
     if not os.access(path, os.R_OK):
@@ -37,31 +38,20 @@ def existing_file(path: Path, option: str) -> Path:
     return path.resolve()
 
 
-def check_block_image(path: Path, snapshot: bool) -> Path:
-    path = existing_file(path, "--blk")
+def check_block_image(path: Path, snapshot: bool, check_locks: bool = True) -> Path:
+    """check_locks=False where no QEMU starts here (bbv export)."""
+    import shlex
+
+    from barebox_virtio_cli.images.inuse import lock_conflict
+
+    path = existing_file(path, "--blk", "; make one with 'bbv image create "
+                         f"{shlex.quote(str(path))} --size 8M'")
     if not snapshot and not os.access(path, os.W_OK):
         raise UsageError(f"--blk {path}: not writable; add --snapshot to boot it read-only")
-    if not snapshot and locked_by_qemu(path):
-        raise UsageError(f"--blk {path}: in use by another QEMU; stop it, or add --snapshot to "
-                         "share the image without writing to it")
+    problem = lock_conflict(path, snapshot) if check_locks else None
+    if problem:
+        raise UsageError(f"--blk {path}: {problem}")
     return path
-
-
-def locked_by_qemu(path: Path) -> bool:
-    """QEMU holds shared byte-range locks at offsets 100-299 of the images it has open; an
-    exclusive lock on that range is refused while any QEMU holds one."""
-    import fcntl
-
-    try:
-        with open(path, "r+b") as fh:
-            try:
-                fcntl.lockf(fh, fcntl.LOCK_EX | fcntl.LOCK_NB, 200, 100)
-            except OSError:
-                return True
-            fcntl.lockf(fh, fcntl.LOCK_UN, 200, 100)
-    except OSError:
-        return False
-    return False
 
 
 def default_console_path(target: Target) -> Path:

@@ -29,15 +29,29 @@ def qemu_info(target: Target, binary: str | None = None) -> QemuInfo:
     return probe(find_binary(target.qemu, target.qemu_package))
 
 
-def prepare(request: RunRequest, image_optional: bool = False) -> Prepared:
+def prepare(request: RunRequest, image_optional: bool = False,
+            check_locks: bool = True) -> Prepared:
     """Everything `bbv run` checks and decides before QEMU starts. image_optional: no image
-    is needed (--dump-dtb, a --flash file that holds one already)."""
+    is needed (--dump-dtb, a --flash file that holds one already); check_locks=False where no
+    QEMU starts here (bbv export)."""
+    from barebox_virtio_cli.images.inuse import check_distinct
+    from barebox_virtio_cli.util import validate
+
+    for option, values in (("--image", [request.image]), ("--blk", request.blk),
+                           ("--fs", request.fs), ("--firmware", [request.firmware])):
+        validate.check_not_empty(option, values)
     target = load_catalog().resolve(request.target, request.arch)
+    memory = validate.parse_memory(request.memory) if request.memory is not None else None
+    cpu = validate.check_word(request.cpu, "--cpu") if request.cpu is not None else None
+    check_distinct([Path(b) for b in request.blk])
     info = qemu_info(target, request.qemu)
+    machine = validate.check_machine(request.machine, info.machines, info.binary) \
+        if request.machine is not None else None
     console = request.console
     spec = RunSpec(
         image=_image(target, request.image, image_optional),
-        blks=[inputs.check_block_image(Path(b), request.snapshot) for b in request.blk],
+        blks=[inputs.check_block_image(Path(b), request.snapshot, check_locks)
+              for b in request.blk],
         rng=request.rng,
         console=None if console is None else inputs.check_console_path(
             Path(console) if console else inputs.default_console_path(target)),
@@ -45,7 +59,7 @@ def prepare(request: RunRequest, image_optional: bool = False) -> Prepared:
         port_forwards=[parse_port_forward(p) for p in request.port_forward],
         fs=[inputs.parse_fs(f, i) for i, f in enumerate(request.fs)],
         env=[inputs.parse_env(e) for e in request.env],
-        memory=request.memory, cpu=request.cpu, machine=request.machine,
+        memory=memory, cpu=cpu, machine=machine,
         snapshot=request.snapshot, graphic=request.graphic,
         firmware=inputs.find_firmware(target, info, request.firmware),
         qemu_args=list(request.qemu_arg),

@@ -37,17 +37,22 @@ def script_from(request, implied: bool = False) -> ScriptOptions | None:
                 raise UsageError(f"{name} belongs to a scripted boot: add --exec CMD or "
                                  "--expect REGEX")
         return None
+    check_exec(commands)
+    from barebox_virtio_cli.session.report import compile_patterns
+
+    compile_patterns(expectations)
+    return ScriptOptions(commands, expectations, timeout or DEFAULT_TIMEOUT,
+                         None if junit is None else _junit_path(Path(junit)), as_json)
+
+
+def check_exec(commands: list[str]) -> None:
+    """Each --exec must be one line barebox's shell runs as given (bbv run and export lava)."""
     from barebox_virtio_cli.session.shell import check_command, shorten
 
     for command in commands:
         problem = check_command(command)
         if problem:
             raise UsageError(f"--exec {shorten(command)!r} {problem}")
-    from barebox_virtio_cli.session.report import compile_patterns
-
-    compile_patterns(expectations)
-    return ScriptOptions(commands, expectations, timeout or DEFAULT_TIMEOUT,
-                         None if junit is None else _junit_path(Path(junit)), as_json)
 
 
 def _junit_path(path: Path) -> Path:
@@ -107,9 +112,13 @@ def run_script(target, info, spec, argv: list[str], options: ScriptOptions,
         say(f"error: {result.error}")
     # After a missed expectation the commands' output is on screen already; the boot log is not.
     if result.last_lines and (result.error or not result.commands or options.json):
-        say("last lines barebox printed:")
-        for line in result.last_lines:
-            click.echo(f"    {line}", err=True)
+        qemu_lines, guest_lines = report.split_qemu_lines(result.last_lines)
+        for title, lines in (("QEMU said:", qemu_lines),
+                             ("last lines barebox printed:", guest_lines)):
+            if lines:
+                say(title)
+            for line in lines:
+                click.echo(f"    {line}", err=True)
     if not options.json:
         say(report.summary(result))
     shot = screenshot is None or screenshot.report()

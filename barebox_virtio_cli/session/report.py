@@ -176,3 +176,17 @@ _XML_INVALID = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 def _xml_text(text: str) -> str:
     """XML 1.0 cannot carry most control characters; console output can."""
     return _XML_INVALID.sub("?", text)
+
+
+_QEMU_LINE = re.compile(r"^qemu-system-[\w.-]+: ")
+
+
+def split_qemu_lines(lines: list[str]) -> tuple[list[str], list[str]]:
+    """The console's last lines as (QEMU's own messages, what the guest printed). QEMU's lines
+    start with its program name; when they come first, barebox never ran, so the lines after
+    them (QEMU's continuation lines, such as 'Is another process using the image?') are QEMU's
+    too."""
+    if lines and _QEMU_LINE.match(lines[0]):
+        return list(lines), []
+    qemu = [line for line in lines if _QEMU_LINE.match(line)]
+    return qemu, [line for line in lines if not _QEMU_LINE.match(line)]

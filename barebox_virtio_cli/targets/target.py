@@ -90,6 +90,10 @@ def _required() -> set[str]:
     }
 
 
+_KIND_NAMES = {list: "a list of strings", int: "an integer", str: "a string", bool: "true or false",
+               dict: "a table"}
+
+
 def parse_target(path: Path, data: dict) -> Target:
     """Validate one target file's contents; every error names the file and the field."""
     types = _field_types()
@@ -108,8 +112,8 @@ def parse_target(path: Path, data: dict) -> Target:
         if ok and want is list:
             ok = all(isinstance(v, str) for v in value)
         if not ok:
-            kind = "list of strings" if want is list else want.__name__
-            raise BbvError(f"{path}: field '{key}' must be a {kind}, not {value!r}")
+            kind = _KIND_NAMES.get(want, want.__name__)
+            raise BbvError(f"{path}: field '{key}' must be {kind}, not {value!r}")
         if key in _CHOICES and value not in _CHOICES[key]:
             raise BbvError(f"{path}: field '{key}' must be one of {_CHOICES[key]}, not {value!r}")
     bad = [d for d in data.get("devices", []) if d not in DEVICE_KINDS]

@@ -1,0 +1,146 @@
+"""Checks of command-line values that every command shares: URLs, sizes, numbers and QEMU
+words, each failing with one UsageError line (exit 2) that says what was wrong and what to give.
+Light at import: no requests, no rich."""
+
+from __future__ import annotations
+
+import os
+import re
+from urllib.parse import urlsplit
+
+import click
+
+from barebox_virtio_cli.errors import UsageError
+
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+MEMORY_MAX = 1 << 40  # more than any QEMU machine bbv boots takes (ARM virt: 255 GiB)
+_MEMORY = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?\s*", re.IGNORECASE)
+
+
+def check_mirror_url(url: str, where: str) -> str:
+    """An http(s) base URL with a host, without its trailing '/'; `where` names its source
+    ('--mirror', '$BBV_TOOLCHAIN_MIRROR', ...) in the error."""
+    problem = _url_problem(url)
+    if problem:
+        raise UsageError(f"{where} '{url}' {problem}; give an http:// or https:// URL such as "
+                         "https://mirror.example.org/path")
+    return url.strip().rstrip("/")
+
+
+def _url_problem(url: str) -> str | None:
+    text = url.strip()
+    if not text:
+        return "is empty"
+    if any(c.isspace() or ord(c) < 32 for c in text):
+        return "contains spaces or control characters"
+    parts = urlsplit(text)
+    if not parts.scheme or "://" not in text:
+        return "has no scheme"
+    if parts.scheme.lower() not in ("http", "https"):
+        return f"uses {parts.scheme}://, which bbv cannot download from"
+    try:
+        port = parts.port
+    except ValueError:
+        return "has an invalid port"
+    if not parts.hostname or port == 0:
+        return "has no host"
+    return None
+
+
+def parse_memory(text: str) -> str:
+    """QEMU's -m value (a number with an optional K/M/G/T suffix, MiB without one), checked
+    and normalised: '512m' -> '512M', '1.5G' -> '1536M'."""
+    match = _MEMORY.fullmatch(text)
+    if not match:
+        raise UsageError(f"--memory '{text}' is not a size like 512M or 2G")
+    unit = match[2].upper() or "M"
+    size = float(match[1]) * _UNITS[unit]
+    if size < 1 << 20:
+        raise UsageError(f"--memory '{text}' is less than 1 MiB; give a size like 512M")
+    if size > MEMORY_MAX:
+        raise UsageError(f"--memory '{text}' is more than {MEMORY_MAX >> 40} TiB; "
+                         "give a size like 512M")
+    if size % (1 << 20):
+        raise UsageError(f"--memory '{text}' is not a whole number of MiB")
+    mib = int(size) >> 20
+    return f"{mib >> 10}G" if mib % 1024 == 0 else f"{mib}M"
+
+
+def check_not_empty(option: str, values) -> None:
+    """A path option given as '' would become '.', the current directory."""
+    for value in values:
+        if value is not None and not str(value).strip():
+            raise UsageError(f"{option} '{value}' is empty; give a path")
+
+
+def check_word(text: str, option: str) -> str:
+    """A QEMU -cpu or -M value: one word (options after commas are QEMU's business)."""
+    if not text.strip() or any(c.isspace() for c in text) or text.startswith("-"):
+        raise UsageError(f"{option} '{text}' is not a QEMU {option.lstrip('-')} name; "
+                         f"'{option} help' lists them in QEMU")
+    return text
+
+
+def check_machine(machine: str, known: dict[str, str], qemu: str) -> str:
+    """--machine against the machines the QEMU binary reports (its QMP probe)."""
+    check_word(machine, "--machine")
+    name = machine.split(",", 1)[0]
+    if known and name not in known:
+        import difflib
+
+        close = difflib.get_close_matches(name, known, n=3)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise UsageError(f"--machine '{name}': {os.path.basename(qemu)} has no such machine"
+                         f"{hint}; '{qemu} -M help' lists them")
+    return machine
+
+
+def human_size(size: int) -> str:
+    for unit, shift in (("EiB", 60), ("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if size >= 1 << shift:
+            return f"{size / (1 << shift):.3g} {unit}"
+    return f"{size} bytes"
+
+
+class Number(click.ParamType):
+    """An int or float option with a range, whose error reads as a sentence:
+    "-j '0': give a whole number of at least 1" instead of click's "0 is not in the range x>=1"
+    or "'x' is not a valid integer range"."""
+
+    def __init__(self, kind: type = float, minimum: float | None = None,
+                 exclusive_min: bool = False, maximum: float | None = None,
+                 unit: str = "") -> None:
+        self.kind, self.minimum, self.exclusive_min = kind, minimum, exclusive_min
+        self.maximum, self.unit = maximum, unit
+        self.name = "integer" if kind is int else "number"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, self.kind) and not isinstance(value, bool):
+            number = value
+        else:
+            try:
+                number = self.kind(str(value).strip())
+            except ValueError:
+                number = None
+        if number is None or number != number or not self._in_range(number):
+            self.fail(f"'{value}': give {self.describe()}", param, ctx)
+        return number
+
+    def _in_range(self, number) -> bool:
+        if self.minimum is not None and (number < self.minimum or
+                                         (self.exclusive_min and number == self.minimum)):
+            return False
+        return self.maximum is None or number <= self.maximum
+
+    def describe(self) -> str:
+        what = "a whole number" if self.kind is int else "a number"
+        unit = f" {self.unit}" if self.unit else ""
+        parts = []
+        if self.minimum is not None:
+            parts.append(f"{'more than' if self.exclusive_min else 'at least'} "
+                         f"{self.minimum:g}{unit}")
+        if self.maximum is not None:
+            parts.append(f"at most {self.maximum:g}{unit}")
+        if not parts:
+            return f"{what}{unit and f' of{unit}'}"
+        return f"{what} of {' and '.join(parts)}"
