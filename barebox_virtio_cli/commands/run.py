@@ -206,6 +206,8 @@ def run_options(func):
 @click.option("--attach", is_flag=True, help="Boot in the background and attach this terminal "
               "to the virtio console (implies --console); leaving it stops QEMU.")
 @click.option("--keep-running", is_flag=True, help="With --attach: leave QEMU running.")
+@click.option("--console-log", metavar="FILE", help="Append all virtio console output to FILE "
+              "(implies --console).")
 @script_options
 def run(dry_run: bool, **opts) -> None:
     """Boot barebox in QEMU with VirtIO devices (or print the command with --dry-run).
@@ -217,7 +219,8 @@ def run(dry_run: bool, **opts) -> None:
       bbv run --target vexpress --blk a.img --rng --exec 'ls /dev' --expect virtioblk0
     """
     attach, keep_running = opts.pop("attach") or opts["keep_running"], opts.pop("keep_running")
-    if attach and opts["console"] is None:
+    console_log = opts.pop("console_log")
+    if (attach or console_log) and opts["console"] is None:
         opts["console"] = ""
     script = pop_script(opts)
     if attach and script is not None:
@@ -226,17 +229,21 @@ def run(dry_run: bool, **opts) -> None:
     if attach:
         from barebox_virtio_cli.console.attach import attach_run
 
-        sys.exit(attach_run(target, info, spec, keep_running, dry_run))
-    groups = build_command(target, spec, info)
+        sys.exit(attach_run(target, info, spec, keep_running, dry_run, console_log))
     if dry_run:
-        click.echo(format_command(groups))
+        click.echo(format_command(build_command(target, spec, info)))
         return
-    if script is not None:
-        sys.exit(run_script(target, info, spec, flatten(groups), script))
-    _announce(target, info, spec)
-    from barebox_virtio_cli.qemu.process import run_foreground
+    from barebox_virtio_cli.console.server import served_console
 
-    sys.exit(run_foreground(flatten(groups)))
+    with served_console(spec, console_log):
+        groups = build_command(target, spec, info)
+        if script is not None:
+            sys.exit(run_script(target, info, spec, flatten(groups), script))
+        _announce(target, info, spec)
+        from barebox_virtio_cli.console.serial import foreground_serial
+        from barebox_virtio_cli.qemu.process import run_foreground
+
+        sys.exit(run_foreground(flatten(groups), foreground_serial(target, info, spec)))
 
 
 def _announce(target: Target, info: QemuInfo, spec: RunSpec) -> None:
@@ -244,5 +251,5 @@ def _announce(target: Target, info: QemuInfo, spec: RunSpec) -> None:
     if spec.console is not None:
         say(f"virtio console: bbv console {spec.console}")
         if console_activation(target, info) == "manual":
-            say(f"{target.machine} cannot activate the virtio console at boot; type "
-                f"'{activation_command(target)}' at the barebox prompt")
+            say(f"{target.machine} cannot activate the virtio console at boot; bbv types "
+                f"'{activation_command(target)}' at barebox's first prompt on the serial console")

@@ -1,5 +1,7 @@
-"""bbv run --attach: QEMU in the background (paused until the console is connected, so no
-output is lost), the console relay in the foreground, QEMU stopped and sockets removed after.
+"""bbv run --attach: QEMU in the background (paused until the console is connected), bbv's
+console server (console/server.py) between QEMU's FIFOs and the socket, the console relay in the
+foreground as its first client, QEMU stopped and sockets removed after. With --keep-running QEMU
+must outlive bbv, so it serves the socket itself, which loses output under load (see README).
 
 Targets that cannot activate the virtio console at boot ('manual': no fw_cfg) get their serial
 line on a socket that bbv reads into the log while it types the activation command itself."""
@@ -71,13 +73,26 @@ class Session:
 
 
 def attach_run(target: Target, info: QemuInfo, spec: RunSpec, keep_running: bool,
-               dry_run: bool = False) -> int:
+               dry_run: bool = False, console_log: str | None = None) -> int:
     manual = console_activation(target, info) == "manual"
     session = Session(target, spec, manual)
-    groups = build_command(target, spec, info) + [["-S"]]
     if dry_run:
-        print(format_command(groups))
+        print(format_command(build_command(target, spec, info) + [["-S"]]))
         return 0
+    if keep_running:
+        if console_log:
+            say("--console-log needs bbv to serve the console, which --keep-running cannot "
+                "do after bbv leaves; no console log is written")
+        return _attach(target, info, spec, session, manual, keep_running)
+    from barebox_virtio_cli.console.server import served_console
+
+    with served_console(spec, console_log):
+        return _attach(target, info, spec, session, manual, keep_running)
+
+
+def _attach(target: Target, info: QemuInfo, spec: RunSpec, session: Session, manual: bool,
+            keep_running: bool) -> int:
+    groups = build_command(target, spec, info) + [["-S"]]
     session.serial_log.parent.mkdir(parents=True, exist_ok=True)
     with open(session.qemu_log, "wb") as qemu_log:
         proc = _start(flatten(groups), qemu_log, keep_running)

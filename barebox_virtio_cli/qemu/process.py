@@ -60,14 +60,26 @@ def exit_status(returncode: int) -> int:
     return 128 - returncode if returncode < 0 else returncode
 
 
-def run_foreground(argv: list[str]) -> int:
-    """Run QEMU attached to this terminal; return its exit status the way a shell reports it."""
+def run_foreground(argv: list[str], serial=None) -> int:
+    """Run QEMU attached to this terminal; return its exit status the way a shell reports it
+    (128+N when bbv itself was stopped by signal N). `serial`: a console.serial.SerialRelay
+    that sits between QEMU's stdio and the terminal."""
     guard = _TerminalGuard()
-    proc = start(argv)
+    if serial is not None:
+        try:
+            proc = start(argv, stdin=serial.slave, stdout=serial.slave)
+        finally:
+            serial.close_slave()
+        serial.start()
+    else:
+        proc = start(argv)
     hints: list[str] = []
     relay = threading.Thread(target=_relay_stderr, args=(proc.stderr, hints), daemon=True)
     relay.start()
-    def on_signal(_signum, _frame):
+    stopped_by: list[int] = []
+
+    def on_signal(signum, _frame):
+        stopped_by.append(signum)
         if proc.poll() is None:
             proc.terminate()
 
@@ -83,8 +95,10 @@ def run_foreground(argv: list[str]) -> int:
         stop(proc)
         for sig, handler in old.items():
             signal.signal(sig, handler)
+        if serial is not None:
+            serial.stop()
         relay.join(2)
         guard.restore()
     for hint in hints:
         print(f"bbv: hint: {hint}", file=sys.stderr)
-    return exit_status(returncode)
+    return 128 + stopped_by[0] if stopped_by else exit_status(returncode)

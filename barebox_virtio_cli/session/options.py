@@ -101,7 +101,8 @@ def run_script(target, info, spec, argv: list[str], options: ScriptOptions) -> i
     if spec.console is not None and console_activation(target, info) == "manual":
         activation = activation_command(target)
     script = Script(options.commands, options.expectations, options.timeout,
-                    spec.console is not None, activation)
+                    spec.console is not None, activation,
+                    spec.console if spec.console_pipe is not None else None)
     if not options.json:
         say(f"booting {target.name} ({spec.image}); scripted session on the {where}")
     for sig in (signal.SIGTERM, signal.SIGHUP):  # so that run_session stops QEMU, cleans up
