@@ -86,16 +86,18 @@ def attach_run(target: Target, info: QemuInfo, spec: RunSpec, keep_running: bool
         return _attach(target, info, spec, session, manual, keep_running)
     from barebox_virtio_cli.console.server import served_console
 
-    with served_console(spec, console_log):
-        return _attach(target, info, spec, session, manual, keep_running)
+    with served_console(spec, console_log) as server:
+        return _attach(target, info, spec, session, manual, keep_running, server)
 
 
 def _attach(target: Target, info: QemuInfo, spec: RunSpec, session: Session, manual: bool,
-            keep_running: bool) -> int:
+            keep_running: bool, server=None) -> int:
     groups = build_command(target, spec, info) + [["-S"]]
     session.serial_log.parent.mkdir(parents=True, exist_ok=True)
     with open(session.qemu_log, "wb") as qemu_log:
         proc = _start(flatten(groups), qemu_log, keep_running)
+    if server is not None:  # QEMU gone: the clients (this terminal first) get an end of file
+        threading.Thread(target=lambda: (proc.wait(), server.close()), daemon=True).start()
     say(f"booting {target.name} ({spec.image}) in the background, pid {proc.pid}")
     say(f"serial console log: {session.serial_log}")
     qmp = watcher = None
@@ -111,7 +113,8 @@ def _attach(target: Target, info: QemuInfo, spec: RunSpec, session: Session, man
             say(f"{target.machine} has no fw_cfg: bbv types '{activation_command(target)}' on "
                 "the serial line once barebox shows its prompt")
         started = True
-        status = run_console(Options(Endpoint("unix", path=str(session.console))), conn)
+        status = run_console(Options(Endpoint("unix", path=str(session.console)),
+                                     quiet_hint=15.0), conn)
     except Signalled as exc:
         say(f"stopped by {exc}")
         status = 128 + exc.signum

@@ -27,6 +27,7 @@ import socket
 import stat
 import tempfile
 import threading
+import time
 from collections import deque
 from pathlib import Path
 from typing import BinaryIO
@@ -40,6 +41,7 @@ PIPE_SIZE = 1 << 20  # F_SETPIPE_SZ for the FIFOs (Linux's default limit for a u
 FIFO_PREFIX = "bbv-vc-"
 LIVE_PREFIX = b"\0bbv-live"
 READ_CHUNK = 64 << 10
+FAREWELL = 2.0  # seconds for the clients to take the last output when the server stops
 READ, WRITE = selectors.EVENT_READ, selectors.EVENT_WRITE
 GONE = (errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN)
 
@@ -190,12 +192,16 @@ def claim_socket_path(path: Path) -> None:
                      "choose another path")
 
 
+def live_name() -> bytes:
+    return LIVE_PREFIX + f"-{os.getpid()}-{os.urandom(6).hex()}".encode()
+
+
 def connect_live(path: Path | str) -> socket.socket:
     """A blocking client socket to bbv's console server that gets no replay (bound to an
     abstract LIVE_PREFIX name); against any other server the binding does nothing."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        sock.bind(LIVE_PREFIX + f"-{os.getpid()}-{os.urandom(6).hex()}".encode())
+        sock.bind(live_name())
         sock.connect(str(path))
     except OSError:
         sock.close()
@@ -250,6 +256,7 @@ class ConsoleServer:
         self.thread: threading.Thread | None = None
         self.wake_r, self.wake_w = -1, -1
         self.error: BaseException | None = None
+        self.closing = threading.Lock()
 
     @property
     def fifo_base(self) -> Path:
@@ -279,7 +286,12 @@ class ConsoleServer:
         return self
 
     def close(self) -> None:
-        """Idempotent; safe from a finally block on any path."""
+        """Idempotent and thread-safe; from a finally block on any path, or from a thread that
+        saw QEMU exit (the clients then get what is left and an end of file)."""
+        with self.closing:
+            self._close()
+
+    def _close(self) -> None:
         if self.thread is not None:
             with contextlib.suppress(OSError):
                 os.write(self.wake_w, b"x")
@@ -335,6 +347,7 @@ class ConsoleServer:
             for key, mask in sel.select():
                 fd = key.fd
                 if fd == self.wake_r:
+                    self._last_words()
                     return
                 if fd == self.fifos.out_fd:
                     self._drain_guest()
@@ -348,6 +361,25 @@ class ConsoleServer:
                         self._flush(client)
                     if mask & READ and fd in self.clients:
                         self._read_client(client)
+
+    def _last_words(self) -> None:
+        """Stopping: what QEMU wrote last goes out to the clients that take it within
+        FAREWELL seconds."""
+        self._drain_guest()
+        deadline = time.monotonic() + FAREWELL
+        with selectors.PollSelector() as sel:
+            while True:
+                waiting = {fd: c for fd, c in self.clients.items() if c.pending}
+                left = deadline - time.monotonic()
+                if not waiting or left <= 0:
+                    return
+                for fd in waiting:
+                    sel.register(fd, WRITE)
+                for key, _ in sel.select(left):
+                    if key.fd in self.clients:
+                        self._flush(self.clients[key.fd])
+                for fd in waiting:
+                    sel.unregister(fd)
 
     def _register(self, sel: selectors.BaseSelector, registered: dict[int, int]) -> None:
         """Client and guest-input interest, which change with the buffers."""
@@ -386,7 +418,7 @@ class ConsoleServer:
                 client.queue(data)
                 self._flush(client)
                 if client.fd in self.clients and client.backlog > self.backlog_max:
-                    self._drop(client, f"fell {client.backlog >> 20} MiB behind (not reading); "
+                    self._drop(client, f"fell {client.backlog >> 10} KiB behind (not reading); "
                                "disconnected so that the console goes on")
 
     def _write_log(self, data: bytes) -> None:
