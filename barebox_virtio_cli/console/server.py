@@ -501,6 +501,12 @@ def served_console(spec, log_path: str | None = None):
     if spec.console is None:
         yield None
         return
+    import signal
+
+    def leave(signum, _frame):  # until the boot installs its own handlers: clean up, 128+N
+        raise SystemExit(128 + signum)
+
+    old = {s: signal.signal(s, leave) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     log = open_console_log(log_path)
     server = ConsoleServer(spec.console, log)
     try:
@@ -512,3 +518,5 @@ def served_console(spec, log_path: str | None = None):
         spec.console_pipe = None
         if log is not None:
             log.close()
+        for signum, handler in old.items():
+            signal.signal(signum, handler)

@@ -65,25 +65,34 @@ def run_foreground(argv: list[str], serial=None) -> int:
     (128+N when bbv itself was stopped by signal N). `serial`: a console.serial.SerialRelay
     that sits between QEMU's stdio and the terminal."""
     guard = _TerminalGuard()
-    if serial is not None:
-        try:
-            proc = start(argv, stdin=serial.slave, stdout=serial.slave)
-        finally:
-            serial.close_slave()
-        serial.start()
-    else:
-        proc = start(argv)
-    hints: list[str] = []
-    relay = threading.Thread(target=_relay_stderr, args=(proc.stderr, hints), daemon=True)
-    relay.start()
     stopped_by: list[int] = []
+    running: list[subprocess.Popen] = []
 
     def on_signal(signum, _frame):
         stopped_by.append(signum)
-        if proc.poll() is None:
-            proc.terminate()
+        if running and running[0].poll() is None:
+            running[0].terminate()
 
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    try:
+        if serial is not None:
+            try:
+                proc = start(argv, stdin=serial.slave, stdout=serial.slave)
+            finally:
+                serial.close_slave()
+            serial.start()
+        else:
+            proc = start(argv)
+    except BaseException:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+        raise
+    running.append(proc)
+    if stopped_by:  # a signal came while QEMU started
+        proc.terminate()
+    hints: list[str] = []
+    relay = threading.Thread(target=_relay_stderr, args=(proc.stderr, hints), daemon=True)
+    relay.start()
     try:
         while True:
             try:

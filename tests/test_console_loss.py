@@ -1,0 +1,39 @@
+"""Nothing lost on the virtio console with real barebox, quiet and with four busy loops on the
+machine: every byte barebox prints (tens of KiB: devinfo, ls -l /dev, help, repeated) reaches a
+`bbv console` client and a socat client of `bbv run --console`, identical to what the serial
+console shows. Needs BBV_BAREBOX_IMAGE (and BBV_BAREBOX_TARGET unless it is a vexpress image)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from conftest import need
+from console_helpers import cleanup_dir, short_dir
+from console_load import Boot, busy_loops, stop_all
+
+IMAGE = os.environ.get("BBV_BAREBOX_IMAGE")
+TARGET = os.environ.get("BBV_BAREBOX_TARGET", "vexpress")
+pytestmark = [pytest.mark.qemu, need("socat"),
+              pytest.mark.skipif(not IMAGE, reason="BBV_BAREBOX_IMAGE (a barebox image) unset")]
+
+
+@pytest.mark.parametrize("client", ["bbv", "socat"])
+@pytest.mark.parametrize("load", [0, 4])
+def test_bbv_run_console_loses_nothing(client, load):
+    where = short_dir()
+    loops = busy_loops(load)
+    boot = None
+    try:
+        boot = Boot("relay", TARGET, IMAGE, Path(where) / "c", client)
+        boot.prompt()
+        for _ in range(3):
+            result = boot.measure()
+            assert result.expected > 20_000  # tens of KiB came out on the serial console
+            assert result.identical, f"{result.lost} of {result.expected} bytes lost"
+    finally:
+        stop_all(loops)
+        if boot is not None:
+            boot.close()
+        cleanup_dir(where)
