@@ -185,7 +185,7 @@ def test_console_socket_served_by_a_live_process_is_refused(tree):
         server.listen()
         try:
             one_line_error(bbv("run", "--console", str(path), "-n", cwd=tree), 2,
-                           "already served by a running QEMU")
+                           "already served by a running bbv or QEMU")
         finally:
             path.unlink()
 

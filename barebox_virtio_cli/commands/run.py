@@ -91,7 +91,7 @@ def check_console_path(path: Path) -> Path:
     except FileNotFoundError:
         return path
     if not stat.S_ISSOCK(mode):
-        raise UsageError(f"--console {path}: exists and is not a socket; QEMU would replace it, "
+        raise UsageError(f"--console {path}: exists and is not a socket; bbv would replace it, "
                          "so choose another path")
     import socket
 
@@ -99,9 +99,9 @@ def check_console_path(path: Path) -> Path:
         try:
             sock.connect(str(path))
         except OSError:
-            return path  # stale: nobody serves it, QEMU replaces it
-    raise UsageError(f"--console {path}: already served by a running QEMU; stop it or choose "
-                     "another path")
+            return path  # stale: nobody serves it, bbv replaces it
+    raise UsageError(f"--console {path}: already served by a running bbv or QEMU; stop it or "
+                     "choose another path")
 
 
 def parse_fs(text: str, index: int) -> tuple[str, Path]:
