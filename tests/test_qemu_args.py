@@ -199,3 +199,15 @@ def test_firmware_goes_to_bios_but_not_on_bios_loaded_targets():
     assert args[args.index("-bios") + 1] == "/fw/opensbi32.bin"
     with pytest.raises(UsageError, match="loads barebox itself with -bios"):
         argv("malta", firmware="/fw/x.bin")
+
+
+def test_console_is_a_pipe_when_bbv_serves_it_and_qemus_socket_otherwise():
+    image = Path("/i.img")
+    served = argv("vexpress", image=image, console=Path("/run/c.sock"),
+                  console_pipe=Path("/tmp/bbv-vc-1-a,b/con0"))
+    assert "pipe,id=con0,path=/tmp/bbv-vc-1-a,,b/con0" in served
+    assert not any("/run/c.sock" in arg for arg in served)  # bbv, not QEMU, serves the socket
+    printed = argv("vexpress", image=image, console=Path("/run/c.sock"))
+    assert "socket,id=con0,path=/run/c.sock,server=on,wait=off" in printed
+    for args in (served, printed):
+        assert "virtconsole,chardev=con0,name=console.con0" in args
