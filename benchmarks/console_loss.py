@@ -46,6 +46,10 @@ def loss(target: str, image: str, setup: str, load: int, runs: int, where: Path)
         if boot is not None:
             boot.close()
     lost = [r.lost for r in results]
+    differ = sum(not r.identical and not r.missing for r in results)
+    if differ:
+        print(f"  ({differ} run(s) with every line but not byte for byte the serial's)",
+              flush=True)
     return [f"{target:9} {setup:6} {'quiet' if not load else f'{load} busy':7} "
             f"{results[0].expected:>8} {' '.join(f'{n:>6}' for n in lost)}   "
             f"{100 * sum(lost) / sum(r.expected for r in results):5.1f} %"]

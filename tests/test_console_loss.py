@@ -30,8 +30,9 @@ def test_bbv_run_console_loses_nothing(client, load):
         boot.prompt()
         for _ in range(3):
             result = boot.measure()
-            assert result.expected > 20_000  # tens of KiB came out on the serial console
-            assert result.identical, f"{result.lost} of {result.expected} bytes lost"
+            assert result.expected > 20_000, result  # tens of KiB came out on the serial console
+            assert result.identical, f"{result.lost} of {result.expected} bytes lost: " \
+                f"{result.missing[:5]}"
     finally:
         stop_all(loops)
         if boot is not None:

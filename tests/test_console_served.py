@@ -105,3 +105,14 @@ def test_dry_run_prints_qemus_own_socket(guest, where):  # noqa: F811
     assert out.returncode == 0
     assert f"socket,id=con0,path={where / 'c'},server=on,wait=off" in out.stdout
     assert not (where / "c").exists()
+
+
+def test_a_console_log_that_cannot_be_written_is_one_line_exit_2(guest, where):  # noqa: F811
+    out = subprocess.run([*BBV, "run", "--target", "vexpress", "--image", str(guest),
+                          "--console", str(where / "c"), "--console-log",
+                          str(where / "no" / "log")], capture_output=True, text=True,
+                         timeout=PATIENCE, stdin=subprocess.DEVNULL)
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines() == [
+        f"bbv: error: --console-log {where / 'no' / 'log'}: no such file or directory"]
+    assert not (where / "c").exists() and not qemu_pids(guest)

@@ -506,8 +506,8 @@ def served_console(spec, log_path: str | None = None):
     def leave(signum, _frame):  # until the boot installs its own handlers: clean up, 128+N
         raise SystemExit(128 + signum)
 
-    old = {s: signal.signal(s, leave) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     log = open_console_log(log_path)
+    old = {s: signal.signal(s, leave) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     server = ConsoleServer(spec.console, log)
     try:
         server.start()
