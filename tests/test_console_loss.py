@@ -6,6 +6,7 @@ console shows. Needs BBV_BAREBOX_IMAGE (and BBV_BAREBOX_TARGET unless it is a ve
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -35,6 +36,27 @@ def test_bbv_run_console_loses_nothing(client, load):
                 f"{result.missing[:5]}"
     finally:
         stop_all(loops)
+        if boot is not None:
+            boot.close()
+        cleanup_dir(where)
+
+
+def test_a_late_client_gets_the_boot_output():
+    """socat connecting after boot gets what barebox printed since it activated the console:
+    from the autoboot countdown on (malta activates it at the first prompt, which bbv types)."""
+    where = short_dir()
+    boot = None
+    try:
+        boot = Boot("relay", TARGET, IMAGE, Path(where) / "c", "bbv")
+        boot.prompt()
+        early = boot.virtio.snapshot()  # what a client connected since boot.prompt() got
+        late = subprocess.run(["socat", "-t", "1", f"UNIX-CONNECT:{where}/c", "-"], input=b"",
+                              capture_output=True, timeout=60)
+        assert early in late.stdout  # the replay holds it, and what came before
+        assert late.stdout.index(early) > 0
+        if TARGET != "malta":
+            assert b"stop autoboot" in late.stdout
+    finally:
         if boot is not None:
             boot.close()
         cleanup_dir(where)
