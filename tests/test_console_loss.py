@@ -52,9 +52,9 @@ def test_a_late_client_gets_the_boot_output():
         early = boot.virtio.snapshot()  # what a client connected since boot.prompt() got
         late = subprocess.run(["socat", "-t", "1", f"UNIX-CONNECT:{where}/c", "-"], input=b"",
                               capture_output=True, timeout=60)
-        assert early in late.stdout  # the replay holds it, and what came before
-        assert late.stdout.index(early) > 0
-        if TARGET != "malta":
+        assert early in late.stdout  # the replay holds it, and on fw_cfg targets more
+        if TARGET != "malta":  # there the console is active (and early) only from the prompt
+            assert late.stdout.index(early) > 0
             assert b"stop autoboot" in late.stdout
     finally:
         if boot is not None:
