@@ -16,12 +16,11 @@ from barebox_virtio_cli.qemu.args import (
     activation_command,
     build_command,
     console_activation,
-    flatten,
     format_command,
     parse_port_forward,
 )
 from barebox_virtio_cli.qemu.probe import QemuInfo, find_binary, probe
-from barebox_virtio_cli.session.options import pop_script, run_script, script_options
+from barebox_virtio_cli.session.options import pop_script, script_options
 from barebox_virtio_cli.targets.catalog import Target, load_catalog
 from barebox_virtio_cli.util.status import say
 
@@ -233,17 +232,9 @@ def run(dry_run: bool, **opts) -> None:
     if dry_run:
         click.echo(format_command(build_command(target, spec, info)))
         return
-    from barebox_virtio_cli.console.server import served_console
+    from barebox_virtio_cli.console.boot import boot
 
-    with served_console(spec, console_log):
-        groups = build_command(target, spec, info)
-        if script is not None:
-            sys.exit(run_script(target, info, spec, flatten(groups), script))
-        _announce(target, info, spec)
-        from barebox_virtio_cli.console.serial import foreground_serial
-        from barebox_virtio_cli.qemu.process import run_foreground
-
-        sys.exit(run_foreground(flatten(groups), foreground_serial(target, info, spec)))
+    sys.exit(boot(target, info, spec, script, console_log, _announce))
 
 
 def _announce(target: Target, info: QemuInfo, spec: RunSpec) -> None:
