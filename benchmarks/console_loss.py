@@ -46,9 +46,9 @@ def loss(target: str, image: str, setup: str, load: int, runs: int, where: Path)
         if boot is not None:
             boot.close()
     lost = [r.lost for r in results]
-    differ = sum(not r.identical and not r.missing for r in results)
-    if differ:
-        print(f"  ({differ} run(s) with every line but not byte for byte the serial's)",
+    garbled = sum(len(r.missing) for r in results if not r.lost)
+    if garbled:
+        print(f"  ({garbled} line(s) complete but garbled next to barebox's poller warnings)",
               flush=True)
     return [f"{target:9} {setup:6} {'quiet' if not load else f'{load} busy':7} "
             f"{results[0].expected:>8} {' '.join(f'{n:>6}' for n in lost)}   "
