@@ -46,13 +46,14 @@ def loss(target: str, image: str, setup: str, load: int, runs: int, where: Path)
         if boot is not None:
             boot.close()
     lost = [r.lost for r in results]
+    lines = [f"{target:9} {setup:6} {'quiet' if not load else f'{load} busy':7} "
+             f"{results[0].expected:>8} {' '.join(f'{n:>6}' for n in lost)}   "
+             f"{100 * sum(lost) / sum(r.expected for r in results):5.1f} %"]
     garbled = sum(len(r.missing) for r in results if not r.lost)
     if garbled:
-        print(f"  ({garbled} line(s) complete but garbled next to barebox's poller warnings)",
-              flush=True)
-    return [f"{target:9} {setup:6} {'quiet' if not load else f'{load} busy':7} "
-            f"{results[0].expected:>8} {' '.join(f'{n:>6}' for n in lost)}   "
-            f"{100 * sum(lost) / sum(r.expected for r in results):5.1f} %"]
+        lines.append(f"  ({garbled} line(s) complete but garbled next to barebox's poller "
+                     "warnings)")
+    return lines
 
 
 def monitor(chardev: str) -> subprocess.Popen:
