@@ -116,3 +116,37 @@ def test_a_console_log_that_cannot_be_written_is_one_line_exit_2(guest, where): 
     assert out.stderr.strip().splitlines() == [
         f"bbv: error: --console-log {where / 'no' / 'log'}: no such file or directory"]
     assert not (where / "c").exists() and not qemu_pids(guest)
+
+
+@pytest.fixture
+def no_fw_cfg_target(tmp_path, monkeypatch) -> str:
+    """vexpress as malta is: no fw_cfg, so bbv must type the activation on the serial line."""
+    text = (Path(__file__).parent.parent / "configs" / "vexpress.toml").read_text()
+    text = text.replace('arch_names = ["arm", "armv7"]', 'arch_names = ["tinyarm"]')
+    text = text.replace("fw_cfg = true", "fw_cfg = false").replace('"cs1"', '"cs2"')
+    (tmp_path / "targets").mkdir()
+    (tmp_path / "targets" / "tinymalta.toml").write_text(text)
+    monkeypatch.setenv("BBV_TARGETS_PATH", str(tmp_path / "targets"))
+    return "tinymalta"
+
+
+def test_foreground_types_the_activation_and_stays_a_terminal(guest, where,  # noqa: F811
+                                                              no_fw_cfg_target):
+    term = Terminal(["run", "--target", no_fw_cfg_target, "--image", str(guest), "--console",
+                     str(where / "c")], env={**os.environ, "TMPDIR": str(where / "tmp")})
+    try:
+        said = term.read_until(b"at barebox's first prompt on the serial console").decode()
+        assert "bbv types 'cs2.active=ioe'" in said
+        # bbv stopped autoboot and typed the command at the prompt; the guest echoes it
+        term.read_until(b"bbv-tiny:/\x1b[0m cs2.active=ioe\r")
+        term.read_until(b"bbv-tiny:/\x1b[0m ")
+        assert term.raw_now()  # keys go through bbv to QEMU unchanged
+        term.type(b"echo typed here\r")
+        term.read_until(b"typed here")
+        term.type(b"\x01x")  # QEMU's Ctrl-A X still quits
+        assert term.wait() == 0
+        assert term.attrs() == term.before
+    finally:
+        term.close()
+    assert not (where / "c").exists() and list((where / "tmp").iterdir()) == []
+    assert b"Traceback" not in term.seen
