@@ -213,3 +213,13 @@ def test_net_on_a_target_whose_barebox_virtio_net_hangs_warns_and_offers_its_fal
                             "--qemu-arg=user,model=e1000,hostfwd=tcp:127.0.0.1:2222-:22")
     assert spec_warnings(CATALOG.get("vexpress"), spec) == []  # virtio-net works there
     assert spec_warnings(CATALOG.get("malta"), RunSpec(image=Path("/i.img"))) == []
+def test_console_is_a_pipe_when_bbv_serves_it_and_qemus_socket_otherwise():
+    image = Path("/i.img")
+    served = argv("vexpress", image=image, console=Path("/run/c.sock"),
+                  console_pipe=Path("/tmp/bbv-vc-1-a,b/con0"))
+    assert "pipe,id=con0,path=/tmp/bbv-vc-1-a,,b/con0" in served
+    assert not any("/run/c.sock" in arg for arg in served)  # bbv, not QEMU, serves the socket
+    printed = argv("vexpress", image=image, console=Path("/run/c.sock"))
+    assert "socket,id=con0,path=/run/c.sock,server=on,wait=off" in printed
+    for args in (served, printed):
+        assert "virtconsole,chardev=con0,name=console.con0" in args

@@ -179,7 +179,7 @@ def test_console_socket_served_by_a_live_process_is_refused(tree):
         server.listen()
         try:
             one_line_error(bbv("run", "--console", str(path), "-n", cwd=tree), 2,
-                           "already served by a running QEMU")
+                           "already served by a running bbv or QEMU")
         finally:
             path.unlink()
 
@@ -267,9 +267,11 @@ def test_signals_to_bbv_never_leave_qemu_running(tree, sig):
     finally:
         proc.kill()
     assert not alive(qemu)
-    # QEMU ends on the forwarded SIGTERM (status 0); bbv reports the signal that stopped it.
+    # QEMU ends on the forwarded SIGTERM; bbv reports the signal that stopped it (128+N) and
+    # removes the console socket and FIFOs it served.
     assert proc.returncode == 128 + sig, err
     assert b"terminating on signal 15" in err
+    assert not list(Path(os.environ["BBV_RUNTIME_DIR"]).glob("*.console"))
 
 
 @needs_arm

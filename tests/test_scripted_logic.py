@@ -254,3 +254,13 @@ class _Log:
 
     def flush(self) -> None:
         pass
+
+
+def test_activator_stops_autoboot_then_types_the_command_once_at_the_prompt():
+    act = sh.Activator("cs2.active=ioe")
+    assert act.feed("barebox 2026.06\r\nHit m for menu or any to stop autob") == b""
+    assert act.feed("oot:    3") == b"\x03"
+    assert act.feed("\x1b[1;32mbarebox@qemu malta:/\x1b[0m ") == b"cs2.active=ioe\n"
+    assert not act.done
+    assert act.feed("cs2.active=ioe\r\nbarebox@qemu malta:/ ") == b""
+    assert act.done and act.feed("barebox@qemu malta:/ ") == b""

@@ -43,8 +43,10 @@ def parse_wait(value: str | None, endpoint: str | None) -> tuple[float | None, s
 @click.option("--log", "log_path", metavar="FILE", type=click.Path(dir_okay=False),
               help="Append everything received to FILE.")
 @click.option("--timestamps", is_flag=True, help="With --log: a line log with local times.")
+@click.option("--no-replay", is_flag=True,
+              help="Skip the output since boot that bbv run's console server replays first.")
 def console(endpoint: str | None, escape: str, linger: float, wait: str | None, reconnect: bool,
-            log_path: str | None, timestamps: bool) -> None:
+            log_path: str | None, timestamps: bool, no_replay: bool) -> None:
     """Attach to a virtio console: a unix socket PATH (or unix:PATH), tcp:HOST:PORT, or a pty.
 
     On a terminal every key goes through (Ctrl-C too) until the escape key. On pipes it works
@@ -64,5 +66,6 @@ def console(endpoint: str | None, escape: str, linger: float, wait: str | None, 
     from barebox_virtio_cli.console.relay import Options, run_logged
 
     opts = Options(parse_endpoint(endpoint), escape=parse_escape(escape), linger=linger,
-                   wait=wait_seconds, reconnect=reconnect, timestamps=timestamps)
+                   wait=wait_seconds, reconnect=reconnect, timestamps=timestamps,
+                   replay=not no_replay)
     sys.exit(run_logged(opts, log_path))

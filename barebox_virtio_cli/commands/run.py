@@ -41,6 +41,8 @@ from barebox_virtio_cli.run.request import RunRequest
               "screen as FILE (.png or .ppm); implies --graphic.")
 @click.option("--qemu", metavar="BINARY", help="Run this QEMU build instead of the target's "
               "default.")
+@click.option("--console-log", metavar="FILE", help="Append all virtio console output to FILE "
+              "(implies --console).")
 @script_options
 def run(**options) -> None:
     """Boot barebox in QEMU with VirtIO devices (or print the command with --dry-run).

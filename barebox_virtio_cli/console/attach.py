@@ -1,5 +1,7 @@
-"""bbv run --attach: QEMU in the background (paused until the console is connected, so no
-output is lost), the console relay in the foreground, QEMU stopped and sockets removed after.
+"""bbv run --attach: QEMU in the background (paused until the console is connected), bbv's
+console server (console/server.py) between QEMU's FIFOs and the socket, the console relay in the
+foreground as its first client, QEMU stopped and sockets removed after. With --keep-running QEMU
+must outlive bbv, so it serves the socket itself, which loses output under load (see README).
 
 Targets that cannot activate the virtio console at boot ('manual': no fw_cfg) get their serial
 line on a socket that bbv reads into the log while it types the activation command itself."""
@@ -80,13 +82,29 @@ def _groups(target: Target, info: QemuInfo, spec: RunSpec) -> list[list[str]]:
     return build_command(target, spec, info) + [["-S"]]  # paused until the console is up
 
 
-def attach_run(target: Target, info: QemuInfo, spec: RunSpec, keep_running: bool) -> int:
+def attach_run(target: Target, info: QemuInfo, spec: RunSpec, keep_running: bool,
+               console_log: str | None = None) -> int:
+    if keep_running:
+        if console_log:
+            say("--console-log needs bbv to serve the console, which --keep-running cannot "
+                "do after bbv leaves; no console log is written")
+        return _attach(target, info, spec, keep_running)
+    from barebox_virtio_cli.console.server import served_console
+
+    with served_console(spec, console_log) as server:
+        return _attach(target, info, spec, keep_running, server)
+
+
+def _attach(target: Target, info: QemuInfo, spec: RunSpec, keep_running: bool,
+            server=None) -> int:
     manual = console_activation(target, info) == "manual"
-    session = Session(target, spec, manual)
+    session = Session(target, spec, manual)  # after served_console set spec.console_pipe
     groups = _groups(target, info, session.spec)
     session.serial_log.parent.mkdir(parents=True, exist_ok=True)
     with open(session.qemu_log, "wb") as qemu_log:
         proc = _start(flatten(groups), qemu_log, keep_running)
+    if server is not None:  # QEMU gone: the clients (this terminal first) get an end of file
+        threading.Thread(target=lambda: (proc.wait(), server.close()), daemon=True).start()
     say(f"booting {target.name} ({boot_source(spec)}) in the background, pid {proc.pid}")
     say(f"serial console log: {session.serial_log}")
     from barebox_virtio_cli.qemu.qmp import execute as qmp_execute
@@ -104,7 +122,8 @@ def attach_run(target: Target, info: QemuInfo, spec: RunSpec, keep_running: bool
             say(f"{target.machine} has no fw_cfg: bbv types '{activation_command(target)}' on "
                 "the serial line once barebox shows its prompt")
         started = True
-        status = run_console(Options(Endpoint("unix", path=str(session.console))), conn)
+        status = run_console(Options(Endpoint("unix", path=str(session.console)),
+                                     quiet_hint=15.0), conn)
         if status == 0 and _ended(proc):  # QEMU ended on its own, maybe killed
             status = exit_status(proc.returncode)
     except Signalled as exc:

@@ -35,6 +35,10 @@ from barebox_virtio_cli.util.status import say
 
 CHUNK = 256 * 1024
 RETRY = 0.1  # seconds between connection attempts while waiting for the endpoint
+QUIET_HINT = 5.0
+INACTIVE_HINT = ("nothing received yet. If barebox runs there, its virtio console may be "
+                 "inactive: type 'cs1.active=ioe' (ARM/RISC-V virt) or 'cs2.active=ioe' (malta) "
+                 "at the serial console's prompt ('devinfo' lists the consoles)")
 READ, WRITE = selectors.EVENT_READ, selectors.EVENT_WRITE
 LOST = (errno.EIO, errno.ECONNRESET, errno.EPIPE, errno.ENOTCONN)
 
@@ -56,6 +60,8 @@ class Options:
     reconnect: bool = False
     log: BinaryIO | None = None
     timestamps: bool = False
+    replay: bool = True  # from bbv's console server: the output since boot first
+    quiet_hint: float = QUIET_HINT  # on a terminal: nothing received this long -> say why
 
 
 class Conn:
@@ -71,7 +77,7 @@ class Conn:
             os.close(self.fd)
 
 
-def connect(endpoint: Endpoint) -> Conn:
+def connect(endpoint: Endpoint, replay: bool = True) -> Conn:
     if endpoint.kind == "tcp":
         return _connect_tcp(endpoint)
     path = endpoint.path
@@ -88,6 +94,10 @@ def connect(endpoint: Endpoint) -> Conn:
     check_socket_path(path)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
+        if not replay:  # bbv's console server replays to every client not bound like this
+            from barebox_virtio_cli.console.server import live_name
+
+            sock.bind(live_name())
         sock.connect(path)
     except OSError as exc:
         sock.close()
@@ -178,9 +188,16 @@ class Relay:
         self.registered: dict[int, int] = {}
         self.dirty = True
         self.announced_wait = False
+        self.hint_at: float | None = None  # terminal only: when to say the console is silent
+        if conn is not None:
+            self._arm_hint()
         if conn is None:
             self.retry_at = time.monotonic()
             self.wait_until = self.retry_at + (opts.wait or 0.0)
+
+    def _arm_hint(self) -> None:
+        if self.terminal and self.opts.quiet_hint > 0:
+            self.hint_at = time.monotonic() + self.opts.quiet_hint
 
     def close(self) -> None:
         self.sel.close()
@@ -203,7 +220,7 @@ class Relay:
                 if mask & READ:
                     self._readable(fd)
             if (self.retry_at is not None or self.linger_until is not None
-                    or self.escape.deadline is not None):
+                    or self.escape.deadline is not None or self.hint_at is not None):
                 self._timers(time.monotonic())
             if self.escape.quit:
                 say(f"left {self.opts.endpoint}", self.raw)
@@ -234,8 +251,8 @@ class Relay:
             self.registered[fd] = events
 
     def _timeout(self) -> float | None:
-        deadlines = [d for d in (self.retry_at, self.linger_until, self.escape.deadline)
-                     if d is not None]
+        deadlines = [d for d in (self.retry_at, self.linger_until, self.escape.deadline,
+                                 self.hint_at) if d is not None]
         return max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
 
     # -- events -------------------------------------------------------------------------------
@@ -299,6 +316,7 @@ class Relay:
             self._lost()
             return
         data = self.sock_view[:n]
+        self.hint_at = None
         if self.opts.log is not None:
             self._log(data)
         if self.linger_until is not None:
@@ -341,6 +359,7 @@ class Relay:
             self.sel.unregister(self.conn.fd)
         self.conn.close()
         self.conn, self.to_sock, self.dirty = None, None, True
+        self.hint_at = None
         if self.opts.reconnect and self.stdin_open:
             say(f"{self.opts.endpoint} closed; reconnecting when it comes back", self.raw)
             self.retry_at, self.wait_until = time.monotonic() + RETRY, float("inf")
@@ -352,6 +371,9 @@ class Relay:
 
     def _timers(self, now: float) -> None:
         self.escape.expire(now)
+        if self.hint_at is not None and now >= self.hint_at:
+            self.hint_at = None
+            say(INACTIVE_HINT, self.raw)
         if self.linger_until is not None and now >= self.linger_until:
             if self.to_sock is None:
                 self.closing, self.dirty = True, True
@@ -362,7 +384,7 @@ class Relay:
 
     def _try_connect(self, now: float) -> None:
         try:
-            self.conn = connect(self.opts.endpoint)
+            self.conn = connect(self.opts.endpoint, self.opts.replay)
         except EndpointError as exc:
             if not exc.transient or now >= self.wait_until:
                 if exc.transient:
@@ -376,6 +398,7 @@ class Relay:
             return
         self.retry_at = self.wait_until = None
         self.dirty, self.announced_wait = True, False
+        self._arm_hint()
         say(f"connected to {self.opts.endpoint}", self.raw)
 
 
@@ -383,7 +406,7 @@ def run_console(opts: Options, conn: Conn | None = None) -> int:
     """Relay until the user leaves, the endpoint closes or stdin ends; return the exit status."""
     terminal = os.isatty(0)
     if conn is None and opts.wait is None:
-        conn = connect(opts.endpoint)  # fail before the terminal is touched
+        conn = connect(opts.endpoint, opts.replay)  # fail before the terminal is touched
     try:
         with raising(), raw_terminal(terminal):
             relay = Relay(opts, conn, terminal)

@@ -32,6 +32,7 @@ class RunSpec:
     blks: list[Path] = field(default_factory=list)
     rng: int = 0
     console: Path | None = None
+    console_pipe: Path | None = None  # FIFOs PATH.in/.out that bbv serves console from
     input: bool = False
     net: bool = False
     port_forwards: list[str] = field(default_factory=list)
@@ -123,6 +124,14 @@ class _Devices:
         self.groups += list(after)
 
 
+def console_chardev(spec: RunSpec) -> str:
+    """bbv's FIFOs when bbv serves the console (lossless), else QEMU's own socket server (what
+    --dry-run prints: it works pasted into a shell, but QEMU drops output it cannot send)."""
+    if spec.console_pipe is not None:
+        return f"pipe,id=con0,path={opt_value(str(spec.console_pipe))}"
+    return f"socket,id=con0,path={opt_value(str(spec.console))},server=on,wait=off"
+
+
 def _check_limits(target: Target, spec: RunSpec, info: QemuInfo) -> None:
     wanted = {"blk": bool(spec.blks), "rng": spec.rng > 0, "console": spec.console is not None,
               "input": spec.input, "net": spec.net, "9p": bool(spec.fs)}
@@ -211,7 +220,7 @@ def build_command(target: Target, spec: RunSpec, info: QemuInfo) -> list[list[st
 
     devices = _Devices(target, info, machine)
     if spec.console is not None:
-        chardev = f"socket,id=con0,path={opt_value(str(spec.console))},server=on,wait=off"
+        chardev = console_chardev(spec)
         devices.add("serial", "id=vser0", after=[["-chardev", chardev], [
             "-device", "virtconsole,chardev=con0,name=console.con0"]])
     for i in range(spec.rng):

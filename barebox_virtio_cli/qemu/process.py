@@ -60,29 +60,44 @@ def start(argv: list[str], stdin=None, stdout=None) -> subprocess.Popen:
                             preexec_fn=set_parent_death_signal)
 
 
-def run_foreground(argv: list[str]) -> int:
+def run_foreground(argv: list[str], serial=None) -> int:
     """Run QEMU attached to this terminal; its exit status the way a shell reports it, or
-    128+N when bbv was stopped by signal N (QEMU gets SIGTERM)."""
+    128+N when bbv was stopped by signal N (QEMU gets SIGTERM). `serial`: a
+    console.serial.SerialRelay that sits between QEMU's stdio and the terminal."""
     guard = _TerminalGuard()
-    proc = start(argv)
-    hints: list[str] = []
-    relay = threading.Thread(target=_relay_stderr, args=(proc.stderr, hints), daemon=True)
-    relay.start()
     received: list[int] = []
+    running: list[subprocess.Popen] = []
 
     def on_signal(signum, _frame):
         received.append(signum)
-        if proc.poll() is None:
-            proc.terminate()
+        if running and running[0].poll() is None:
+            running[0].terminate()
 
-    try:
-        with handling(STOP_SIGNALS, on_signal):
+    hints: list[str] = []
+    with handling(STOP_SIGNALS, on_signal):
+        if serial is not None:
+            try:
+                proc = start(argv, stdin=serial.slave, stdout=serial.slave)
+            finally:
+                serial.close_slave()
+            serial.start()
+        else:
+            proc = start(argv)
+        running.append(proc)
+        if received:  # a signal came while QEMU started
+            proc.terminate()
+        relay = threading.Thread(target=_relay_stderr, args=(proc.stderr, hints), daemon=True)
+        relay.start()
+        try:
             returncode = proc.wait()
-    finally:
-        stop(proc)
-        relay.join(2)
-        guard.restore()
+        finally:
+            stop(proc)
+            if serial is not None:
+                serial.stop()
+            relay.join(2)
+            guard.restore()
     for hint in hints:
         say(f"hint: {hint}")
     # QEMU exits 0 on the SIGTERM bbv passes on; bbv reports the signal that stopped it.
     return signal_status(received[0]) if received else exit_status(returncode)
+

@@ -69,12 +69,12 @@ def check_console_path(path: Path) -> Path:
     except FileNotFoundError:
         return path
     if not stat.S_ISSOCK(mode):
-        raise UsageError(f"--console {path}: exists and is not a socket; QEMU would replace it, "
+        raise UsageError(f"--console {path}: exists and is not a socket; bbv would replace it, "
                          "so choose another path")
     if socket_served(path):
-        raise UsageError(f"--console {path}: already served by a running QEMU; stop it or "
-                         "choose another path")
-    return path  # stale: nobody serves it, QEMU replaces it
+        raise UsageError(f"--console {path}: already served by a running bbv or QEMU; stop it "
+                         "or choose another path")
+    return path  # stale: nobody serves it, bbv replaces it
 
 
 def socket_served(path: Path) -> bool:

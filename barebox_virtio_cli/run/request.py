@@ -21,6 +21,7 @@ class RunRequest:
     blk: tuple[str, ...] = ()
     rng: int = 0
     console: str | None = None  # None: no virtio console; "": the default socket path
+    console_log: str | None = None  # all virtio console output appended here (implies console)
     input: bool = False
     net: bool = False
     port_forward: tuple[str, ...] = ()

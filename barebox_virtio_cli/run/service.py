@@ -115,7 +115,7 @@ def _checked(request: RunRequest):
     from barebox_virtio_cli.session.options import script_from
 
     attach = request.attach or request.keep_running
-    if attach and request.console is None:
+    if (attach or request.console_log) and request.console is None:
         request = request.replace(console="")
     script = script_from(request, implied=request.screenshot is not None)
     if attach and script is not None:
@@ -166,19 +166,24 @@ def boot(request: RunRequest) -> int:
     if attach:
         from barebox_virtio_cli.console.attach import attach_run
 
-        return attach_run(target, info, spec, request.keep_running)
+        return attach_run(target, info, spec, request.keep_running, request.console_log)
     if spec.dump_dtb is not None:
         from barebox_virtio_cli.qemu.dtb import dump_dtb
 
         return dump_dtb(argv, spec.dump_dtb, target.name)
-    if script is not None:
-        from barebox_virtio_cli.session.options import run_script
+    from barebox_virtio_cli.console.server import served_console
 
-        return run_script(target, info, spec, argv, script, screenshot=board.shot)
-    _announce(target, info, spec)
-    from barebox_virtio_cli.qemu.process import run_foreground
+    with served_console(spec, request.console_log):  # QEMU's argv then names bbv's FIFOs
+        argv = flatten(build_command(target, spec, info))
+        if script is not None:
+            from barebox_virtio_cli.session.options import run_script
 
-    return run_foreground(argv)
+            return run_script(target, info, spec, argv, script, screenshot=board.shot)
+        _announce(target, info, spec)
+        from barebox_virtio_cli.console.serial import foreground_serial
+        from barebox_virtio_cli.qemu.process import run_foreground
+
+        return run_foreground(argv, foreground_serial(target, info, spec))
 
 
 def _announce(target: Target, info: QemuInfo, spec: RunSpec) -> None:
@@ -188,5 +193,5 @@ def _announce(target: Target, info: QemuInfo, spec: RunSpec) -> None:
     if spec.console is not None:
         say(f"virtio console: bbv console {spec.console}")
         if console_activation(target, info) == "manual":
-            say(f"{target.machine} cannot activate the virtio console at boot; type "
-                f"'{activation_command(target)}' at the barebox prompt")
+            say(f"{target.machine} cannot activate the virtio console at boot; bbv types "
+                f"'{activation_command(target)}' at barebox's first prompt on the serial console")

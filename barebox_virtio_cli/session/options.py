@@ -91,7 +91,8 @@ def run_script(target, info, spec, argv: list[str], options: ScriptOptions,
     if spec.console is not None and console_activation(target, info) == "manual":
         activation = activation_command(target)
     script = Script(options.commands, options.expectations, options.timeout,
-                    spec.console is not None, activation)
+                    spec.console is not None, activation,
+                    spec.console if spec.console_pipe is not None else None)
     if not options.json:
         say(f"booting {target.name} ({boot_source(spec)}); scripted session on the {where}")
     try:

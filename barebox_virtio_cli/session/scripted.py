@@ -1,16 +1,15 @@
 """A scripted barebox session in QEMU, driven with pexpect: boot, stop autoboot, run commands at
 the prompt on the serial or the virtio console, check the expectations, and always stop QEMU.
 
-QEMU's serial port is its stdio on a pty (pexpect.spawn); the virtio console is a pair of FIFOs
-(pexpect.fdpexpect), see ConsolePipes. pexpect is imported only here, so `bbv run` without
---exec never loads it."""
+QEMU's serial port is its stdio on a pty (pexpect.spawn); the virtio console is bbv's console
+server (console/server.py: QEMU writes FIFOs, never a socket, so nothing is dropped), which the
+session joins as a client without replay (pexpect.fdpexpect). pexpect is imported only here,
+so `bbv run` without --exec never loads it."""
 
 from __future__ import annotations
 
 import os
 import secrets
-import shutil
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -39,6 +38,7 @@ class Script:
     timeout: float = 30.0  # for the boot up to the prompt, and for each command
     virtio: bool = False  # talk on the virtio console instead of the serial
     activation: str | None = None  # typed on the serial first if barebox does not activate it
+    console_socket: Path | None = None  # bbv's console server already serving it (argv piped)
 
 
 class SessionEnded(Exception):
@@ -117,35 +117,6 @@ class Shell:
         return output, status
 
 
-class ConsolePipes:
-    """The virtio console as QEMU's pipe chardev (FIFOs PATH.in and PATH.out) rather than the
-    socket of an interactive boot: QEMU drops virtconsole output that its chardev cannot take at
-    once (hw/char/virtio-console.c), and barebox sends a byte per buffer, so a unix socket
-    refuses more after a few hundred bytes that bbv has not read yet, which happens whenever
-    the host is busy. A FIFO holds 64 KiB."""
-
-    def __init__(self) -> None:
-        self.dir = Path(tempfile.mkdtemp(prefix="bbv-vc-"))
-        self.base = self.dir / "con0"
-        for suffix in (".in", ".out"):
-            os.mkfifo(f"{self.base}{suffix}", 0o600)
-        self.fds: list[int] = []
-
-    def open(self) -> tuple[int, int]:
-        """(read fd, write fd); QEMU holds both FIFOs open read-write, so neither open waits."""
-        for suffix, mode in ((".out", os.O_RDONLY), (".in", os.O_WRONLY)):
-            fd = os.open(f"{self.base}{suffix}", mode | os.O_NONBLOCK)
-            os.set_blocking(fd, True)
-            self.fds.append(fd)
-        return self.fds[0], self.fds[1]
-
-    def close(self) -> None:
-        for fd in self.fds:
-            os.close(fd)
-        self.fds = []
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
 def pipe_console_argv(argv: list[str], base: Path) -> list[str]:
     """bbv run's QEMU argv with the virtio console's socket chardev (id con0) made a pipe."""
     from barebox_virtio_cli.qemu.args import opt_value
@@ -194,15 +165,18 @@ def run_session(argv: list[str], script: Script, target: str,
     result = ScriptResult(target, "virtio" if script.virtio else "serial",
                           commands=[Step(command) for command in script.commands])
     started = time.monotonic()
-    pipes = ConsolePipes() if script.virtio else None
-    if pipes is not None:
-        argv = pipe_console_argv(argv, pipes.base)
+    server, socket_path = None, script.console_socket
+    if script.virtio and socket_path is None:  # a caller without a server of its own
+        from barebox_virtio_cli.console.server import ConsoleServer
+
+        server = ConsoleServer(None).start()
+        argv, socket_path = pipe_console_argv(argv, server.fifo_base), server.path
     try:
         child = pexpect.spawn(argv[0], argv[1:], echo=False, timeout=script.timeout,
                               preexec_fn=set_parent_death_signal, **_PEXPECT_OPTIONS)
     except BaseException:
-        if pipes is not None:
-            pipes.close()
+        if server is not None:
+            server.close()
         raise
     serial = Shell(child, "serial console")
     session, drain, step = serial, None, result.boot
@@ -210,8 +184,8 @@ def run_session(argv: list[str], script: Script, target: str,
     try:
         step_started = time.monotonic()
         result.boot.output = serial.stop_autoboot(script.timeout)
-        if pipes is not None:
-            session = _virtio_shell(serial, script, pipes)
+        if socket_path is not None:
+            session = _virtio_shell(serial, script, socket_path)
             drain = _Drain(child)
             _sync(session, script)
         _finish(step, step_started, 0, on_step)
@@ -237,8 +211,10 @@ def run_session(argv: list[str], script: Script, target: str,
         if drain is not None:
             drain.stop()
         _stop(child)
-        if pipes is not None:
-            pipes.close()
+        if session is not serial:
+            session.child.close()
+        if server is not None:
+            server.close()
     result.duration = _since(started)
     check_expectations(result, script.expectations)
     return result
@@ -247,7 +223,7 @@ def run_session(argv: list[str], script: Script, target: str,
 def _lost_output_note(serial: Shell, virtio: Shell) -> str:
     """barebox echoes the virtio session on the serial console too (unless cs0 is off): if the
     serial shows the last command finished, its output was lost on the virtio console (see
-    ConsolePipes: rare with a FIFO, but 64 KiB unread on a busy host still lose data)."""
+    console/server.py: only if bbv's server thread left the 1 MiB FIFO unread for long)."""
     seen = sh.statuses(serial.transcript.text(), virtio.nonce)
     if virtio.sent == 0 or len(seen) < virtio.sent:
         return ""
@@ -271,27 +247,34 @@ def _finish(step: Step, started: float, status: int,
         on_step(step)
 
 
-def _virtio_shell(serial: Shell, script: Script, pipes: ConsolePipes) -> Shell:
+def _virtio_shell(serial: Shell, script: Script, socket_path: Path) -> Shell:
+    from barebox_virtio_cli.console.server import connect_live
+
     if script.activation:
         output, status = serial.run(script.activation, script.timeout)
         if status:
             raise SessionEnded(ERROR, f"'{script.activation}' failed on the serial console "
                                f"(exit status {status}): {output.strip()}")
     try:
-        read_fd, write_fd = pipes.open()
+        fd = connect_live(socket_path).detach()  # fdspawn owns and closes the fd
     except OSError as exc:
-        raise SessionEnded(ERROR, f"cannot open the virtio console pipes {pipes.base}.in/.out: "
+        raise SessionEnded(ERROR, f"cannot connect to the virtio console {socket_path}: "
                            f"{exc.strerror}") from None
-    return fd_shell(read_fd, write_fd, "virtio console", script.timeout)
+    return fd_shell(fd, fd, "virtio console", script.timeout)
 
 
 def fd_shell(read_fd: int, write_fd: int, label: str, timeout: float,
              tee: BinaryIO | None = None) -> Shell:
-    """barebox's shell on a console bbv reaches through file descriptors (FIFOs, a socket)."""
+    """barebox's shell on a console bbv reaches through file descriptors (a socket, a pty)."""
     import pexpect.fdpexpect
 
     child = pexpect.fdpexpect.fdspawn(read_fd, timeout=timeout, **_PEXPECT_OPTIONS)
-    return Shell(child, label, send=lambda text: os.write(write_fd, text.encode()), tee=tee)
+    return Shell(child, label, send=lambda text: _write_all(write_fd, text.encode()), tee=tee)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    while data:
+        data = data[os.write(fd, data):]
 
 
 def activate(shell: Shell, command: str, timeout: float) -> None:

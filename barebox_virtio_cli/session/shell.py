@@ -123,3 +123,38 @@ def command_output(raw: str) -> str:
 
 def last_lines(text: str, count: int = 15) -> list[str]:
     return [line for line in clean(text).split("\n") if line.strip()][-count:]
+
+
+class Activator:
+    """The same steps as scripted.activate (stop autoboot, wait for the prompt, type the command
+    that activates another console), fed piecewise by a relay that must keep reading its
+    stream (console/serial.py): each feed returns what to type now."""
+
+    _AT_PROMPT = re.compile(PROMPT + "$")
+    _AUTOBOOT = re.compile(AUTOBOOT)
+
+    def __init__(self, command: str):
+        self.command = command
+        self.state = "boot"  # boot -> key sent -> command sent -> done
+        self.tail = ""
+
+    @property
+    def done(self) -> bool:
+        return self.state == "done"
+
+    def feed(self, text: str) -> bytes:
+        self.tail = (self.tail + ANSI.sub("", text.replace("\r", "")))[-4096:]
+        at_prompt = self._AT_PROMPT.search(self.tail) is not None
+        countdown = self._AUTOBOOT.search(self.tail)
+        if self.state == "boot" and (countdown or at_prompt):
+            key = abort_key(countdown.group(1)) if countdown else "\n"
+            return self._next("key", key.encode())
+        if self.state == "key" and at_prompt:
+            return self._next("command", f"{self.command}\n".encode())
+        if self.state == "command" and at_prompt:
+            return self._next("done", b"")
+        return b""
+
+    def _next(self, state: str, send: bytes) -> bytes:
+        self.state, self.tail = state, ""
+        return send
