@@ -60,24 +60,28 @@ def run_foreground(argv: list[str]) -> int:
     """Run QEMU attached to this terminal; its exit status the way a shell reports it, or
     128+N when bbv was stopped by signal N (QEMU gets SIGTERM)."""
     guard = _TerminalGuard()
-    proc = start(argv)
-    hints: list[str] = []
-    relay = threading.Thread(target=_relay_stderr, args=(proc.stderr, hints), daemon=True)
-    relay.start()
     received: list[int] = []
+    running: list[subprocess.Popen] = []
 
     def on_signal(signum, _frame):
         received.append(signum)
-        if proc.poll() is None:
-            proc.terminate()
+        if running and running[0].poll() is None:
+            running[0].terminate()
 
-    try:
-        with handling(STOP_SIGNALS, on_signal):
+    hints: list[str] = []
+    with handling(STOP_SIGNALS, on_signal):  # before QEMU starts: no window without it
+        proc = start(argv)
+        running.append(proc)
+        relay = threading.Thread(target=_relay_stderr, args=(proc.stderr, hints), daemon=True)
+        try:
+            relay.start()
+            if received:
+                proc.terminate()
             returncode = proc.wait()
-    finally:
-        stop(proc)
-        relay.join(2)
-        guard.restore()
+        finally:
+            stop(proc)
+            relay.join(2)
+            guard.restore()
     for hint in hints:
         say(f"hint: {hint}")
     # QEMU exits 0 on the SIGTERM bbv passes on; bbv reports the signal that stopped it.
