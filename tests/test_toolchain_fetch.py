@@ -8,13 +8,16 @@ import io
 import json
 import os
 import shutil
+import signal
+import subprocess
 import tarfile
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, bbv, need
+from conftest import BBV, ROOT, bbv, need
 
 from barebox_virtio_cli.build import fetch as tf
 from barebox_virtio_cli.errors import BbvError
@@ -68,6 +71,8 @@ class Mirror:
         self.files: dict[str, bytes] = {}
         self.truncate: dict[str, int] = {}
         self.unavailable: dict[str, int] = {}  # path -> how many more times to answer 503
+        self.stall: set[str] = set()  # paths sent half-way, then held until close()
+        self.released = threading.Event()
         self.requests: list[str] = []
         mirror = self
 
@@ -85,6 +90,11 @@ class Mirror:
                 self.send_response(200)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
+                if self.path in mirror.stall:
+                    self.wfile.write(data[: len(data) // 2])
+                    self.wfile.flush()
+                    mirror.released.wait(60)
+                    return
                 if mirror.truncate.get(self.path, 0) > 0:
                     mirror.truncate[self.path] -= 1
                     self.wfile.write(data[: len(data) // 2])
@@ -109,6 +119,7 @@ class Mirror:
              NAME: archive if listed is None else listed})
 
     def close(self):
+        self.released.set()
         self.server.shutdown()
         self.server.server_close()
 
@@ -193,6 +204,27 @@ def test_interrupted_transfer_is_retried_then_given_up(mirror, root):
     with pytest.raises(BbvError, match="failed after 3 attempts: transfer interrupted"):
         fetch(other, mirror)
     assert leftovers(other) == []
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_stopped_fetch_exits_128_plus_n_and_leaves_nothing(mirror, root, sig):
+    """The exit policy of every command (util/signals): cleanup runs, then 128+N."""
+    mirror.publish(make_archive())
+    path = f"/{HOST}/{VERSION}/{NAME}"
+    mirror.stall.add(path)
+    proc = subprocess.Popen([*BBV, "toolchain", "fetch", "arm64", "--mirror", mirror.url],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while path not in mirror.requests or not any(root.glob(".fetch-*/*.tar.xz")):
+            assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read()
+            time.sleep(0.05)
+        proc.send_signal(sig)
+        assert proc.wait(timeout=30) == 128 + sig
+    finally:
+        proc.kill()
+    assert "Traceback" not in proc.stderr.read()
+    assert leftovers(root) == []  # the half download and its directory are gone
 
 
 def test_server_errors_are_retried_by_the_adapter(mirror, root):

@@ -155,7 +155,8 @@ def run(argv: list[str], cwd: Path, log: Path, label: str, verbose: bool,
     except OSError as exc:
         raise BbvError(f"cannot run {argv[0]}: {exc.strerror}; on Debian: apt install make") \
             from exc
-    with log.open("a") as logf, _display(shown, verbose), _stopped_on_exit(proc):
+    # Stopping make is set up first: a signal while rich loads for the display stops it too.
+    with _stopped_on_exit(proc), log.open("a") as logf, _display(shown, verbose):
         logf.write(f"$ {' '.join(argv)}\n")
         assert proc.stdout is not None
         for line in proc.stdout:
