@@ -111,7 +111,7 @@ RUN_BAD = [
     (["--cpu", "a b"], "--cpu"),
     (["--machine", "nosuchmachine"], "--machine"),
     (["--machine", ""], "--machine"),
-    (["--net", "--port-forward", "99999"], "--port-forward"),
+    (["--net", "--port-forward", "99999"], "ports 1-65535"),
     (["--net", "--port-forward", "tcp:0:-1"], "--port-forward"),
     (["--exec", "x", "--timeout", "-1"], "--timeout"),
     (["--exec", "x", "--timeout", "abc"], "--timeout"),
