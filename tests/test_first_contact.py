@@ -109,6 +109,8 @@ RUN_BAD = [
     (["--memory", "0"], "--memory"),
     (["--cpu", ""], "--cpu"),
     (["--cpu", "a b"], "--cpu"),
+    (["--cpu", "nosuchcpu"], "no such CPU model"),
+    (["--cpu", "24kx"], "did you mean 24Kf"),
     (["--machine", "nosuchmachine"], "--machine"),
     (["--machine", ""], "--machine"),
     (["--net", "--port-forward", "99999"], "ports 1-65535"),

@@ -145,11 +145,11 @@ def prepare(target_name, arch, image, blk, rng, console, input_, net, port_forwa
         validate.check_not_empty(option, values)
     target = load_catalog().resolve(target_name, arch)
     memory = validate.parse_memory(memory) if memory is not None else None
-    cpu = validate.check_word(cpu, "--cpu") if cpu is not None else None
     check_distinct([Path(b) for b in blk])
     info = qemu_info(target)
     machine = validate.check_machine(machine, info.machines, info.binary) \
         if machine is not None else None
+    cpu = validate.check_cpu(cpu, info.cpus, info.binary) if cpu is not None else None
     spec = RunSpec(
         image=resolve_image(target, image, Path.cwd()),
         blks=[check_block_image(Path(b), snapshot, check_locks) for b in blk],

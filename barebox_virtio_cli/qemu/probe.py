@@ -12,7 +12,7 @@ from barebox_virtio_cli.errors import BbvError
 from barebox_virtio_cli.util.hosttools import on_path
 from barebox_virtio_cli.util.jsonfile import read_object, stamp, write_cache
 
-CACHE_FORMAT = 2
+CACHE_FORMAT = 3
 # Types whose properties bbv needs to know: every virtio device it may generate, both transports.
 PROBED_TYPES = [
     f"virtio-{kind}-{bus}"
@@ -29,6 +29,7 @@ class QemuInfo:
     properties: dict[str, set[str]] = field(default_factory=dict)
     machines: dict[str, str] = field(default_factory=dict)  # name or alias -> machine name
     datadirs: list[str] = field(default_factory=list)  # where QEMU looks for its firmware
+    cpus: list[str] = field(default_factory=list)  # -cpu models (query-cpu-definitions)
 
     def data_file(self, name: str) -> str | None:
         return next((os.path.join(d, name) for d in self.datadirs
@@ -50,6 +51,7 @@ class QemuInfo:
             "properties": {k: sorted(v) for k, v in self.properties.items()},
             "machines": self.machines,
             "datadirs": self.datadirs,
+            "cpus": self.cpus,
         }
 
     @classmethod
@@ -61,6 +63,7 @@ class QemuInfo:
             properties={k: set(v) for k, v in data["properties"].items()},
             machines=data["machines"],
             datadirs=data["datadirs"],
+            cpus=data.get("cpus", []),
         )
 
 
@@ -105,7 +108,8 @@ def _probe_qmp(binary: str) -> QemuInfo:
     requests = [{"execute": "qmp_capabilities"},
                 {"execute": "query-version"},
                 {"execute": "qom-list-types", "arguments": {"implements": "device"}},
-                {"execute": "query-machines"}]
+                {"execute": "query-machines"},
+                {"execute": "query-cpu-definitions"}]
     requests += [{"execute": "device-list-properties", "arguments": {"typename": t}}
                  for t in PROBED_TYPES]
     requests.append({"execute": "quit"})
@@ -121,7 +125,7 @@ def _probe_qmp(binary: str) -> QemuInfo:
     if len(answers) < len(requests) - 1:
         first = (proc.stderr.strip().splitlines() or ["no answer"])[0]
         raise BbvError(f"{binary} did not answer QMP queries: {first}")
-    _, version, types, machines, *props = answers[: len(requests) - 1]
+    _, version, types, machines, cpus, *props = answers[: len(requests) - 1]
     v = version["return"]["qemu"]
     info = QemuInfo(binary=binary, version=(v["major"], v["minor"], v["micro"]))
     info.types = {t["name"] for t in types["return"]}
@@ -129,6 +133,7 @@ def _probe_qmp(binary: str) -> QemuInfo:
         info.machines[m["name"]] = m["name"]
         if "alias" in m:
             info.machines[m["alias"]] = m["name"]
+    info.cpus = sorted(c["name"] for c in cpus.get("return", []))
     for typename, reply in zip(PROBED_TYPES, props, strict=True):
         if "return" in reply:
             info.properties[typename] = {p["name"] for p in reply["return"]}
