@@ -52,7 +52,7 @@ def create(file: Path, size: str, partition: str | None, fat: bool, adds: tuple[
         raise UsageError(f"{file} is a directory")
     if not file.parent.is_dir():
         raise UsageError(f"directory {file.parent} does not exist")
-    check_image_fits(plan.size, file.parent)
+    check_image_fits(plan.size, file.parent.resolve())
     build(plan, file, force)
     what = ", ".join(w for w, on in (("MBR", partition), ("FAT", fat)) if on) or "blank"
     say(f"wrote {file} ({size}, {what}, {len(files)} file(s) added); "
