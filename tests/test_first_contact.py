@@ -109,9 +109,11 @@ RUN_BAD = [
     (["--memory", "0"], "--memory"),
     (["--cpu", ""], "--cpu"),
     (["--cpu", "a b"], "--cpu"),
+    (["--cpu", "nosuchcpu"], "no such CPU model"),
+    (["--cpu", "24kx"], "did you mean 24Kf"),
     (["--machine", "nosuchmachine"], "--machine"),
     (["--machine", ""], "--machine"),
-    (["--net", "--port-forward", "99999"], "--port-forward"),
+    (["--net", "--port-forward", "99999"], "ports 1-65535"),
     (["--net", "--port-forward", "tcp:0:-1"], "--port-forward"),
     (["--exec", "x", "--timeout", "-1"], "--timeout"),
     (["--exec", "x", "--timeout", "abc"], "--timeout"),
@@ -510,3 +512,12 @@ def test_toolchain_mirror_from_the_config_file_one_line():
     env = {k: v for k, v in os.environ.items() if k != "BBV_TOOLCHAIN_MIRROR"}
     one_line_error(bbv("toolchain", "fetch", "arm", env=env), 2, "[toolchain] mirror",
                    "no scheme")
+
+
+@pytest.mark.parametrize("url", ["example.com/x", "ftp://x/y", "http:///x", "http://a b/"])
+def test_downloader_turns_requests_url_errors_into_one_line(url):
+    from barebox_virtio_cli.build.fetch import Downloader
+    from barebox_virtio_cli.errors import BbvError
+
+    with pytest.raises(BbvError, match="not a URL bbv can download from"):
+        Downloader(attempts=1, backoff=0).text(url)

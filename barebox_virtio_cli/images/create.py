@@ -37,7 +37,7 @@ def create(request: ImageRequest) -> ImagePlan:
         raise UsageError(f"{path} is a directory")
     if not path.parent.is_dir():
         raise UsageError(f"directory {path.parent} does not exist")
-    check_image_fits(plan.size, path.parent)
+    check_image_fits(plan.size, path.parent.resolve())
     write_image(plan, path, request.force)
     return plan
 

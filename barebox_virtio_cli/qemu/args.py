@@ -286,7 +286,8 @@ def parse_port_forward(text: str) -> str:
     if len(parts) == 1:
         parts *= 2
     if len(parts) != 2 or not all(p.isdigit() and 0 < int(p) < 65536 for p in parts):
-        raise UsageError(f"--port-forward '{text}' is not [tcp:|udp:]HOSTPORT[:GUESTPORT]")
+        raise UsageError(f"--port-forward '{text}' is not [tcp:|udp:]HOSTPORT[:GUESTPORT] "
+                         "(ports 1-65535), e.g. 2222:22")
     return f"{proto}:127.0.0.1:{parts[0]}-:{parts[1]}"
 
 

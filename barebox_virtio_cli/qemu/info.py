@@ -15,6 +15,7 @@ class QemuInfo:
     properties: dict[str, set[str]] = field(default_factory=dict)
     machines: dict[str, str] = field(default_factory=dict)  # name or alias -> machine name
     datadirs: list[str] = field(default_factory=list)  # where QEMU looks for its firmware
+    cpus: list[str] = field(default_factory=list)  # -cpu models (query-cpu-definitions)
 
     def data_file(self, name: str) -> str | None:
         return next((os.path.join(d, name) for d in self.datadirs
@@ -36,6 +37,7 @@ class QemuInfo:
             "properties": {k: sorted(v) for k, v in self.properties.items()},
             "machines": self.machines,
             "datadirs": self.datadirs,
+            "cpus": self.cpus,
         }
 
     @classmethod
@@ -47,4 +49,5 @@ class QemuInfo:
             properties={k: set(v) for k, v in data["properties"].items()},
             machines=data["machines"],
             datadirs=data["datadirs"],
+            cpus=data.get("cpus", []),
         )

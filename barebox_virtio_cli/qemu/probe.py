@@ -11,7 +11,7 @@ from barebox_virtio_cli.qemu.info import QemuInfo
 from barebox_virtio_cli.util.hosttools import on_path
 from barebox_virtio_cli.util.jsonfile import read_object, stamp, write_cache
 
-CACHE_FORMAT = 2
+CACHE_FORMAT = 3
 PROBE_TIMEOUT = 30  # seconds
 # Types whose properties bbv needs to know: every virtio device it may generate, both transports.
 PROBED_TYPES = [
@@ -112,6 +112,8 @@ def _ask(monitor, binary: str) -> QemuInfo:
         info.machines[m["name"]] = m["name"]
         if "alias" in m:
             info.machines[m["alias"]] = m["name"]
+    info.cpus = sorted(c["name"] for c in execute(monitor, "query-cpu-definitions")
+                       .get("return", []))
     for typename in PROBED_TYPES:
         reply = execute(monitor, "device-list-properties", typename=typename)
         if "return" in reply:

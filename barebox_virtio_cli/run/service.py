@@ -42,11 +42,12 @@ def prepare(request: RunRequest, image_optional: bool = False,
         validate.check_not_empty(option, values)
     target = load_catalog().resolve(request.target, request.arch)
     memory = validate.parse_memory(request.memory) if request.memory is not None else None
-    cpu = validate.check_word(request.cpu, "--cpu") if request.cpu is not None else None
     check_distinct([Path(b) for b in request.blk])
     info = qemu_info(target, request.qemu)
     machine = validate.check_machine(request.machine, info.machines, info.binary) \
         if request.machine is not None else None
+    cpu = validate.check_cpu(request.cpu, info.cpus, info.binary) if request.cpu is not None \
+        else None
     console = request.console
     spec = RunSpec(
         image=_image(target, request.image, image_optional),

@@ -1,12 +1,11 @@
 """Shell completion of target names, arches and defconfigs (click's shell_complete callbacks).
 The catalog and the tree are read only inside the callbacks, when the shell asks; nothing
-here costs start-up."""
+here costs start-up (callbacks return plain strings, so click.shell_completion is not
+imported either)."""
 
 from __future__ import annotations
 
 from pathlib import Path
-
-from click.shell_completion import CompletionItem
 
 
 def _catalog():
@@ -18,16 +17,16 @@ def _catalog():
         return None
 
 
-def _items(words, incomplete: str) -> list[CompletionItem]:
-    return [CompletionItem(w) for w in dict.fromkeys(words) if w.startswith(incomplete)]
+def _items(words, incomplete: str) -> list[str]:
+    return [w for w in dict.fromkeys(words) if w.startswith(incomplete)]
 
 
-def target_names(ctx, param, incomplete: str) -> list[CompletionItem]:
+def target_names(ctx, param, incomplete: str) -> list[str]:
     catalog = _catalog()
     return _items(catalog.names() if catalog else [], incomplete)
 
 
-def arch_names(ctx, param, incomplete: str) -> list[CompletionItem]:
+def arch_names(ctx, param, incomplete: str) -> list[str]:
     catalog = _catalog()
     if catalog is None:
         return []
@@ -35,14 +34,13 @@ def arch_names(ctx, param, incomplete: str) -> list[CompletionItem]:
                   incomplete)
 
 
-def targets_and_arches(ctx, param, incomplete: str) -> list[CompletionItem]:
+def targets_and_arches(ctx, param, incomplete: str) -> list[str]:
     """`bbv toolchain fetch ARCH` takes either."""
-    return target_names(ctx, param, incomplete) + [
-        item for item in arch_names(ctx, param, incomplete)
-        if item.value not in {t.value for t in target_names(ctx, param, incomplete)}]
+    return _items([*target_names(ctx, param, incomplete), *arch_names(ctx, param, incomplete)],
+                  incomplete)
 
 
-def defconfigs(ctx, param, incomplete: str) -> list[CompletionItem]:
+def defconfigs(ctx, param, incomplete: str) -> list[str]:
     """The defconfigs of the tree (--src, else the current directory); without a tree, those
     the catalog's targets name."""
     from barebox_virtio_cli.build import kbuild
@@ -56,6 +54,6 @@ def defconfigs(ctx, param, incomplete: str) -> list[CompletionItem]:
     return _items(names, incomplete)
 
 
-def build_targets(ctx, param, incomplete: str) -> list[CompletionItem]:
+def build_targets(ctx, param, incomplete: str) -> list[str]:
     """`bbv build TARGET`: a catalog target or a defconfig of the tree."""
     return target_names(ctx, param, incomplete) + defconfigs(ctx, param, incomplete)

@@ -95,6 +95,22 @@ def check_machine(machine: str, known: dict[str, str], qemu: str) -> str:
     return machine
 
 
+def check_cpu(cpu: str, known: list[str], qemu: str) -> str:
+    """--cpu against the models the QEMU binary reports; 'host' and 'max' are always let
+    through (host depends on KVM, which the probe does not start)."""
+    check_word(cpu, "--cpu")
+    name = cpu.split(",", 1)[0]
+    if known and name not in {*known, "host", "max"}:  # QEMU's names are case-sensitive
+        import difflib
+
+        by_lower = {k.lower(): k for k in known}
+        close = [by_lower[c] for c in difflib.get_close_matches(name.lower(), by_lower, n=3)]
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise UsageError(f"--cpu '{name}': {os.path.basename(qemu)} has no such CPU model"
+                         f"{hint}; '{qemu} -cpu help' lists them")
+    return cpu
+
+
 def human_size(size: int) -> str:
     for unit, shift in (("EiB", 60), ("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)):
         if size >= 1 << shift:
