@@ -14,7 +14,7 @@ EXPORT_NAME = "bbv-labgrid.yaml"
 LOG_NAME = "bbv-test.log"
 EVENTS_NAME = "bbv-test-events.jsonl"
 CONSOLE_DIR = "bbv-test-console"
-_CONFIG = re.compile(r"CONFIG_\w+(,CONFIG_\w+)*")
+_CONFIG = re.compile(r"CONFIG_\w+((,\s*|\s+and\s+)CONFIG_\w+)*")
 PLUGIN = "barebox_virtio_cli.testsuite.plugin"
 
 
