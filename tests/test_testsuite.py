@@ -152,11 +152,18 @@ def test_keyword_and_pytest_args_after_dashes(tree):
 @pytest.mark.qemu
 def test_devel_is_merged_and_recorded(tmp_path):
     tree = make_tree(tmp_path, devel_config="CONFIG_VIRTIO_INPUT=y\n")
-    done = bbv("test", "vexpress", "--src", str(tree), "--devel", "-k", "true", "--json")
+    done = bbv("test", "vexpress", "--src", str(tree), "--devel", "--kconfig-add", "CONFIG_NET=y",
+               "-k", "true", "--json")
     assert done.returncode == 0, done.stderr
     record = json.loads((tree / "build-vexpress" / "bbv-build.json").read_text())
-    assert res.DEVEL_CONFIG in record["kconfig"]
-    assert "CONFIG_VIRTIO_INPUT=y" in (tree / "build-vexpress" / ".config").read_text()
+    assert record["kconfig"][-2:] == [res.DEVEL_CONFIG, "CONFIG_NET=y"]
+    config = (tree / "build-vexpress" / ".config").read_text()
+    assert "CONFIG_VIRTIO_INPUT=y" in config and "CONFIG_NET=y" in config
+    # --no-build checks that the build has the fragments asked for
+    done = bbv("test", "vexpress", "--src", str(tree), "--no-build", "--kconfig-add",
+               "CONFIG_BROKEN=y")
+    assert done.returncode == 1
+    assert "lacks CONFIG_BROKEN=y; run without --no-build" in done.stderr
 
 
 @tools
@@ -280,6 +287,14 @@ def test_failures_list_build_errors_and_failed_tests():
         ("malta", "(no test results)", "build failed: make failed", "/b/log"),
         ("armv8", "t::x", "assert 1 == 0", "/a/log")]
     assert res.table_rows([broken])[0][2:6] == ["-", "-", "-", "-"]
+
+
+def test_fragments_devel_first_then_the_users():
+    assert res.fragments(True, ["a.config", res.DEVEL_CONFIG]) == [res.DEVEL_CONFIG, "a.config"]
+    assert res.fragments(False, []) == []
+    argv = res.build_argv("py", "malta", Path("/s"), Path("/s/b"), ["x.config"], 3)
+    assert argv[3:] == ["build", "malta", "--src", "/s", "-O", "/s/b", "--kconfig-add",
+                        "x.config", "-j", "3"]
 
 
 def test_device_options_become_export_options():

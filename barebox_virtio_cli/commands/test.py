@@ -30,6 +30,8 @@ class _SplitAtDashes(click.Command):
 @click.option("--no-build", is_flag=True, help="Test what is built in SRC/build-TARGET.")
 @click.option("--devel", is_flag=True,
               help="Merge common/boards/configs/devel.config into the build (MAKEALL -d).")
+@click.option("--kconfig-add", "kconfig_add", multiple=True, metavar="FILE|CONFIG_X=y",
+              help="Config fragment merged into each build, as in 'bbv build' (repeatable).")
 @click.option("-k", "keyword", metavar="EXPR", help="Only tests matching EXPR (pytest -k).")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=1, show_default=True,
               help="Test runs of different targets at the same time (builds stay one at a "
@@ -48,9 +50,10 @@ class _SplitAtDashes(click.Command):
               help="Put a file into barebox's environment over fw_cfg (repeatable).")
 @click.pass_context
 def test(ctx: click.Context, names: tuple[str, ...], all_targets: bool, src: Path | None,
-         no_build: bool, devel: bool, keyword: str | None, jobs: int, make_jobs: int | None,
-         as_json: bool, junit_dir: Path | None, blk: tuple[str, ...], rng: int, console: bool,
-         net: bool, fs: tuple[str, ...], env: tuple[str, ...]) -> None:
+         no_build: bool, devel: bool, kconfig_add: tuple[str, ...], keyword: str | None,
+         jobs: int, make_jobs: int | None, as_json: bool, junit_dir: Path | None,
+         blk: tuple[str, ...], rng: int, console: bool, net: bool, fs: tuple[str, ...],
+         env: tuple[str, ...]) -> None:
     """Build each TARGET and run barebox's own test suite (test/py) on it under labgrid.
 
     Arguments after -- go to pytest (and barebox's conftest), e.g. -- -x --bootarg X.
@@ -65,7 +68,8 @@ def test(ctx: click.Context, names: tuple[str, ...], all_targets: bool, src: Pat
 
     src = (src or Path.cwd()).resolve()
     request = runner.make_request(
-        src, names, all_targets, build=not no_build, devel=devel, keyword=keyword, jobs=jobs,
+        src, names, all_targets, build=not no_build,
+        kconfig=results.fragments(devel, list(kconfig_add)), keyword=keyword, jobs=jobs,
         make_jobs=make_jobs, junit_dir=junit_dir,
         devices=results.device_args(blk, rng, console, net, fs, env,
                                  snapshot=jobs > 1 and len(names) != 1),

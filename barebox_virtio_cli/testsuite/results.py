@@ -14,7 +14,7 @@ EXPORT_NAME = "bbv-labgrid.yaml"
 LOG_NAME = "bbv-test.log"
 EVENTS_NAME = "bbv-test-events.jsonl"
 CONSOLE_DIR = "bbv-test-console"
-_CONFIG = re.compile(r"CONFIG_\w+(,CONFIG_\w+)*")
+_CONFIG = re.compile(r"CONFIG_\w+((,\s*|\s+and\s+)CONFIG_\w+)*")
 PLUGIN = "barebox_virtio_cli.testsuite.plugin"
 
 
@@ -152,12 +152,17 @@ def export_argv(python: str, target: str, image: Path, src: Path, out: Path,
             *devices]
 
 
-def build_argv(python: str, target: str, src: Path, build_dir: Path, devel: bool,
+def fragments(devel: bool, kconfig_add: list[str]) -> list[str]:
+    """The config fragments merged into each build: MAKEALL -d's, then the user's."""
+    return list(dict.fromkeys(([DEVEL_CONFIG] if devel else []) + list(kconfig_add)))
+
+
+def build_argv(python: str, target: str, src: Path, build_dir: Path, kconfig: list[str],
                jobs: int | None) -> list[str]:
     argv = [python, "-m", "barebox_virtio_cli", "build", target, "--src", str(src),
             "-O", str(build_dir)]
-    if devel:
-        argv += ["--kconfig-add", DEVEL_CONFIG]
+    for fragment in kconfig:
+        argv += ["--kconfig-add", fragment]
     if jobs:
         argv += ["-j", str(jobs)]
     return argv

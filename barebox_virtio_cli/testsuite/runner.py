@@ -33,7 +33,7 @@ class Request:
     src: Path
     targets: list[Target]
     build: bool = True
-    devel: bool = False
+    kconfig: list[str] = field(default_factory=list)  # fragments merged into the builds
     keyword: str | None = None
     jobs: int = 1
     make_jobs: int | None = None
@@ -239,7 +239,7 @@ class Session:
             self.board.set(target.name, "building")
             started = time.monotonic()
             argv = res.build_argv(self.python, target.name, self.request.src, out,
-                                  self.request.devel, self.request.make_jobs)
+                                  self.request.kconfig, self.request.make_jobs)
             done = self._run_quiet(argv)
             if done.returncode != 0:
                 result.log = out / "bbv-build.log"
@@ -251,8 +251,10 @@ class Session:
         if not image or not Path(image).is_file():
             result.error = f"no build of {target.name} in {out}; run without --no-build"
             return None
-        if self.request.devel and res.DEVEL_CONFIG not in record.get("kconfig", []):
-            result.error = (f"the build in {out} is not a --devel one; run without --no-build")
+        missing = [f for f in self.request.kconfig if f not in record.get("kconfig", [])]
+        if missing:
+            result.error = (f"the build in {out} lacks {', '.join(missing)}; run without "
+                            "--no-build")
             return None
         return Path(image)
 
