@@ -293,8 +293,8 @@ def test_fragments_devel_first_then_the_users():
     assert res.fragments(True, ["a.config", res.DEVEL_CONFIG]) == [res.DEVEL_CONFIG, "a.config"]
     assert res.fragments(False, []) == []
     argv = res.build_argv("py", "malta", Path("/s"), Path("/s/b"), ["x.config"], 3)
-    assert argv[3:] == ["build", "malta", "--src", "/s", "-O", "/s/b", "--kconfig-add",
-                        "x.config", "-j", "3"]
+    assert argv[3:] == ["build", "malta", "--src", "/s", "-O", "/s/b", "--all-images",
+                        "--kconfig-add", "x.config", "-j", "3"]
 
 
 def test_device_options_become_export_options():

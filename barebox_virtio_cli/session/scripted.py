@@ -279,11 +279,28 @@ def _write_all(fd: int, data: bytes) -> None:
 
 def activate(shell: Shell, command: str, timeout: float) -> None:
     """Stop autoboot, wait for the prompt, type the command that activates another console and
-    wait for the prompt again. No status marker (Shell.run): once active, the other console
-    shows what the command prints, and the user is on it."""
-    shell.stop_autoboot(timeout)
-    shell.send(f"{command}\n")
-    shell.expect(sh.PROMPT, timeout, "the barebox prompt")
+    wait for the prompt again: session/shell.Activator's steps (the serial relay feeds the same
+    ones), fed what the console prints. No status marker (Shell.run): once active, the other
+    console shows what the command prints, and the user is on it."""
+    import pexpect
+
+    activator = sh.Activator(command)
+    deadline = time.monotonic() + timeout
+    while not activator.done:
+        left = deadline - time.monotonic()
+        try:
+            if left <= 0:
+                raise pexpect.TIMEOUT("")
+            data = shell.child.read_nonblocking(65536, timeout=left)
+        except pexpect.TIMEOUT:
+            raise SessionEnded(TIMEOUT, f"timed out after {timeout:g} s waiting for the barebox "
+                               f"prompt on the {shell.label}") from None
+        except pexpect.EOF:
+            raise SessionEnded(ERROR, "QEMU exited while bbv waited for the barebox prompt on "
+                               f"the {shell.label}") from None
+        reply = activator.feed(data if isinstance(data, str) else data.decode(errors="replace"))
+        if reply:
+            shell.send(reply.decode())
 
 
 def drain(shell: Shell) -> None:

@@ -146,9 +146,10 @@ class Activator:
         self.tail = (self.tail + ANSI.sub("", text.replace("\r", "")))[-4096:]
         at_prompt = self._AT_PROMPT.search(self.tail) is not None
         countdown = self._AUTOBOOT.search(self.tail)
-        if self.state == "boot" and (countdown or at_prompt):
-            key = abort_key(countdown.group(1)) if countdown else "\n"
-            return self._next("key", key.encode())
+        if self.state == "boot" and countdown:
+            return self._next("key", abort_key(countdown.group(1)).encode())
+        if self.state == "boot" and at_prompt:  # no countdown (autoboot off): type at once
+            return self._next("command", f"{self.command}\n".encode())
         if self.state == "key" and at_prompt:
             return self._next("command", f"{self.command}\n".encode())
         if self.state == "command" and at_prompt:

@@ -159,8 +159,9 @@ def fragments(devel: bool, kconfig_add: list[str]) -> list[str]:
 
 def build_argv(python: str, target: str, src: Path, build_dir: Path, kconfig: list[str],
                jobs: int | None) -> list[str]:
+    # --all-images: barebox's suite uses more than the image QEMU boots (FIT tests, modules)
     argv = [python, "-m", "barebox_virtio_cli", "build", target, "--src", str(src),
-            "-O", str(build_dir)]
+            "-O", str(build_dir), "--all-images"]
     for fragment in kconfig:
         argv += ["--kconfig-add", fragment]
     if jobs:
