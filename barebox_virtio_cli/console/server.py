@@ -501,13 +501,9 @@ def served_console(spec, log_path: str | None = None):
     if spec.console is None:
         yield None
         return
-    import signal
-
-    def leave(signum, _frame):  # until the boot installs its own handlers: clean up, 128+N
-        raise SystemExit(128 + signum)
-
+    # A signal meanwhile is the CLI's (util/signals: Signalled, or KeyboardInterrupt for
+    # SIGINT): the finally below removes the socket and FIFOs before bbv exits 128+N.
     log = open_console_log(log_path)
-    old = {s: signal.signal(s, leave) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     server = ConsoleServer(spec.console, log)
     try:
         server.start()
@@ -518,5 +514,3 @@ def served_console(spec, log_path: str | None = None):
         spec.console_pipe = None
         if log is not None:
             log.close()
-        for signum, handler in old.items():
-            signal.signal(signum, handler)

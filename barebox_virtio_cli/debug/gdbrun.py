@@ -77,15 +77,13 @@ def run_gdb(argv: list[str], env: dict[str, str]) -> int:
         if proc.poll() is None:
             proc.send_signal(signal.SIGHUP)
 
-    old = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGHUP)}
-    old[signal.SIGINT] = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    from barebox_virtio_cli.util.signals import IGNORE, exit_status, handling, signal_status
+
     try:
-        returncode = proc.wait()
+        with handling((signal.SIGTERM, signal.SIGHUP), on_signal), \
+                handling((signal.SIGINT,), IGNORE):
+            returncode = proc.wait()
     finally:
         stop(proc)
-        for sig, handler in old.items():
-            signal.signal(sig, handler)
         guard.restore()
-    if got:
-        return 128 + got[0]
-    return 128 - returncode if returncode < 0 else returncode
+    return signal_status(got[0]) if got else exit_status(returncode)

@@ -369,18 +369,17 @@ def run(request: Request, live: bool) -> list[res.TargetResult]:
             caught.append(signum)
             threading.Thread(target=session.children.stop_all, daemon=True).start()
 
-    signals = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-    old = {s: signal.signal(s, on_signal) for s in signals}
+    from barebox_virtio_cli.util.signals import STOP_SIGNALS, handling
+
     try:
-        try:
-            results = session.run()
-        except Stopped:
-            results = []
-        if caught:
-            session.children.stop_all()
-            raise Stopped(caught[0])
-        return results
+        with handling(STOP_SIGNALS, on_signal):
+            try:
+                results = session.run()
+            except Stopped:
+                results = []
+            if caught:
+                session.children.stop_all()
+                raise Stopped(caught[0])
+            return results
     finally:
         board.close()
-        for sig, handler in old.items():
-            signal.signal(sig, handler)

@@ -13,7 +13,9 @@ from contextlib import contextmanager
 from barebox_virtio_cli.errors import Signalled
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-__all__ = ["STOP_SIGNALS", "Signalled", "exit_status", "handling", "raising", "signal_status"]
+IGNORE = signal.SIG_IGN  # a handler for handling(): the signal is ignored meanwhile
+__all__ = ["IGNORE", "STOP_SIGNALS", "Signalled", "exit_status", "handling", "raising",
+           "signal_status"]
 
 
 def signal_status(signum: int) -> int:
