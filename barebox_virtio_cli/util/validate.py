@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import re
-from urllib.parse import urlsplit
 
 import click
 
@@ -33,6 +32,8 @@ def _url_problem(url: str) -> str | None:
         return "is empty"
     if any(c.isspace() or ord(c) < 32 for c in text):
         return "contains spaces or control characters"
+    from urllib.parse import urlsplit  # only for URLs: not on `bbv run`'s start-up path
+
     parts = urlsplit(text)
     if not parts.scheme or "://" not in text:
         return "has no scheme"
