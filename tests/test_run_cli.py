@@ -218,6 +218,21 @@ def test_image_in_use_by_another_qemu(tree):
 
 
 @needs_arm
+@pytest.mark.parametrize("proto", ["tcp", "udp"])
+def test_busy_port_forward_host_port_is_refused_before_qemu(tree, proto):
+    kind = socket.SOCK_DGRAM if proto == "udp" else socket.SOCK_STREAM
+    with socket.socket(socket.AF_INET, kind) as busy:
+        busy.bind(("127.0.0.1", 0))
+        if proto == "tcp":
+            busy.listen()
+        port = busy.getsockname()[1]
+        line = one_line_error(bbv("run", "--net", "--port-forward", f"{proto}:{port}:69",
+                                  cwd=tree), 2)
+    assert line == (f"bbv: error: --port-forward {proto}:{port}:69: {proto} port {port} on "
+                    "127.0.0.1 is in use; choose another host port (HOST:GUEST, e.g. 2222:22)")
+
+
+@needs_arm
 def test_qemu_errors_pass_through_with_its_exit_status(tree):
     result = bbv("run", "--qemu-arg=-no-such-option", cwd=tree)
     assert result.returncode == 1

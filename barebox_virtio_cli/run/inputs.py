@@ -98,6 +98,25 @@ def parse_fs(text: str, index: int) -> tuple[str, Path]:
     return tag, path.resolve()
 
 
+def port_forward(text: str, check_free: bool = True) -> str:
+    """--port-forward as a hostfwd rule (qemu/args.py), its host port checked to be free:
+    QEMU would otherwise start and then fail to set up the rule."""
+    from barebox_virtio_cli.qemu.args import parse_port_forward
+    from barebox_virtio_cli.util.ports import bind_error, in_use
+
+    rule = parse_port_forward(text)
+    if not check_free:
+        return rule
+    proto, host, ports = rule.split(":", 2)
+    port = int(ports.split("-", 1)[0])
+    exc = bind_error(host, port, udp=proto == "udp")
+    if exc is not None:
+        problem = "is in use" if in_use(exc) else f"cannot be listened on ({exc.strerror})"
+        raise UsageError(f"--port-forward {text}: {proto} port {port} on {host} {problem}; "
+                         "choose another host port (HOST:GUEST, e.g. 2222:22)")
+    return rule
+
+
 def parse_env(text: str) -> EnvEntry:
     name, sep, value = text.partition("=")
     if not sep or not name:
