@@ -43,6 +43,13 @@ def test_bad_sizes(text):
 
 
 @pytest.mark.pure
+@pytest.mark.parametrize("text", ["0", "0M", "0 KiB"])
+def test_zero_size_says_it_must_be_more_than_0(text):
+    with pytest.raises(UsageError, match=f"^--size {text}: the size must be more than 0; "):
+        parse_size(text)
+
+
+@pytest.mark.pure
 def test_add_names():
     exists = {"/tmp/a:b"}.__contains__
     assert parse_add("x/hello.txt", exists) == AddFile(Path("x/hello.txt"), "hello.txt")

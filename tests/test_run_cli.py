@@ -136,6 +136,9 @@ def test_version_and_help_list_every_command():
     (["--console", "/tmp/" + "x" * 110], 2, ["more than the 107"]),
     (["--env", "novalue"], 2, ["is not PATH=VALUE"]),
     (["--port-forward", "80"], 2, ["--port-forward needs --net"]),
+    (["--attach", "--exec", "version"], 2, ["error: --attach is interactive;"]),
+    (["--keep-running", "--exec", "version"], 2,
+     ["error: --keep-running (which implies --attach) is interactive;"]),
     (["--frobnicate"], 2, ["No such option '--frobnicate'"]),
     (["--target", "riscv32"], 1, ["lacks its default firmware", "--firmware FILE"]),
 ])

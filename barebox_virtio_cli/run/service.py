@@ -121,7 +121,8 @@ def _checked(request: RunRequest):
         request = request.replace(console="")
     script = script_from(request, implied=request.screenshot is not None)
     if attach and script is not None:
-        raise UsageError("--attach is interactive; leave out the scripted-boot options")
+        given = "--attach" if request.attach else "--keep-running (which implies --attach)"
+        raise UsageError(f"{given} is interactive; leave out the scripted-boot options")
     return request, attach, script
 
 
