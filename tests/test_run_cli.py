@@ -136,6 +136,8 @@ def test_version_and_help_list_every_command():
     (["--console", "/tmp/" + "x" * 110], 2, ["more than the 107"]),
     (["--env", "novalue"], 2, ["is not PATH=VALUE"]),
     (["--port-forward", "80"], 2, ["--port-forward needs --net"]),
+    (["--fs", "=."], 2, ["--fs =.: the TAG before '=' is empty"]),
+    (["--fs", "a,b=."], 2, ["--fs a,b=.: TAG 'a,b' may hold only"]),
     (["--attach", "--exec", "version"], 2, ["error: --attach is interactive;"]),
     (["--keep-running", "--exec", "version"], 2,
      ["error: --keep-running (which implies --attach) is interactive;"]),
