@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as exc:
         if debug:
             raise
-        _print_click_error(exc)
+        _print_click_error(exc, args)
         sys.exit(exc.exit_code)
     except BbvError as exc:
         if debug:
@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> None:
     sys.exit(rc if isinstance(rc, int) else 0)
 
 
-def _print_click_error(exc: click.ClickException) -> None:
+def _print_click_error(exc: click.ClickException, args: list[str]) -> None:
     """One line: click's usage errors otherwise print the whole usage block first."""
     ctx = getattr(exc, "ctx", None)
     where = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
@@ -104,10 +104,21 @@ def _print_click_error(exc: click.ClickException) -> None:
     name = getattr(exc, "option_name", "") or ""
     if isinstance(exc, click.NoSuchOption) and name[1:].replace(".", "", 1).isdigit():
         # click reads '--wait -1' as an unknown option '-1'
-        message = f"'{name}' is a negative number; no bbv value can be negative (give 0 or more)"
+        message = f"{_option_before(name, args)}'{name}' is a negative number; give 0 or more"
     if "--help" in message:
         where = ""
     say(f"error: {message}{where}")
+
+
+def _option_before(value: str, args: list[str]) -> str:
+    """'--wait ' for '-1' in `... --wait -1` (or --wait=-1): the option a stray value belongs
+    to, if any."""
+    for arg in args:
+        if arg.startswith("--") and arg.endswith(f"={value}"):
+            return f"{arg.split('=', 1)[0]} "
+    at = args.index(value) if value in args else 0
+    before = args[at - 1] if at > 0 else ""
+    return f"{before} " if before.startswith("-") and before != "--" else ""
 
 
 if __name__ == "__main__":

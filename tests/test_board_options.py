@@ -292,7 +292,8 @@ def test_option_combinations():
 
 # --- --qemu ----------------------------------------------------------------------------------
 
-def test_qemu_binary_checks(tmp_path):
+@pytest.mark.pure
+def test_qemu_binary_checks(tmp_path, monkeypatch):
     with pytest.raises(UsageError, match="no such file"):
         qemu_binary(str(tmp_path / "qemu-system-arm"))
     with pytest.raises(UsageError, match="nor a program on PATH"):
@@ -303,6 +304,9 @@ def test_qemu_binary_checks(tmp_path):
     plain.write_text("")
     with pytest.raises(UsageError, match="not executable"):
         qemu_binary(str(plain))
+    monkeypatch.chdir(tmp_path)  # a bare name of a file here, not on PATH
+    with pytest.raises(UsageError, match="^--qemu qemu: not executable;"):
+        qemu_binary("qemu")
     plain.chmod(0o755)
     assert qemu_binary(str(plain)) == str(plain)
 
@@ -322,7 +326,8 @@ def tree(tmp_path):
     (["-t", "malta", "--bootarg", "foo=bar"], "--bootarg: target 'malta' loads barebox with -bios"),
     (["-t", "vexpress", "--flash", "f.img"], "--flash: target 'vexpress' loads barebox with "
      "-kernel"),
-    (["-t", "malta", "--dump-dtb", "m.dtb"], "--dump-dtb: target 'malta' (malta) has no device"),
+    (["-t", "malta", "--dump-dtb", "m.dtb"], "--dump-dtb: target 'malta' (malta) has no device "
+     "tree from QEMU; only device-tree machines such as ARM and RISC-V virt have one"),
     (["-t", "vexpress", "--qemu", "/nonexistent/qemu-system-arm"], "--qemu /nonexistent/"
      "qemu-system-arm: no such file"),
     (["-t", "vexpress", "--qemu", "images/barebox-dt-2nd.img"], "not executable"),

@@ -481,10 +481,12 @@ def test_toolchain_version_is_checked_before_any_download():
                        "http://127.0.0.1:9"), 2, "--version 'garbage'")
 
 
-@pytest.mark.parametrize("args", [["--wait", "-1", "/tmp/x"], ["--wait=-1", "/tmp/x"]])
+@pytest.mark.parametrize("args", [["--wait", "-1", "/tmp/x"], ["--wait=-1", "/tmp/x"],
+                                  ["/tmp/x", "--wait", "-1"]])
 def test_negative_number_for_optional_value_is_named(args):
     line = one_line_error(bbv("console", *args), 2, "-1")
-    assert "No such option" not in line and "0 or more" in line
+    assert "No such option" not in line
+    assert line.startswith("bbv: error: --wait '-1' is a negative number; give 0 or more")
 
 
 @pytest.mark.parametrize(("args", "needle"), [

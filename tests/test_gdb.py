@@ -322,3 +322,28 @@ def test_terminal_is_restored_after_sigterm(build):
         os.close(master)
         os.close(slave)
         stop(run)
+
+
+def test_nothing_listening_is_one_line_and_exit_1_without_starting_gdb(build, tmp_path):
+    stale = tmp_path / "stale.sock"
+    with socket.socket(socket.AF_UNIX) as unbound:
+        unbound.bind(str(stale))  # a socket file nobody accepts on
+    port = free_loopback_port()
+    for given, problem in ((f"tcp::{port}", f"nothing listens on tcp:127.0.0.1:{port}"),
+                           (str(port), f"nothing listens on tcp:127.0.0.1:{port}"),
+                           (f"unix:{tmp_path}/none.sock", f"no socket {tmp_path}/none.sock"),
+                           (f"unix:{stale}", f"nothing listens on unix:{stale}")):
+        result = subprocess.run([*BBV, "gdb", "-t", "vexpress", "--image",
+                                 str(build / "images" / "guest.img"), given, "--", "-batch"],
+                                capture_output=True, text=True, timeout=60)
+        assert result.returncode == 1, given
+        assert result.stderr == (f"bbv: error: {problem}; start 'bbv run --gdb' first (or give "
+                                 "the endpoint it printed)\n")
+        assert result.stdout == ""  # gdb did not run
+
+
+def test_image_that_is_a_directory_says_so(build, tmp_path):
+    result = subprocess.run([*BBV, "gdb", "-t", "vexpress", "--image", str(tmp_path),
+                             "tcp::1"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr == f"bbv: error: --image {tmp_path}: is a directory, not a file\n"

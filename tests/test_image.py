@@ -3,10 +3,12 @@ mkfs.vfat and mtools, read back with sfdisk, mtools and a parse of the MBR bytes
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import struct
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -37,6 +39,13 @@ def test_sizes(text, size):
 @pytest.mark.parametrize("text", ["", "64Q", "-1M", "1.5M", "513"])
 def test_bad_sizes(text):
     with pytest.raises(UsageError):
+        parse_size(text)
+
+
+@pytest.mark.pure
+@pytest.mark.parametrize("text", ["0", "0M", "0 KiB"])
+def test_zero_size_says_it_must_be_more_than_0(text):
+    with pytest.raises(UsageError, match=f"^--size {text}: the size must be more than 0; "):
         parse_size(text)
 
 
@@ -152,6 +161,39 @@ def test_existing_file_is_kept_without_force_and_replaced_with_it(tmp_path):
     done = bbv("image", "create", "disk.img", "--size", "8M", "--fat", "--force", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert target.stat().st_size == 8 << 20
+
+
+@need(*TOOLS, "qemu-system-arm")
+def test_force_never_replaces_an_image_a_running_qemu_has_open(tmp_path):
+    disk = tmp_path / "a.img"
+    disk.write_bytes(b"in use" + bytes(1 << 20))
+    holder = subprocess.Popen(
+        ["qemu-system-arm", "-M", "virt", "-S", "-display", "none", "-serial", "null",
+         "-monitor", "none", "-drive", f"if=none,id=d,format=raw,file={disk}",
+         "-device", "virtio-blk-device,drive=d"], stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 20
+        while not qemu_locked(disk):
+            assert holder.poll() is None, holder.stderr.read()
+            assert time.monotonic() < deadline, "QEMU did not lock a.img"
+            time.sleep(0.02)
+        done = bbv("image", "create", "a.img", "--size", "8M", "--force", cwd=tmp_path)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert done.returncode == 2
+    assert done.stderr == (f"bbv: error: {Path('a.img')} is open in a running QEMU (it holds "
+                           "QEMU's image lock); stop that QEMU first, or create another file\n")
+    assert disk.read_bytes().startswith(b"in use") and disk.stat().st_size == 6 + (1 << 20)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.img"]
+
+
+def qemu_locked(path: Path) -> bool:
+    """Whether another open file holds one of QEMU's byte-range locks (offsets 100-299)."""
+    flock = struct.pack("hhqqi4x", fcntl.F_WRLCK, os.SEEK_SET, 100, 200, 0)
+    with open(path, "rb") as fh:
+        answer = fcntl.fcntl(fh, fcntl.F_OFD_GETLK, flock)
+    return struct.unpack("hhqqi4x", answer)[0] != fcntl.F_UNLCK
 
 
 @need(*TOOLS)

@@ -223,3 +223,19 @@ def test_console_is_a_pipe_when_bbv_serves_it_and_qemus_socket_otherwise():
     assert "socket,id=con0,path=/run/c.sock,server=on,wait=off" in printed
     for args in (served, printed):
         assert "virtconsole,chardev=con0,name=console.con0" in args
+
+
+def test_fs_tags_are_checked(tmp_path):
+    from barebox_virtio_cli.run.inputs import parse_fs
+
+    assert parse_fs(f"ok.tag-1_x={tmp_path}", 0) == ("ok.tag-1_x", tmp_path.resolve())
+    assert parse_fs(str(tmp_path), 0) == (tmp_path.resolve().name, tmp_path.resolve())
+    with pytest.raises(UsageError, match=r"^--fs =\S+: the TAG before '=' is empty; "):
+        parse_fs(f"={tmp_path}", 0)
+    for tag in ("a,b", "a b", "a/b", "ä"):
+        with pytest.raises(UsageError, match=f"TAG '{tag}' may hold only letters, digits"):
+            parse_fs(f"{tag}={tmp_path}", 0)
+    odd = tmp_path / "my share"
+    odd.mkdir()
+    with pytest.raises(UsageError, match="the directory's name 'my share' is not a usable tag"):
+        parse_fs(str(odd), 0)

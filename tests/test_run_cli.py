@@ -136,6 +136,11 @@ def test_version_and_help_list_every_command():
     (["--console", "/tmp/" + "x" * 110], 2, ["more than the 107"]),
     (["--env", "novalue"], 2, ["is not PATH=VALUE"]),
     (["--port-forward", "80"], 2, ["--port-forward needs --net"]),
+    (["--fs", "=."], 2, ["--fs =.: the TAG before '=' is empty"]),
+    (["--fs", "a,b=."], 2, ["--fs a,b=.: TAG 'a,b' may hold only"]),
+    (["--attach", "--exec", "version"], 2, ["error: --attach is interactive;"]),
+    (["--keep-running", "--exec", "version"], 2,
+     ["error: --keep-running (which implies --attach) is interactive;"]),
     (["--frobnicate"], 2, ["No such option '--frobnicate'"]),
     (["--target", "riscv32"], 1, ["lacks its default firmware", "--firmware FILE"]),
 ])
@@ -215,6 +220,21 @@ def test_image_in_use_by_another_qemu(tree):
     finally:
         holder.kill()
         holder.wait()
+
+
+@needs_arm
+@pytest.mark.parametrize("proto", ["tcp", "udp"])
+def test_busy_port_forward_host_port_is_refused_before_qemu(tree, proto):
+    kind = socket.SOCK_DGRAM if proto == "udp" else socket.SOCK_STREAM
+    with socket.socket(socket.AF_INET, kind) as busy:
+        busy.bind(("127.0.0.1", 0))
+        if proto == "tcp":
+            busy.listen()
+        port = busy.getsockname()[1]
+        line = one_line_error(bbv("run", "--net", "--port-forward", f"{proto}:{port}:69",
+                                  cwd=tree), 2)
+    assert line == (f"bbv: error: --port-forward {proto}:{port}:69: {proto} port {port} on "
+                    "127.0.0.1 is in use; choose another host port (HOST:GUEST, e.g. 2222:22)")
 
 
 @needs_arm

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, need
 
-from barebox_virtio_cli.errors import BbvError
+from barebox_virtio_cli.errors import BbvError, UsageError
 from barebox_virtio_cli.testsuite import results as res
 from barebox_virtio_cli.testsuite import runner
 
@@ -215,6 +215,49 @@ def test_usage_errors(tree, tmp_path):
     assert done.returncode == 2 and "has no test suite (test/py" in error_line(done)
     done = bbv("test", "vexpress", "--src", str(tree), "-j", "0")
     assert done.returncode == 2
+
+
+@tools
+@pytest.mark.parametrize(("args", "needle"), [
+    (["--blk", "missing.img"], "--blk missing.img: no such file"),
+    (["--fs", "nodir"], "--fs nodir: nodir is not a directory"),
+    (["-k", "bad(("], "-k 'bad((' is not a pytest -k expression"),
+])
+def test_bad_options_are_usage_errors_before_any_build(tmp_path, args, needle):
+    tree = make_tree(tmp_path)
+    done = bbv("test", "vexpress", "--src", str(tree), *args, cwd=tmp_path, timeout=120)
+    assert done.returncode == 2
+    assert error_line(done).startswith(f"bbv: error: {needle}")
+    assert not (tree / "build-vexpress").exists()
+
+
+def test_device_options_are_checked_before_labgrid(monkeypatch, tmp_path):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "labgrid" else real(name, *a))
+    monkeypatch.chdir(tmp_path)
+    tree = make_tree(tmp_path)
+    with pytest.raises(UsageError, match="--blk missing.img: no such file"):
+        runner.make_request(tree, ("vexpress",), False, devices=["--blk", "missing.img"])
+    with pytest.raises(BbvError, match="labgrid"):
+        runner.make_request(tree, ("vexpress",), False, devices=[])
+
+
+@pytest.mark.pure
+@pytest.mark.parametrize("pytest_importable", [True, False])
+def test_keyword_is_checked_with_or_without_pytests_parser(monkeypatch, pytest_importable):
+    if not pytest_importable:
+        monkeypatch.setitem(sys.modules, "_pytest.mark.expression", None)  # ImportError
+    for good in ("shell", "shell and not (net or fs)", "x-y"):
+        runner.check_keyword(good)
+    for bad in ("bad((", "(a))(", ")"):
+        with pytest.raises(UsageError, match="is not a pytest -k expression"):
+            runner.check_keyword(bad)
+    if pytest_importable:
+        with pytest.raises(UsageError, match="at column"):
+            runner.check_keyword("a and")
 
 
 @need("qemu-system-arm")

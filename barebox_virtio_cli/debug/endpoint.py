@@ -4,13 +4,12 @@
 
 from __future__ import annotations
 
-import errno
 import os
 import socket
 import stat
 from dataclasses import dataclass
 
-from barebox_virtio_cli.errors import UsageError
+from barebox_virtio_cli.errors import BbvError, UsageError
 
 SOCKET_PATH_MAX = 107
 LOOPBACK = "127.0.0.1"
@@ -84,15 +83,46 @@ def for_qemu(text: str | None) -> Endpoint:
 
 
 def _check_port_free(endpoint: Endpoint) -> None:
-    family = socket.AF_INET6 if ":" in endpoint.host else socket.AF_INET
+    from barebox_virtio_cli.util.ports import bind_error, in_use
+
+    exc = bind_error(endpoint.host, endpoint.port)
+    if exc is None:
+        return
+    if in_use(exc):
+        raise UsageError(f"--gdb {endpoint}: port {endpoint.port} is in use; choose "
+                         "another, or give a bare --gdb for a free one")
+    raise UsageError(f"--gdb {endpoint}: cannot listen there ({exc.strerror})")
+
+
+def check_listening(endpoint: Endpoint, timeout: float = 3.0) -> None:
+    """Something accepts connections at the endpoint; gdb would otherwise retry a refused
+    tcp connection for seconds and still exit 0. (QEMU's stub pauses the guest on any
+    connection, as gdb's own would.)"""
+    endpoint = endpoint if endpoint.path else Endpoint(host=endpoint.host or LOOPBACK,
+                                                       port=endpoint.port)
+    if endpoint.path and not os.path.exists(endpoint.path):
+        problem = f"no socket {endpoint.path}"
+    elif endpoint.path and not stat.S_ISSOCK(os.stat(endpoint.path).st_mode):
+        problem = f"{endpoint.path} is not a socket"
+    else:
+        problem = _connect_problem(endpoint, timeout)
+        if problem is None:
+            return
+    raise BbvError(f"{problem}; start 'bbv run --gdb' first (or give the endpoint it printed)")
+
+
+def _connect_problem(endpoint: Endpoint, timeout: float) -> str | None:
+    family = socket.AF_UNIX if endpoint.path else (
+        socket.AF_INET6 if ":" in endpoint.host else socket.AF_INET)
     with socket.socket(family) as sock:
+        sock.settimeout(timeout)
         try:
-            sock.bind((endpoint.host, endpoint.port))
+            sock.connect(endpoint.path or (endpoint.host, endpoint.port))
+        except ConnectionRefusedError:
+            return f"nothing listens on {endpoint}"
         except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                raise UsageError(f"--gdb {endpoint}: port {endpoint.port} is in use; choose "
-                                 "another, or give a bare --gdb for a free one") from None
-            raise UsageError(f"--gdb {endpoint}: cannot listen there ({exc.strerror})") from None
+            return f"cannot connect to {endpoint} ({exc.strerror or 'timed out'})"
+    return None
 
 
 def _check_socket_path(path: str) -> None:

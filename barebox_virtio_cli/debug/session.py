@@ -92,8 +92,6 @@ def plan_attach(target: Target, endpoint_text: str | None, image: str | None,
     else:
         raise UsageError(f"no ENDPOINT given and no 'bbv run --gdb' of target '{target.name}' "
                          "is running; start one, or pass the endpoint it printed")
-    if stub.path and not os.path.exists(stub.path):
-        raise BbvError(f"{stub}: no such socket; is 'bbv run --gdb {stub}' running?")
     same_run = record is not None and endpoints.parse(record["endpoint"]).gdb_remote() == \
         stub.gdb_remote()
     image_path = _image(target, image, build_dir, record if same_run else None)
@@ -103,8 +101,9 @@ def plan_attach(target: Target, endpoint_text: str | None, image: str | None,
     except (OSError, ElfError) as exc:
         raise BbvError(f"cannot read {symbols.barebox}: {exc}") from None
     offset = None if iomem is None else _iomem_offset(*iomem, elf)
-    return Attach(stub, image_path, symbols, find_gdb(_prefixes(target, symbols), target.arch),
-                  arch_commands(elf), offset)
+    gdb = find_gdb(_prefixes(target, symbols), target.arch)
+    endpoints.check_listening(stub)  # last: everything else is the user's to fix first
+    return Attach(stub, image_path, symbols, gdb, arch_commands(elf), offset)
 
 
 def _iomem_offset(name: str, text: str, elf) -> int:
@@ -120,10 +119,9 @@ def _iomem_offset(name: str, text: str, elf) -> int:
 def _image(target: Target, image: str | None, build_dir: str | None,
            record: dict | None) -> Path | None:
     if image:
-        path = Path(image)
-        if not path.is_file():
-            raise UsageError(f"--image {image}: no such file")
-        return path.resolve()
+        from barebox_virtio_cli.run.inputs import existing_file
+
+        return existing_file(Path(image), "--image")
     if build_dir:
         path = Path(build_dir) / "images" / target.image
         return path.resolve() if path.is_file() else None

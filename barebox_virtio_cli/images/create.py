@@ -35,11 +35,20 @@ def create(request: ImageRequest) -> ImagePlan:
         raise UsageError(f"{path} exists; add --force to replace it")
     if path.is_dir():
         raise UsageError(f"{path} is a directory")
+    if request.force and _held_by_qemu(path):
+        raise UsageError(f"{path} is open in a running QEMU (it holds QEMU's image lock); stop "
+                         "that QEMU first, or create another file")
     if not path.parent.is_dir():
         raise UsageError(f"directory {path.parent} does not exist")
     check_image_fits(plan.size, path.parent.resolve())
     write_image(plan, path, request.force)
     return plan
+
+
+def _held_by_qemu(path: Path) -> bool:
+    from barebox_virtio_cli.images.inuse import held_by_qemu
+
+    return path.is_file() and held_by_qemu(path)
 
 
 def write_image(plan: ImagePlan, path: Path, force: bool) -> None:

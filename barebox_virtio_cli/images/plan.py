@@ -66,6 +66,8 @@ def parse_size(text: str) -> int:
     if not match:
         raise UsageError(f"--size '{text}' is not a size like 64M, 1G or 1048576")
     size = int(match[1]) * _UNITS[match[2].upper()]
+    if size == 0:
+        raise UsageError(f"--size {text}: the size must be more than 0; give a size like 64M")
     if size % SECTOR:
         raise UsageError(f"--size {text} is not a multiple of {SECTOR} bytes")
     return size

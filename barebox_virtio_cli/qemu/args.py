@@ -170,7 +170,8 @@ def _check_board_options(target: Target, spec: RunSpec, info: QemuInfo) -> None:
     for option, given in (("--dtb", spec.dtb), ("--dump-dtb", spec.dump_dtb)):
         if given is not None and not target.device_tree:
             raise UsageError(f"{option}: target '{target.name}' ({target.machine}) has no device "
-                             "tree from QEMU; only DT machines such as ARM and RISC-V virt have")
+                             "tree from QEMU; only device-tree machines such as ARM and RISC-V "
+                             "virt have one")
     if spec.flash is not None and not target.pflash_mib:
         raise UsageError(f"--flash: target '{target.name}' does not boot barebox from flash")
     if spec.graphic:

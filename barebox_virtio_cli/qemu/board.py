@@ -105,6 +105,8 @@ def qemu_binary(given: str) -> str:
     from barebox_virtio_cli.util.hosttools import on_path
 
     found = given if os.sep in given else on_path(given)
+    if found is None and os.path.lexists(given):
+        found = given  # a file here, not a program on PATH: checked as a path below
     if found is None or not os.path.lexists(found):
         raise UsageError(f"--qemu {given}: no such file" +
                          ("" if os.sep in given else " (nor a program on PATH)"))

@@ -5,6 +5,7 @@ the console socket path (not a file, not served by a live QEMU), --fs, --env and
 from __future__ import annotations
 
 import os
+import re
 import stat
 from pathlib import Path
 
@@ -89,13 +90,47 @@ def socket_served(path: Path) -> bool:
     return True
 
 
+_TAG = re.compile(r"[A-Za-z0-9_.-]+")
+
+
 def parse_fs(text: str, index: int) -> tuple[str, Path]:
+    """[TAG=]DIR; the tag (the mount_tag, barebox's /mnt/9p/TAG) defaults to DIR's name."""
     tag, sep, directory = text.rpartition("=")
     path = Path(directory)
+    if sep and not _TAG.fullmatch(tag):
+        raise UsageError(f"--fs {text}: {_tag_problem(tag)}")
     if not path.is_dir():
         raise UsageError(f"--fs {text}: {directory} is not a directory")
     tag = tag if sep else (path.resolve().name or f"fs{index}")
+    if not _TAG.fullmatch(tag):
+        raise UsageError(f"--fs {text}: the directory's name '{tag}' is not a usable tag "
+                         "(letters, digits, '_', '-' and '.'); give one as TAG=DIR")
     return tag, path.resolve()
+
+
+def _tag_problem(tag: str) -> str:
+    if not tag:
+        return "the TAG before '=' is empty; give TAG=DIR, or DIR alone for its name as the tag"
+    return f"TAG '{tag}' may hold only letters, digits, '_', '-' and '.'"
+
+
+def port_forward(text: str, check_free: bool = True) -> str:
+    """--port-forward as a hostfwd rule (qemu/args.py), its host port checked to be free:
+    QEMU would otherwise start and then fail to set up the rule."""
+    from barebox_virtio_cli.qemu.args import parse_port_forward
+    from barebox_virtio_cli.util.ports import bind_error, in_use
+
+    rule = parse_port_forward(text)
+    if not check_free:
+        return rule
+    proto, host, ports = rule.split(":", 2)
+    port = int(ports.split("-", 1)[0])
+    exc = bind_error(host, port, udp=proto == "udp")
+    if exc is not None:
+        problem = "is in use" if in_use(exc) else f"cannot be listened on ({exc.strerror})"
+        raise UsageError(f"--port-forward {text}: {proto} port {port} on {host} {problem}; "
+                         "choose another host port (HOST:GUEST, e.g. 2222:22)")
+    return rule
 
 
 def parse_env(text: str) -> EnvEntry:

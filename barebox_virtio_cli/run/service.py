@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from barebox_virtio_cli.errors import UsageError
-from barebox_virtio_cli.qemu.args import RunSpec, build_command, flatten, parse_port_forward
+from barebox_virtio_cli.qemu.args import RunSpec, build_command, flatten
 from barebox_virtio_cli.qemu.info import QemuInfo
 from barebox_virtio_cli.run import inputs
 from barebox_virtio_cli.run.request import RunRequest
@@ -33,7 +33,7 @@ def prepare(request: RunRequest, image_optional: bool = False,
             check_locks: bool = True) -> Prepared:
     """Everything `bbv run` checks and decides before QEMU starts. image_optional: no image
     is needed (--dump-dtb, a --flash file that holds one already); check_locks=False where no
-    QEMU starts here (bbv export)."""
+    QEMU starts here (bbv export): no image locks or host ports are checked then."""
     from barebox_virtio_cli.images.inuse import check_distinct
     from barebox_virtio_cli.util import validate
 
@@ -57,7 +57,8 @@ def prepare(request: RunRequest, image_optional: bool = False,
         console=None if console is None else inputs.check_console_path(
             Path(console) if console else inputs.default_console_path(target)),
         input=request.input, net=request.net,
-        port_forwards=[parse_port_forward(p) for p in request.port_forward],
+        port_forwards=[inputs.port_forward(p, check_free=check_locks and request.net)
+                       for p in request.port_forward],  # without --net: args.py says so
         fs=[inputs.parse_fs(f, i) for i, f in enumerate(request.fs)],
         env=[inputs.parse_env(e) for e in request.env],
         memory=memory, cpu=cpu, machine=machine,
@@ -120,7 +121,8 @@ def _checked(request: RunRequest):
         request = request.replace(console="")
     script = script_from(request, implied=request.screenshot is not None)
     if attach and script is not None:
-        raise UsageError("--attach is interactive; leave out the scripted-boot options")
+        given = "--attach" if request.attach else "--keep-running (which implies --attach)"
+        raise UsageError(f"{given} is interactive; leave out the scripted-boot options")
     return request, attach, script
 
 

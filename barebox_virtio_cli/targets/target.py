@@ -154,7 +154,8 @@ class Catalog:
         if name and arch:
             target = self.get(name)
             if arch not in target.arch_names and arch != target.arch:
-                raise UsageError(f"--target {name} is not an '{arch}' target; give one of the two")
+                raise UsageError(f"--target {name} is not a target of arch '{arch}' (its arch "
+                                 f"is '{target.arch}'); give one of the two")
             return target
         if name:
             return self.get(name)

@@ -52,6 +52,8 @@ def make_request(src: Path, names: tuple[str, ...], all_targets: bool, **options
         raise UsageError("give target names or --all, not both")
     if not all_targets and not names:
         raise UsageError("say which targets to test (see 'bbv targets'), or --all")
+    check_keyword(options.get("keyword"))
+    check_devices(options.get("devices", []))
     catalog = load_catalog()
     targets = [catalog.get(n) for n in dict.fromkeys(names)]
     check_tree(src)
@@ -89,6 +91,56 @@ class Stopped(Exception):
     def __init__(self, signum: int) -> None:
         super().__init__(signum)
         self.signum = signum
+
+
+def check_keyword(expression: str | None) -> None:
+    """-k checked as pytest will parse it (its own parser when importable), so a typo is a
+    usage error before any build or boot."""
+    if expression is None:
+        return
+    try:
+        from _pytest.mark.expression import Expression
+    except ImportError:
+        if _balanced(expression):
+            return
+        problem = "unbalanced parentheses"
+    else:
+        try:
+            Expression.compile(expression)
+            return
+        except Exception as exc:  # SyntaxError (pytest 8.4+) or ParseError (older)
+            detail = getattr(exc, "msg", None) or getattr(exc, "message", None) or str(exc)
+            column = getattr(exc, "offset", None) or getattr(exc, "column", None)
+            problem = f"{detail} at column {column}" if column else detail
+    raise UsageError(f"-k '{expression}' is not a pytest -k expression ({problem}); give one "
+                     "such as 'shell and not net'")
+
+
+def _balanced(text: str) -> bool:
+    depth = 0
+    for char in text:
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if depth < 0:
+            return False
+    return depth == 0
+
+
+def check_devices(devices: list[str]) -> None:
+    """The device options (as device_args gives them) checked as `bbv run` checks them, here
+    before the tree, labgrid and the builds rather than in each target's export."""
+    from barebox_virtio_cli.run import inputs
+
+    snapshot = "--snapshot" in devices
+    values = iter(devices)
+    shares = 0
+    for option in values:
+        if option == "--blk":
+            inputs.check_block_image(Path(next(values)), snapshot, check_locks=False)
+        elif option == "--fs":
+            inputs.parse_fs(next(values), shares)
+            shares += 1
+        elif option == "--env":
+            inputs.parse_env(next(values))
 
 
 def check_tree(src: Path) -> None:
