@@ -44,9 +44,7 @@ class Request:
 
 def make_request(src: Path, names: tuple[str, ...], all_targets: bool, **options) -> Request:
     """Check the tree, labgrid and the targets up front; one line for what is wrong."""
-    from barebox_virtio_cli.build.kbuild import defconfigs
     from barebox_virtio_cli.targets.catalog import load_catalog
-    from barebox_virtio_cli.util.status import say
 
     if all_targets and names:
         raise UsageError("give target names or --all, not both")
@@ -59,32 +57,45 @@ def make_request(src: Path, names: tuple[str, ...], all_targets: bool, **options
     check_tree(src)
     check_labgrid()
     if all_targets:
-        known = defconfigs(src)
-        targets = []
-        for target in catalog.targets.values():
-            problem = boot_problem(target)
-            if not any(d in known for d in target.defconfigs):
-                say(f"{target.name}: skipped, this tree has none of {', '.join(target.defconfigs)}")
-            elif problem:
-                say(f"{target.name}: skipped, this host cannot boot it ({problem}; see "
-                    f"'bbv doctor {target.name}')")
-            else:
-                targets.append(target)
-        if not targets:
-            raise BbvError("no target this tree has and this host can boot; see 'bbv doctor'")
-    for target in targets if not all_targets else []:
+        targets = _testable(list(catalog.targets.values()), src)
+    for target in [] if all_targets else targets:
         problem = boot_problem(target)
         if problem:
             raise BbvError(f"this host cannot boot target '{target.name}': {problem}; "
                            f"'bbv doctor {target.name}' lists what to install")
     if options.get("junit_dir") is not None:
-        junit = options["junit_dir"].resolve()
-        try:
-            junit.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise UsageError(f"--junit-dir {junit}: {exc.strerror}") from None
-        options["junit_dir"] = junit
+        options["junit_dir"] = _output_dir(options["junit_dir"], "--junit-dir")
     return Request(src=src, targets=targets, **options)
+
+
+def _testable(targets: list[Target], src: Path) -> list[Target]:
+    """--all: the targets the tree has a defconfig for and this host can boot; others named."""
+    from barebox_virtio_cli.build.kbuild import defconfigs
+    from barebox_virtio_cli.util.status import say
+
+    known = defconfigs(src)
+    chosen = []
+    for target in targets:
+        problem = boot_problem(target)
+        if not any(d in known for d in target.defconfigs):
+            say(f"{target.name}: skipped, this tree has none of {', '.join(target.defconfigs)}")
+        elif problem:
+            say(f"{target.name}: skipped, this host cannot boot it ({problem}; see "
+                f"'bbv doctor {target.name}')")
+        else:
+            chosen.append(target)
+    if not chosen:
+        raise BbvError("no target this tree has and this host can boot; see 'bbv doctor'")
+    return chosen
+
+
+def _output_dir(path: Path, option: str) -> Path:
+    path = path.resolve()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"{option} {path}: {exc.strerror}") from None
+    return path
 
 
 class Stopped(Exception):
