@@ -35,6 +35,7 @@ class BuildRequest:
     kconfig_add: tuple[str, ...] = ()
     target_tools: bool = False
     cross_compile: str | None = None
+    cross_compile_source: str | None = None  # where cross_compile came from, if not the CLI
     jobs: int | None = None
     verbose: bool = False
     all_images: bool | None = None  # None: only the target's image when a target is named
@@ -66,6 +67,8 @@ def build(req: BuildRequest) -> BuildResult:
     bits = kbuild.defconfig_bits(src, plan.arch, plan.defconfig)
     toolchain = Finder.default().find(_toolchain_target(catalog, plan, bits), plan.defconfig,
                                       req.cross_compile)
+    if req.cross_compile and req.cross_compile_source:
+        toolchain = dataclasses.replace(toolchain, source=req.cross_compile_source)
     cache = _ccache(req.no_ccache)
     goals, scope = _goals(src, plan, req.all_images, catalog.targets.get(req.target or ""))
     jobs = req.jobs or os.cpu_count() or 1
@@ -354,6 +357,7 @@ def rebuild(target: Target, src: Path | None, build_dir: Path | None,
         kconfig_add=tuple(given) if same_target else (),
         target_tools=same_target and DISABLE_TARGET_TOOLS not in record.get("kconfig", []),
         cross_compile=record.get("toolchain") if same_target else None,
+        cross_compile_source="the last build's record",
         all_images=False, no_ccache=no_ccache, verbose=verbose)
     result = build(req)
     if result.image is None or not result.image.is_file():
