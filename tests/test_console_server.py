@@ -84,10 +84,13 @@ def client(path: Path, replay: bool = True) -> socket.socket:
 
 def read_until(sock: socket.socket, text: bytes, seen: bytearray | None = None) -> bytes:
     seen = bytearray() if seen is None else seen
-    while text not in seen:
+    found = text in seen
+    while not found:
         chunk = sock.recv(65536)
         assert chunk, f"closed before {text!r}; got {bytes(seen[-300:])!r}"
+        start = max(len(seen) - len(text), 0)
         seen += chunk
+        found = seen.find(text, start) >= 0  # only the new bytes: this reader must keep up
     return bytes(seen)
 
 

@@ -7,8 +7,17 @@ from __future__ import annotations
 import click
 
 from barebox_virtio_cli.session.options import DEFAULT_TIMEOUT
-from barebox_virtio_cli.targets import complete
 from barebox_virtio_cli.util.validate import Number
+
+
+def _complete(name: str):
+    """A shell-completion callback of targets/complete.py, imported only when completing."""
+    def callback(ctx, param, incomplete):
+        from barebox_virtio_cli.targets import complete
+
+        return getattr(complete, name)(ctx, param, incomplete)
+
+    return callback
 
 
 def _apply(func, options):
@@ -21,9 +30,9 @@ def run_options(func):
     """The device and machine options shared by every command that boots a target."""
     return _apply(func, [
         click.option("-t", "--target", help="Target name from 'bbv targets'.",
-                     shell_complete=complete.target_names),
+                     shell_complete=_complete("target_names")),
         click.option("-a", "--arch", help="Pick the default target of an arch (arm, mips, ...).",
-                     shell_complete=complete.arch_names),
+                     shell_complete=_complete("arch_names")),
         click.option("--image", metavar="PATH", help="barebox image (default: the last build)."),
         click.option("--blk", multiple=True, metavar="FILE", help="Raw disk image (repeatable)."),
         click.option("--rng", count=True, help="Add a virtio RNG (repeat for more)."),
@@ -71,7 +80,8 @@ def export_options(func):
     for index, param in enumerate(func.__click_params__):
         if param.name == "target":
             func.__click_params__[index] = click.Option(
-                ["-t", "--target", "targets"], multiple=True, shell_complete=complete.target_names,
+                ["-t", "--target", "targets"], multiple=True,
+                shell_complete=_complete("target_names"),
                 help="Target name from 'bbv targets' (repeatable: one file per target).")
     return _apply(func, [
         click.option("-o", "--output", metavar="FILE|DIR/",

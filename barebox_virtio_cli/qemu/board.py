@@ -10,9 +10,8 @@ from pathlib import Path
 from barebox_virtio_cli.errors import UsageError
 from barebox_virtio_cli.qemu.args import FB_CONSOLE, RunSpec, fw_cfg_usable
 from barebox_virtio_cli.qemu.info import QemuInfo
+from barebox_virtio_cli.run.request import BOARD_FIELDS as OPTION_NAMES
 from barebox_virtio_cli.targets.catalog import Target
-
-OPTION_NAMES = ("bootarg", "dtb", "dump_dtb", "flash", "reflash", "screenshot", "qemu")
 
 
 class BoardOptions:

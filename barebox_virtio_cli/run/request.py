@@ -74,3 +74,5 @@ class RunRequest:
 
 
 FIELDS = frozenset(RunRequest.__annotations__)
+# The board-debugging fields, which qemu/board.py checks and applies.
+BOARD_FIELDS = ("bootarg", "dtb", "dump_dtb", "flash", "reflash", "screenshot", "qemu")

@@ -84,17 +84,27 @@ def _image(target: Target, image: str | None, optional: bool) -> Path | None:
 def _prepare_board(request: RunRequest, attach: bool):
     """prepare() with the board-debugging options (qemu/board.py) checked and applied:
     (target, info, spec, board)."""
-    from barebox_virtio_cli.qemu.board import OPTION_NAMES, BoardOptions
+    from barebox_virtio_cli.run.request import BOARD_FIELDS
 
-    board = BoardOptions(**{name: getattr(request, name) for name in OPTION_NAMES})
+    if not request.graphic and not any(getattr(request, name) for name in BOARD_FIELDS):
+        target, info, spec = prepare(request)  # nothing for qemu/board.py to do (start-up)
+        _warn(target, spec)
+        return target, info, spec, None
+    from barebox_virtio_cli.qemu.board import BoardOptions
+
+    board = BoardOptions(**{name: getattr(request, name) for name in BOARD_FIELDS})
     board.check_combination(bool(request.exec or request.expect), attach)
     target, info, spec = prepare(request, board.image_optional())
     board.apply(target, info, spec)
+    _warn(target, spec)
+    return target, info, spec, board
+
+
+def _warn(target: Target, spec: RunSpec) -> None:
     from barebox_virtio_cli.qemu.args import spec_warnings
 
     for warning in spec_warnings(target, spec):
         say(f"warning: {warning}")
-    return target, info, spec, board
 
 
 def _qemu_gdb_arg(request: RunRequest) -> str | None:
@@ -144,7 +154,8 @@ def command_line(request: RunRequest) -> str:
     request, attach, _ = _checked(request)
     request = _built(request)
     target, info, spec, board = _prepare_board(request, attach)
-    board.prepare_boot(dry_run=True)
+    if board is not None:
+        board.prepare_boot(dry_run=True)
     if attach:
         from barebox_virtio_cli.console.attach import attach_command
 
@@ -161,7 +172,8 @@ def boot(request: RunRequest) -> int:
         request = request.replace(gdb=str(stub))  # a free port is picked once
     target, info, spec, board = _prepare_board(request, attach)
     argv = flatten(build_command(target, spec, info))
-    board.prepare_boot(dry_run=False)
+    if board is not None:
+        board.prepare_boot(dry_run=False)
     if stub is not None:
         from barebox_virtio_cli.debug.session import announce_stub
 
@@ -181,7 +193,7 @@ def boot(request: RunRequest) -> int:
         if script is not None:
             from barebox_virtio_cli.session.options import run_script
 
-            return run_script(target, info, spec, argv, script, screenshot=board.shot)
+            return run_script(target, info, spec, argv, script, screenshot=board and board.shot)
         _announce(target, info, spec)
         from barebox_virtio_cli.console.serial import foreground_serial
         from barebox_virtio_cli.qemu.process import run_foreground

@@ -15,7 +15,8 @@ DEVICE_KINDS = ("blk", "rng", "console", "input", "net", "9p")
 FEATURES = ("pci", "network", "testfs", "barebox-state", "policies", "modules")
 
 
-@dataclass  # not frozen: a frozen dataclass costs bbv start-up time
+# Not frozen, no generated repr or eq: each generated method costs bbv start-up time.
+@dataclass(repr=False, eq=False, match_args=False)
 class Target:
     name: str
     path: Path
