@@ -4,7 +4,10 @@ interpreter importing click. Alternating runs, median of N each, warm QEMU probe
     python benchmarks/startup.py [--runs 20]
 
 Target: ratio <= 1.5. Byte code is compiled first, as `pip install` does: with
-PYTHONDONTWRITEBYTECODE set, an editable install would otherwise compile bbv on every run."""
+PYTHONDONTWRITEBYTECODE set, an editable install would otherwise compile bbv on every run.
+bbv's cache and state dirs are private to the run: other bbv checkouts rewrite the shared
+catalog cache (keyed on the target files' paths), and a shared state dir may point the image
+lookup at other builds."""
 
 from __future__ import annotations
 
@@ -20,8 +23,9 @@ from pathlib import Path
 
 
 def timed(argv: list[str], cwd: str) -> float:
+    env = {**os.environ, "BBV_CACHE_DIR": f"{cwd}/cache", "BBV_STATE_DIR": f"{cwd}/state"}
     start = time.perf_counter()
-    subprocess.run(argv, cwd=cwd, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(argv, cwd=cwd, env=env, check=True, stdout=subprocess.DEVNULL)
     return time.perf_counter() - start
 
 
