@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from barebox_virtio_cli.errors import BbvError, UsageError
+from barebox_virtio_cli.util.processes import pid_alive
 
 RING_SIZE = 4 << 20  # console output kept for replay
 CLIENT_BACKLOG = RING_SIZE + (4 << 20)  # unsent bytes (replay included) before a client is cut
@@ -121,16 +122,6 @@ def fifo_dir_owner(name: str) -> int | None:
     """The pid in a FIFO directory's name (bbv-vc-PID-xxxx); None for the older bbv-vc-xxxx."""
     match = re.fullmatch(rf"{FIFO_PREFIX}(\d+)-\w+", name)
     return int(match[1]) if match else None
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _fifos_open_anywhere(directory: Path) -> bool:

@@ -94,21 +94,29 @@ def _check_port_free(endpoint: Endpoint) -> None:
     raise UsageError(f"--gdb {endpoint}: cannot listen there ({exc.strerror})")
 
 
-def check_listening(endpoint: Endpoint, timeout: float = 3.0) -> None:
+def check_listening(endpoint: Endpoint, timeout: float = 3.0, grace: float = 3.0) -> None:
     """Something accepts connections at the endpoint; gdb would otherwise retry a refused
-    tcp connection for seconds and still exit 0. (QEMU's stub pauses the guest on any
-    connection, as gdb's own would.)"""
+    tcp connection for seconds and still exit 0. A stub that is not up yet gets `grace`
+    seconds: `bbv run --gdb` prints the attach command as QEMU starts. (QEMU's stub pauses the
+    guest on any connection, as gdb's own would.)"""
+    import time
+
     endpoint = endpoint if endpoint.path else Endpoint(host=endpoint.host or LOOPBACK,
                                                        port=endpoint.port)
+    deadline = time.monotonic() + grace
+    while (problem := _listening_problem(endpoint, timeout)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if problem:
+        raise BbvError(f"{problem}; start 'bbv run --gdb' first (or give the endpoint it "
+                       "printed)")
+
+
+def _listening_problem(endpoint: Endpoint, timeout: float) -> str | None:
     if endpoint.path and not os.path.exists(endpoint.path):
-        problem = f"no socket {endpoint.path}"
-    elif endpoint.path and not stat.S_ISSOCK(os.stat(endpoint.path).st_mode):
-        problem = f"{endpoint.path} is not a socket"
-    else:
-        problem = _connect_problem(endpoint, timeout)
-        if problem is None:
-            return
-    raise BbvError(f"{problem}; start 'bbv run --gdb' first (or give the endpoint it printed)")
+        return f"no socket {endpoint.path}"
+    if endpoint.path and not stat.S_ISSOCK(os.stat(endpoint.path).st_mode):
+        return f"{endpoint.path} is not a socket"
+    return _connect_problem(endpoint, timeout)
 
 
 def _connect_problem(endpoint: Endpoint, timeout: float) -> str | None:

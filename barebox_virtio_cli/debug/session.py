@@ -59,13 +59,9 @@ def running_stub(target_name: str) -> dict | None:
 def _alive(pid) -> bool:
     if not isinstance(pid, int) or pid <= 0:
         return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    from barebox_virtio_cli.util.processes import pid_alive
+
+    return pid_alive(pid)
 
 
 @dataclass

@@ -172,31 +172,14 @@ def check_labgrid() -> None:
 def boot_problem(target: Target) -> str | None:
     """Why this host cannot boot the target (doctor's boot checks), or None."""
     from barebox_virtio_cli.doctor.checks import TargetFacts, target_checks
-    from barebox_virtio_cli.doctor.host import packages
-    from barebox_virtio_cli.util.hosttools import on_path
+    from barebox_virtio_cli.doctor.host import packages, probe_qemu
 
     pkgs = packages()
-    facts = TargetFacts(**_qemu_facts(target, on_path(target.qemu)), toolchain="not checked")
+    facts = TargetFacts(**probe_qemu(target), toolchain="not checked")
     for check in target_checks(target, facts, pkgs):
         if check.needed_for == "boot" and not check.ok:
             return f"{check.item}: {check.detail}"
     return None
-
-
-def _qemu_facts(target: Target, path: str | None) -> dict:
-    from barebox_virtio_cli.qemu.probe import probe
-
-    if path is None:
-        return {}
-    try:
-        info = probe(path)
-    except BbvError as exc:
-        return {"qemu_path": path, "qemu_error": str(exc)}
-    firmware = next((f for f in target.firmware if os.path.isfile(f)), None)
-    if not target.firmware and target.qemu_firmware:
-        firmware = info.data_file(target.qemu_firmware)
-    return {"qemu_path": path, "qemu_version": info.version, "firmware_path": firmware,
-            "machine_known": target.machine.split(",", 1)[0] in info.machines}
 
 
 class Children:
