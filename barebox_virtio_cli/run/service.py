@@ -171,7 +171,6 @@ def boot(request: RunRequest) -> int:
     if stub is not None:
         request = request.replace(gdb=str(stub))  # a free port is picked once
     target, info, spec, board = _prepare_board(request, attach)
-    argv = flatten(build_command(target, spec, info))
     if board is not None:
         board.prepare_boot(dry_run=False)
     if stub is not None:
@@ -185,7 +184,7 @@ def boot(request: RunRequest) -> int:
     if spec.dump_dtb is not None:
         from barebox_virtio_cli.qemu.dtb import dump_dtb
 
-        return dump_dtb(argv, spec.dump_dtb, target.name)
+        return dump_dtb(flatten(build_command(target, spec, info)), spec.dump_dtb, target.name)
     from barebox_virtio_cli.console.server import served_console
 
     with served_console(spec, request.console_log):  # QEMU's argv then names bbv's FIFOs
@@ -193,7 +192,8 @@ def boot(request: RunRequest) -> int:
         if script is not None:
             from barebox_virtio_cli.session.options import run_script
 
-            return run_script(target, info, spec, argv, script, screenshot=board and board.shot)
+            shot = board.shot if board else None
+            return run_script(target, info, spec, argv, script, screenshot=shot)
         _announce(target, info, spec)
         from barebox_virtio_cli.console.serial import foreground_serial
         from barebox_virtio_cli.qemu.process import run_foreground
