@@ -12,7 +12,6 @@ import os
 import pty
 import re
 import shlex
-import signal
 import subprocess
 import sys
 import termios
@@ -21,6 +20,8 @@ import time
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
+
+from console_helpers import stop
 
 BBV = [sys.executable, "-m", "barebox_virtio_cli"]
 ROUNDS = 8
@@ -193,13 +194,6 @@ class Boot:
 
     def close(self) -> None:
         for proc in (self.client, self.proc):
-            if proc.poll() is None:
-                with suppress(ProcessLookupError):
-                    proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+            stop(proc)
         with suppress(OSError):
             os.close(self.master)

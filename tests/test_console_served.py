@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 from pathlib import Path
 
 import pytest
 from console_helpers import BBV, PATIENCE, Terminal, cleanup_dir, short_dir, wait_for
 from test_scripted import guest, qemu_pids, wait_until  # noqa: F401 - guest is a fixture
+
+from barebox_virtio_cli.run.inputs import socket_served
 
 pytestmark = [pytest.mark.qemu]
 
@@ -36,12 +37,7 @@ def boot(guest: Path, where: Path) -> Terminal:  # noqa: F811
 
 
 def served(path: Path) -> bool:
-    with socket.socket(socket.AF_UNIX) as sock:
-        try:
-            sock.connect(str(path))
-        except OSError:
-            return False
-    return True
+    return socket_served(path)
 
 
 @pytest.mark.parametrize("sig, status", [(signal.SIGTERM, 143), (signal.SIGHUP, 129),

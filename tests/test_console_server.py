@@ -150,7 +150,8 @@ def test_several_clients_each_type_and_all_see_every_answer(served):
 
 
 def test_a_stopped_client_blocks_neither_qemu_nor_the_others(served, capfd):
-    con = served(backlog=256 << 10)
+    # a reader that keeps up never falls this far behind; the stopped one passes it (1.1 MB)
+    con = served(backlog=512 << 10)
     stopped = subprocess.Popen(["socat", f"UNIX-CONNECT:{con.path}", "-"], stdin=subprocess.PIPE,
                                stdout=subprocess.PIPE)
     reader = client(con.path)

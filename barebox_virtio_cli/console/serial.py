@@ -23,6 +23,7 @@ from collections import deque
 
 from barebox_virtio_cli.console.relay import _private_fd
 from barebox_virtio_cli.session.shell import Activator
+from barebox_virtio_cli.util.selector import sync
 
 TERMINAL_BACKLOG = 1 << 20
 KEYS_MAX = 64 << 10
@@ -112,15 +113,7 @@ class SerialRelay:
             want[self.in_fd] = READ
         if self.to_terminal:
             want[self.out_fd] = WRITE
-        for fd in [fd for fd in registered if fd not in want]:
-            sel.unregister(fd)
-            del registered[fd]
-        for fd, events in want.items():
-            if fd not in registered:
-                sel.register(fd, events)
-            elif registered[fd] != events:
-                sel.modify(fd, events)
-            registered[fd] = events
+        sync(sel, registered, want)
 
     def _read_qemu(self) -> None:
         try:

@@ -34,6 +34,7 @@ from typing import BinaryIO
 
 from barebox_virtio_cli.errors import BbvError, UsageError
 from barebox_virtio_cli.util.processes import pid_alive
+from barebox_virtio_cli.util.selector import sync
 
 RING_SIZE = 4 << 20  # console output kept for replay
 CLIENT_BACKLOG = RING_SIZE + (4 << 20)  # unsent bytes (replay included) before a client is cut
@@ -383,16 +384,7 @@ class ConsoleServer:
                 (WRITE if client.pending else 0)
             if events:
                 want[fd] = events
-        for fd in [fd for fd in registered if fd not in want]:
-            with contextlib.suppress(KeyError, ValueError):
-                sel.unregister(fd)
-            del registered[fd]
-        for fd, events in want.items():
-            if fd not in registered:
-                sel.register(fd, events)
-            elif registered[fd] != events:
-                sel.modify(fd, events)
-            registered[fd] = events
+        sync(sel, registered, want)
 
     def _drain_guest(self) -> None:
         for _ in range(16):  # then let the clients and input have a turn
