@@ -21,6 +21,7 @@ from pathlib import Path
 
 from barebox_virtio_cli.errors import BbvError, UsageError
 from barebox_virtio_cli.targets.catalog import Target
+from barebox_virtio_cli.util.validate import url_problem
 
 DEFAULT_MIRROR = "https://mirrors.edge.kernel.org/pub/tools/crosstool/files/bin"
 DEFAULT_VERSION = "15.2.0"  # the one barebox's CI container (test/Containerfile) uses
@@ -189,6 +190,10 @@ class Downloader:
         """One line for what the retries could not overcome."""
         import requests
 
+        problem = url_problem(url)
+        if problem:
+            raise BbvError(f"{url} is not a URL bbv can download from (it {problem}); "
+                           f"{self.hint}")
         try:
             return action()
         except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,

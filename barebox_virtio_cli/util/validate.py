@@ -19,14 +19,16 @@ _MEMORY = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?\s*", re.IGNORECASE
 def check_mirror_url(url: str, where: str) -> str:
     """An http(s) base URL with a host, without its trailing '/'; `where` names its source
     ('--mirror', '$BBV_TOOLCHAIN_MIRROR', ...) in the error."""
-    problem = _url_problem(url)
+    problem = url_problem(url)
     if problem:
         raise UsageError(f"{where} '{url}' {problem}; give an http:// or https:// URL such as "
                          "https://mirror.example.org/path")
     return url.strip().rstrip("/")
 
 
-def _url_problem(url: str) -> str | None:
+def url_problem(url: str) -> str | None:
+    """What makes url unusable for a download, checked here rather than left to requests,
+    whose answer to the same URL differs between versions (a name lookup or an InvalidURL)."""
     text = url.strip()
     if not text:
         return "is empty"
