@@ -47,6 +47,11 @@ def test_bootargs_on_bios_targets_are_refused(name):
         argv(name, bootargs=["foo=bar"])
 
 
+def test_bootargs_without_a_device_tree_are_refused():
+    with pytest.raises(UsageError, match=r"--bootarg: .* target 'x86-efi' \(pc\) has no device"):
+        argv("x86-efi", bootargs=["foo=bar"])
+
+
 def test_dtb_and_dump_dtb_only_on_device_tree_machines():
     args = argv("riscv64", dtb=Path("/d/a,b.dtb"), dump_dtb=Path("/d/out,put.dtb"))
     assert after(args, "-dtb") == "/d/a,b.dtb"  # -dtb takes its path raw, like -kernel
@@ -85,7 +90,9 @@ def test_graphic_devices_follow_barebox_conftest():
     assert malta[malta.index("-vga"):malta.index("-vga") + 4] == ["-vga", "none", "-device",
                                                                   "VGA"]
     assert not any(a.startswith("virtio-keyboard") for a in malta)  # malta has its own
-    assert "isa-vga" in argv("x86-efi", graphic=True, firmware="/o/OVMF.fd")
+    x86 = argv("x86-efi", graphic=True, firmware="/o/OVMF.fd")
+    assert x86[x86.index("-vga"):x86.index("-vga") + 2] == ["-vga", "std"]  # OVMF's GOP there
+    assert "isa-vga" not in x86
     assert "-display" not in argv("vexpress", graphic=True, window=True)
 
 

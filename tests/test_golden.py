@@ -63,10 +63,11 @@ def test_every_golden_file_has_a_target():
 
 def board_spec(target, info) -> RunSpec:
     """The board-debugging options each target takes: --bootarg where barebox is a -kernel
-    image, --dtb/--dump-dtb on DT machines, --flash where it boots from flash, --graphic."""
+    image that reads a device tree, --dtb/--dump-dtb on DT machines, --flash where it boots
+    from flash, --graphic."""
     spec = full_spec(target)
     spec.env = [EnvEntry("nv/boot.default", "net")] if fw_cfg_usable(target, info) else []
-    if target.load == "kernel":
+    if target.load == "kernel" and target.device_tree:
         spec.bootargs = ["barebox.security.policy=devel", "foo=bar baz"]
     if target.device_tree:
         spec.dtb = Path("/work/dt/virt,custom.dtb")

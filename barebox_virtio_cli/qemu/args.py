@@ -167,6 +167,10 @@ def _check_board_options(target: Target, spec: RunSpec, info: QemuInfo) -> None:
         raise UsageError(f"--bootarg: target '{target.name}' loads barebox with -bios, and QEMU "
                          "passes a command line (-append) only to a -kernel image; use a -kernel "
                          "target (bbv targets) or --env")
+    if spec.bootargs and not target.device_tree:
+        raise UsageError(f"--bootarg: barebox reads its command line from the device tree's "
+                         f"/chosen/bootargs, and target '{target.name}' ({target.machine}) has no "
+                         "device tree, so barebox would never see -append; use --env or --exec")
     for option, given in (("--dtb", spec.dtb), ("--dump-dtb", spec.dump_dtb)):
         if given is not None and not target.device_tree:
             raise UsageError(f"{option}: target '{target.name}' ({target.machine}) has no device "

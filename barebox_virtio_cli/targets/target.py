@@ -56,7 +56,7 @@ class Target:
     toolchain_package: str = ""
     # QEMU generates a device tree for the machine (--dump-dtb, --dtb).
     device_tree: bool = False
-    # QEMU arguments --graphic adds (barebox's conftest: ramfb on mmio, VGA on pci, isa-vga on pc).
+    # QEMU arguments --graphic adds (ramfb on mmio, VGA on malta, the std VGA of pc).
     graphic: list[str] = field(default_factory=list)
     # Size of the machine's first pflash bank in MiB, where a "bios" target boots from (--flash).
     pflash_mib: int = 0

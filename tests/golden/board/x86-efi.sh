@@ -4,9 +4,8 @@ qemu-system-x86_64 \
     -m 1024M \
     -bios /usr/share/ovmf/OVMF.fd \
     -kernel /work/barebox/images/barebox.efi \
-    -append 'barebox.security.policy=devel foo=bar baz' \
     -display none \
-    -device isa-vga \
+    -vga std \
     -serial mon:stdio \
     -qmp unix:/tmp/bbv-qmp-x/qmp,server=on,wait=off \
     -device virtio-serial-pci,id=vser0,disable-legacy=on \
