@@ -8,6 +8,7 @@ import os
 import re
 import signal
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -96,13 +97,26 @@ def test_qemu_dying_ends_the_session(attach):
     assert run.term.attrs() == run.term.before
 
 
-def test_keep_running_says_how_to_reattach_and_stop(attach):
-    run = attach("--keep-running")
+def console_server_pid(said: str) -> int:
+    return int(re.search(r"bbv's console server \(pid (\d+)\) serves", said)[1])
+
+
+def fifo_dirs(pid: int) -> list[Path]:
+    return list(Path(tempfile.gettempdir()).glob(f"bbv-vc-{pid}-*"))
+
+
+def test_keep_running_leaves_bbvs_console_server_with_qemu(attach, tmp_path):
+    log = tmp_path / "console.log"
+    run = attach("--keep-running", "--console-log", str(log))
     run.term.type(b"\x1d")
     assert run.term.wait() == 0
     said = run.term.seen.decode()
     assert f"QEMU keeps running (pid {run.pid})" in said
-    assert alive(run.pid) and run.socket.is_socket()
+    server = console_server_pid(said)
+    assert alive(run.pid) and alive(server) and run.socket.is_socket()
+    qemu_argv = Path(f"/proc/{run.pid}/cmdline").read_bytes().split(b"\0")
+    assert any(a.startswith(b"pipe,id=con0,path=") for a in qemu_argv)  # bbv's FIFOs, no socket
+    assert fifo_dirs(server) and log.exists()
     reattach = re.search(r"reattach: (bbv console \S+)", said)[1].split()
     stop_it = re.search(r"stop it: +(kill \d+)", said)[1].split()
     assert reattach == ["bbv", "console", str(run.socket)]
@@ -110,8 +124,39 @@ def test_keep_running_says_how_to_reattach_and_stop(attach):
                            capture_output=True, timeout=PATIENCE)
     assert again.returncode == 0 and again.stderr == b""
     assert subprocess.run(stop_it).returncode == 0
-    wait_for(lambda: not alive(run.pid), "QEMU to stop")
-    assert runtime_files() == []  # QEMU removed its sockets on its clean exit
+    wait_for(lambda: not alive(run.pid) and not alive(server), "QEMU and the server to stop")
+    assert runtime_files() == [] and fifo_dirs(server) == []  # the server cleaned up
+    assert not list(Path(os.environ["BBV_STATE_DIR"]).rglob("*.console-server.log"))  # empty
+
+
+def fifo_owner(qemu: int) -> int:
+    """The pid of the console server whose FIFOs QEMU was given (bbv-vc-PID-xxxx)."""
+    argv = Path(f"/proc/{qemu}/cmdline").read_text()
+    return int(re.search(r"pipe,id=con0,path=\S*?/bbv-vc-(\d+)-", argv)[1])
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_keep_running_stopped_by_a_signal_leaves_nothing_behind(attach, sig):
+    """--keep-running keeps QEMU when the user leaves, not when bbv is stopped."""
+    run = attach("--keep-running")
+    server = fifo_owner(run.pid)
+    assert alive(server) and server != run.term.proc.pid  # a process of its own
+    run.term.proc.send_signal(sig)
+    assert run.term.wait() == 128 + sig
+    assert not alive(run.pid) and not alive(server)
+    assert runtime_files() == [] and not run.socket.exists() and fifo_dirs(server) == []
+    assert "QEMU keeps running" not in run.term.seen.decode()
+
+
+def test_keep_running_server_stops_with_its_signal_and_cleans_up(attach):
+    run = attach("--keep-running")
+    run.term.type(b"\x1d")
+    assert run.term.wait() == 0
+    server = console_server_pid(run.term.seen.decode())
+    os.kill(server, signal.SIGTERM)
+    wait_for(lambda: not alive(server), "the console server to stop")
+    assert not run.socket.exists() and fifo_dirs(server) == []
+    assert alive(run.pid)  # QEMU goes on without a console reader; the test stops it
 
 
 def test_attach_dry_run_shows_the_paused_start(standin):
@@ -160,3 +205,23 @@ def test_pipe_into_the_virtio_console_of_a_running_barebox():
         cleanup_dir(where)
     assert result.returncode == 0 and result.stderr == b""
     assert re.search(rb"version\r\n\r?\n?barebox 20\d\d\.\d\d\.\d+", result.stdout), result.stdout
+
+
+@pytest.mark.skipif(not BAREBOX, reason="BBV_BAREBOX_IMAGE (a vexpress barebox-dt-2nd.img) unset")
+def test_keep_running_reattach_replays_the_boot_and_answers(attach):
+    """After bbv has left, a new client still gets barebox's output since boot, and its
+    commands reach barebox."""
+    run = attach("--keep-running", image=Path(BAREBOX))
+    run.term.read_until(b"stop autoboot")
+    run.term.type(b" ")
+    run.term.read_until(PROMPT_END)
+    run.term.type(b"\x1d")
+    assert run.term.wait() == 0
+    result = subprocess.run([*BBV, "console", str(run.socket)], input=b"version\n",
+                            capture_output=True, timeout=PATIENCE)
+    os.kill(run.pid, signal.SIGTERM)
+    assert result.returncode == 0 and result.stderr == b""
+    assert b"stop autoboot" in result.stdout  # the replay, from before this client came
+    assert re.search(rb"version\r\n\r?\n?barebox 20\d\d\.\d\d\.\d+", result.stdout), \
+        result.stdout
+    wait_for(lambda: not alive(run.pid), "QEMU to stop")

@@ -1,7 +1,8 @@
 """bbv run --attach: QEMU in the background (paused until the console is connected), bbv's
 console server (console/server.py) between QEMU's FIFOs and the socket, the console relay in the
 foreground as its first client, QEMU stopped and sockets removed after. With --keep-running QEMU
-must outlive bbv, so it serves the socket itself, which loses output under load (see README).
+outlives bbv, and so does the server: it runs in a process of its own (console/daemon.py) until
+QEMU exits.
 
 Targets that cannot activate the virtio console at boot ('manual': no fw_cfg) get their serial
 line on a socket that bbv reads into the log while it types the activation command itself."""
@@ -85,32 +86,33 @@ def _groups(target: Target, info: QemuInfo, spec: RunSpec) -> list[list[str]]:
 def attach_run(target: Target, info: QemuInfo, spec: RunSpec, keep_running: bool,
                console_log: str | None = None) -> int:
     if keep_running:
-        if console_log:
-            say("--console-log needs bbv to serve the console, which --keep-running cannot "
-                "do after bbv leaves; no console log is written")
-        return _attach(target, info, spec, keep_running)
+        from barebox_virtio_cli.console.daemon import detached_console
+        from barebox_virtio_cli.util.paths import state_dir
+
+        notes = state_dir() / "logs" / f"{target.name}-{os.getpid()}.console-server.log"
+        with detached_console(spec, console_log, notes) as server:
+            return _attach(target, info, spec, keep_running, server)
     from barebox_virtio_cli.console.server import served_console
 
     with served_console(spec, console_log) as server:
         return _attach(target, info, spec, keep_running, server)
 
 
-def _attach(target: Target, info: QemuInfo, spec: RunSpec, keep_running: bool,
-            server=None) -> int:
+def _attach(target: Target, info: QemuInfo, spec: RunSpec, keep_running: bool, server) -> int:
     manual = console_activation(target, info) == "manual"
-    session = Session(target, spec, manual)  # after served_console set spec.console_pipe
+    session = Session(target, spec, manual)  # after the server set spec.console_pipe
     groups = _groups(target, info, session.spec)
     session.serial_log.parent.mkdir(parents=True, exist_ok=True)
     with open(session.qemu_log, "wb") as qemu_log:
         proc = _start(flatten(groups), qemu_log, keep_running)
-    if server is not None:  # QEMU gone: the clients (this terminal first) get an end of file
-        threading.Thread(target=lambda: (proc.wait(), server.close()), daemon=True).start()
+    server.follow(proc)  # QEMU gone: the clients (this terminal first) get an end of file
     say(f"booting {target.name} ({boot_source(spec)}) in the background, pid {proc.pid}")
     say(f"serial console log: {session.serial_log}")
     from barebox_virtio_cli.qemu.qmp import execute as qmp_execute
 
     qmp = watcher = None
     started = False
+    status = 1
     try:
         with raising():
             qmp = _wait_for_qemu(proc, session)
@@ -132,8 +134,9 @@ def _attach(target: Target, info: QemuInfo, spec: RunSpec, keep_running: bool,
     finally:
         if watcher is not None:
             watcher.close()
-        if keep_running and started and proc.poll() is None:
-            _report_running(proc, session)
+        # --keep-running keeps QEMU when the user leaves; a signal stops it as in every mode
+        if keep_running and started and status == 0 and proc.poll() is None:
+            _report_running(proc, session, server)
         else:
             _shutdown(proc, qmp)
             session.remove_sockets()
@@ -215,8 +218,10 @@ def _shutdown(proc: subprocess.Popen, qmp) -> None:
     stop(proc)
 
 
-def _report_running(proc: subprocess.Popen, session: Session) -> None:
+def _report_running(proc: subprocess.Popen, session: Session, server) -> None:
     say(f"QEMU keeps running (pid {proc.pid}); serial log: {session.serial_log}")
+    say(f"bbv's console server (pid {server.proc.pid}) serves {session.console} until QEMU "
+        "exits, output since boot included")
     if session.serial_sock is not None:
         say("the serial log ends here: nobody reads the serial line any more")
     say(f"reattach: bbv console {session.console}")

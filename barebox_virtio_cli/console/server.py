@@ -304,6 +304,10 @@ class ConsoleServer:
                 os.close(fd)
         self.wake_r = self.wake_w = -1
 
+    def follow(self, qemu) -> None:
+        """Close when the QEMU process (a Popen) exits: its clients then get an end of file."""
+        threading.Thread(target=lambda: (qemu.wait(), self.close()), daemon=True).start()
+
     def __enter__(self) -> ConsoleServer:
         return self.start()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import time
 
 _forking_pid = os.getpid()
 
@@ -51,3 +52,31 @@ def pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def wait_for_exit(pid: int, poll: float = 0.2) -> None:
+    """Until process pid, which need not be a child, has exited (a zombie has)."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    except (AttributeError, OSError):  # no pidfd (Linux before 5.3): look now and then
+        while _running(pid):
+            time.sleep(poll)
+        return
+    try:
+        import select
+
+        select.select([fd], [], [])
+    finally:
+        os.close(fd)
+
+
+def _running(pid: int) -> bool:
+    from pathlib import Path
+
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return pid_alive(pid)
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
