@@ -1,3 +1,3 @@
-from barebox_virtio_cli.cli import main
+from barebox_virtio_cli.entry import main
 
 main()

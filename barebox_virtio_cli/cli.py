@@ -3,6 +3,7 @@ only when invoked, so that `bbv run --dry-run` does not pay for the others' impo
 
 from __future__ import annotations
 
+import _signal as signal  # the module without its enums: start-up time
 import importlib
 import sys
 
@@ -70,6 +71,7 @@ def main(argv: list[str] | None = None) -> None:
     debug = "--debug" in args
     from barebox_virtio_cli.util.signals import raising
 
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # entry.py's start-up policy ends
     try:
         with raising():  # SIGTERM/SIGHUP: every cleanup runs, then exit 128+N (util/signals)
             rc = cli.main(args=args, prog_name="bbv", standalone_mode=False)

@@ -9,6 +9,8 @@ import re
 import signal
 import subprocess
 import tempfile
+import time
+from contextlib import suppress
 from pathlib import Path
 
 import pytest
@@ -148,6 +150,78 @@ def test_keep_running_stopped_by_a_signal_leaves_nothing_behind(attach, sig):
     assert "QEMU keeps running" not in run.term.seen.decode()
 
 
+def test_deferred_signals_wait_for_the_check():
+    from barebox_virtio_cli.util.signals import Signalled, deferred
+
+    reached = []
+    with pytest.raises(Signalled) as raised, deferred() as check:
+        os.kill(os.getpid(), signal.SIGHUP)
+        reached.append("after the signal")  # not cut here
+        check()
+        reached.append("after the check")
+    assert reached == ["after the signal"] and raised.value.signum == signal.SIGHUP
+    with pytest.raises(Signalled), deferred():
+        os.kill(os.getpid(), signal.SIGTERM)  # no check in the block: its end raises
+
+
+def catches_sigterm(pid: int) -> bool:
+    """Whether the process has its own SIGTERM handler yet (bbv's, once Python has started)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigCgt:"):
+            return bool(int(line.split()[1], 16) & (1 << (signal.SIGTERM - 1)))
+    return False
+
+
+def children(pid: int) -> list[int]:
+    with suppress(OSError):
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    return []
+
+
+@pytest.mark.parametrize("delay", ["qemu", "qemu", 0, 0.05, 0.1, 0.2])
+def test_a_signal_during_the_start_leaves_nothing_behind(standin, delay):
+    """Whatever point of the start (QEMU starting, QMP, the console) a signal lands on, even
+    with --keep-running: 143, no QEMU, no console server, no socket, no FIFOs."""
+    where = short_dir()
+    sock = where / "con"
+    before = set(Path(tempfile.gettempdir()).glob("bbv-vc-*"))
+    term = Terminal(["run", "--target", "vexpress", "--image", str(standin), "--attach",
+                     "--keep-running", "--console", str(sock)])
+    try:
+        wait_for(lambda: catches_sigterm(term.proc.pid), "bbv to handle SIGTERM")
+        if delay == "qemu":  # the moment QEMU is forked, before bbv holds it
+            while not children(term.proc.pid) and term.proc.poll() is None:
+                time.sleep(0.0005)
+        else:
+            time.sleep(delay)
+        term.proc.send_signal(signal.SIGTERM)
+        assert term.wait() == 143
+        assert b"Traceback" not in term.seen and b"Exception" not in term.seen
+        wait_for(lambda: not qemu_of(standin), "QEMU to stop")
+        time.sleep(0.5)  # a QEMU forked but not yet exec'd when bbv left would show up now
+        assert not qemu_of(standin) and not sock.exists() and runtime_files() == []
+        assert set(Path(tempfile.gettempdir()).glob("bbv-vc-*")) <= before
+    finally:
+        term.close()
+        for pid in qemu_of(standin):  # a failed test leaves no QEMU either
+            os.kill(pid, signal.SIGKILL)
+        cleanup_dir(where)
+
+
+def qemu_of(image: Path) -> list[int]:
+    """Live QEMUs (and console servers) started for image."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit() and alive(int(proc.name)):
+            try:
+                argv = (proc / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"qemu-system" in argv and str(image).encode() in argv:
+                found.append(int(proc.name))
+    return found
+
+
 def test_keep_running_server_stops_with_its_signal_and_cleans_up(attach):
     run = attach("--keep-running")
     run.term.type(b"\x1d")
@@ -159,11 +233,12 @@ def test_keep_running_server_stops_with_its_signal_and_cleans_up(attach):
     assert alive(run.pid)  # QEMU goes on without a console reader; the test stops it
 
 
-def test_attach_dry_run_shows_the_paused_start(standin):
+def test_attach_dry_run_prints_a_command_that_runs_when_pasted(standin):
     result = subprocess.run([*BBV, "run", "--target", "vexpress", "--image", str(standin),
-                             "--attach", "--dry-run"], capture_output=True, text=True)
+                            "--attach", "--dry-run"], capture_output=True, text=True)
     assert result.returncode == 0
-    assert "virtconsole,chardev=con0" in result.stdout and " -S" in result.stdout
+    assert "virtconsole,chardev=con0" in result.stdout and "-qmp unix:" in result.stdout
+    assert " -S" not in result.stdout  # bbv's own hold until its console is up
     assert runtime_files() == []
 
 

@@ -9,6 +9,7 @@ import signal
 import socket
 import struct
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -174,6 +175,21 @@ def test_console_path_that_is_a_file_is_never_replaced(tree):
     victim.write_text("precious")
     one_line_error(bbv("run", "--console", str(victim), "-n", cwd=tree), 2, "is not a socket")
     assert victim.read_text() == "precious"
+
+
+@needs_arm
+@pytest.mark.parametrize("mode", [["--exec", "version"], ["--attach", "--keep-running"]])
+@pytest.mark.parametrize("where, says", [
+    ("/proc/bbv.sock", "cannot make a unix socket there"),
+    ("/tmp/" + "a" * 110 + ".sock", "more than the 107 a unix socket allows"),
+    ("/tmp", "is a directory; give the path of the socket to make"),
+])
+def test_console_paths_no_socket_can_take_are_usage_errors(tree, mode, where, says):
+    """Checked before QEMU starts, in every mode that serves the console."""
+    fifo_dirs = set(Path(tempfile.gettempdir()).glob("bbv-vc-*"))
+    result = bbv("run", "--console", where, *mode, cwd=tree, stdin=subprocess.DEVNULL)
+    one_line_error(result, 2, f"--console {where}", says)
+    assert set(Path(tempfile.gettempdir()).glob("bbv-vc-*")) <= fifo_dirs  # none left
 
 
 @needs_arm

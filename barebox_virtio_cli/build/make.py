@@ -17,7 +17,7 @@ from pathlib import Path
 from barebox_virtio_cli.build import kbuild, progress
 from barebox_virtio_cli.errors import BbvError
 from barebox_virtio_cli.util.hosttools import on_path
-from barebox_virtio_cli.util.processes import set_parent_death_signal, stop
+from barebox_virtio_cli.util.processes import start_child, stop
 from barebox_virtio_cli.util.signals import raising
 
 LOCK_NAME = ".bbv-lock"
@@ -148,10 +148,9 @@ def run(argv: list[str], cwd: Path, log: Path, label: str, verbose: bool,
     errors: list[str] = []
     shown = Progress(label, previous)
     try:
-        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                text=True, errors="replace", bufsize=1,
-                                preexec_fn=set_parent_death_signal)
+        proc = start_child(argv, cwd=cwd, env=env, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True,
+                           errors="replace", bufsize=1)
     except OSError as exc:
         raise BbvError(f"cannot run {argv[0]}: {exc.strerror}; on Debian: apt install make") \
             from exc

@@ -16,7 +16,8 @@ from barebox_virtio_cli.run.request import RunRequest
 @click.option("-n", "--dry-run", is_flag=True, help="Print the QEMU command line, do not boot.")
 @click.option("--attach", is_flag=True, help="Boot in the background and attach this terminal "
               "to the virtio console (implies --console); leaving it stops QEMU.")
-@click.option("--keep-running", is_flag=True, help="With --attach: leave QEMU running.")
+@click.option("--keep-running", is_flag=True, help="Implies --attach; leaving with the escape "
+              "key leaves QEMU and bbv's console server running.")
 @click.option("--build", "build", is_flag=True,
               help="Rebuild the target's image first (incrementally, where it was built last).")
 @click.option("--src", type=click.Path(path_type=Path, file_okay=False),

@@ -10,11 +10,13 @@ line on a socket that bbv reads into the log while it types the activation comma
 from __future__ import annotations
 
 import os
+import signal
 import stat
 import subprocess
 import threading
 import time
-from contextlib import suppress
+from collections.abc import Callable
+from contextlib import ExitStack, suppress
 from dataclasses import replace
 from pathlib import Path
 
@@ -37,7 +39,7 @@ from barebox_virtio_cli.qemu.args import (
 )
 from barebox_virtio_cli.qemu.info import QemuInfo
 from barebox_virtio_cli.targets.catalog import Target
-from barebox_virtio_cli.util.signals import Signalled, exit_status, raising
+from barebox_virtio_cli.util.signals import Signalled, deferred, exit_status
 from barebox_virtio_cli.util.status import say
 
 START_TIMEOUT = 15.0  # seconds for QEMU to create its sockets
@@ -74,9 +76,11 @@ class Session:
 
 
 def attach_command(target: Target, info: QemuInfo, spec: RunSpec) -> list[list[str]]:
-    """The QEMU command line of an attached run (what --attach --dry-run prints)."""
+    """The QEMU command line of an attached run as --attach --dry-run prints it: without the
+    -S that holds QEMU until bbv's console is up, since a pasted command has no bbv to let
+    it go on."""
     session = Session(target, spec, console_activation(target, info) == "manual")
-    return _groups(target, info, session.spec)
+    return build_command(target, session.spec, info)
 
 
 def _groups(target: Target, info: QemuInfo, spec: RunSpec) -> list[list[str]]:
@@ -85,40 +89,50 @@ def _groups(target: Target, info: QemuInfo, spec: RunSpec) -> list[list[str]]:
 
 def attach_run(target: Target, info: QemuInfo, spec: RunSpec, keep_running: bool,
                console_log: str | None = None) -> int:
-    if keep_running:
-        from barebox_virtio_cli.console.daemon import detached_console
-        from barebox_virtio_cli.util.paths import state_dir
+    def serve():
+        """The console server's context: in bbv, or with --keep-running in its own process."""
+        if keep_running:
+            from barebox_virtio_cli.console.daemon import detached_console
+            from barebox_virtio_cli.util.paths import state_dir
 
-        notes = state_dir() / "logs" / f"{target.name}-{os.getpid()}.console-server.log"
-        with detached_console(spec, console_log, notes) as server:
-            return _attach(target, info, spec, keep_running, server)
-    from barebox_virtio_cli.console.server import served_console
+            notes = state_dir() / "logs" / f"{target.name}-{os.getpid()}.console-server.log"
+            return detached_console(spec, console_log, notes)
+        from barebox_virtio_cli.console.server import served_console
 
-    with served_console(spec, console_log) as server:
-        return _attach(target, info, spec, keep_running, server)
+        return served_console(spec, console_log)
+
+    with ExitStack() as stack:  # the server closes after QEMU is stopped (or handed over)
+        return _attach(target, info, spec, keep_running, lambda: stack.enter_context(serve()))
 
 
-def _attach(target: Target, info: QemuInfo, spec: RunSpec, keep_running: bool, server) -> int:
+def _attach(target: Target, info: QemuInfo, spec: RunSpec, keep_running: bool,
+            open_server: Callable[[], object]) -> int:
     manual = console_activation(target, info) == "manual"
-    session = Session(target, spec, manual)  # after the server set spec.console_pipe
-    groups = _groups(target, info, session.spec)
-    session.serial_log.parent.mkdir(parents=True, exist_ok=True)
-    with open(session.qemu_log, "wb") as qemu_log:
-        proc = _start(flatten(groups), qemu_log, keep_running)
-    server.follow(proc)  # QEMU gone: the clients (this terminal first) get an end of file
-    say(f"booting {target.name} ({boot_source(spec)}) in the background, pid {proc.pid}")
-    say(f"serial console log: {session.serial_log}")
     from barebox_virtio_cli.qemu.qmp import execute as qmp_execute
 
-    qmp = watcher = None
+    server = session = proc = qmp = watcher = None
     started = False
     status = 1
     try:
-        with raising():
-            qmp = _wait_for_qemu(proc, session)
-            conn = _connect_console(proc, session)
+        # Until QEMU runs, a signal waits for a safe point: QEMU and the server are never
+        # left unowned, and it is never raised where it would be swallowed (qemu.qmp's
+        # asyncio, a finalizer that the garbage collector runs meanwhile).
+        with deferred() as check:
+            server = open_server()
+            session = Session(target, spec, manual)  # after the server set spec.console_pipe
+            groups = _groups(target, info, session.spec)
+            session.serial_log.parent.mkdir(parents=True, exist_ok=True)
+            check()
+            with open(session.qemu_log, "wb") as qemu_log:
+                proc = _start(flatten(groups), qemu_log, keep_running)
+            server.follow(proc)  # QEMU gone: the clients (this terminal first) get an EOF
+            say(f"booting {target.name} ({boot_source(spec)}) in the background, pid {proc.pid}")
+            say(f"serial console log: {session.serial_log}")
+            qmp = _wait_for_qemu(proc, session, check)
+            conn = _connect_console(proc, session, check)
             if manual:
                 watcher = SerialWatcher(session, activation_command(target))
+            check()
             qmp_execute(qmp, "cont")
         if manual:
             say(f"{target.machine} has no fw_cfg: bbv types '{activation_command(target)}' on "
@@ -128,23 +142,25 @@ def _attach(target: Target, info: QemuInfo, spec: RunSpec, keep_running: bool, s
                                      quiet_hint=15.0), conn)
         if status == 0 and _ended(proc):  # QEMU ended on its own, maybe killed
             status = exit_status(proc.returncode)
-    except Signalled as exc:
-        say(f"stopped by {exc}")
-        status = exc.exit_status
+    except (Signalled, KeyboardInterrupt) as exc:
+        stopped = exc if isinstance(exc, Signalled) else Signalled(signal.SIGINT)
+        say(f"stopped by {stopped}")
+        status = stopped.exit_status
     finally:
         if watcher is not None:
             watcher.close()
         # --keep-running keeps QEMU when the user leaves; a signal stops it as in every mode
-        if keep_running and started and status == 0 and proc.poll() is None:
+        if proc is not None and keep_running and started and status == 0 and \
+                proc.poll() is None:
             _report_running(proc, session, server)
-        else:
+        elif proc is not None:
             _shutdown(proc, qmp)
             session.remove_sockets()
         if qmp is not None:
             from barebox_virtio_cli.qemu.qmp import close
 
             close(qmp)
-    if proc.returncode is not None and proc.returncode not in (0, -15):
+    if proc is not None and proc.returncode not in (None, 0, -15):
         say(f"QEMU exited with status {proc.returncode}; its messages: {session.qemu_log}")
     return status
 
@@ -159,19 +175,19 @@ def _ended(proc: subprocess.Popen, grace: float = 0.3) -> bool:
 def _start(argv: list[str], log, keep_running: bool) -> subprocess.Popen:
     """Own session: terminal signals reach bbv only, which stops QEMU itself. Without
     --keep-running QEMU also gets SIGTERM if bbv dies without cleaning up."""
-    from barebox_virtio_cli.util.processes import set_parent_death_signal
+    from barebox_virtio_cli.util.processes import start_child
 
-    return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True,
-                            preexec_fn=None if keep_running else set_parent_death_signal)
+    return start_child(argv, die_with_bbv=not keep_running, stdin=subprocess.DEVNULL,
+                       stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
 
-def _wait_for_qemu(proc: subprocess.Popen, session: Session):
+def _wait_for_qemu(proc: subprocess.Popen, session: Session, check: Callable[[], None]):
     """QMP client once QEMU listens; QEMU stays paused (-S) until told to continue."""
     from barebox_virtio_cli.qemu import qmp
 
     deadline = time.monotonic() + START_TIMEOUT
     while True:
+        check()
         _check_alive(proc, session)
         if session.qmp.exists():
             with suppress(Exception):  # qemu.qmp wraps the OSError; QEMU may not listen yet
@@ -182,9 +198,11 @@ def _wait_for_qemu(proc: subprocess.Popen, session: Session):
         time.sleep(0.05)
 
 
-def _connect_console(proc: subprocess.Popen, session: Session) -> Conn:
+def _connect_console(proc: subprocess.Popen, session: Session,
+                     check: Callable[[], None]) -> Conn:
     deadline = time.monotonic() + START_TIMEOUT
     while True:
+        check()
         _check_alive(proc, session)
         try:
             return connect(Endpoint("unix", path=str(session.console)))

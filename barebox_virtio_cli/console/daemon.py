@@ -31,8 +31,13 @@ class DetachedServer:
                 [sys.executable, "-m", __name__, str(path), log_path or "", str(notes)],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, text=True,
                 start_new_session=True)
-        line = self.proc.stdout.readline().rstrip("\n")
-        self.proc.stdout.close()
+        try:
+            line = self.proc.stdout.readline().rstrip("\n")
+        except BaseException:
+            self._stop()
+            raise
+        finally:
+            self.proc.stdout.close()
         if not line.startswith(READY):
             self._stop()
             if line.startswith(USAGE):

@@ -257,14 +257,23 @@ class ConsoleServer:
 
     def start(self) -> ConsoleServer:
         clean_stale_fifo_dirs(self.tmpdir)
-        if self.path is not None:
+        chosen = self.path is not None  # by the user (--console PATH), not in the FIFO dir
+        if chosen:
             claim_socket_path(self.path)
         try:
             self.fifos = ConsoleFifos(self.tmpdir)
-            if self.path is None:
+            if not chosen:
                 self.path = self.fifos.dir / "console.sock"
             self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            self.listener.bind(str(self.path))
+            try:
+                self.listener.bind(str(self.path))
+            except OSError as exc:
+                if not chosen:
+                    raise
+                self.close()
+                raise UsageError(f"--console {self.path}: cannot make a unix socket there "
+                                 f"({exc.strerror or exc}); choose a path in a directory of "
+                                 "your own, such as $XDG_RUNTIME_DIR") from None
             self.socket_ino = self.path.lstat().st_ino
             self.listener.listen(16)
             self.listener.setblocking(False)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 from pathlib import Path
 
 from barebox_virtio_cli.debug.elf import Elf
@@ -14,7 +13,7 @@ from barebox_virtio_cli.debug.endpoint import Endpoint
 from barebox_virtio_cli.debug.symbols import Symbols
 from barebox_virtio_cli.errors import BbvError
 from barebox_virtio_cli.util.hosttools import on_path
-from barebox_virtio_cli.util.processes import set_parent_death_signal, stop
+from barebox_virtio_cli.util.processes import start_child, stop
 
 HELPER = Path(__file__).with_name("gdbhelper.py")
 GDB_PACKAGE = "gdb-multiarch"
@@ -70,7 +69,7 @@ def run_gdb(argv: list[str], env: dict[str, str]) -> int:
 
     guard = _TerminalGuard()
     got: list[int] = []
-    proc = subprocess.Popen(argv, env=env, preexec_fn=set_parent_death_signal)
+    proc = start_child(argv, env=env)
 
     def on_signal(signum, _frame):
         got.append(signum)

@@ -89,20 +89,24 @@ class Screenshot:
 
     def take(self) -> None:
         """Called while QEMU still runs; failures are kept in self.error, never raised."""
-        from qemu.qmp.legacy import QEMUMonitorProtocol
+        from barebox_virtio_cli.qemu import qmp
 
-        client = QEMUMonitorProtocol(str(self.qmp))
+        client = None
         try:
-            client.connect()
+            client = qmp.connect_unix(self.qmp)
             args = {"filename": str(self.path)}
             if self.path.suffix.lower() == ".png":
                 args["format"] = "png"
-            client.cmd("screendump", **args)
-            self.taken = True
+            reply = qmp.execute(client, "screendump", **args)
+            if "error" in reply:
+                self.error = f"screendump to {self.path} failed: {reply['error'].get('desc')}"
+            else:
+                self.taken = True
         except Exception as exc:  # qemu.qmp's errors; QEMU gone, no display surface, ...
             self.error = f"screendump to {self.path} failed: {exc or type(exc).__name__}"
         finally:
-            client.close()
+            if client is not None:
+                qmp.close(client)
 
     def report(self) -> bool:
         if self.error:

@@ -50,15 +50,20 @@ def check_dump_path(path: Path) -> Path:
 
 def dump_dtb(argv: list[str], path: Path, target: str) -> int:
     """Run QEMU with -machine dumpdtb=PATH (already in argv); check what it wrote."""
-    from barebox_virtio_cli.util.processes import set_parent_death_signal
+    from barebox_virtio_cli.util.processes import start_child, stop
 
+    child = start_child(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                        stderr=subprocess.PIPE, text=True)
     try:
-        proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                              timeout=DUMP_TIMEOUT, check=False,
-                              preexec_fn=set_parent_death_signal)
+        stdout, stderr = child.communicate(timeout=DUMP_TIMEOUT)
+        proc = subprocess.CompletedProcess(argv, child.returncode, stdout, stderr)
     except subprocess.TimeoutExpired:
+        stop(child)
         raise BbvError(f"QEMU did not write {path} within {DUMP_TIMEOUT:g} s (does this "
                        "machine build a device tree?)") from None
+    except BaseException:  # a signal: QEMU goes with bbv
+        stop(child)
+        raise
     messages = [line for line in proc.stderr.splitlines() if "dtb dumped" not in line]
     if proc.returncode != 0:
         from barebox_virtio_cli.qemu.process import HINTS

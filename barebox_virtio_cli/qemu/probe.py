@@ -61,15 +61,14 @@ def _probe_qmp(binary: str) -> QemuInfo:
     import threading
 
     from barebox_virtio_cli.qemu import qmp
-    from barebox_virtio_cli.util.processes import set_parent_death_signal, stop
+    from barebox_virtio_cli.util.processes import start_child, stop
 
     ours, theirs = socket.socketpair()
     argv = [binary, "-M", "none", "-S", "-nodefaults", "-display", "none",
             *qmp.fd_monitor_args(theirs.fileno())]
     try:
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE, pass_fds=(theirs.fileno(),),
-                                preexec_fn=set_parent_death_signal)  # no orphan if bbv dies
+        proc = start_child(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.PIPE, pass_fds=(theirs.fileno(),))
     except OSError as exc:
         ours.close()
         raise BbvError(f"could not ask {binary} what it supports: {exc}") from exc

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 
-from barebox_virtio_cli.util.processes import set_parent_death_signal, stop
+from barebox_virtio_cli.util.processes import start_child, stop
 from barebox_virtio_cli.util.signals import STOP_SIGNALS, exit_status, handling, signal_status
 from barebox_virtio_cli.util.status import say
 
@@ -56,8 +56,7 @@ def _relay_stderr(stream, seen: list[str]) -> None:
 
 
 def start(argv: list[str], stdin=None, stdout=None) -> subprocess.Popen:
-    return subprocess.Popen(argv, stdin=stdin, stdout=stdout, stderr=subprocess.PIPE,
-                            preexec_fn=set_parent_death_signal)
+    return start_child(argv, stdin=stdin, stdout=stdout, stderr=subprocess.PIPE)
 
 
 def run_foreground(argv: list[str], serial=None) -> int:

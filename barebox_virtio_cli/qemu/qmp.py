@@ -4,11 +4,38 @@ qemu.qmp brings asyncio, so this is imported only where QMP is spoken."""
 
 from __future__ import annotations
 
+import functools
+import logging
 import socket
+from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
+from typing import TypeVar
 
 from qemu.qmp.legacy import QEMUMonitorProtocol
+
+from barebox_virtio_cli.util.signals import deferred
+
+T = TypeVar("T")
+
+# When QEMU quits or dies under qemu.qmp (bbv's own `quit` included), its reader tasks end with
+# an exception nobody retrieves, and asyncio would print that, with a traceback, through
+# logging's last resort. bbv reports QEMU's end itself.
+for _name in ("asyncio", "qemu.qmp"):
+    logging.getLogger(_name).addHandler(logging.NullHandler())
+
+
+def _signals_held(function: Callable[..., T]) -> Callable[..., T]:
+    """qemu.qmp runs asyncio, whose callbacks swallow what a signal handler raises there, and
+    bbv's handlers raise once: the signal would be lost and bbv run on. Signals wait until the
+    call returns (util/signals.deferred); QMP calls are short, and time out."""
+
+    @functools.wraps(function)
+    def held(*args, **kwargs) -> T:
+        with deferred():
+            return function(*args, **kwargs)
+
+    return held
 
 
 def fd_monitor_args(fd: int) -> list[str]:
@@ -16,6 +43,7 @@ def fd_monitor_args(fd: int) -> list[str]:
     return ["-chardev", f"socket,id=bbvqmp,fd={fd}", "-mon", "chardev=bbvqmp,mode=control"]
 
 
+@_signals_held
 def over_socket(sock: socket.socket) -> QEMUMonitorProtocol:
     """The client on our end of a socketpair; negotiated, ready for commands."""
     monitor = QEMUMonitorProtocol(sock)
@@ -23,6 +51,7 @@ def over_socket(sock: socket.socket) -> QEMUMonitorProtocol:
     return monitor
 
 
+@_signals_held
 def connect_unix(path: Path) -> QEMUMonitorProtocol:
     """The client on QEMU's QMP server socket; an error (qemu.qmp wraps the OSError) while
     QEMU does not listen yet."""
@@ -35,6 +64,7 @@ def connect_unix(path: Path) -> QEMUMonitorProtocol:
     return monitor
 
 
+@_signals_held
 def execute(monitor: QEMUMonitorProtocol, command: str, **arguments) -> dict:
     """The whole reply ({'return': ...} or {'error': ...})."""
     request: dict = {"execute": command}
@@ -43,6 +73,7 @@ def execute(monitor: QEMUMonitorProtocol, command: str, **arguments) -> dict:
     return monitor.cmd_obj(request)
 
 
+@_signals_held
 def close(monitor: QEMUMonitorProtocol) -> None:
     with suppress(Exception):  # EOFError once QEMU has quit
         monitor.close()

@@ -13,6 +13,7 @@ from barebox_virtio_cli.errors import BbvError, UsageError
 from barebox_virtio_cli.qemu.args import EnvEntry
 from barebox_virtio_cli.qemu.info import QemuInfo
 from barebox_virtio_cli.targets.catalog import Target
+from barebox_virtio_cli.util.limits import SOCKET_PATH_MAX
 
 
 def resolve_image(target: Target, image: str | None, cwd: Path) -> Path:
@@ -63,8 +64,15 @@ def default_console_path(target: Target) -> Path:
 
 def check_console_path(path: Path) -> Path:
     path = Path(os.path.abspath(path))
+    size = len(str(path).encode())
+    if size > SOCKET_PATH_MAX:
+        raise UsageError(f"--console {path}: the path is {size} bytes, more than the "
+                         f"{SOCKET_PATH_MAX} a unix socket allows; choose a shorter path")
     if not path.parent.is_dir():
         raise UsageError(f"--console {path}: directory {path.parent} does not exist")
+    if path.is_dir():
+        raise UsageError(f"--console {path}: is a directory; give the path of the socket to "
+                         f"make, such as {path / 'console.sock'}")
     try:
         mode = path.lstat().st_mode
     except FileNotFoundError:

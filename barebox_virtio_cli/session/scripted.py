@@ -161,6 +161,7 @@ def run_session(argv: list[str], script: Script, target: str,
     import pexpect
 
     from barebox_virtio_cli.util.processes import set_parent_death_signal
+    from barebox_virtio_cli.util.signals import deferred
 
     result = ScriptResult(target, "virtio" if script.virtio else "serial",
                           commands=[Step(command) for command in script.commands])
@@ -172,8 +173,9 @@ def run_session(argv: list[str], script: Script, target: str,
         server = ConsoleServer(None).start()
         argv, socket_path = pipe_console_argv(argv, server.fifo_base), server.path
     try:
-        child = pexpect.spawn(argv[0], argv[1:], echo=False, timeout=script.timeout,
-                              preexec_fn=set_parent_death_signal, **_PEXPECT_OPTIONS)
+        with deferred():  # not cut while pexpect forks (see util/processes.start_child)
+            child = pexpect.spawn(argv[0], argv[1:], echo=False, timeout=script.timeout,
+                                  preexec_fn=set_parent_death_signal, **_PEXPECT_OPTIONS)
     except BaseException:
         if server is not None:
             server.close()

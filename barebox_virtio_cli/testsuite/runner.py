@@ -22,7 +22,7 @@ from pathlib import Path
 from barebox_virtio_cli.errors import BbvError, UsageError
 from barebox_virtio_cli.targets.catalog import Target
 from barebox_virtio_cli.testsuite import results as res
-from barebox_virtio_cli.util.processes import set_parent_death_signal
+from barebox_virtio_cli.util.processes import start_child
 
 SUITE = "test/py"
 _MARKUP = re.compile(r"\[/?[a-z ]*\]")
@@ -194,8 +194,7 @@ class Children:
         with self.lock:
             if self.stopping:
                 raise Stopped(0)
-            proc = subprocess.Popen(argv, start_new_session=True,
-                                    preexec_fn=set_parent_death_signal, **kwargs)
+            proc = start_child(argv, start_new_session=True, **kwargs)
             self.procs.add(proc)
             return proc
 

@@ -7,15 +7,10 @@ import signal
 import subprocess
 import time
 
-_forking_pid = os.getpid()
-
-
-def _note_forking_pid() -> None:
-    global _forking_pid
-    _forking_pid = os.getpid()
-
-
-os.register_at_fork(before=_note_forking_pid)
+# The process that starts children: bbv itself (nothing in bbv forks and then starts children
+# from the fork). Not an os.register_at_fork hook: a signal handler that raises (util/signals)
+# inside such a hook is swallowed by Python, and the signal lost.
+_FORKING_PID = os.getpid()
 
 
 def set_parent_death_signal() -> None:
@@ -28,8 +23,26 @@ def set_parent_death_signal() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
-    if os.getppid() != _forking_pid:
+    if os.getppid() != _FORKING_PID:
         os._exit(1)
+
+
+def start_child(argv: list[str], die_with_bbv: bool = True, **popen) -> subprocess.Popen:
+    """subprocess.Popen(argv, **popen), with the parent-death signal unless die_with_bbv is
+    False. A signal meanwhile waits until the child exists, then stops it and is raised:
+    Python runs at-fork hooks (logging's, for one) in which what a handler raises is
+    swallowed, and the signal would be lost."""
+    from barebox_virtio_cli.util.signals import Signalled, deferred
+
+    with deferred() as check:
+        proc = subprocess.Popen(argv, preexec_fn=set_parent_death_signal if die_with_bbv
+                                else None, **popen)
+        try:
+            check()
+        except Signalled:
+            stop(proc)
+            raise
+    return proc
 
 
 def stop(proc: subprocess.Popen, grace: float = 5.0) -> None:

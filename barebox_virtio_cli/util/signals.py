@@ -14,8 +14,8 @@ from barebox_virtio_cli.errors import Signalled
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 IGNORE = signal.SIG_IGN  # a handler for handling(): the signal is ignored meanwhile
-__all__ = ["IGNORE", "STOP_SIGNALS", "Signalled", "exit_status", "handling", "raising",
-           "signal_status"]
+__all__ = ["IGNORE", "STOP_SIGNALS", "Signalled", "deferred", "exit_status", "handling",
+           "raising", "signal_status"]
 
 
 def signal_status(signum: int) -> int:
@@ -58,3 +58,22 @@ def raising(signums: tuple[int, ...] = (signal.SIGTERM, signal.SIGHUP)) -> Itera
 
     with handling(signums, handler):
         yield
+
+
+@contextmanager
+def deferred(signums: tuple[int, ...] = STOP_SIGNALS) -> Iterator[Callable[[], None]]:
+    """Record the signals instead of raising where they land, for a block that must not be cut
+    at an arbitrary point (a child started but not yet in the caller's hands; asyncio, which
+    swallows exceptions raised in its callbacks). The block calls the check it is given at safe
+    points; it raises Signalled for the first signal, as does the end of the block."""
+    fired: list[int] = []
+
+    def check() -> None:
+        if fired:
+            raise Signalled(fired[0])
+
+    try:
+        with handling(signums, lambda signum, _frame: fired.append(signum)):
+            yield check
+    finally:
+        check()
