@@ -183,10 +183,11 @@ def test_a_signal_during_the_start_leaves_nothing_behind(standin, delay):
     """Whatever point of the start (QEMU starting, QMP, the console) a signal lands on, even
     with --keep-running: 143, no QEMU, no console server, no socket, no FIFOs."""
     where = short_dir()
-    sock = where / "con"
-    before = set(Path(tempfile.gettempdir()).glob("bbv-vc-*"))
+    sock, tmp = where / "con", where / "tmp"  # bbv's FIFO dirs apart from other processes'
+    tmp.mkdir()
     term = Terminal(["run", "--target", "vexpress", "--image", str(standin), "--attach",
-                     "--keep-running", "--console", str(sock)])
+                     "--keep-running", "--console", str(sock)],
+                    env={**os.environ, "TMPDIR": str(tmp)})
     try:
         wait_for(lambda: catches_sigterm(term.proc.pid), "bbv to handle SIGTERM")
         if delay == "qemu":  # the moment QEMU is forked, before bbv holds it
@@ -200,7 +201,7 @@ def test_a_signal_during_the_start_leaves_nothing_behind(standin, delay):
         wait_for(lambda: not qemu_of(standin), "QEMU to stop")
         time.sleep(0.5)  # a QEMU forked but not yet exec'd when bbv left would show up now
         assert not qemu_of(standin) and not sock.exists() and runtime_files() == []
-        assert set(Path(tempfile.gettempdir()).glob("bbv-vc-*")) <= before
+        assert list(tmp.iterdir()) == []
     finally:
         term.close()
         for pid in qemu_of(standin):  # a failed test leaves no QEMU either
