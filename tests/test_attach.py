@@ -10,12 +10,12 @@ import signal
 import subprocess
 import tempfile
 import time
-from contextlib import suppress
 from pathlib import Path
 
 import pytest
 from conftest import need
 from console_helpers import BBV, PATIENCE, Terminal, cleanup_dir, short_dir, wait_for
+from process_helpers import alive, catches, children, qemu_pids
 
 pytestmark = [pytest.mark.qemu, need("qemu-system-arm")]
 BAREBOX = os.environ.get("BBV_BAREBOX_IMAGE")
@@ -32,13 +32,6 @@ def standin(tmp_path) -> Path:
 def runtime_files() -> list[Path]:
     run = Path(os.environ["BBV_RUNTIME_DIR"])
     return sorted(run.iterdir()) if run.exists() else []
-
-
-def alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 class Attached:
@@ -164,20 +157,6 @@ def test_deferred_signals_wait_for_the_check():
         os.kill(os.getpid(), signal.SIGTERM)  # no check in the block: its end raises
 
 
-def catches_sigterm(pid: int) -> bool:
-    """Whether the process has its own SIGTERM handler yet (bbv's, once Python has started)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("SigCgt:"):
-            return bool(int(line.split()[1], 16) & (1 << (signal.SIGTERM - 1)))
-    return False
-
-
-def children(pid: int) -> list[int]:
-    with suppress(OSError):
-        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    return []
-
-
 @pytest.mark.parametrize("delay", ["qemu", "qemu", 0, 0.05, 0.1, 0.2])
 def test_a_signal_during_the_start_leaves_nothing_behind(standin, delay):
     """Whatever point of the start (QEMU starting, QMP, the console) a signal lands on, even
@@ -189,7 +168,7 @@ def test_a_signal_during_the_start_leaves_nothing_behind(standin, delay):
                      "--keep-running", "--console", str(sock)],
                     env={**os.environ, "TMPDIR": str(tmp)})
     try:
-        wait_for(lambda: catches_sigterm(term.proc.pid), "bbv to handle SIGTERM")
+        wait_for(lambda: catches(term.proc.pid, signal.SIGTERM), "bbv to handle SIGTERM")
         if delay == "qemu":  # the moment QEMU is forked, before bbv holds it
             while not children(term.proc.pid) and term.proc.poll() is None:
                 time.sleep(0.0005)
@@ -198,29 +177,15 @@ def test_a_signal_during_the_start_leaves_nothing_behind(standin, delay):
         term.proc.send_signal(signal.SIGTERM)
         assert term.wait() == 143
         assert b"Traceback" not in term.seen and b"Exception" not in term.seen
-        wait_for(lambda: not qemu_of(standin), "QEMU to stop")
+        wait_for(lambda: not qemu_pids(standin), "QEMU to stop")
         time.sleep(0.5)  # a QEMU forked but not yet exec'd when bbv left would show up now
-        assert not qemu_of(standin) and not sock.exists() and runtime_files() == []
+        assert not qemu_pids(standin) and not sock.exists() and runtime_files() == []
         assert list(tmp.iterdir()) == []
     finally:
         term.close()
-        for pid in qemu_of(standin):  # a failed test leaves no QEMU either
+        for pid in qemu_pids(standin):  # a failed test leaves no QEMU either
             os.kill(pid, signal.SIGKILL)
         cleanup_dir(where)
-
-
-def qemu_of(image: Path) -> list[int]:
-    """Live QEMUs (and console servers) started for image."""
-    found = []
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit() and alive(int(proc.name)):
-            try:
-                argv = (proc / "cmdline").read_bytes()
-            except OSError:
-                continue
-            if b"qemu-system" in argv and str(image).encode() in argv:
-                found.append(int(proc.name))
-    return found
 
 
 def test_keep_running_server_stops_with_its_signal_and_cleans_up(attach):

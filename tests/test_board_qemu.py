@@ -17,10 +17,9 @@ from pathlib import Path
 
 import pytest
 from conftest import need
+from process_helpers import CROSS, TINYGUEST, assemble
 
 BBV = [sys.executable, "-m", "barebox_virtio_cli"]
-TINY = Path(__file__).parent / "tinyguest"
-CROSS = "arm-linux-gnueabihf-"
 FDT_MAGIC = b"\xd0\x0d\xfe\xed"
 pytestmark = [pytest.mark.qemu, need("qemu-system-arm")]
 needs_as = need(f"{CROSS}as", f"{CROSS}ld", f"{CROSS}objcopy")
@@ -33,19 +32,10 @@ def bbv(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     return result
 
 
-def assemble(source: Path, out: Path) -> Path:
-    """A raw image linked where QEMU's ARM virt loads a -kernel image."""
-    obj, elf, image = (out / f"{source.stem}{suffix}" for suffix in (".o", ".elf", ".img"))
-    subprocess.run([f"{CROSS}as", "-o", obj, source], check=True)
-    subprocess.run([f"{CROSS}ld", "-Ttext=0x40010000", "-o", elf, obj], check=True)
-    subprocess.run([f"{CROSS}objcopy", "-O", "binary", elf, image], check=True)
-    return image
-
-
 @pytest.fixture(scope="module")
 def guests(tmp_path_factory) -> dict[str, Path]:
     out = tmp_path_factory.mktemp("guests")
-    return {name: assemble(TINY / f"{name}.s", out) for name in ("tinyguest", "flashcount")}
+    return {name: assemble(TINYGUEST / f"{name}.s", out) for name in ("tinyguest", "flashcount")}
 
 
 def dts(path: Path) -> str:

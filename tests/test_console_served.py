@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 from console_helpers import BBV, PATIENCE, Terminal, cleanup_dir, short_dir, wait_for
-from test_scripted import guest, qemu_pids, wait_until  # noqa: F401 - guest is a fixture
+from process_helpers import qemu_pids
+from test_scripted import guest, wait_until  # noqa: F401 - guest is a fixture
 
 from barebox_virtio_cli.run.inputs import socket_served
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import bbv, need
+from process_helpers import CROSS, TINYGUEST, assemble
 
 from barebox_virtio_cli.export.jobs import prefix_ids
 
@@ -294,8 +295,6 @@ def test_labgrid_boots_real_barebox_with_the_exported_devices(setup):
 
 # --- LAVA's own dispatcher ------------------------------------------------------------------
 
-CROSS = "arm-linux-gnueabihf-"
-TINYGUEST = Path(__file__).parent / "tinyguest" / "tinyguest.s"
 LAVA_DEVICE = Path(__file__).parent / "lava_device.py"
 LAVA_TMP = Path("/var/lib/lava/dispatcher/tmp")  # lava_common.constants.DISPATCHER_DOWNLOAD_DIR
 
@@ -320,12 +319,7 @@ def lava_device_types(tmp_path_factory) -> Path:
 def lava_guest(tmp_path_factory) -> Path:
     """The tiny guest: its autoboot countdown waits for a key, as long as it takes, so the job
     only gets to the prompt if LAVA stops the countdown the way the job tells it to."""
-    out = tmp_path_factory.mktemp("lavaguest")
-    obj, elf, image = out / "guest.o", out / "guest.elf", out / "guest.img"
-    subprocess.run([f"{CROSS}as", "-o", obj, TINYGUEST], check=True)
-    subprocess.run([f"{CROSS}ld", "-Ttext=0x40010000", "-o", elf, obj], check=True)
-    subprocess.run([f"{CROSS}objcopy", "-O", "binary", elf, image], check=True)
-    return image
+    return assemble(TINYGUEST / "tinyguest.s", tmp_path_factory.mktemp("lavaguest"), "guest")
 
 
 def lava_run(job: Path, device_types: Path, out: Path) -> tuple[str, list[dict]]:

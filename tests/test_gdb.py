@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pytest
 from conftest import need
+from process_helpers import CROSS, pids_with_arg
 
 from barebox_virtio_cli.debug.endpoint import free_loopback_port
 
 BBV = [sys.executable, "-m", "barebox_virtio_cli"]
 SOURCE = Path(__file__).parent / "tinyguest" / "tinyguest.s"
-CROSS = "arm-linux-gnueabihf-"
 LOAD = 0x40010000
 pytestmark = [pytest.mark.qemu, need("qemu-system-arm", "gdb-multiarch", f"{CROSS}as",
                                      f"{CROSS}ld", f"{CROSS}objcopy")]
@@ -86,19 +86,6 @@ def stop(proc: subprocess.Popen) -> int:
     return proc.wait(30)
 
 
-def running(arg: Path | str) -> list[int]:
-    """PIDs of processes (QEMU, gdb) with this argument on their command line."""
-    pids = []
-    for proc in Path("/proc").iterdir():
-        try:
-            argv = (proc / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if str(arg).encode() in argv and proc.name.isdigit():
-            pids.append(int(proc.name))
-    return pids
-
-
 def test_breakpoint_hits_with_source_lines_at_the_relocated_address(build):
     port = free_loopback_port()
     run, out, err = boot(build, "--gdb", f"tcp::{port}")
@@ -126,7 +113,7 @@ def test_breakpoint_hits_with_source_lines_at_the_relocated_address(build):
         out.wait_for("hello")  # gdb detached, the guest carried on
     finally:
         stop(run)
-    assert not running(build / "images" / "guest.img")
+    assert not pids_with_arg(build / "images" / "guest.img")
 
 
 def gdb_batch(build: Path, port: int, *commands: str) -> tuple[subprocess.Popen, Output]:
@@ -157,7 +144,7 @@ def test_gdb_wait_loads_the_pbl_where_the_image_was_loaded(build):
         out.wait_for("again")
     finally:
         stop(run)
-    assert not running(build / "images" / "guest.img")
+    assert not pids_with_arg(build / "images" / "guest.img")
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
@@ -173,10 +160,10 @@ def test_signals_stop_gdb_and_bbv_exits_128_plus_n(build, sig):
         gdb_out = Output(gdb.stdout)
         gdb_out.wait_for("symbols loaded")
         remote = f"target remote 127.0.0.1:{port}"
-        assert running(remote), "gdb is not running"
+        assert pids_with_arg(remote), "gdb is not running"
         gdb.send_signal(sig)
         assert gdb.wait(30) == 128 + sig
-        assert not running(remote), "gdb left running"
+        assert not pids_with_arg(remote), "gdb left running"
         run.stdin.write(b"\necho alive\n")  # gdb detached: the halted guest runs on
         run.stdin.flush()
         out.wait_for("alive")

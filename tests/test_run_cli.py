@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from conftest import BBV, bbv
+from process_helpers import alive, catches, children, is_qemu
 
 pytestmark = pytest.mark.qemu
 needs_arm = pytest.mark.skipif(shutil.which("qemu-system-arm") is None,
@@ -41,22 +42,6 @@ def tree(tmp_path):
     return tmp_path
 
 
-def children(pid: int) -> list[int]:
-    try:
-        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
-    except OSError:
-        return []
-    return [int(p) for p in text.split()]
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
 def wait_for_child(proc: subprocess.Popen, timeout: float = 20, poll: float = 0.05) -> int:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -79,24 +64,6 @@ def wait_until(condition, what: str, timeout: float = 20) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"gave up waiting for {what}")
         time.sleep(0.02)
-
-
-def catches(pid: int, *signals: int) -> bool:
-    """Whether the process has handlers installed for all these signals (SigCgt in /proc)."""
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return False
-    mask = int(next(line for line in status.splitlines() if line.startswith("SigCgt:"))
-               .split()[1], 16)
-    return all(mask >> (sig - 1) & 1 for sig in signals)
-
-
-def is_qemu(pid: int) -> bool:
-    try:
-        return "qemu-system" in os.readlink(f"/proc/{pid}/exe")
-    except OSError:
-        return False
 
 
 def image_locked(path: Path) -> bool:

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 from conftest import BBV, need
+from process_helpers import CROSS, TINYGUEST, assemble, qemu_pids
 
-SOURCE = Path(__file__).parent / "tinyguest" / "tinyguest.s"
-CROSS = "arm-linux-gnueabihf-"
+SOURCE = TINYGUEST / "tinyguest.s"
 pytestmark = [pytest.mark.qemu, need("qemu-system-arm", f"{CROSS}as", f"{CROSS}ld",
                                      f"{CROSS}objcopy")]
 
@@ -25,12 +25,7 @@ pytestmark = [pytest.mark.qemu, need("qemu-system-arm", f"{CROSS}as", f"{CROSS}l
 @pytest.fixture(scope="session")
 def guest(tmp_path_factory) -> Path:
     """The stand-in as a raw image, linked where QEMU's ARM virt loads a -kernel image."""
-    out = tmp_path_factory.mktemp("tinyguest")
-    obj, elf, image = out / "guest.o", out / "guest.elf", out / "guest.img"
-    subprocess.run([f"{CROSS}as", "-o", obj, SOURCE], check=True)
-    subprocess.run([f"{CROSS}ld", "-Ttext=0x40010000", "-o", elf, obj], check=True)
-    subprocess.run([f"{CROSS}objcopy", "-O", "binary", elf, image], check=True)
-    return image
+    return assemble(SOURCE, tmp_path_factory.mktemp("tinyguest"), "guest")
 
 
 def scripted(guest: Path, *args: str) -> subprocess.CompletedProcess:
@@ -39,19 +34,6 @@ def scripted(guest: Path, *args: str) -> subprocess.CompletedProcess:
     assert "Traceback" not in result.stderr
     assert not qemu_running(guest), "bbv left QEMU running"
     return result
-
-
-def qemu_pids(image: Path) -> list[int]:
-    """The QEMU processes booting this image (found by their command line)."""
-    pids = []
-    for proc in Path("/proc").iterdir():
-        try:
-            argv = (proc / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if argv[0].startswith(b"qemu-system") or b"/qemu-system" in argv[0]:
-            pids += [int(proc.name)] if str(image).encode() in argv else []
-    return pids
 
 
 def qemu_running(image: Path) -> bool:

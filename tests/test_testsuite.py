@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT, need
+from process_helpers import CROSS
 
 from barebox_virtio_cli.errors import BbvError, UsageError
 from barebox_virtio_cli.testsuite import results as res
@@ -26,7 +27,6 @@ from barebox_virtio_cli.testsuite import runner
 BBV = [sys.executable, "-m", "barebox_virtio_cli"]
 FIXTURE = ROOT / "tests" / "fixtures" / "minibarebox"
 TINYGUEST = ROOT / "tests" / "tinyguest" / "tinyguest.s"
-CROSS = "arm-linux-gnueabihf-"
 TINY_RULE = """
 # bbv test tests: the image is the tiny guest (tests/tinyguest), which QEMU boots.
 $(objtree)/images/$(image): $(srctree)/tinyguest.s
