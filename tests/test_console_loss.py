@@ -51,10 +51,12 @@ def test_a_late_client_gets_the_boot_output():
     try:
         boot = Boot("relay", TARGET, IMAGE, Path(where) / "c", "bbv")
         boot.prompt()
-        early = boot.virtio.snapshot()  # a client connected since QEMU started got this
+        # A live client (no replay) since just after QEMU started; under load it may connect
+        # after barebox has begun, so it holds the tail of what a late client is replayed.
+        early = boot.virtio.snapshot()
         late = subprocess.run(["socat", "-t", "1", f"UNIX-CONNECT:{where}/c", "-"], input=b"",
                               capture_output=True, timeout=60)
-        assert late.stdout[:len(early)] == early  # the same, replayed from the start
+        assert early and late.stdout.endswith(early)  # replayed whole, in order
         assert b"barebox@" in late.stdout
         if TARGET != "malta":  # active from boot; on malta only from the first prompt
             assert b"stop autoboot" in late.stdout
