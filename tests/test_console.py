@@ -285,7 +285,7 @@ def test_bad_not_a_socket(sockdir):
     assert err == f"bbv: error: {sockdir}/file: not a unix socket or a terminal (pty)\n"
     status, err, untouched = _bad([f"unix:{sockdir}/file"])
     assert (status, untouched) == (2, True)
-    assert err == f"bbv: error: {sockdir}/file: not a unix socket\n"
+    assert err == f"bbv: error: {sockdir}/file: not a unix socket or a terminal (pty)\n"
 
 
 def test_bad_stale_socket(sockdir):
@@ -328,8 +328,8 @@ def test_bad_path_too_long(sockdir):
     status, err, untouched = _bad([str(long)])
     assert (status, untouched) == (2, True)
     size = len(str(long).encode())
-    assert err == f"bbv: error: {long}: socket path is {size} bytes, more than the 107 a " \
-        "unix socket allows; use a shorter path (a symlink works)\n"
+    assert err == f"bbv: error: {long}: the socket path is {size} bytes, more than the 107 a " \
+        "unix socket allows; choose a shorter path (a symlink to its directory works)\n"
 
 
 def test_bad_tcp_port_closed():
@@ -343,7 +343,7 @@ def test_bad_tcp_port_closed():
 
 
 @pytest.mark.parametrize("args, message", [
-    (["tcp:host"], "ENDPOINT 'tcp:host' is not tcp:HOST:PORT (port 1-65535)"),
+    (["tcp:host"], "ENDPOINT 'tcp:host' is not tcp:HOST:PORT or tcp::PORT (port 1-65535)"),
     (["--escape", "^", "/x"], "--escape '^' is not a key"),
     (["--timestamps", "/x"], "--timestamps needs --log FILE"),
     ([], "missing ENDPOINT"),

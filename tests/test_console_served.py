@@ -15,7 +15,7 @@ from console_helpers import BBV, PATIENCE, Terminal, cleanup_dir, short_dir, wai
 from process_helpers import qemu_pids
 from test_scripted import guest, wait_until  # noqa: F401 - guest is a fixture
 
-from barebox_virtio_cli.run.inputs import socket_served
+from barebox_virtio_cli.util.sockets import served
 
 pytestmark = [pytest.mark.qemu]
 
@@ -35,10 +35,6 @@ def boot(guest: Path, where: Path) -> Terminal:  # noqa: F811
     term.read_until(b"bbv: virtio console: bbv console ")
     wait_for(lambda: qemu_pids(guest), "QEMU to start")
     return term
-
-
-def served(path: Path) -> bool:
-    return socket_served(path)
 
 
 @pytest.mark.parametrize("sig, status", [(signal.SIGTERM, 143), (signal.SIGHUP, 129),

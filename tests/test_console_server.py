@@ -20,11 +20,9 @@ from console_helpers import BBV, PATIENCE, cleanup_dir, short_dir, stop, wait_fo
 from barebox_virtio_cli.console.server import (
     ConsoleServer,
     Ring,
-    claim_socket_path,
     clean_stale_fifo_dirs,
     fifo_dir_owner,
 )
-from barebox_virtio_cli.errors import UsageError
 
 BANNER = b"QEMU "  # "QEMU 7.2.x monitor - type 'help' for more information"
 HELP_END = b"xp /fmt addr -- physical memory dump starting at 'addr'"
@@ -192,22 +190,6 @@ def test_close_removes_the_socket_and_the_fifos(sockdir):
     server.close()
     server.close()  # twice is fine (every exit path calls it)
     assert sorted(sockdir.iterdir()) == []
-
-
-def test_a_stale_socket_is_replaced_a_live_one_refused(sockdir):
-    stale = sockdir / "stale"
-    with socket.socket(socket.AF_UNIX) as sock:
-        sock.bind(str(stale))  # bound, never listening: what a killed server leaves
-    claim_socket_path(stale)
-    assert not stale.exists()
-    with socket.socket(socket.AF_UNIX) as sock:
-        sock.bind(str(stale))
-        sock.listen()
-        with pytest.raises(UsageError, match="already served by a running bbv or QEMU"):
-            claim_socket_path(stale)
-    (sockdir / "file").write_text("x")
-    with pytest.raises(UsageError, match="exists and is not a socket"):
-        claim_socket_path(sockdir / "file")
 
 
 def test_stale_fifo_dirs_of_dead_bbvs_are_removed(sockdir):

@@ -125,14 +125,14 @@ def test_load_candidates_follow_the_boot_code_to_the_image():
 def test_tcp_endpoints(text, host, port, remote, qemu):
     parsed = endpoint.parse(text)
     assert (parsed.host, parsed.port, parsed.path) == (host, port, "")
-    assert parsed.gdb_remote() == remote
-    assert parsed.qemu_arg() == qemu
+    assert endpoint.gdb_remote(parsed) == remote
+    assert endpoint.qemu_arg(parsed) == qemu
 
 
 def test_unix_endpoint_doubles_commas_for_qemu_only():
     parsed = endpoint.parse("unix:/tmp/a,b.sock")
-    assert parsed.gdb_remote() == "/tmp/a,b.sock"
-    assert parsed.qemu_arg() == "unix:/tmp/a,,b.sock,server=on,wait=off"
+    assert endpoint.gdb_remote(parsed) == "/tmp/a,b.sock"
+    assert endpoint.qemu_arg(parsed) == "unix:/tmp/a,,b.sock,server=on,wait=off"
     assert str(parsed) == "unix:/tmp/a,b.sock"
 
 

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.pure
 PACKAGE = ROOT / "barebox_virtio_cli"
 PURE = {"errors", "util.validate", "run.request", "qemu.args", "qemu.info", "build.kbuild",
         "console.logic", "session.shell", "session.report", "images.plan", "doctor.checks",
-        "quickstart.plan", "export.jobs", "targets.target", "util.limits"}
+        "quickstart.plan", "export.jobs", "targets.target"}
 
 
 def module_name(path: Path) -> str:
@@ -72,3 +72,29 @@ def test_every_bbv_run_option_is_a_run_request_field():
     assert {p.name for p in run.params} == names
     own = {"output", "force", "targets", "barebox_src", "no_strategy"}  # -t: one per target
     assert {p.name for p in labgrid.params} - own <= names
+
+
+SOCKETS = "util.sockets"
+
+
+def socket_rule_breaches(path: Path) -> list[str]:
+    """The unix socket path limit (107/108) and the `unix:`/`tcp:` prefixes read from text."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Constant) and type(node.value) is int and node.value in (107, 108):
+            found.append(f"line {node.lineno}: {node.value}")
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and \
+                node.func.attr in ("startswith", "removeprefix") and \
+                any(isinstance(a, ast.Constant) and a.value in ("unix:", "tcp:")
+                    for a in node.args):
+            found.append(f"line {node.lineno}: {node.func.attr}({ast.unparse(node.args[0])})")
+    return found
+
+
+@pytest.mark.parametrize("name", sorted(n for n in MODULES if n != SOCKETS))
+def test_only_util_sockets_knows_socket_path_limits_and_endpoint_syntax(name):
+    assert socket_rule_breaches(MODULES[name]) == []
+
+
+def test_the_socket_rule_sees_what_it_forbids():
+    assert len(socket_rule_breaches(MODULES[SOCKETS])) >= 3

@@ -140,12 +140,6 @@ def test_no_more_devices_than_mmio_transports():
         argv("vexpress", rng=33)
 
 
-def test_socket_path_limit_is_107_bytes():
-    argv("vexpress", console=Path("/" + "s" * 106))
-    with pytest.raises(UsageError, match="108 bytes, more than the 107"):
-        argv("vexpress", console=Path("/" + "s" * 107))
-
-
 def test_devices_missing_from_the_binary_are_refused():
     info = synthetic_info()
     info.types.discard("virtio-9p-device")

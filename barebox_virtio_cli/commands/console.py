@@ -7,8 +7,9 @@ import sys
 
 import click
 
-from barebox_virtio_cli.console.logic import DEFAULT_ESCAPE, parse_endpoint, parse_escape
+from barebox_virtio_cli.console.logic import DEFAULT_ESCAPE, parse_escape
 from barebox_virtio_cli.errors import UsageError
+from barebox_virtio_cli.util import sockets
 from barebox_virtio_cli.util.validate import Number
 
 
@@ -27,6 +28,12 @@ def parse_wait(value: str | None, endpoint: str | None) -> tuple[float | None, s
     if not seconds >= 0:
         raise UsageError(f"--wait '{value}' must be 0 or more seconds")
     return seconds, endpoint
+
+
+def parse_endpoint(text: str) -> sockets.Endpoint:
+    """A socket or pty PATH, unix:PATH, tcp:HOST:PORT (HOST may be [v6]) or tcp::PORT."""
+    return sockets.parse(text, "ENDPOINT", "a socket path, unix:PATH, tcp:HOST:PORT or a pty",
+                         bare_path=True)
 
 
 @click.command()

@@ -20,7 +20,6 @@ from contextlib import ExitStack, suppress
 from dataclasses import replace
 from pathlib import Path
 
-from barebox_virtio_cli.console.logic import Endpoint
 from barebox_virtio_cli.console.relay import (
     Conn,
     EndpointError,
@@ -40,6 +39,7 @@ from barebox_virtio_cli.qemu.args import (
 from barebox_virtio_cli.qemu.info import QemuInfo
 from barebox_virtio_cli.targets.catalog import Target
 from barebox_virtio_cli.util.signals import Signalled, deferred, exit_status
+from barebox_virtio_cli.util.sockets import Endpoint
 from barebox_virtio_cli.util.status import say
 
 START_TIMEOUT = 15.0  # seconds for QEMU to create its sockets
@@ -138,7 +138,7 @@ def _attach(target: Target, info: QemuInfo, spec: RunSpec, keep_running: bool,
             say(f"{target.machine} has no fw_cfg: bbv types '{activation_command(target)}' on "
                 "the serial line once barebox shows its prompt")
         started = True
-        status = run_console(Options(Endpoint("unix", path=str(session.console)),
+        status = run_console(Options(Endpoint(path=str(session.console)),
                                      quiet_hint=15.0), conn)
         if status == 0 and _ended(proc):  # QEMU ended on its own, maybe killed
             status = exit_status(proc.returncode)
@@ -205,7 +205,7 @@ def _connect_console(proc: subprocess.Popen, session: Session,
         check()
         _check_alive(proc, session)
         try:
-            return connect(Endpoint("unix", path=str(session.console)))
+            return connect(Endpoint(path=str(session.console)))
         except EndpointError as exc:
             if not exc.transient or time.monotonic() > deadline:
                 raise
@@ -252,7 +252,7 @@ class SerialWatcher:
     the user is on the virtio console meanwhile."""
 
     def __init__(self, session: Session, command: str):
-        self.conn = connect(Endpoint("unix", path=str(session.serial_sock)))
+        self.conn = connect(Endpoint(path=str(session.serial_sock)))
         os.set_blocking(self.conn.fd, True)
         self.log = open(session.serial_log, "ab", buffering=0)  # noqa: SIM115 - closed in close()
         self.command = command

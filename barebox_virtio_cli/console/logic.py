@@ -1,64 +1,25 @@
-"""Pure logic of `bbv console`: endpoint and escape-key parsing, the escape-key state machine,
-the timestamped line log and the typing that activates a virtio console over the serial line.
-Nothing here touches files, sockets or terminals."""
+"""Pure logic of `bbv console`: the kind of a path, escape-key parsing, the escape-key state
+machine, the timestamped line log and the typing that activates a virtio console over the
+serial line. Nothing here touches files, sockets or terminals."""
 
 from __future__ import annotations
 
 import stat
 import time
-from dataclasses import dataclass
 
 from barebox_virtio_cli.errors import UsageError
-from barebox_virtio_cli.util.limits import SOCKET_PATH_MAX
 
 DEFAULT_ESCAPE = "^]"
 ESCAPE_WINDOW = 0.5  # seconds in which a second escape key sends the first one through
 
 
-@dataclass(frozen=True)
-class Endpoint:
-    kind: str  # "unix", "tcp" or "path" (a unix socket or a terminal, decided by its file type)
-    path: str = ""
-    host: str = ""
-    port: int = 0
-
-    def __str__(self) -> str:
-        return f"tcp:{self.host}:{self.port}" if self.kind == "tcp" else self.path
-
-
-def parse_endpoint(text: str) -> Endpoint:
-    """'PATH', 'unix:PATH', 'tcp:HOST:PORT' (HOST may be '[v6]')."""
-    if not text:
-        raise UsageError("ENDPOINT is empty; give a socket path, unix:PATH or tcp:HOST:PORT")
-    if text.startswith("unix:"):
-        path = text[5:]
-        if not path:
-            raise UsageError(f"ENDPOINT '{text}' has no path after 'unix:'")
-        return Endpoint("unix", path=path)
-    if text.startswith("tcp:"):
-        host, sep, port = text[4:].rpartition(":")
-        host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
-        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise UsageError(f"ENDPOINT '{text}' is not tcp:HOST:PORT (port 1-65535)")
-        return Endpoint("tcp", host=host, port=int(port))
-    return Endpoint("path", path=text)
-
-
-def path_kind(endpoint: Endpoint, mode: int) -> str:
+def path_kind(path: str, mode: int) -> str:
     """'unix' or 'pty' for an existing file of this st_mode; UsageError for anything else."""
     if stat.S_ISSOCK(mode):
         return "unix"
-    if stat.S_ISCHR(mode) and endpoint.kind == "path":
+    if stat.S_ISCHR(mode):
         return "pty"
-    what = "a unix socket" if endpoint.kind == "unix" else "a unix socket or a terminal (pty)"
-    raise UsageError(f"{endpoint.path}: not {what}")
-
-
-def check_socket_path(path: str) -> None:
-    size = len(path.encode())
-    if size > SOCKET_PATH_MAX:
-        raise UsageError(f"{path}: socket path is {size} bytes, more than the {SOCKET_PATH_MAX} "
-                         "a unix socket allows; use a shorter path (a symlink works)")
+    raise UsageError(f"{path}: not a unix socket or a terminal (pty)")
 
 
 def parse_escape(text: str) -> int | None:

@@ -22,15 +22,15 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from barebox_virtio_cli.console.logic import (
-    Endpoint,
     EscapeFilter,
     LineStamper,
-    check_socket_path,
     escape_name,
     path_kind,
 )
 from barebox_virtio_cli.errors import BbvError, UsageError
+from barebox_virtio_cli.util import sockets
 from barebox_virtio_cli.util.signals import Signalled, raising
+from barebox_virtio_cli.util.sockets import Endpoint
 from barebox_virtio_cli.util.status import say
 
 CHUNK = 256 * 1024
@@ -78,20 +78,20 @@ class Conn:
 
 
 def connect(endpoint: Endpoint, replay: bool = True) -> Conn:
-    if endpoint.kind == "tcp":
+    if not endpoint.path:
         return _connect_tcp(endpoint)
     path = endpoint.path
     try:
         mode = os.stat(path).st_mode
     except FileNotFoundError:
-        check_socket_path(path)
+        sockets.check_path(path, path)
         raise EndpointError(path, "no such socket", "; is QEMU running with this console? "
                             "(--wait waits for it)", transient=True) from None
     except OSError as exc:
         raise EndpointError(path, exc.strerror.lower()) from None
-    if path_kind(endpoint, mode) == "pty":
+    if path_kind(path, mode) == "pty":
         return _open_pty(path)
-    check_socket_path(path)
+    sockets.check_path(path, path)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         if not replay:  # bbv's console server replays to every client not bound like this
@@ -112,15 +112,16 @@ def connect(endpoint: Endpoint, replay: bool = True) -> Conn:
 
 def _connect_tcp(endpoint: Endpoint) -> Conn:
     try:
-        sock = socket.create_connection((endpoint.host, endpoint.port), timeout=5)
+        sock = socket.create_connection(endpoint.address, timeout=5)
     except socket.gaierror as exc:
-        raise EndpointError(endpoint, f"cannot resolve host '{endpoint.host}'",
+        raise EndpointError(endpoint.name, f"cannot resolve host '{endpoint.host}'",
                             f": {exc.strerror}") from None
     except ConnectionRefusedError:
-        raise EndpointError(endpoint, "connection refused",
+        raise EndpointError(endpoint.name, "connection refused",
                             f": nothing listens on port {endpoint.port}", transient=True) from None
     except OSError as exc:
-        raise EndpointError(endpoint, str(exc.strerror or exc).lower(), transient=True) from None
+        raise EndpointError(endpoint.name, str(exc.strerror or exc).lower(),
+                            transient=True) from None
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.setblocking(False)
     return Conn(sock.fileno(), sock)
@@ -223,7 +224,7 @@ class Relay:
                     or self.escape.deadline is not None or self.hint_at is not None):
                 self._timers(time.monotonic())
             if self.escape.quit:
-                say(f"left {self.opts.endpoint}", self.raw)
+                say(f"left {self.opts.endpoint.name}", self.raw)
                 return 0
 
     # -- registration -------------------------------------------------------------------------
@@ -361,12 +362,12 @@ class Relay:
         self.conn, self.to_sock, self.dirty = None, None, True
         self.hint_at = None
         if self.opts.reconnect and self.stdin_open:
-            say(f"{self.opts.endpoint} closed; reconnecting when it comes back", self.raw)
+            say(f"{self.opts.endpoint.name} closed; reconnecting when it comes back", self.raw)
             self.retry_at, self.wait_until = time.monotonic() + RETRY, float("inf")
             self.announced_wait = True
             return
         if self.terminal:
-            say(f"{self.opts.endpoint} closed by the other side", self.raw)
+            say(f"{self.opts.endpoint.name} closed by the other side", self.raw)
         self.closing = True
 
     def _timers(self, now: float) -> None:
@@ -388,18 +389,18 @@ class Relay:
         except EndpointError as exc:
             if not exc.transient or now >= self.wait_until:
                 if exc.transient:
-                    raise EndpointError(self.opts.endpoint, f"{exc.reason} after waiting "
+                    raise EndpointError(self.opts.endpoint.name, f"{exc.reason} after waiting "
                                         f"{self.opts.wait:g} s") from None
                 raise
             if not self.announced_wait:
                 self.announced_wait = True
-                say(f"waiting for {self.opts.endpoint}", self.raw)
+                say(f"waiting for {self.opts.endpoint.name}", self.raw)
             self.retry_at = now + RETRY
             return
         self.retry_at = self.wait_until = None
         self.dirty, self.announced_wait = True, False
         self._arm_hint()
-        say(f"connected to {self.opts.endpoint}", self.raw)
+        say(f"connected to {self.opts.endpoint.name}", self.raw)
 
 
 def run_console(opts: Options, conn: Conn | None = None) -> int:
@@ -415,7 +416,7 @@ def run_console(opts: Options, conn: Conn | None = None) -> int:
                     key = f"{escape_name(opts.escape)} leaves, twice sends it" \
                         if opts.escape is not None else "no escape key"
                     state = "connected to" if conn is not None else "console for"
-                    say(f"{state} {opts.endpoint}; {key}", relay.raw)
+                    say(f"{state} {opts.endpoint.name}; {key}", relay.raw)
                 return relay.run()
             finally:
                 relay.close()

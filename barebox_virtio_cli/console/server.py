@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from barebox_virtio_cli.errors import BbvError, UsageError
+from barebox_virtio_cli.util import sockets
 from barebox_virtio_cli.util.processes import pid_alive
 from barebox_virtio_cli.util.selector import sync
 
@@ -164,26 +165,6 @@ def clean_stale_fifo_dirs(tmpdir: str | None = None) -> list[Path]:
 
 
 # -- the socket clients connect to -----------------------------------------------------------------
-def claim_socket_path(path: Path) -> None:
-    """Make room for bbv's socket at path: nothing there, or a stale socket (nobody accepts on
-    it: a bbv or QEMU that was killed), which is removed. Anything else is refused."""
-    try:
-        mode = path.lstat().st_mode
-    except FileNotFoundError:
-        return
-    if not stat.S_ISSOCK(mode):
-        raise UsageError(f"--console {path}: exists and is not a socket; choose another path")
-    with socket.socket(socket.AF_UNIX) as probe:
-        try:
-            probe.connect(str(path))
-        except OSError:
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
-            return
-    raise UsageError(f"--console {path}: already served by a running bbv or QEMU; stop it or "
-                     "choose another path")
-
-
 def live_name() -> bytes:
     return LIVE_PREFIX + f"-{os.getpid()}-{os.urandom(6).hex()}".encode()
 
@@ -259,7 +240,7 @@ class ConsoleServer:
         clean_stale_fifo_dirs(self.tmpdir)
         chosen = self.path is not None  # by the user (--console PATH), not in the FIFO dir
         if chosen:
-            claim_socket_path(self.path)
+            sockets.claim(self.path, f"--console {self.path}")
         try:
             self.fifos = ConsoleFifos(self.tmpdir)
             if not chosen:

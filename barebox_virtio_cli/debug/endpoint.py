@@ -7,59 +7,39 @@ from __future__ import annotations
 import os
 import socket
 import stat
-from dataclasses import dataclass
 
 from barebox_virtio_cli.errors import BbvError, UsageError
+from barebox_virtio_cli.util import sockets
+from barebox_virtio_cli.util.sockets import LOOPBACK, Endpoint, bracket, parse_host_port
 
-SOCKET_PATH_MAX = 107
-LOOPBACK = "127.0.0.1"
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    host: str = ""
-    port: int = 0
-    path: str = ""  # a unix socket instead of host:port
-
-    def __str__(self) -> str:
-        return f"unix:{self.path}" if self.path else f"tcp:{_bracket(self.host)}:{self.port}"
-
-    def qemu_arg(self) -> str:
-        """The -gdb value; QEMU itself adds server=on,wait=off to tcp: but not to unix:."""
-        if self.path:
-            return f"unix:{self.path.replace(',', ',,')},server=on,wait=off"
-        return f"tcp:{_bracket(self.host)}:{self.port}"
-
-    def gdb_remote(self) -> str:
-        """The argument of gdb's `target remote`."""
-        return self.path if self.path else f"{_bracket(self.host or LOOPBACK)}:{self.port}"
+FORMS = "tcp:HOST:PORT, tcp::PORT, unix:PATH or PORT"
 
 
-def _bracket(host: str) -> str:
-    return f"[{host}]" if ":" in host else host
+def qemu_arg(endpoint: Endpoint) -> str:
+    """The -gdb value; QEMU itself adds server=on,wait=off to tcp: but not to unix:."""
+    if endpoint.path:
+        return f"unix:{endpoint.path.replace(',', ',,')},server=on,wait=off"
+    return f"tcp:{bracket(endpoint.host)}:{endpoint.port}"
+
+
+def gdb_remote(endpoint: Endpoint) -> str:
+    """The argument of gdb's `target remote`."""
+    return endpoint.path or f"{bracket(endpoint.host or LOOPBACK)}:{endpoint.port}"
 
 
 def parse(text: str, option: str = "ENDPOINT") -> Endpoint:
-    if text.startswith("unix:"):
-        path = os.path.abspath(text[5:]) if text[5:] else ""
-        if not path:
-            raise UsageError(f"{option} '{text}': unix: needs a socket path")
-        if any(c.isspace() for c in path):
-            raise UsageError(f"{option} '{text}': gdb cannot connect to a socket path with "
-                             "spaces; choose another")
-        if len(path.encode()) > SOCKET_PATH_MAX:
-            raise UsageError(f"{option} '{text}': the socket path is {len(path.encode())} "
-                             f"bytes, more than the {SOCKET_PATH_MAX} a unix socket allows")
-        return Endpoint(path=path)
-    rest = text[4:] if text.startswith("tcp:") else text
-    host, sep, port = rest.rpartition(":")
-    if not sep and not text.startswith("tcp:"):
-        host = ""
-    host = host.strip("[]")
-    if not port.isdigit() or not 0 < int(port) < 65536:
-        raise UsageError(f"{option} '{text}' is not tcp:HOST:PORT, tcp::PORT, unix:PATH "
-                         "or PORT")
-    return Endpoint(host=host, port=int(port))
+    """unix: and tcp: endpoints, and gdb's own HOST:PORT and PORT."""
+    if not text.startswith(sockets.SCHEMES):
+        return parse_host_port(text if ":" in text else f":{text}", text, option, FORMS)
+    endpoint = sockets.parse(text, option, FORMS)
+    if not endpoint.path:
+        return endpoint
+    path = os.path.abspath(endpoint.path)
+    if any(c.isspace() for c in path):
+        raise UsageError(f"{option} '{text}': gdb cannot connect to a socket path with "
+                         "spaces; choose another")
+    sockets.check_path(path, f"{option} '{text}'")
+    return Endpoint(path=path)
 
 
 def free_loopback_port() -> int:
@@ -75,7 +55,7 @@ def for_qemu(text: str | None) -> Endpoint:
         return Endpoint(host=LOOPBACK, port=free_loopback_port())
     endpoint = parse(text, "--gdb")
     if endpoint.path:
-        _check_socket_path(endpoint.path)
+        sockets.check_free(endpoint.path, f"--gdb {endpoint}")
         return endpoint
     endpoint = Endpoint(host=endpoint.host or LOOPBACK, port=endpoint.port)
     _check_port_free(endpoint)
@@ -120,33 +100,12 @@ def _listening_problem(endpoint: Endpoint, timeout: float) -> str | None:
 
 
 def _connect_problem(endpoint: Endpoint, timeout: float) -> str | None:
-    family = socket.AF_UNIX if endpoint.path else (
-        socket.AF_INET6 if ":" in endpoint.host else socket.AF_INET)
-    with socket.socket(family) as sock:
+    with socket.socket(endpoint.family) as sock:
         sock.settimeout(timeout)
         try:
-            sock.connect(endpoint.path or (endpoint.host, endpoint.port))
+            sock.connect(endpoint.address)
         except ConnectionRefusedError:
             return f"nothing listens on {endpoint}"
         except OSError as exc:
             return f"cannot connect to {endpoint} ({exc.strerror or 'timed out'})"
     return None
-
-
-def _check_socket_path(path: str) -> None:
-    parent = os.path.dirname(path)
-    if not os.path.isdir(parent):
-        raise UsageError(f"--gdb unix:{path}: directory {parent} does not exist")
-    try:
-        mode = os.lstat(path).st_mode
-    except FileNotFoundError:
-        return
-    if not stat.S_ISSOCK(mode):
-        raise UsageError(f"--gdb unix:{path}: exists and is not a socket; QEMU would replace "
-                         "it, so choose another path")
-    with socket.socket(socket.AF_UNIX) as sock:
-        try:
-            sock.connect(path)
-        except OSError:
-            return  # stale: QEMU replaces it
-    raise UsageError(f"--gdb unix:{path}: already served by another process; choose another path")

@@ -9,11 +9,12 @@ import signal
 from pathlib import Path
 
 from barebox_virtio_cli.debug.elf import Elf
-from barebox_virtio_cli.debug.endpoint import Endpoint
+from barebox_virtio_cli.debug.endpoint import gdb_remote
 from barebox_virtio_cli.debug.symbols import Symbols
 from barebox_virtio_cli.errors import BbvError
 from barebox_virtio_cli.util.hosttools import on_path
 from barebox_virtio_cli.util.processes import start_child, stop
+from barebox_virtio_cli.util.sockets import Endpoint
 
 HELPER = Path(__file__).with_name("gdbhelper.py")
 GDB_PACKAGE = "gdb-multiarch"
@@ -48,7 +49,7 @@ def gdb_argv(gdb: str, endpoint: Endpoint, user_args: list[str],
     """Connect, then gdbhelper.py loads the symbols; the user's arguments come last, so their
     -ex commands (`break do_version`) see the symbols."""
     before = [arg for command in setup for arg in ("-ex", command)]
-    return [gdb, "-q", *before, "-ex", f"target remote {endpoint.gdb_remote()}",
+    return [gdb, "-q", *before, "-ex", f"target remote {gdb_remote(endpoint)}",
             "-x", str(HELPER), *user_args]
 
 

@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from barebox_virtio_cli.debug import endpoint as endpoints
-from barebox_virtio_cli.debug.endpoint import Endpoint
 from barebox_virtio_cli.debug.symbols import Symbols, find_symbols
 from barebox_virtio_cli.errors import BbvError, UsageError
 from barebox_virtio_cli.targets.catalog import Target
 from barebox_virtio_cli.util.jsonfile import read_object, write_json
+from barebox_virtio_cli.util.sockets import Endpoint
 
 
 def stub_for_run(value: str | None, wait: bool) -> Endpoint | None:
@@ -88,8 +88,8 @@ def plan_attach(target: Target, endpoint_text: str | None, image: str | None,
     else:
         raise UsageError(f"no ENDPOINT given and no 'bbv run --gdb' of target '{target.name}' "
                          "is running; start one, or pass the endpoint it printed")
-    same_run = record is not None and endpoints.parse(record["endpoint"]).gdb_remote() == \
-        stub.gdb_remote()
+    same_run = record is not None and \
+        endpoints.gdb_remote(endpoints.parse(record["endpoint"])) == endpoints.gdb_remote(stub)
     image_path = _image(target, image, build_dir, record if same_run else None)
     symbols = find_symbols(image_path, Path(build_dir) if build_dir else None, target.name)
     try:

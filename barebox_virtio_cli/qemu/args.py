@@ -11,7 +11,6 @@ from pathlib import Path
 from barebox_virtio_cli.errors import UsageError
 from barebox_virtio_cli.qemu.info import QemuInfo
 from barebox_virtio_cli.targets.target import Target
-from barebox_virtio_cli.util.limits import SOCKET_PATH_MAX
 
 FW_CFG_PREFIX = "opt/org.barebox.env/"
 FW_CFG_NAME_MAX = 55
@@ -146,10 +145,6 @@ def _check_limits(target: Target, spec: RunSpec, info: QemuInfo) -> None:
         raise UsageError("--port-forward needs --net")
     if spec.env and not fw_cfg_usable(target, info):
         raise UsageError(_no_fw_cfg(target, info) + "; --env cannot be passed")
-    if spec.console is not None and len(str(spec.console).encode()) > SOCKET_PATH_MAX:
-        raise UsageError(f"console socket path is {len(str(spec.console).encode())} bytes, "
-                         f"more than the {SOCKET_PATH_MAX} a unix socket allows; choose a "
-                         "shorter path")
     for entry in spec.env:
         name = FW_CFG_PREFIX + entry.path
         if len(name) > FW_CFG_NAME_MAX:

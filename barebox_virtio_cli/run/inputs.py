@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import os
 import re
-import stat
 from pathlib import Path
 
 from barebox_virtio_cli.errors import BbvError, UsageError
 from barebox_virtio_cli.qemu.args import EnvEntry
 from barebox_virtio_cli.qemu.info import QemuInfo
 from barebox_virtio_cli.targets.catalog import Target
-from barebox_virtio_cli.util.limits import SOCKET_PATH_MAX
+from barebox_virtio_cli.util import sockets
 
 
 def resolve_image(target: Target, image: str | None, cwd: Path) -> Path:
@@ -63,39 +62,8 @@ def default_console_path(target: Target) -> Path:
 
 
 def check_console_path(path: Path) -> Path:
-    path = Path(os.path.abspath(path))
-    size = len(str(path).encode())
-    if size > SOCKET_PATH_MAX:
-        raise UsageError(f"--console {path}: the path is {size} bytes, more than the "
-                         f"{SOCKET_PATH_MAX} a unix socket allows; choose a shorter path")
-    if not path.parent.is_dir():
-        raise UsageError(f"--console {path}: directory {path.parent} does not exist")
-    if path.is_dir():
-        raise UsageError(f"--console {path}: is a directory; give the path of the socket to "
-                         f"make, such as {path / 'console.sock'}")
-    try:
-        mode = path.lstat().st_mode
-    except FileNotFoundError:
-        return path
-    if not stat.S_ISSOCK(mode):
-        raise UsageError(f"--console {path}: exists and is not a socket; bbv would replace it, "
-                         "so choose another path")
-    if socket_served(path):
-        raise UsageError(f"--console {path}: already served by a running bbv or QEMU; stop it "
-                         "or choose another path")
-    return path  # stale: nobody serves it, bbv replaces it
-
-
-def socket_served(path: Path) -> bool:
-    """Whether a process accepts connections on the unix socket at path."""
-    import socket
-
-    with socket.socket(socket.AF_UNIX) as sock:
-        try:
-            sock.connect(str(path))
-        except OSError:
-            return False
-    return True
+    """The console socket's absolute path; a stale socket there is fine (bbv replaces it)."""
+    return sockets.check_free(path, f"--console {os.path.abspath(path)}")
 
 
 _TAG = re.compile(r"[A-Za-z0-9_.-]+")

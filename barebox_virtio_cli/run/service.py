@@ -108,12 +108,14 @@ def _warn(target: Target, spec: RunSpec) -> None:
 
 
 def _qemu_gdb_arg(request: RunRequest) -> str | None:
+    from barebox_virtio_cli.debug.endpoint import qemu_arg
+
     stub = _gdb_stub(request)
-    return stub.qemu_arg() if stub else None
+    return qemu_arg(stub) if stub else None
 
 
 def _gdb_stub(request: RunRequest):
-    """The gdb stub's Endpoint (debug/endpoint.py) for --gdb/--gdb-wait, else None."""
+    """The gdb stub's Endpoint (util/sockets.py) for --gdb/--gdb-wait, else None."""
     if request.gdb is None and not request.gdb_wait:
         return None
     from barebox_virtio_cli.debug.session import stub_for_run
