@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh Debian machine: installs what the tests drive (QEMU, socat,
-# cross compilers, build tools) with apt-get and bbv with its test extras with pip, then pytest.
+# cross compilers, build tools) with apt-get and bbv with its test extras with pip, then ruff,
+# the documentation site (mkdocs --strict) and pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -41,4 +42,9 @@ export BBV_LAVA_DEVICE_TYPES="$lava_types/root/usr/share/lava-server/device-type
 
 python3 -m pip install -q --disable-pip-version-check -e '.[test]'
 python3 -m ruff check .
+# The documentation site, strictly: a broken link or anchor, a page missing from the nav, or a
+# command without its --help page fails (docs/hooks/bbv_help.py).
+site="$(mktemp -d)"
+trap 'rm -rf "$site"' EXIT
+NO_MKDOCS_2_WARNING=1 python3 -m mkdocs build --strict --quiet -d "$site"
 python3 -m pytest -q -ra "$@"
