@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, need
 
+from barebox_virtio_cli.build.record import BuildRecord, read_record
+
 pytestmark = need("make", "arm-linux-gnueabihf-gcc")
 FIXTURE = ROOT / "tests" / "fixtures" / "minibarebox"
 TINYGUEST = ROOT / "tests" / "tinyguest" / "tinyguest.s"
@@ -194,8 +196,7 @@ def test_first_build_interrupted_early_leaves_a_directory_bbv_accepts(tree, tmp_
         _, err = proc.communicate(timeout=30)
         assert proc.returncode == 130, err
         assert out.is_dir() and (out / "bbv-build.json").is_file()
-        assert record(out) == {"target": "vexpress", "complete": False,
-                               "build_dir": str(out)}
+        assert read_record(out) == BuildRecord("vexpress", out, complete=False)
         done = bbv("build", "vexpress", "-O", str(out), "--clean", "--no-ccache", cwd=tree)
         assert done.returncode == 0, done.stderr
     again = bbv("build", "vexpress", "-O", str(out), "--no-ccache", cwd=tree)

@@ -39,18 +39,16 @@ def test_more_steps_than_last_time():
 
 
 def test_figures_are_remembered_per_kind_and_read_back():
-    record = {"progress": {"full-all": {"steps": 3000, "seconds": 200.0}}}
-    history = progress.remember(record, "incremental-target", 40, 12.34)
+    before = {"full-all": {"steps": 3000, "seconds": 200.0}}
+    history = progress.remember(before, "incremental-target", 40, 12.34)
     assert history == {"full-all": {"steps": 3000, "seconds": 200.0},
                        "incremental-target": {"steps": 40, "seconds": 12.3}}
-    assert record["progress"] == {"full-all": {"steps": 3000, "seconds": 200.0}}  # unchanged
-    again = {"progress": history}
-    assert progress.previous(again, "incremental-target") == progress.Previous(40, 12.3)
-    assert progress.previous(again, "full-target") is None
-    assert progress.previous(None, "full-all") is None
-    assert progress.previous({"progress": {"full-all": {"steps": 0, "seconds": 1}}},
-                             "full-all") is None
-    assert progress.previous({"progress": "junk"}, "full-all") is None
+    assert before == {"full-all": {"steps": 3000, "seconds": 200.0}}  # unchanged
+    assert progress.previous(history, "incremental-target") == progress.Previous(40, 12.3)
+    assert progress.previous(history, "full-target") is None
+    assert progress.previous({}, "full-all") is None
+    assert progress.previous({"full-all": {"steps": 0, "seconds": 1}}, "full-all") is None
+    assert progress.previous({"full-all": "junk"}, "full-all") is None
 
 
 def test_kind_separates_fresh_from_incremental_and_target_from_all():

@@ -411,18 +411,21 @@ def test_quickstart_src_that_is_not_a_tree_says_so(tmp_path):
 
 
 def test_stale_reason_and_changed_since(tmp_path):
+    from dataclasses import replace
+
+    from barebox_virtio_cli.build.record import BuildRecord
     from barebox_virtio_cli.quickstart.uptodate import changed_since, stale_reason
 
     image = tmp_path / "img"
     image.write_bytes(b"x")
-    record = {"target": "vexpress", "defconfig": "multi_v7_defconfig", "toolchain": "arm-",
-              "src": str(tmp_path), "image": str(image)}
+    record = BuildRecord(target="vexpress", defconfig="multi_v7_defconfig", toolchain="arm-",
+                         src=tmp_path, image=image)
     args = ("vexpress", "multi_v7_defconfig", "arm-", tmp_path, image)
     assert stale_reason(record, *args) is None
-    assert "toolchain" in stale_reason({**record, "toolchain": "x-"}, *args)
+    assert "toolchain" in stale_reason(replace(record, toolchain="x-"), *args)
     assert stale_reason(None, *args) == "no earlier build"
-    assert "kconfig" in stale_reason({**record, "kconfig": []}, *args, ("CONFIG_VIRTIO_PCI=y",))
-    assert stale_reason({**record, "kconfig": ["CONFIG_VIRTIO_PCI=y"]}, *args,
+    assert "kconfig" in stale_reason(record, *args, ("CONFIG_VIRTIO_PCI=y",))
+    assert stale_reason(replace(record, kconfig=["CONFIG_VIRTIO_PCI=y"]), *args,
                         ("CONFIG_VIRTIO_PCI=y",)) is None
     (tmp_path / "a" / "b").mkdir(parents=True)
     (tmp_path / "build-x").mkdir()

@@ -24,9 +24,9 @@ def kind(fresh_config: bool, scope: str) -> str:
     return f"{'full' if fresh_config else 'incremental'}-{scope}"
 
 
-def previous(record: dict | None, build_kind: str) -> Previous | None:
-    history = (record or {}).get("progress")
-    entry = history.get(build_kind) if isinstance(history, dict) else None
+def previous(history: dict, build_kind: str) -> Previous | None:
+    """From the previous build record's progress history."""
+    entry = history.get(build_kind)
     if not isinstance(entry, dict):
         return None
     steps, seconds = entry.get("steps"), entry.get("seconds")
@@ -35,12 +35,9 @@ def previous(record: dict | None, build_kind: str) -> Previous | None:
     return Previous(steps, float(seconds))
 
 
-def remember(record: dict | None, build_kind: str, steps: int, seconds: float) -> dict:
-    """The record's progress table with this build's figures for its kind."""
-    history = (record or {}).get("progress")
-    history = dict(history) if isinstance(history, dict) else {}
-    history[build_kind] = {"steps": steps, "seconds": round(seconds, 1)}
-    return history
+def remember(history: dict, build_kind: str, steps: int, seconds: float) -> dict:
+    """The progress history with this build's figures for its kind."""
+    return {**history, build_kind: {"steps": steps, "seconds": round(seconds, 1)}}
 
 
 def time_left(steps: int, elapsed: float, prev: Previous | None) -> float | None:

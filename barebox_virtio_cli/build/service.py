@@ -8,7 +8,7 @@ import functools
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
@@ -49,7 +49,7 @@ class BuildResult:
     images: list[Path]
     seconds: float
     scope: str  # "target" or "all"
-    record: dict = field(default_factory=dict)
+    record: buildrecord.BuildRecord | None = None
 
 
 def build(req: BuildRequest) -> BuildResult:
@@ -74,6 +74,7 @@ def build(req: BuildRequest) -> BuildResult:
     jobs = req.jobs or os.cpu_count() or 1
     with make_runner.locked(out):
         previous_record = buildrecord.read_record(out)
+        history = previous_record.progress if previous_record else {}
         if cache and not req.clean and _built_without_ccache(previous_record):
             say("ccache: not used here: this directory was built without it, and a new "
                 "compiler command recompiles everything; --clean to start over with ccache")
@@ -95,7 +96,7 @@ def build(req: BuildRequest) -> BuildResult:
                            functools.partial(make, prefix), req.verbose,
                            None if req.clean else previous_record)
         kind = progress.kind(fresh, scope)
-        estimate = progress.previous(previous_record, kind)
+        estimate = progress.previous(history, kind)
         env = cache.env() if cache else {}
         label = f"building {plan.defconfig if scope == 'all' else Path(goals[0]).name}"
         result = make_runner.run(make(prefix, *goals), src, log, label, req.verbose, estimate, env)
@@ -117,17 +118,15 @@ def build(req: BuildRequest) -> BuildResult:
         image = kbuild.target_image(out, plan.target.image) if plan.target else None
         if image and image.is_file() and image not in images:
             images.append(image)
-        record = {
-            "target": plan.name, "arch": plan.arch, "defconfig": plan.defconfig,
-            "kconfig": fragments, "toolchain": toolchain.prefix,
-            "toolchain_source": toolchain.source, "gcc": toolchain.info.machine,
-            "gcc_version": toolchain.info.version, "ccache": cache is not None,
-            "src": str(src), "scope": scope, "goals": goals or ["all"],
-            "image": str(image) if image and image.is_file() else None,
-            "images": [str(p) for p in images], "seconds": round(seconds, 1),
-            "progress": progress.remember(previous_record, progress.kind(fresh, scope),
-                                          result.steps, result.seconds),
-        }
+        record = buildrecord.BuildRecord(
+            target=plan.name, arch=plan.arch, defconfig=plan.defconfig, kconfig=fragments,
+            toolchain=toolchain.prefix, toolchain_source=toolchain.source,
+            gcc=toolchain.info.machine, gcc_version=toolchain.info.version,
+            ccache=cache is not None, src=src, scope=scope, goals=goals or ["all"],
+            image=image if image and image.is_file() else None, images=images,
+            seconds=round(seconds, 1),
+            progress=progress.remember(history, progress.kind(fresh, scope), result.steps,
+                                       result.seconds))
         buildrecord.write_record(out, record)
     return BuildResult(out, image, images, seconds, scope, record)
 
@@ -144,10 +143,9 @@ def _ccache(no_ccache: bool) -> ccache_mod.Ccache | None:
     return found
 
 
-def _built_without_ccache(record: dict | None) -> bool:
-    """A finished build whose objects were compiled without ccache (records from before bbv
-    used ccache have no "ccache" key)."""
-    return bool(record and record.get("defconfig") and not record.get("ccache", False))
+def _built_without_ccache(record: buildrecord.BuildRecord | None) -> bool:
+    """A finished build whose objects were compiled without ccache."""
+    return record is not None and record.complete and not record.ccache
 
 
 def _goals(src: Path, plan: kbuild.Plan, all_images: bool | None,
@@ -239,14 +237,13 @@ def _union(lists) -> list[str]:
 
 def _configure(src: Path, out: Path, plan: kbuild.Plan, fragments: list[str],
                files: list[Path | str], make: Callable[..., list[str]], verbose: bool,
-               record: dict | None) -> bool:
+               record: buildrecord.BuildRecord | None) -> bool:
     """Configure unless .config is there from the same defconfig and fragments; True if it
     configured (the build then compiles everything)."""
     from barebox_virtio_cli.build import make as make_runner
 
-    record = record or {}
-    same = (record.get("defconfig") == plan.defconfig and record.get("arch") == plan.arch
-            and record.get("kconfig", []) == fragments)
+    same = (record is not None and record.defconfig == plan.defconfig
+            and record.arch == plan.arch and record.kconfig == fragments)
     if (out / ".config").is_file() and same:
         say(f"incremental build in {out} (keeping its .config; --clean for a fresh one)")
         return False
@@ -347,16 +344,16 @@ def rebuild(target: Target, src: Path | None, build_dir: Path | None,
     return it; the recorded defconfig, fragments and compiler are kept."""
     out, record = _run_build_dir(target, src, build_dir)
     if src is None:
-        src = Path(record["src"]) if record and record.get("src") else _cwd_tree(target)
-    given = [k for k in (record or {}).get("kconfig", [])
+        src = record.src if record and record.src else _cwd_tree(target)
+    same = record if record is not None and record.target == target.name else None
+    given = [k for k in (same.kconfig if same else [])
              if k not in own_fragments(target, False) and k != DISABLE_TARGET_TOOLS]
-    same_target = record is not None and record.get("target") == target.name
     req = BuildRequest(
         target.name, src=src, build_dir=out,
-        defconfig=record.get("defconfig") if same_target else None,
-        kconfig_add=tuple(given) if same_target else (),
-        target_tools=same_target and DISABLE_TARGET_TOOLS not in record.get("kconfig", []),
-        cross_compile=record.get("toolchain") if same_target else None,
+        defconfig=(same.defconfig or None) if same else None,
+        kconfig_add=tuple(given),
+        target_tools=same is not None and DISABLE_TARGET_TOOLS not in same.kconfig,
+        cross_compile=(same.toolchain or None) if same else None,
         cross_compile_source="the last build's record",
         all_images=False, no_ccache=no_ccache, verbose=verbose)
     result = build(req)
@@ -366,8 +363,8 @@ def rebuild(target: Target, src: Path | None, build_dir: Path | None,
     return result.image
 
 
-def _run_build_dir(target: Target, src: Path | None,
-                   build_dir: Path | None) -> tuple[Path | None, dict | None]:
+def _run_build_dir(target: Target, src: Path | None, build_dir: Path | None
+                   ) -> tuple[Path | None, buildrecord.BuildRecord | None]:
     """Where to rebuild: -O, else the recorded build of the target (in --src if given)."""
     if build_dir is not None:
         return build_dir.resolve(), buildrecord.read_record(build_dir)
@@ -375,13 +372,13 @@ def _run_build_dir(target: Target, src: Path | None,
         out = buildrecord.default_build_dir(src.resolve(), target.name)
         recorded = buildrecord.recorded_dir(target.name)
         if recorded is not None:
-            record = buildrecord.read_record(recorded) or {}
-            if Path(record.get("src", "")) == src.resolve():
+            record = buildrecord.read_record(recorded)
+            if record is not None and record.src == src.resolve():
                 out = recorded
         return out, buildrecord.read_record(out)
     for candidate in buildrecord.candidate_build_dirs(target.name, Path.cwd()):
         record = buildrecord.read_record(candidate)
-        if record and record.get("target") == target.name and record.get("src"):
+        if record and record.target == target.name and record.src:
             return candidate.resolve(), record
     return None, None
 

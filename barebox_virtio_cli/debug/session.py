@@ -136,8 +136,8 @@ def _image(target: Target, image: str | None, build_dir: str | None,
 def _prefixes(target: Target, symbols: Symbols) -> list[str]:
     from barebox_virtio_cli.build.record import read_record
 
-    record = read_record(symbols.build_dir) or {}
-    built_with = record.get("toolchain", "").split()[-1:]  # drop a "ccache " in front
+    record = read_record(symbols.build_dir)
+    built_with = record.toolchain.split()[-1:] if record else []  # no "ccache " in front
     return [*built_with, *target.toolchain_prefixes]
 
 

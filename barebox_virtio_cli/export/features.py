@@ -118,8 +118,8 @@ def image_defconfig(image: Path) -> str | None:
 
     for build_dir in (image.parent.parent, image.parent):
         record = read_record(build_dir)
-        if record and record.get("defconfig"):
-            return str(record["defconfig"])
+        if record and record.defconfig:
+            return record.defconfig
     return None
 
 

@@ -7,25 +7,26 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from barebox_virtio_cli.build.record import BuildRecord
 from barebox_virtio_cli.quickstart.plan import STATE_FILE as STATE_NAME
 from barebox_virtio_cli.util.jsonfile import read_object, stamp, write_json
 
 
-def stale_reason(record: dict | None, target: str, defconfig: str, toolchain: str, src: Path,
-                 image: Path, fragments: tuple[str, ...] = ()) -> str | None:
+def stale_reason(record: BuildRecord | None, target: str, defconfig: str, toolchain: str,
+                 src: Path, image: Path, fragments: tuple[str, ...] = ()) -> str | None:
     """Why the recorded build is not the one asked for; None if it is. fragments: the
     target's kconfig fragments this tree has, which the recorded build must have merged."""
     if record is None:
         return "no earlier build"
-    wanted = {"target": target, "defconfig": defconfig, "toolchain": toolchain,
-              "src": str(src)}
-    for key, value in wanted.items():
-        if record.get(key) != value:
-            return f"the {key} changed ({record.get(key)} -> {value})"
-    missing = [f for f in fragments if f not in record.get("kconfig", [])]
+    wanted = {"target": (record.target, target), "defconfig": (record.defconfig, defconfig),
+              "toolchain": (record.toolchain, toolchain), "src": (record.src, src)}
+    for key, (recorded, value) in wanted.items():
+        if recorded != value:
+            return f"the {key} changed ({recorded} -> {value})"
+    missing = [f for f in fragments if f not in record.kconfig]
     if missing:
         return f"the target's kconfig fragments changed ({', '.join(missing)})"
-    if record.get("image") != str(image) or not image.is_file():
+    if record.image != image or not image.is_file():
         return f"{image.name} is missing"
     return None
 
@@ -53,7 +54,7 @@ def changed_since(tree: Path, since_ns: int, skip: set[Path]) -> Path | None:
     return None
 
 
-def build_is_current(build_dir: Path, record: dict | None, target: str, defconfig: str,
+def build_is_current(build_dir: Path, record: BuildRecord | None, target: str, defconfig: str,
                      toolchain: str, src: Path, image: Path,
                      ours: frozenset[Path] = frozenset(),
                      fragments: tuple[str, ...] = ()) -> tuple[bool, str]:

@@ -291,12 +291,12 @@ class Session:
                 result.error = f"build failed: {res.last_error(done.stdout)}"
                 return None
             result.build_seconds = time.monotonic() - started
-        record = read_record(out) or {}
-        image = record.get("image")
-        if not image or not Path(image).is_file():
+        record = read_record(out)
+        image = record.image if record else None
+        if not image or not image.is_file():
             result.error = f"no build of {target.name} in {out}; run without --no-build"
             return None
-        missing = [f for f in self.request.kconfig if f not in record.get("kconfig", [])]
+        missing = [f for f in self.request.kconfig if f not in record.kconfig]
         if missing:
             result.error = (f"the build in {out} lacks {', '.join(missing)}; run without "
                             "--no-build")

@@ -1,0 +1,228 @@
+"""Downloads, for every caller (toolchains, barebox releases): HTTP GET with retries, a progress
+bar, sha256 of files and of checksum lists, and archive extraction that refuses any member
+that would land or link outside the destination."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tarfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from barebox_virtio_cli.errors import BbvError
+from barebox_virtio_cli.util.validate import url_problem
+
+ATTEMPTS = 4
+BACKOFF = 0.5  # seconds, doubled after each failed attempt
+RETRY_STATUS = (500, 502, 503, 504)
+_SUM_LINE = re.compile(r"^([0-9a-fA-F]{64})\s+\*?(\S+)\s*$")
+
+Progress = Callable[[int, int], None]  # (bytes so far, total or 0)
+
+
+class NotFound(BbvError):
+    """The server answered 404."""
+
+    def __init__(self, url: str, hint: str = ""):
+        super().__init__(f"not found: {url}" + (f" ({hint})" if hint else ""))
+        self.url = url
+
+
+class Downloader:
+    """GET through a requests session whose adapter retries with exponential backoff (urllib3's
+    Retry: refused or dropped connections, timeouts, 5xx answers); a body cut off mid-transfer,
+    which Retry does not cover once the answer has begun, is fetched again as a whole. Streams
+    to a file while hashing it. `hint` says what to do when the server cannot be reached,
+    `not_found` what a 404 probably means."""
+
+    def __init__(self, hint: str, not_found: str = "", attempts: int = ATTEMPTS,
+                 backoff: float = BACKOFF, timeout: float = 30):
+        import requests
+        from requests.adapters import HTTPAdapter
+        from urllib3.util.retry import Retry
+
+        retry = Retry(total=attempts - 1, backoff_factor=backoff, status_forcelist=RETRY_STATUS,
+                      allowed_methods=frozenset({"GET"}), raise_on_status=False)
+        self.session = requests.Session()
+        for scheme in ("http://", "https://"):
+            self.session.mount(scheme, HTTPAdapter(max_retries=retry))
+        self.attempts, self.backoff, self.timeout = attempts, backoff, timeout
+        self.hint, self.not_found = hint, not_found
+
+    def text(self, url: str) -> str:
+        return self._failing_clearly(url, lambda: self._get(url).text)
+
+    def to_file(self, url: str, path: Path, progress: Progress,
+                sha256: str | None = None) -> str:
+        """Download url into path; returns the sha256 of what was written. With sha256 given,
+        a download that does not match it is deleted and refused."""
+        got = self._failing_clearly(url, lambda: self._restarting(url, path, progress))
+        if sha256 is not None and got != sha256.lower():
+            path.unlink(missing_ok=True)
+            raise BbvError(f"checksum mismatch for {os.path.basename(url)}: expected {sha256}, "
+                           f"got {got}; the download was deleted")
+        return got
+
+    def _get(self, url: str, stream: bool = False):
+        response = self.session.get(url, stream=stream, timeout=self.timeout)
+        if response.status_code == 404:
+            response.close()
+            raise NotFound(url, self.not_found)
+        response.raise_for_status()
+        return response
+
+    def _restarting(self, url: str, path: Path, progress: Progress) -> str:
+        """The transfer again from the start after an interruption, up to attempts times."""
+        delay = self.backoff
+        for attempt in range(1, self.attempts + 1):
+            try:
+                return self._stream(url, path, progress)
+            except _Interrupted as exc:
+                if attempt == self.attempts:
+                    raise BbvError(f"download of {url} failed after {self.attempts} attempts: "
+                                   f"transfer interrupted ({exc}); {self.hint}") from None
+            time.sleep(delay)
+            delay *= 2
+        raise AssertionError("unreachable")
+
+    def _stream(self, url: str, path: Path, progress: Progress) -> str:
+        import requests
+
+        digest = hashlib.sha256()
+        with self._get(url, stream=True) as response, path.open("wb") as out:
+            total = int(response.headers.get("Content-Length") or 0)
+            done = 0
+            try:
+                for chunk in response.iter_content(chunk_size=1 << 16):
+                    out.write(chunk)
+                    digest.update(chunk)
+                    done += len(chunk)
+                    progress(done, total)
+            except requests.RequestException as exc:
+                raise _Interrupted(f"{type(exc).__name__} after {done} bytes") from exc
+            if total and done != total:
+                raise _Interrupted(f"got {done} of {total} bytes")
+        return digest.hexdigest()
+
+    def _failing_clearly(self, url: str, action: Callable[[], str]) -> str:
+        """One line for what the retries could not overcome."""
+        import requests
+
+        problem = url_problem(url)
+        if problem:
+            raise BbvError(f"{url} is not a URL bbv can download from (it {problem}); "
+                           f"{self.hint}")
+        try:
+            return action()
+        except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
+                requests.exceptions.InvalidSchema) as exc:
+            raise BbvError(f"{url} is not a URL bbv can download from ({exc}); "
+                           f"{self.hint}") from None
+        except requests.HTTPError as exc:
+            code = exc.response.status_code if exc.response is not None else 0
+            if code and code < 500:
+                raise BbvError(f"{url}: HTTP {code}") from exc
+            last = f"HTTP {code or '?'}"
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            last = _reason(exc)
+        raise BbvError(f"download of {url} failed after {self.attempts} attempts: {last}; "
+                       f"{self.hint}")
+
+
+class _Interrupted(Exception):
+    pass
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc)
+    for known in ("Connection refused", "Name or service not known", "timed out",
+                  "Temporary failure in name resolution", "Network is unreachable"):
+        if known in text:
+            return known
+    return type(exc).__name__
+
+
+class DownloadBar:
+    """A rich download bar on a terminal, nothing otherwise; `with` gives its Progress."""
+
+    def __init__(self, name: str):
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+
+        console = Console(stderr=True)
+        self.bar = Progress("{task.description}", BarColumn(), DownloadColumn(),
+                            TransferSpeedColumn(), TimeRemainingColumn(), console=console,
+                            transient=True, disable=not console.is_terminal)
+        self.task = self.bar.add_task(name, total=None)
+
+    def __enter__(self) -> Progress:
+        self.bar.start()
+        return self.update
+
+    def __exit__(self, *exc) -> None:
+        self.bar.stop()
+
+    def update(self, done: int, total: int) -> None:
+        self.bar.update(self.task, completed=done, total=total or None)
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def parse_sums(text: str, name: str) -> str | None:
+    """The sha256 for name in a sha256sum list (sha256sums, .asc with its PGP armour lines,
+    FILE.sha256); None when it lists none."""
+    for line in text.splitlines():
+        match = _SUM_LINE.match(line.strip())
+        if match and os.path.basename(match.group(2)) == name:
+            return match.group(1).lower()
+    return None
+
+
+def _inside(root: str, path: str) -> bool:
+    return os.path.commonpath([root, path]) == root
+
+
+def check_members(members: list[tarfile.TarInfo], dest: Path) -> None:
+    """Refuse the whole archive if any member would land or link outside dest, or is
+    neither a file, a directory nor a link."""
+    root = os.path.abspath(dest)
+    for m in members:
+        where = os.path.normpath(os.path.join(root, m.name))
+        if os.path.isabs(m.name) or not _inside(root, where):
+            raise BbvError(f"unsafe archive: member {m.name!r} would be written outside the "
+                           "destination directory")
+        if m.issym() or m.islnk():
+            base = os.path.dirname(where) if m.issym() else root
+            link = os.path.normpath(os.path.join(base, m.linkname))
+            if os.path.isabs(m.linkname) or not _inside(root, link):
+                raise BbvError(f"unsafe archive: link {m.name!r} -> {m.linkname!r} points "
+                               "outside the destination directory")
+        elif not (m.isfile() or m.isdir()):
+            raise BbvError(f"unsafe archive: member {m.name!r} is a device or fifo")
+
+
+def extract(archive: Path, dest: Path) -> None:
+    """Unpack a tar archive (any compression tarfile reads) into dest, every member checked
+    first: a bad one refuses the whole archive before anything is written."""
+    try:
+        with tarfile.open(archive) as tar:
+            members = tar.getmembers()
+            check_members(members, dest)
+            tar.extractall(dest, members=members, filter="data")
+    except (tarfile.TarError, EOFError, OSError) as exc:
+        raise BbvError(f"cannot unpack {archive.name}: {exc}") from exc
