@@ -521,8 +521,8 @@ def test_toolchain_mirror_from_the_config_file_one_line():
 
 @pytest.mark.parametrize("url", ["example.com/x", "ftp://x/y", "http:///x", "http://a b/"])
 def test_downloader_turns_requests_url_errors_into_one_line(url):
-    from barebox_virtio_cli.build.fetch import Downloader
     from barebox_virtio_cli.errors import BbvError
+    from barebox_virtio_cli.util.download import Downloader
 
     with pytest.raises(BbvError, match="not a URL bbv can download from"):
-        Downloader(attempts=1, backoff=0).text(url)
+        Downloader("offline?", attempts=1, backoff=0).text(url)

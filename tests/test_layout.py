@@ -98,3 +98,29 @@ def test_only_util_sockets_knows_socket_path_limits_and_endpoint_syntax(name):
 
 def test_the_socket_rule_sees_what_it_forbids():
     assert len(socket_rule_breaches(MODULES[SOCKETS])) >= 3
+
+
+DOWNLOAD = "util.download"
+HTTP_AND_ARCHIVES = {"requests", "urllib3", "tarfile", "zipfile", "http", "urllib.request"}
+
+
+def top_imports(path: Path) -> set[str]:
+    """The modules path imports from outside the package, at any level."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+    return found
+
+
+@pytest.mark.parametrize("name", sorted(n for n in MODULES if n != DOWNLOAD))
+def test_only_util_download_speaks_http_or_unpacks_archives(name):
+    used = {m for m in top_imports(MODULES[name])
+            if m in HTTP_AND_ARCHIVES or m.split(".")[0] in {"requests", "urllib3", "tarfile"}}
+    assert used == set(), f"{name} imports {used}; use util/download.py"
+
+
+def test_the_download_rule_sees_what_it_forbids():
+    assert {"requests", "tarfile"} <= top_imports(MODULES[DOWNLOAD])

@@ -14,13 +14,12 @@ import shutil
 import socket
 import subprocess
 import tarfile
-import threading
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 from conftest import ROOT, need
 from conftest import bbv as run_bbv
+from http_helpers import HttpServer
 
 from barebox_virtio_cli.errors import BbvError, UsageError
 from barebox_virtio_cli.quickstart import plan as qs
@@ -218,46 +217,20 @@ def tarball(tree: Path) -> bytes:
     return buf.getvalue()
 
 
-class Mirror:
-    """barebox.org's download directory on loopback, recording the paths asked for."""
-
-    def __init__(self, root: Path):
-        self.requests: list[str] = []
-        mirror = self
-
-        class Handler(SimpleHTTPRequestHandler):
-            def __init__(self, *args, **kwargs):
-                super().__init__(*args, directory=str(root), **kwargs)
-
-            def do_GET(self):
-                mirror.requests.append(self.path)
-                super().do_GET()
-
-            def log_message(self, *args):
-                pass
-
-        self.root = root
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+class Mirror(HttpServer):
+    """barebox.org's download directory."""
 
     def publish(self, version: str, data: bytes, listed: str | None = "same") -> None:
         name = qs.tarball_name(version)
-        (self.root / name).write_bytes(data)
+        self.files[f"/{name}"] = data
         if listed is not None:
             digest = hashlib.sha256(data).hexdigest() if listed == "same" else listed
-            (self.root / f"{name}.sha256").write_text(f"{digest}  {name}\n")
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+            self.files[f"/{name}.sha256"] = f"{digest}  {name}\n".encode()
 
 
 @pytest.fixture
-def mirror(tmp_path):
-    root = tmp_path / "mirror"
-    root.mkdir()
-    m = Mirror(root)
+def mirror():
+    m = Mirror()
     yield m
     m.close()
 
@@ -285,9 +258,9 @@ def test_download_verify_build_boot_then_cached(mirror, tiny_tree, tmp_path):
     done = bbv("--version", VERSION, "--workdir", str(work), "--timeout", "2",
                env={qs.MIRROR_ENV: mirror.url})
     assert mirror.requests == [f"/{NAME}.sha256", f"/{NAME}"]
-    digest = hashlib.sha256((mirror.root / NAME).read_bytes()).hexdigest()
+    digest = hashlib.sha256(mirror.files[f"/{NAME}"]).hexdigest()
     assert f"sha256 {digest} verified" in done.stderr
-    assert (cache() / NAME).read_bytes() == (mirror.root / NAME).read_bytes()
+    assert (cache() / NAME).read_bytes() == mirror.files[f"/{NAME}"]
     tree = work / f"barebox-{VERSION}"
     assert (tree / "tinyguest.s").is_file() and not list(work.glob(".unpack-*"))
     image = work / "build-vexpress" / "images" / "barebox-dt-2nd.img"

@@ -13,6 +13,14 @@ from pathlib import Path
 
 from barebox_virtio_cli.errors import BbvError
 from barebox_virtio_cli.quickstart import plan as qs
+from barebox_virtio_cli.util.download import (
+    DownloadBar,
+    Downloader,
+    NotFound,
+    extract,
+    parse_sums,
+    sha256_file,
+)
 from barebox_virtio_cli.util.status import say
 
 
@@ -23,7 +31,6 @@ def _detail(text: str) -> None:
 def download(version: str, given: str | None) -> Path:
     """The release tarball in the cache, downloaded and verified once; its sum is kept beside
     it, so that later runs, offline too, check the cached file against it."""
-    from barebox_virtio_cli.build import fetch as tf
     from barebox_virtio_cli.util.atomic import replacing, write_text
     from barebox_virtio_cli.util.paths import cache_dir
 
@@ -32,64 +39,47 @@ def download(version: str, given: str | None) -> Path:
     archive, sum_file = cache / name, cache / f"{name}.sha256"
     expected = qs.pinned_sha256(version, given)
     if archive.is_file() and sum_file.is_file():
-        kept = tf.parse_sums(sum_file.read_text(), name)
-        if kept and kept == (expected or kept) and _sha256(archive) == kept:
+        kept = parse_sums(sum_file.read_text(), name)
+        if kept and kept == (expected or kept) and sha256_file(archive) == kept:
             _detail(f"{name} from the cache ({archive})")
             return archive
     base = qs.mirror_url(os.environ)
-    downloader = tf.Downloader(hint=f"offline? pass --src DIR with a barebox source tree, or "
-                                    f"set ${qs.MIRROR_ENV} to a mirror")
+    downloader = Downloader(hint=f"offline? pass --src DIR with a barebox source tree, or set "
+                                 f"${qs.MIRROR_ENV} to a mirror",
+                            not_found="no such barebox release? see --version")
     if expected is None:
         expected = _published_sum(downloader, f"{base}/{name}.sha256", name, version)
     cache.mkdir(parents=True, exist_ok=True)
     with replacing(archive, suffix=".part") as tmp:
         _detail(f"downloading {base}/{name}")
-        with tf.DownloadBar(name) as update:
-            got = downloader.to_file(f"{base}/{name}", tmp, update)
-        if got != expected:
-            raise BbvError(f"checksum mismatch for {name}: expected {expected}, got {got}; "
-                           "the download was deleted")
+        with DownloadBar(name) as update:
+            downloader.to_file(f"{base}/{name}", tmp, update, sha256=expected)
     write_text(sum_file, f"{expected}  {name}\n")
     _detail(f"sha256 {expected} verified; cached in {archive}")
     return archive
 
 
-def _published_sum(downloader, url: str, name: str, version: str) -> str:
-    from barebox_virtio_cli.build import fetch as tf
-
+def _published_sum(downloader: Downloader, url: str, name: str, version: str) -> str:
     try:
         text = downloader.text(url)
-    except BbvError as exc:
-        if not str(exc).startswith("not found"):  # unreachable: that error says what to do
-            raise
+    except NotFound:  # unreachable is another error, which says what to do
         text = ""
-    found = tf.parse_sums(text, name)
+    found = parse_sums(text, name)
     if found is None:
         raise BbvError(f"bbv knows no sha256 for barebox {version} and {url} gives none; pass "
                        "--sha256 HEX from a source you trust, or --src DIR")
     return found
 
 
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def unpack(archive: Path, tree: Path) -> None:
-    """Safe extraction (toolchain_fetch's checks) into a temporary directory beside the tree,
-    moved into place only when it is a barebox tree."""
-    from barebox_virtio_cli.build import fetch as tf
+    """Safe extraction (util/download's member checks) into a temporary directory beside the
+    tree, moved into place only when it is a barebox tree."""
     from barebox_virtio_cli.build import kbuild
 
     tmp = Path(tempfile.mkdtemp(prefix=".unpack-", dir=tree.parent))
     try:
         with _spinner(f"unpacking {archive.name}"):
-            tf.extract(archive, tmp)
+            extract(archive, tmp)
         found = [p for p in tmp.iterdir() if kbuild.is_barebox_tree(p)]
         if not found:
             raise BbvError(f"{archive.name} holds no barebox source tree (no top directory "
