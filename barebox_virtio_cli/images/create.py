@@ -10,7 +10,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from barebox_virtio_cli.errors import BbvError, UsageError
-from barebox_virtio_cli.images.plan import ImagePlan, Step, make_plan, parse_add, parse_size, steps
+from barebox_virtio_cli.images.plan import (
+    ImagePlan,
+    ImageStep,
+    make_plan,
+    parse_add,
+    parse_size,
+    steps,
+)
 
 
 @dataclass
@@ -72,7 +79,7 @@ def _check_tools(plan: ImagePlan, path: Path) -> None:
             raise BbvError(not_installed(tool, packages().programs.get(tool, {})))
 
 
-def _run(step: Step) -> None:
+def _run(step: ImageStep) -> None:
     from barebox_virtio_cli.util.hosttools import which
 
     argv = [which(step.tool) or step.tool, *step.argv[1:]]

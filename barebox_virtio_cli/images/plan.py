@@ -27,7 +27,7 @@ class AddFile:
 
 
 @dataclass(frozen=True)
-class Step:
+class ImageStep:
     tool: str  # program name, for "not installed" messages
     argv: list[str]
     stdin: str | None = None
@@ -105,24 +105,24 @@ def make_plan(size: int, partition: str | None, fat: bool, files: list[AddFile])
     return plan
 
 
-def steps(plan: ImagePlan, image: Path) -> list[Step]:
+def steps(plan: ImagePlan, image: Path) -> list[ImageStep]:
     """The tool runs that turn a zero-filled file of plan.size bytes into the image."""
     out = []
     if plan.partition:
         script = f"label: dos\nunit: sectors\nstart={PART_START}, type={plan.partition_type}\n"
-        out.append(Step("sfdisk", ["sfdisk", "--no-reread", "--no-tell-kernel", "--quiet",
+        out.append(ImageStep("sfdisk", ["sfdisk", "--no-reread", "--no-tell-kernel", "--quiet",
                                    str(image)], script))
     if not plan.fat:
         return out
     mkfs = ["mkfs.vfat", "-F", str(plan.fat_bits)]
     if plan.partition:
         mkfs += ["--offset", str(PART_START)]
-    out.append(Step("mkfs.vfat", [*mkfs, str(image), str(plan.fs_size // 1024)]))
+    out.append(ImageStep("mkfs.vfat", [*mkfs, str(image), str(plan.fs_size // 1024)]))
     drive = f"{image}@@{plan.offset}"
     for directory in _directories(plan.files):
-        out.append(Step("mmd", ["mmd", "-i", drive, f"::/{directory}"]))
+        out.append(ImageStep("mmd", ["mmd", "-i", drive, f"::/{directory}"]))
     for f in plan.files:
-        out.append(Step("mcopy", ["mcopy", "-s", "-i", drive, str(f.host), f"::/{f.name}"]))
+        out.append(ImageStep("mcopy", ["mcopy", "-s", "-i", drive, str(f.host), f"::/{f.name}"]))
     return out
 
 

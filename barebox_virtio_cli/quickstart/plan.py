@@ -86,7 +86,7 @@ def step_error(index: int, step: str, target: str, exc: BbvError) -> BbvError:
 
 
 @dataclass(frozen=True)
-class Check:
+class DeviceCheck:
     name: str  # the row of the table
     commands: tuple[str, ...]  # typed at the prompt, in order
     # the commands' output -> (ok, what was found or what is wrong)
@@ -105,24 +105,24 @@ def greeting(token: bytes) -> str:
     return f"hello from bbv quickstart {token.hex()}"
 
 
-def checks(token: bytes, console: str) -> list[Check]:
+def checks(token: bytes, console: str) -> list[DeviceCheck]:
     """What shows each virtio device working. The FAT disk is the first --blk (virtioblk0:
     bbv keeps command-line order on every target); barebox automounts it at /mnt/virtioblk0.
     The session itself runs on the virtio console, which is that device's check."""
     pattern = " ".join(f"0x{b:02x}" for b in token)
     return [
-        Check("devices", ("ls /dev",),
+        DeviceCheck("devices", ("ls /dev",),
               lambda out: _listed(out[0], ["virtioblk0", "virtioblk1", "hwrng0", console])),
-        Check("virtio-blk: FAT file", (f"cat /mnt/virtioblk0/{FILE_NAME}",),
+        DeviceCheck("virtio-blk: FAT file", (f"cat /mnt/virtioblk0/{FILE_NAME}",),
               lambda out: (True, f"/mnt/virtioblk0/{FILE_NAME}: {greeting(token)}")
               if greeting(token) in out[0]
               else (False, f"{FILE_NAME} did not read back: {_last(out[0])}")),
-        Check(RAW_CHECK, (f"mw -b -d /dev/virtioblk1 0 {pattern}",
+        DeviceCheck(RAW_CHECK, (f"mw -b -d /dev/virtioblk1 0 {pattern}",
                           "md -b -s /dev/virtioblk1 0+4"),
               lambda out: (True, f"wrote and read back {token.hex(' ')}")
               if _md_bytes(out[1])[:4] == list(token)
               else (False, f"read back {_md_text(out[1])}, wrote {token.hex(' ')}")),
-        Check("virtio-rng", ("md -b -s /dev/hwrng0 0+32",), lambda out: _random(out[0])),
+        DeviceCheck("virtio-rng", ("md -b -s /dev/hwrng0 0+32",), lambda out: _random(out[0])),
     ]
 
 
@@ -162,11 +162,11 @@ def _random(output: str) -> tuple[bool, str]:
     return True, f"32 bytes from /dev/hwrng0: {shown} ..."
 
 
-def script_commands(items: list[Check]) -> list[str]:
+def script_commands(items: list[DeviceCheck]) -> list[str]:
     return [command for check in items for command in check.commands]
 
 
-def judge(items: list[Check], outputs: list[tuple[str, int | None]]) -> list[Outcome]:
+def judge(items: list[DeviceCheck], outputs: list[tuple[str, int | None]]) -> list[Outcome]:
     """Each check's outcome from its commands' (output, exit status); a command that did not
     run (the session ended early) or failed fails its check."""
     outcomes, i = [], 0
