@@ -10,7 +10,6 @@ from pathlib import Path
 from barebox_virtio_cli.errors import UsageError
 from barebox_virtio_cli.qemu.args import FB_CONSOLE, RunSpec, fw_cfg_usable
 from barebox_virtio_cli.qemu.info import QemuInfo
-from barebox_virtio_cli.run.request import BOARD_FIELDS as OPTION_NAMES
 from barebox_virtio_cli.targets.catalog import Target
 
 
@@ -26,11 +25,6 @@ class BoardOptions:
         self.flash, self.reflash, self.screenshot, self.qemu = flash, reflash, screenshot, qemu
         self.flash_plan = self.shot = None
         self.notes: list[str] = []
-
-    @classmethod
-    def pop(cls, opts: dict) -> BoardOptions:
-        """Take these options out of the click options dict."""
-        return cls(**{name: opts.pop(name) for name in OPTION_NAMES if name in opts})
 
     def check_combination(self, scripted: bool, attach: bool) -> None:
         if self.reflash and self.flash is None:
