@@ -121,24 +121,9 @@ def enlarge_pipe(fd: int, size: int = PIPE_SIZE) -> int:
 
 
 def fifo_dir_owner(name: str) -> int | None:
-    """The pid in a FIFO directory's name (bbv-vc-PID-xxxx); None for the older bbv-vc-xxxx."""
+    """The pid in a FIFO directory's name (bbv-vc-PID-xxxx); None for any other name."""
     match = re.fullmatch(rf"{FIFO_PREFIX}(\d+)-\w+", name)
     return int(match[1]) if match else None
-
-
-def _fifos_open_anywhere(directory: Path) -> bool:
-    """Whether any process of this user has a FIFO of the directory open (for directories that
-    predate the pid in the name)."""
-    targets = {str(p) for p in directory.iterdir()}
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        with contextlib.suppress(OSError):
-            for fd in (proc / "fd").iterdir():
-                with contextlib.suppress(OSError):
-                    if os.readlink(fd) in targets:
-                        return True
-    return False
 
 
 def clean_stale_fifo_dirs(tmpdir: str | None = None) -> list[Path]:
@@ -157,8 +142,7 @@ def clean_stale_fifo_dirs(tmpdir: str | None = None) -> list[Path]:
         if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
             continue
         owner = fifo_dir_owner(path.name)
-        stale = not pid_alive(owner) if owner is not None else not _fifos_open_anywhere(path)
-        if stale and owner != os.getpid():
+        if owner is not None and owner != os.getpid() and not pid_alive(owner):
             shutil.rmtree(path, ignore_errors=True)
             removed.append(path)
     return removed
