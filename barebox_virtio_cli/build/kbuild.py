@@ -23,6 +23,10 @@ _VIRTUAL = re.compile(r"^([\w.+-]+_defconfig):", re.M)
 _PATTERN = re.compile(r"^%(_[\w-]+_defconfig):", re.M)
 _64BIT = re.compile(r"^CONFIG_(ARM64|64BIT|ARCH_RV64I)=y", re.M)
 _DEFCONFIG_SUFFIX = re.compile(r"_(def)?conf\w*$")
+_BITS_IN_DEFCONFIG = ("arm", "mips", "riscv")
+_CONFIG_HEADER = re.compile(r"^# Barebox/([\w-]+) .*Configuration$", re.M)
+_KCONFIG_SYMBOL = re.compile(r"^\s*(?:menu)?config\s+(\w+)\s*$", re.M)
+_NO_KCONFIG = {"scripts", "Documentation", "images", "test"}
 CONFIG_LINE = re.compile(r"^(CONFIG_[A-Za-z0-9_]+)=(.*)$")
 NOT_SET = re.compile(r"^# (CONFIG_[A-Za-z0-9_]+) is not set$")
 MARKERS_OF_BUILD_DIR = (".config", "Makefile", "include/generated")
@@ -65,11 +69,65 @@ def defconfigs(src: Path) -> dict[str, str]:
 
 
 def defconfig_bits(src: Path, arch: str, defconfig: str) -> int | None:
-    """64 or 32 from the defconfig file (MAKEALL checks CONFIG_ARM64); None if generated."""
+    """64 or 32 from the defconfig file (MAKEALL checks CONFIG_ARM64); None if generated, or
+    where defconfigs do not say (x86's 64BIT follows from X86_EFI, which none names)."""
     path = src / "arch" / arch / "configs" / defconfig
-    if not path.is_file():
+    if arch not in _BITS_IN_DEFCONFIG or not path.is_file():
         return None
     return 64 if _64BIT.search(_read(path)) else 32
+
+
+def check_fits(target: Target, arch: str, defconfig: str, bits: int | None,
+               catalog: Catalog) -> None:
+    """A defconfig given for a target must build for the target's ARCH and bitness: another
+    one writes a .config the target's compiler cannot build (and bbv would record it)."""
+    if arch == target.arch and (bits is None or bits == target.bits):
+        return
+    what = f"an ARCH={arch} defconfig" if arch != target.arch else f"{bits}-bit"
+    fits = [t.name for t in catalog.targets.values() if defconfig in t.defconfigs
+            and t.arch == arch]
+    instead = f", or build target {' or '.join(fits)}" if fits else ""
+    raise UsageError(f"--defconfig {defconfig} is {what}, and target '{target.name}' is "
+                     f"ARCH={target.arch} ({target.bits}-bit); give a defconfig of "
+                     f"arch/{target.arch}/configs{instead}")
+
+
+def config_arch(text: str, arches) -> str | None:
+    """The ARCH a .config was made for: its header ('# Barebox/arm 2026.06.0 Configuration'),
+    else the arch's own symbol (CONFIG_ARM=y) of one of arches."""
+    if match := _CONFIG_HEADER.search(text):
+        return match.group(1)
+    found = [a for a in arches if f"\nCONFIG_{a.upper()}=y\n" in f"\n{text}\n"]
+    return found[0] if len(found) == 1 else None
+
+
+def foreign_symbols(src: Path, arch: str, settings: dict[str, str]) -> dict[str, str]:
+    """The symbols set (to anything but n) that only another ARCH's Kconfig defines:
+    symbol -> that ARCH. A fragment setting them was written for another target."""
+    wanted = {k[len("CONFIG_"):] for k, v in settings.items() if v != "n"}
+    if not wanted:
+        return {}
+    where: dict[str, set[str]] = {}
+    for path in _kconfig_files(src):
+        rel = path.relative_to(src).parts
+        owner = rel[1] if rel[0] == "arch" and len(rel) > 2 else ""
+        for name in _KCONFIG_SYMBOL.findall(_read(path)):
+            if name in wanted:
+                where.setdefault(name, set()).add(owner)
+    return {f"CONFIG_{name}": sorted(owners)[0] for name, owners in where.items()
+            if "" not in owners and arch not in owners}
+
+
+def _kconfig_files(src: Path):
+    """Kconfig files of the tree, without walking into build directories or tools."""
+    import os
+
+    for top, dirs, files in os.walk(src):
+        dirs[:] = [d for d in dirs if not d.startswith((".", "build")) and d not in _NO_KCONFIG
+                   and not os.path.exists(os.path.join(top, d, ".config"))]
+        for name in files:
+            if name.startswith("Kconfig"):
+                yield Path(top) / name
 
 
 def _read(path: Path) -> str:
@@ -122,6 +180,9 @@ def plan(src: Path, catalog: Catalog, name: str | None, arch: str | None,
     found_arch = known[defconfig]
     if target is None:
         target = _target_for(catalog, found_arch, defconfig, arch)
+    else:
+        check_fits(target, found_arch, defconfig, defconfig_bits(src, found_arch, defconfig),
+                   catalog)
     return Plan(found_arch, defconfig, target, "given")
 
 

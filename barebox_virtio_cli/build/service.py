@@ -63,6 +63,9 @@ def build(req: BuildRequest) -> BuildResult:
     say(f"defconfig: {plan.defconfig} (ARCH={plan.arch}; {plan.why})")
     out = _build_dir(src, plan, req.build_dir)
     fragments, fragment_files = _fragments(plan, src, req.kconfig_add, req.target_tools)
+    _check_user_fragments(src, plan, fragment_files[len(fragment_files) - len(req.kconfig_add):])
+    if not req.clean:
+        _check_build_dir(src, out, plan, catalog)
     make_runner.check_host_tools()
     bits = kbuild.defconfig_bits(src, plan.arch, plan.defconfig)
     toolchain = Finder.default().find(_toolchain_target(catalog, plan, bits), plan.defconfig,
@@ -193,6 +196,65 @@ def _fragments(plan: kbuild.Plan, src: Path, given: tuple[str, ...],
         names.append(name)
         items.append(_fragment(name, src))
     return names, items
+
+
+def _check_user_fragments(src: Path, plan: kbuild.Plan, items: list[Path | str]) -> None:
+    """--kconfig-add fits the ARCH: not a file of another arch/, no symbol only another
+    arch's Kconfig defines."""
+    settings: dict[str, str] = {}
+    for item in items:
+        if isinstance(item, str):
+            settings.update(kbuild.parse_config(item))
+            continue
+        parts = item.relative_to(src).parts if item.is_relative_to(src) else ()
+        if len(parts) > 2 and parts[0] == "arch" and parts[1] != plan.arch:
+            raise UsageError(f"--kconfig-add {item}: a fragment of arch/{parts[1]}, and "
+                             f"{plan.name} is ARCH={plan.arch}")
+        settings.update(kbuild.parse_config(item.read_text(errors="replace")))
+    foreign = kbuild.foreign_symbols(src, plan.arch, settings)
+    if foreign:
+        named = ", ".join(f"{k} (ARCH={a})" for k, a in sorted(foreign.items()))
+        raise UsageError(f"--kconfig-add sets {named}, which only another ARCH's Kconfig "
+                         f"defines; {plan.name} is ARCH={plan.arch}")
+
+
+def _check_build_dir(src: Path, out: Path, plan: kbuild.Plan, catalog: Catalog) -> None:
+    """Before anything is written: the build directory holds a build of the same ARCH, and
+    its .config and record agree (else Kbuild mixes two arches and fails, or worse)."""
+    record = buildrecord.read_record(out) or buildrecord.BuildRecord()
+    named = catalog.targets.get(record.target)
+    recorded = record.arch or (named.arch if named else None)
+    try:
+        text = (out / ".config").read_text(errors="replace")
+    except OSError:
+        text = ""
+    arches = sorted({p.name for p in (src / "arch").iterdir() if p.is_dir()})
+    configured = kbuild.config_arch(text, arches) if text else None
+    what = ", ".join(v for v in (record.target, record.defconfig) if v)
+    if configured and recorded and configured != recorded:
+        raise BbvError(f"{out}: its .config is ARCH={configured}, but {buildrecord.RECORD_NAME} "
+                       f"records ARCH={recorded} ({what}); repair it with: "
+                       f"{_repair_command(src, out, record, named)}")
+    present = configured or recorded
+    if present and present != plan.arch:
+        raise UsageError(f"build directory {out} holds an ARCH={present} build"
+                         f"{f' ({what})' if what else ''}; building ARCH={plan.arch} "
+                         f"({plan.defconfig}) there would mix both: add --clean to start it "
+                         "over, or give another -O DIR")
+
+
+def _repair_command(src: Path, out: Path, record: buildrecord.BuildRecord,
+                    named: Target | None) -> str:
+    import shlex
+
+    argv = ["bbv", "build", record.target or "TARGET"]
+    defconfig = record.defconfig
+    if defconfig and defconfig != record.target and not (named and
+                                                         defconfig in named.defconfigs):
+        argv += ["--defconfig", defconfig]
+    argv += [a for k in record.kconfig if k not in own_fragments(named, False)
+             for a in ("--kconfig-add", k)]
+    return shlex.join([*argv, "--src", str(src), "-O", str(out), "--clean"])
 
 
 def own_fragments(target: Target | None, target_tools: bool) -> list[str]:
