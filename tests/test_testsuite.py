@@ -150,6 +150,17 @@ def test_keyword_and_pytest_args_after_dashes(tree):
 
 @tools
 @pytest.mark.qemu
+def test_keyword_that_matches_nothing_fails(tree):
+    """A typo in -k must not turn CI green: pytest's exit 5 (nothing ran) is a failure."""
+    first = bbv("test", "vexpress", "--src", str(tree))  # the build --no-build reuses
+    assert first.returncode == 0, first.stderr
+    done = bbv("test", "vexpress", "--src", str(tree), "--no-build", "-k", "zzzznomatch")
+    assert done.returncode == 1, done.stderr + done.stdout
+    assert "no tests ran: -k 'zzzznomatch' matched none of the suite's tests" in done.stdout
+
+
+@tools
+@pytest.mark.qemu
 def test_devel_is_merged_and_recorded(tmp_path):
     tree = make_tree(tmp_path, devel_config="CONFIG_VIRTIO_INPUT=y\n")
     done = bbv("test", "vexpress", "--src", str(tree), "--devel", "--kconfig-add", "CONFIG_NET=y",

@@ -188,6 +188,14 @@ def last_error(text: str) -> str:
     return lines[-1].strip() if lines else "no output"
 
 
+def no_tests_ran(keyword: str | None, pytest_args: list[str]) -> str:
+    """pytest's exit status 5: nothing was collected or everything was deselected; a typo in
+    -k must not pass as a green run."""
+    chosen = f"-k {keyword!r}" if keyword else "the selection"
+    extra = f" (and the pytest arguments {' '.join(pytest_args)})" if pytest_args else ""
+    return f"no tests ran: {chosen}{extra} matched none of the suite's tests (pytest exit 5)"
+
+
 def pytest_failure(returncode: int, log_text: str) -> str:
     """Why a pytest run ended without complete results (exit status 2-4), from its output."""
     wanted = ("Exit:", "ERROR", "Error", "error:", "TIMEOUT", "Timeout")

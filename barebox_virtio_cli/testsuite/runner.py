@@ -355,7 +355,9 @@ class Session:
                 self.children.finish(proc)
         result.duration = time.monotonic() - started
         result.collected, result.tests, _ = res.read_events(events.read_text())
-        if proc.returncode not in (0, 1, 5) and not self.children.stopping:
+        if proc.returncode == 5 and not self.children.stopping:
+            result.error = res.no_tests_ran(self.request.keyword, self.request.pytest_args)
+        elif proc.returncode not in (0, 1) and not self.children.stopping:
             result.error = res.pytest_failure(proc.returncode, _tail(result.log))
         self.board.set(target.name, _verdict(result))
 
