@@ -217,7 +217,7 @@ def test_several_targets_give_one_job_each_in_a_directory(setup):
         assert job["job_name"] == f"nightly {name}" and job["context"]["arch"] == arch
         assert lava_validate(setup / "jobs" / f"{name}.yaml").returncode == 0
     for bad, message in ((["-o", "-"], "add -o DIR"), ([], "add -o DIR"),
-                         (["-o", "nodir/"], "directory does not exist"),
+                         (["-o", "jobs/malta.yaml/"], "exists and is not a directory"),
                          (["--image", "x.img", "-o", "jobs"], "--image belongs to one target")):
         done = bbv(*args, *bad, cwd=setup)
         assert done.returncode == 2 and message in done.stderr, done.stderr

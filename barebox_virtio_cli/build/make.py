@@ -36,8 +36,15 @@ def check_host_tools(path_env: str | None = None) -> None:
 @contextmanager
 def locked(build_dir: Path) -> Iterator[None]:
     """Hold an exclusive lock on the build directory, or fail at once naming the holder."""
-    build_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(build_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        build_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(build_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+        if not os.access(build_dir, os.W_OK):
+            os.close(fd)
+            raise PermissionError(13, "Permission denied")
+    except OSError as exc:  # not ours (another user's build, a read-only place)
+        raise BbvError(f"cannot build in {build_dir}: {exc.strerror or exc}; give a build "
+                       "directory you can write with -O DIR") from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

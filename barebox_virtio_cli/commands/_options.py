@@ -20,6 +20,19 @@ def _complete(name: str):
     return callback
 
 
+def _once(why: str):
+    """A callback for an option given with multiple=True only to refuse it twice: the value,
+    or None (click would otherwise drop all but the last without a word)."""
+    def callback(ctx, param, values):
+        if len(values) > 1:
+            given = " ".join(f"{param.opts[-1]} {v}".rstrip() for v in values)
+            raise click.UsageError(f"{param.opts[-1]} given {len(values)} times ({given}): "
+                                   f"{why}; give it once", ctx)
+        return values[0] if values else None
+
+    return callback
+
+
 def _apply(func, options):
     for option in reversed(options):
         func = option(func)
@@ -37,6 +50,7 @@ def run_options(func):
         click.option("--blk", multiple=True, metavar="FILE", help="Raw disk image (repeatable)."),
         click.option("--rng", count=True, help="Add a virtio RNG (repeat for more)."),
         click.option("--console", is_flag=False, flag_value="", default=None, metavar="[PATH]",
+                     multiple=True, callback=_once("barebox has one virtio console (hvc0)"),
                      help="Virtio console on a unix socket (default path in the runtime dir)."),
         click.option("--input", "input", is_flag=True, help="Add a virtio keyboard."),
         click.option("--net", is_flag=True, help="Add a virtio NIC on QEMU user networking."),
@@ -65,7 +79,7 @@ def script_options(func):
                      help="Run CMD at the barebox prompt, then stop QEMU (repeatable)."),
         click.option("--expect", multiple=True, metavar="REGEX",
                      help="Must match the --exec output (the boot log without --exec)."),
-        click.option("--timeout", type=Number(float, 0, exclusive_min=True, unit="seconds"),
+        click.option("--timeout", type=Number.seconds(0, exclusive_min=True),
                      metavar="S",
                      help=f"Seconds for the boot and for each command [{DEFAULT_TIMEOUT:g}]."),
         click.option("--junit", metavar="FILE", help="Write the scripted run as JUnit XML."),

@@ -10,7 +10,7 @@ import click
 from barebox_virtio_cli.console.logic import DEFAULT_ESCAPE, parse_escape
 from barebox_virtio_cli.errors import UsageError
 from barebox_virtio_cli.util import sockets
-from barebox_virtio_cli.util.validate import Number
+from barebox_virtio_cli.util.validate import SECONDS_MAX, Number
 
 
 def parse_wait(value: str | None, endpoint: str | None) -> tuple[float | None, str | None]:
@@ -27,6 +27,9 @@ def parse_wait(value: str | None, endpoint: str | None) -> tuple[float | None, s
         raise UsageError(f"--wait '{value}' is not a number of seconds") from None
     if not seconds >= 0:
         raise UsageError(f"--wait '{value}' must be 0 or more seconds")
+    if SECONDS_MAX < seconds < math.inf:
+        raise UsageError(f"--wait '{value}' is more than {SECONDS_MAX:g} seconds; leave out "
+                         "SECONDS to wait for ever")
     return seconds, endpoint
 
 
@@ -40,7 +43,7 @@ def parse_endpoint(text: str) -> sockets.Endpoint:
 @click.argument("endpoint", required=False, metavar="ENDPOINT")  # --wait PATH may give it
 @click.option("-e", "--escape", default=DEFAULT_ESCAPE, show_default=True, metavar="KEY",
               help="Key that leaves (^X, ctrl-X, a character, or 'none'); twice sends it.")
-@click.option("--linger", type=Number(float, 0, unit="seconds"), default=1.0, show_default=True,
+@click.option("--linger", type=Number.seconds(0), default=1.0, show_default=True,
               metavar="SECONDS",
               help="After stdin ends, leave once the console is quiet this long.")
 @click.option("-w", "--wait", is_flag=False, flag_value="", default=None, metavar="[SECONDS]",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import click
@@ -40,4 +41,4 @@ def create(**options) -> None:
     what = ", ".join(w for w, on in (("MBR", request.partition), ("FAT", request.fat)) if on) \
         or "blank"
     say(f"wrote {request.file} ({request.size}, {what}, {len(plan.files)} file(s) added); "
-        f"use it with 'bbv run --blk {request.file}'")
+        f"use it with: bbv run --blk {shlex.quote(str(request.file))}")

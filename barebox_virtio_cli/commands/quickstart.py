@@ -26,7 +26,7 @@ from barebox_virtio_cli.util.validate import Number
 @click.option("--workdir", type=click.Path(path_type=Path, file_okay=False),
               help="Where the source, build and disk images go "
                    f"[default: {default_workdir()}].")
-@click.option("--timeout", type=Number(float, 0, exclusive_min=True, unit="seconds"), default=30.0,
+@click.option("--timeout", type=Number.seconds(0, exclusive_min=True), default=30.0,
               show_default=True, metavar="S", help="Seconds for the boot and for each check.")
 def quickstart(**options) -> None:
     """Get barebox, build TARGET, make two disks, boot them with an RNG and the virtio console,

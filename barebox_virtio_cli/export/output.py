@@ -20,10 +20,10 @@ def destinations(output: str | None, targets: list[str], force: bool) -> list[st
         return [STDOUT]
     path = Path(output)
     if path.is_dir() or output.endswith("/") or len(targets) > 1:
-        if not path.is_dir():
-            raise UsageError(f"-o {output}: directory does not exist (several targets, or a "
-                             "path ending in '/', name a directory for TARGET.yaml files)")
-        paths = [path / f"{name}.yaml" for name in targets]
+        if path.exists() and not path.is_dir():
+            raise UsageError(f"-o {output}: exists and is not a directory (several targets, "
+                             "or a path ending in '/', name a directory for TARGET.yaml files)")
+        paths = [path / f"{name}.yaml" for name in targets]  # write() makes the directory
     else:
         if not path.parent.is_dir():
             raise UsageError(f"-o {path}: directory {path.parent} does not exist")

@@ -30,7 +30,7 @@ def per_target(request: RunRequest, targets: tuple[str, ...]) -> list[RunRequest
 def write(output: str | None, force: bool, files: list[tuple[str, str]]) -> list[str]:
     """(target name, text) pairs to -o (see export/output.py); the texts for standard output."""
     from barebox_virtio_cli.export.output import STDOUT, destinations
-    from barebox_virtio_cli.util.atomic import write_text
+    from barebox_virtio_cli.util.atomic import make_dirs, write_text
 
     printed = []
     names = [name for name, _ in files]
@@ -38,6 +38,7 @@ def write(output: str | None, force: bool, files: list[tuple[str, str]]) -> list
         if dest == STDOUT:
             printed.append(text)
             continue
+        make_dirs(Path(dest).parent, "-o")
         write_text(Path(dest), text)
         say(f"wrote {dest}")
     return printed

@@ -158,14 +158,15 @@ def _check_limits(target: Target, spec: RunSpec, info: QemuInfo) -> None:
 
 def _check_board_options(target: Target, spec: RunSpec, info: QemuInfo) -> None:
     """--bootarg, --dtb, --dump-dtb, --flash and --graphic against what the machine has."""
+    instead = "--env or --exec" if fw_cfg_usable(target, info) else "--exec"
     if spec.bootargs and target.load != "kernel":
         raise UsageError(f"--bootarg: target '{target.name}' loads barebox with -bios, and QEMU "
                          "passes a command line (-append) only to a -kernel image; use a -kernel "
-                         "target (bbv targets) or --env")
+                         f"target (bbv targets) or {instead}")
     if spec.bootargs and not target.device_tree:
         raise UsageError(f"--bootarg: barebox reads its command line from the device tree's "
                          f"/chosen/bootargs, and target '{target.name}' ({target.machine}) has no "
-                         "device tree, so barebox would never see -append; use --env or --exec")
+                         f"device tree, so barebox would never see -append; use {instead}")
     for option, given in (("--dtb", spec.dtb), ("--dump-dtb", spec.dump_dtb)):
         if given is not None and not target.device_tree:
             raise UsageError(f"{option}: target '{target.name}' ({target.machine}) has no device "
@@ -285,7 +286,8 @@ def parse_port_forward(text: str) -> str:
     proto = parts.pop(0) if parts[0] in ("tcp", "udp") else "tcp"
     if len(parts) == 1:
         parts *= 2
-    if len(parts) != 2 or not all(p.isdigit() and 0 < int(p) < 65536 for p in parts):
+    if len(parts) != 2 or not all(p.isascii() and p.isdigit() and 0 < int(p) < 65536
+                                  for p in parts):
         raise UsageError(f"--port-forward '{text}' is not [tcp:|udp:]HOSTPORT[:GUESTPORT] "
                          "(ports 1-65535), e.g. 2222:22")
     return f"{proto}:127.0.0.1:{parts[0]}-:{parts[1]}"

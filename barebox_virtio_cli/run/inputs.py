@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from pathlib import Path
 
 from barebox_virtio_cli.errors import BbvError, UsageError
@@ -17,7 +18,7 @@ from barebox_virtio_cli.util import sockets
 
 def resolve_image(target: Target, image: str | None, cwd: Path) -> Path:
     if image is not None:
-        return existing_file(Path(image), "--image")
+        return check_image(existing_file(Path(image), "--image"), "--image")
     from barebox_virtio_cli.build.record import find_image
 
     found, looked = find_image(target.name, target.image, cwd)
@@ -30,13 +31,39 @@ def resolve_image(target: Target, image: str | None, cwd: Path) -> Path:
 
 def existing_file(path: Path, option: str, how: str = "") -> Path:
     """how: what to do when it is missing (after '; ')."""
-    if not path.exists():
-        raise UsageError(f"{option} {path}: no such file{how}")
-    if path.is_dir():
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise UsageError(f"{option} {path}: no such file{how}") from None
+    except OSError as exc:  # a name too long, a file as a directory in the path, a loop
+        raise UsageError(f"{option} {shown(path)}: {exc.strerror}") from None
+    if stat.S_ISDIR(mode):
         raise UsageError(f"{option} {path}: is a directory, not a file")
     if not os.access(path, os.R_OK):
         raise UsageError(f"{option} {path}: permission denied (not readable)")
     return path.resolve()
+
+
+def shown(path: Path | str, most: int = 120) -> str:
+    """A path for a message: one too long for any file system is cut in the middle."""
+    text = str(path)
+    return text if len(text) <= most else f"{text[:most // 2]}...{text[-most // 2:]}"
+
+
+def check_image(path: Path, option: str) -> Path:
+    """A file QEMU can boot: not a device or FIFO, not empty, not text (a barebox image is
+    binary); QEMU would take any of them and barebox would never come."""
+    info = path.stat()
+    if not stat.S_ISREG(info.st_mode):
+        raise UsageError(f"{option} {path}: not a regular file; give a barebox image "
+                         "(images/barebox-*.img of a build)")
+    if info.st_size == 0:
+        raise UsageError(f"{option} {path}: is empty; give a barebox image")
+    with path.open("rb") as fh:
+        head = fh.read(4096)
+    if _TEXT.fullmatch(head):
+        raise UsageError(f"{option} {path}: is a text file, not a barebox image")
+    return path
 
 
 def check_block_image(path: Path, snapshot: bool, check_locks: bool = True) -> Path:
@@ -67,6 +94,7 @@ def check_console_path(path: Path) -> Path:
 
 
 _TAG = re.compile(r"[A-Za-z0-9_.-]+")
+_TEXT = re.compile(rb"[\t\n\r\x20-\x7e]*")
 
 
 def parse_fs(text: str, index: int) -> tuple[str, Path]:

@@ -45,7 +45,7 @@ def prepare(request: RunRequest, image_optional: bool = False,
     check_distinct([Path(b) for b in request.blk])
     info = qemu_info(target, request.qemu)
     machine = validate.check_machine(request.machine, info.machines, info.binary) \
-        if request.machine is not None else None
+        if request.machine is not None else _check_target_machine(target, info, request.qemu)
     cpu = validate.check_cpu(request.cpu, info.cpus, info.binary) if request.cpu is not None \
         else None
     console = request.console
@@ -68,6 +68,17 @@ def prepare(request: RunRequest, image_optional: bool = False,
         gdb=_qemu_gdb_arg(request), gdb_wait=request.gdb_wait,
     )
     return target, info, spec
+
+
+def _check_target_machine(target: Target, info: QemuInfo, given: str | None) -> None:
+    """The target's machine is one this QEMU has: --qemu may name one for another arch."""
+    if not info.machines or target.machine in info.machines:
+        return None
+    binary = Path(info.binary).name
+    where = f"--qemu {given}: " if given else ""
+    raise UsageError(f"{where}{binary} has no machine '{target.machine}', which target "
+                     f"'{target.name}' boots; give a {target.qemu} (the target's QEMU), or "
+                     "another target (bbv targets)")
 
 
 def _image(target: Target, image: str | None, optional: bool) -> Path | None:
@@ -153,7 +164,14 @@ def command_line(request: RunRequest) -> str:
     """--dry-run: the QEMU command line, shell-quoted, one option group a line."""
     from barebox_virtio_cli.qemu.args import format_command
 
-    request, attach, _ = _checked(request)
+    request, attach, script = _checked(request)
+    if script is not None:
+        given = [name for name, value in (
+            ("--exec", request.exec), ("--expect", request.expect), ("--timeout", request.timeout),
+            ("--junit", request.junit), ("--json", request.json),
+            ("--screenshot", request.screenshot)) if value]
+        say(f"warning: --dry-run only prints the QEMU command line; {', '.join(given)} "
+            f"{'is' if len(given) == 1 else 'are'} not carried out")
     request = _built(request)
     target, info, spec, board = _prepare_board(request, attach)
     if board is not None:

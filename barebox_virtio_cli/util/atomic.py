@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from barebox_virtio_cli.errors import UsageError
+from barebox_virtio_cli.errors import BbvError, UsageError
 
 
 @contextmanager
@@ -19,7 +19,10 @@ def replacing(path: Path, replace: bool = True, suffix: str = ".tmp") -> Iterato
     replaced. The file gets the mode open() would give it (0o666 minus the umask)."""
     import tempfile
 
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    try:
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    except OSError as exc:  # a directory not writable (not root), missing, or /proc
+        raise cannot_write(path, exc) from None
     os.close(fd)
     tmp = Path(name)
     try:
@@ -28,6 +31,21 @@ def replacing(path: Path, replace: bool = True, suffix: str = ".tmp") -> Iterato
         _move(tmp, path, replace)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def cannot_write(path: Path, exc: OSError) -> BbvError:
+    """The one line for a file bbv cannot create: what, where and why."""
+    return BbvError(f"cannot write {path}: {path.parent} takes no new file "
+                    f"({exc.strerror or exc}); choose another directory")
+
+
+def make_dirs(directory: Path, option: str) -> None:
+    """Create directory (and its parents) for an output option, or fail in one line."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"{option} {directory}: cannot create the directory: "
+                         f"{exc.strerror or exc}") from None
 
 
 def write_text(path: Path, text: str, replace: bool = True) -> None:

@@ -73,7 +73,11 @@ def parse_host_port(rest: str, text: str, what: str,
     """`HOST:PORT` or `:PORT` (rest) of the endpoint `text`."""
     host, sep, port = rest.rpartition(":")
     host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+    number = port.isascii() and port.isdigit()  # not int('²'), which isdigit() lets by
+    if sep and number and not 0 < int(port) < 65536:
+        raise UsageError(f"{what} '{text}': port {port} out of range; give a port from 1 to "
+                         "65535")
+    if not sep or not number:
         raise UsageError(f"{what} '{text}' is not {forms} (port 1-65535)")
     return Endpoint(host=host, port=int(port))
 

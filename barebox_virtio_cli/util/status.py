@@ -12,4 +12,5 @@ def say(text: str, raw: bool = False, prefix: str = "bbv: ") -> None:
     the relay's output). raw: the terminal is in raw mode, so end the line with CR LF. A
     closed stderr is ignored."""
     with suppress(OSError):
-        os.write(2, f"{prefix}{text}{chr(13) if raw else ''}\n".encode())
+        # surrogateescape: a file name that is not UTF-8 comes out as the bytes it was
+        os.write(2, f"{prefix}{text}{chr(13) if raw else ''}\n".encode(errors="surrogateescape"))

@@ -12,6 +12,8 @@ import click
 from barebox_virtio_cli.errors import UsageError
 
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+# The longest wait an option takes: select() and pexpect overflow on inf or 1e10 seconds.
+SECONDS_MAX = 86400.0
 MEMORY_MAX = 1 << 40  # more than any QEMU machine bbv boots takes (ARM virt: 255 GiB)
 _MEMORY = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?\s*", re.IGNORECASE)
 
@@ -150,6 +152,11 @@ class Number(click.ParamType):
                                          (self.exclusive_min and number == self.minimum)):
             return False
         return self.maximum is None or number <= self.maximum
+
+    @classmethod
+    def seconds(cls, minimum: float = 0, exclusive_min: bool = False) -> Number:
+        """A duration option: at most SECONDS_MAX (a day)."""
+        return cls(float, minimum, exclusive_min, maximum=SECONDS_MAX, unit="seconds")
 
     def describe(self) -> str:
         what = "a whole number" if self.kind is int else "a number"

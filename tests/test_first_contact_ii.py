@@ -1,0 +1,255 @@
+"""Issue 22 (first contact II): what a new user hit in 190 bad inputs, one test per row of the
+issue's table, each driving the real command. Bad input: one line on stderr, no traceback,
+nothing written."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+from conftest import BBV, ROOT, bbv, need
+
+MINI = ROOT / "tests" / "fixtures" / "minibarebox"
+RISCV = "riscv64-linux-gnu-"
+
+
+def one_line(result: subprocess.CompletedProcess, code: int, *needles: str) -> str:
+    assert result.returncode == code, (result.returncode, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("bbv: error: "), result.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    return lines[0]
+
+
+def error_line(result: subprocess.CompletedProcess, code: int, *needles: str) -> str:
+    """The one error line among bbv's status lines (bbv build says its defconfig first)."""
+    assert result.returncode == code, (result.returncode, result.stderr)
+    assert "Traceback" not in result.stderr, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("bbv: error: ")]
+    assert len(lines) == 1, result.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    return lines[0]
+
+
+def snapshot(path: Path) -> dict[str, tuple[int, int]]:
+    """Every file under path with its size and mtime: what 'nothing written' compares."""
+    if not path.exists():
+        return {}
+    return {str(p.relative_to(path)): (p.stat().st_size, p.stat().st_mtime_ns)
+            for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture
+def images(tmp_path) -> Path:
+    """A directory with the images `bbv run` finds for vexpress and malta (zeros: no boot)."""
+    (tmp_path / "images").mkdir()
+    for name in ("barebox-dt-2nd.img", "barebox-qemu-malta.img"):
+        (tmp_path / "images" / name).write_bytes(bytes(64 * 1024))
+    return tmp_path
+
+
+# --- 2: places bbv cannot write ---------------------------------------------------------------
+
+NEEDS = ("import importlib.metadata as m, sys, barebox_virtio_cli.cli, rich, pexpect, yaml; "
+         "sys.exit(tuple(int(x) for x in m.version('click').split('.')[:2]) < (8, 2))")
+
+
+def _nobody() -> tuple[int, int] | None:
+    import pwd
+
+    try:
+        entry = pwd.getpwnam("nobody")
+    except KeyError:
+        return None
+    return entry.pw_uid, entry.pw_gid
+
+
+@pytest.fixture
+def unprivileged():
+    """Run bbv as the user nobody (CI runs as root, for whom every file is writable): a
+    function like conftest's bbv, and a directory nobody can read but not write."""
+    if os.geteuid() != 0 or shutil.which("setpriv") is None or _nobody() is None:
+        pytest.skip("needs root, setpriv and a user 'nobody' to run bbv unprivileged")
+    base = Path(tempfile.mkdtemp(prefix="bbv-nobody-"))
+    base.chmod(0o755)
+    home = base / "home"
+    home.mkdir()
+    uid, gid = _nobody()
+    os.chown(home, uid, gid)
+    env = {**os.environ, "HOME": str(home), "PYTHONPATH": str(ROOT)}
+    for name in ("CONFIG", "CACHE", "DATA", "STATE"):
+        env[f"BBV_{name}_DIR"] = str(home / name.lower())
+    env["BBV_RUNTIME_DIR"] = str(home / "run")
+    prefix = ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups"]
+    # A Python nobody can run with bbv's dependencies: this one, unless it lives where nobody
+    # cannot read (pyenv under /root); $BBV_TEST_NOBODY_PYTHON names another (a venv).
+    python = os.environ.get("BBV_TEST_NOBODY_PYTHON", BBV[0])
+    probe = subprocess.run([*prefix, python, "-c", NEEDS], env=env, capture_output=True,
+                           text=True, cwd=base)
+    if probe.returncode != 0:
+        shutil.rmtree(base)
+        pytest.skip(f"nobody cannot run bbv with {python} (set $BBV_TEST_NOBODY_PYTHON to a "
+                    f"Python nobody can use): {probe.stderr.strip()[-160:]}")
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([*prefix, python, *BBV[1:], *args], env=env, capture_output=True,
+                              text=True, cwd=base, timeout=120)
+
+    readonly = base / "ro"
+    readonly.mkdir(mode=0o755)
+    yield run, base, readonly
+    shutil.rmtree(base)
+
+
+def test_image_create_in_a_directory_not_writable(unprivileged):
+    run, _, readonly = unprivileged
+    one_line(run("image", "create", str(readonly / "x.img"), "--size", "1M"), 1,
+             f"cannot write {readonly / 'x.img'}", "Permission denied")
+    assert not list(readonly.iterdir())
+
+
+def test_export_into_a_directory_not_writable(unprivileged, images):
+    run, base, readonly = unprivileged
+    image = base / "b.img"
+    shutil.copy(images / "images" / "barebox-dt-2nd.img", image)
+    one_line(run("export", "lava", "-t", "vexpress", "--image", str(image), "-o",
+                 str(readonly / "job.yaml")), 1, "cannot write", "Permission denied")
+    one_line(run("export", "lava", "-t", "vexpress", "--image", str(image), "-o",
+                 str(readonly / "jobs") + "/"), 2, "cannot create the directory")
+    assert not list(readonly.iterdir())
+
+
+@need(f"{RISCV}gcc", "make")
+def test_build_where_bbv_cannot_write(unprivileged):
+    run, base, readonly = unprivileged
+    tree = base / "barebox"
+    shutil.copytree(MINI, tree)
+    error_line(run("build", "riscv64", "--src", str(tree), "-O", str(readonly / "build")), 1,
+               f"cannot build in {readonly / 'build'}", "Permission denied")
+    # a build directory root made: its lock and record are root's
+    rooted = base / "rooted"
+    rooted.mkdir()
+    (rooted / ".bbv-lock").write_text("1\n")
+    (rooted / "bbv-build.json").write_text('{"target": "riscv64", "complete": false}')
+    before = snapshot(rooted)
+    error_line(run("build", "riscv64", "--src", str(tree), "-O", str(rooted)), 1,
+               f"cannot build in {rooted}", "Permission denied")
+    assert snapshot(rooted) == before
+
+
+def test_image_create_in_proc_as_any_user(tmp_path):
+    one_line(bbv("image", "create", "/proc/x.img", "--size", "1M"), 1, "cannot write /proc/x.img")
+
+
+# --- 4, 5, 12-14: values refused before anything starts ---------------------------------------
+
+@pytest.mark.parametrize("value", ["inf", "1e10", "1e12"])
+@pytest.mark.parametrize("command", [["run", "-t", "vexpress", "--exec", "version", "--dry-run",
+                                      "--timeout"],
+                                     ["quickstart", "--timeout"],
+                                     ["console", "/tmp/x.sock", "--linger"]])
+def test_absurd_durations_are_refused_with_the_limit(images, command, value):
+    one_line(bbv(*command, value, cwd=images), 2, "at most 86400 seconds")
+
+
+def test_console_wait_beyond_a_day_is_refused():
+    one_line(bbv("console", "--wait", "1e12", "/tmp/x.sock"), 2, "more than 86400 seconds")
+
+
+@pytest.mark.parametrize("option", ["--image", "--blk"])
+def test_five_thousand_character_paths(images, option):
+    long = "/tmp/" + "a" * 5000
+    line = one_line(bbv("run", "-t", "vexpress", option, long, "--dry-run", cwd=images), 2,
+                    option, "too long")
+    assert len(line) < 400
+
+
+def test_image_that_cannot_boot_is_refused_before_qemu(images):
+    (images / "empty.img").write_bytes(b"")
+    (images / "notes.txt").write_text("this is not barebox\n" * 100)
+    for image, needle in (("/dev/null", "not a regular file"), ("empty.img", "is empty"),
+                          ("notes.txt", "is a text file")):
+        one_line(bbv("run", "-t", "vexpress", "--image", image, "--dry-run", cwd=images), 2,
+                 needle)
+
+
+@need("qemu-system-mips", "qemu-system-arm")
+def test_qemu_of_another_arch_gets_bbvs_hint(images):
+    one_line(bbv("run", "-t", "vexpress", "--qemu", "qemu-system-mips", "--dry-run",
+                 cwd=images), 2, "qemu-system-mips has no machine 'virt'", "qemu-system-arm")
+
+
+@pytest.mark.parametrize("endpoint", ["99999", "tcp::70000", "tcp:localhost:0"])
+def test_gdb_port_out_of_range(endpoint):
+    one_line(bbv("gdb", "-t", "vexpress", endpoint), 2, "out of range", "1 to 65535")
+
+
+@pytest.mark.parametrize(("args", "needle"), [
+    (["console", "tcp:localhost:\u00b2"], "tcp:HOST:PORT"),
+    (["run", "-t", "vexpress", "--net", "--port-forward", "\u00b2", "--dry-run"], "ports 1-65535"),
+])
+def test_superscript_digits_are_no_port(images, args, needle):
+    one_line(bbv(*args, cwd=images), 2, needle)
+
+
+# --- 6, 11: file names ------------------------------------------------------------------------
+
+def test_non_utf8_names_are_accepted(images):
+    name = b"disk\xff.img"
+    os.close(os.open(os.path.join(bytes(images), name), os.O_CREAT | os.O_WRONLY))
+    os.truncate(os.path.join(bytes(images), name), 1 << 20)
+    done = subprocess.run([*BBV, "run", "-t", "vexpress", "--blk", name, "--console",
+                           b"/tmp/c\xff.sock", "--dry-run"], cwd=images, capture_output=True)
+    assert done.returncode == 0, done.stderr
+    assert name in done.stdout and b"/tmp/c\xff.sock" in done.stdout
+    made = b"made\xff.img"
+    done = subprocess.run([*BBV, "image", "create", made, "--size", "1M"], cwd=images,
+                          capture_output=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.startswith(b"bbv: wrote made\xff.img") and b"Traceback" not in done.stderr
+    assert os.path.getsize(os.path.join(bytes(images), made)) == 1 << 20
+
+
+def test_image_create_prints_a_pasteable_command(tmp_path):
+    done = bbv("image", "create", "my disk,1.img", "--size", "1M", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.rstrip().endswith("bbv run --blk 'my disk,1.img'"), done.stderr
+
+
+# --- 7-10: options that did nothing, or advice that did not work ------------------------------
+
+def test_export_makes_the_output_directory(images):
+    done = bbv("export", "lava", "-t", "vexpress", "-t", "malta", "--exec", "version", "-o",
+               "jobs/", cwd=images)
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in (images / "jobs").iterdir()) == ["malta.yaml", "vexpress.yaml"]
+    assert "device_type: qemu" in (images / "jobs" / "malta.yaml").read_text()
+
+
+def test_console_twice_is_refused(images):
+    one_line(bbv("run", "-t", "vexpress", "--console", "a.sock", "--console", "b.sock",
+                 "--dry-run", cwd=images), 2, "--console given 2 times", "one virtio console")
+
+
+def test_dry_run_says_scripted_options_are_not_carried_out(images):
+    done = bbv("run", "-t", "vexpress", "-n", "--exec", "version", "--expect", "foo",
+               cwd=images)
+    assert done.returncode == 0, done.stderr
+    assert "bbv: warning: --dry-run only prints the QEMU command line; --exec, --expect are " \
+           "not carried out" in done.stderr
+    assert "qemu-system-arm" in done.stdout.splitlines()[0]
+
+
+@need("qemu-system-mips")
+def test_bootarg_advice_works_on_the_target(images):
+    line = one_line(bbv("run", "-t", "malta", "--bootarg", "foo=bar", "-n", cwd=images), 2,
+                    "--bootarg", "--exec")
+    assert "--env" not in line
+    done = bbv("run", "-t", "malta", "--env", "nv/x=1", "-n", cwd=images)
+    assert done.returncode == 2  # the advice must not be what malta refuses
