@@ -165,13 +165,6 @@ def command_line(request: RunRequest) -> str:
     from barebox_virtio_cli.qemu.args import format_command
 
     request, attach, script = _checked(request)
-    if script is not None:
-        given = [name for name, value in (
-            ("--exec", request.exec), ("--expect", request.expect), ("--timeout", request.timeout),
-            ("--junit", request.junit), ("--json", request.json),
-            ("--screenshot", request.screenshot)) if value]
-        say(f"warning: --dry-run only prints the QEMU command line; {', '.join(given)} "
-            f"{'is' if len(given) == 1 else 'are'} not carried out")
     request = _built(request)
     target, info, spec, board = _prepare_board(request, attach)
     if board is not None:
@@ -180,7 +173,15 @@ def command_line(request: RunRequest) -> str:
         from barebox_virtio_cli.console.attach import attach_command
 
         return format_command(attach_command(target, info, spec))
-    return format_command(build_command(target, spec, info))
+    command = format_command(build_command(target, spec, info))
+    if script is not None:
+        given = [name for name, value in (
+            ("--exec", request.exec), ("--expect", request.expect), ("--timeout", request.timeout),
+            ("--junit", request.junit), ("--json", request.json),
+            ("--screenshot", request.screenshot)) if value]
+        say(f"warning: --dry-run only prints the QEMU command line; {', '.join(given)} "
+            f"{'is' if len(given) == 1 else 'are'} not carried out")
+    return command
 
 
 def boot(request: RunRequest) -> int:
