@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+TESTS = Path(__file__).resolve().parent
+ROOT = TESTS.parent
 BBV = [sys.executable, "-m", "barebox_virtio_cli"]
 
 # For the whole session (collection included); the autouse fixture gives each test its own.
@@ -28,15 +29,27 @@ def pytest_sessionfinish(session, exitstatus):
     shutil.rmtree(_SESSION_DIRS, ignore_errors=True)
 
 
-def bbv(*args: str, cwd: Path | str | None = None, env: dict[str, str] | None = None,
-        path: str | None = None, timeout: float = 120, **run) -> subprocess.CompletedProcess:
-    """The bbv command as a user runs it, output captured as text. env adds to this process's
-    environment; path replaces PATH."""
+def bbv(*args: str, cwd: Path | str | None = None, env: dict[str, str | None] | None = None,
+        path: str | None = None, timeout: float = 300, **run) -> subprocess.CompletedProcess:
+    """The bbv command as a user runs it: `python -m barebox_virtio_cli ARGS`, output captured
+    (text unless text=False), stdin empty unless input= or stdin= says otherwise. env adds to
+    this process's environment (None removes a variable); path replaces PATH. bbv never shows
+    a traceback without --debug."""
     full = {**os.environ, **(env or {})}
     if path is not None:
         full["PATH"] = path
-    return subprocess.run([*BBV, *args], cwd=cwd, env=full, capture_output=True, text=True,
-                          timeout=timeout, **run)
+    full = {name: value for name, value in full.items() if value is not None}
+    if "input" not in run:
+        run.setdefault("stdin", subprocess.DEVNULL)
+    run.setdefault("text", True)
+    done = subprocess.run([*BBV, *args], cwd=cwd, env=full, capture_output=True, timeout=timeout,
+                          **run)
+    if "--debug" not in args:
+        stderr = done.stderr if run["text"] else done.stderr.decode(errors="replace")
+        assert "Traceback" not in stderr, stderr
+    return done
+
+
 # The miniature barebox tree has a test suite of its own, run by `bbv test`, not by this one.
 collect_ignore = ["fixtures"]
 

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import need
+from conftest import bbv, need
 from console_helpers import BBV, PATIENCE, Terminal, cleanup_dir, short_dir, wait_for
 from process_helpers import alive, catches, children, qemu_pids
 
@@ -115,8 +115,7 @@ def test_keep_running_leaves_bbvs_console_server_with_qemu(attach, tmp_path):
     reattach = re.search(r"reattach: (bbv console \S+)", said)[1].split()
     stop_it = re.search(r"stop it: +(kill \d+)", said)[1].split()
     assert reattach == ["bbv", "console", str(run.socket)]
-    again = subprocess.run([*BBV, *reattach[1:], "--linger", "0"], stdin=subprocess.DEVNULL,
-                           capture_output=True, timeout=PATIENCE)
+    again = bbv(*reattach[1:], "--linger", "0", text=False, timeout=PATIENCE)
     assert again.returncode == 0 and again.stderr == b""
     assert subprocess.run(stop_it).returncode == 0
     wait_for(lambda: not alive(run.pid) and not alive(server), "QEMU and the server to stop")
@@ -200,8 +199,7 @@ def test_keep_running_server_stops_with_its_signal_and_cleans_up(attach):
 
 
 def test_attach_dry_run_prints_a_command_that_runs_when_pasted(standin):
-    result = subprocess.run([*BBV, "run", "--target", "vexpress", "--image", str(standin),
-                            "--attach", "--dry-run"], capture_output=True, text=True)
+    result = bbv("run", "--target", "vexpress", "--image", str(standin), "--attach", "--dry-run")
     assert result.returncode == 0
     assert "virtconsole,chardev=con0" in result.stdout and "-qmp unix:" in result.stdout
     assert " -S" not in result.stdout  # bbv's own hold until its console is up
@@ -238,8 +236,7 @@ def test_pipe_into_the_virtio_console_of_a_running_barebox():
             chunk = os.read(run.stdout.fileno(), 4096)
             assert chunk, serial
             serial += chunk
-        result = subprocess.run([*BBV, "console", str(sock)], input=b"\nversion\n",
-                                capture_output=True, timeout=PATIENCE)
+        result = bbv("console", str(sock), input=b"\nversion\n", text=False, timeout=PATIENCE)
     finally:
         run.send_signal(signal.SIGTERM)
         run.wait(PATIENCE)
@@ -258,8 +255,7 @@ def test_keep_running_reattach_replays_the_boot_and_answers(attach):
     run.term.read_until(PROMPT_END)
     run.term.type(b"\x1d")
     assert run.term.wait() == 0
-    result = subprocess.run([*BBV, "console", str(run.socket)], input=b"version\n",
-                            capture_output=True, timeout=PATIENCE)
+    result = bbv("console", str(run.socket), input=b"version\n", text=False, timeout=PATIENCE)
     os.kill(run.pid, signal.SIGTERM)
     assert result.returncode == 0 and result.stderr == b""
     assert b"stop autoboot" in result.stdout  # the replay, from before this client came

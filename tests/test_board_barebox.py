@@ -6,17 +6,15 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import need
+from conftest import bbv, need
 
-BBV = [sys.executable, "-m", "barebox_virtio_cli"]
 IMAGE = os.environ.get("BBV_BAREBOX_IMAGE", "")
 VIRT_IMAGE = Path(IMAGE).with_name("barebox-qemu-virt.img") if IMAGE else None
 pytestmark = [
-    pytest.mark.qemu, need("qemu-system-arm"),
+    pytest.mark.barebox, pytest.mark.qemu, need("qemu-system-arm"),
     pytest.mark.skipif(not IMAGE, reason="needs BBV_BAREBOX_IMAGE (vexpress barebox-dt-2nd.img)"),
 ]
 needs_virt = pytest.mark.skipif(VIRT_IMAGE is None or not VIRT_IMAGE.is_file(),
@@ -24,10 +22,7 @@ needs_virt = pytest.mark.skipif(VIRT_IMAGE is None or not VIRT_IMAGE.is_file(),
 
 
 def bbv_run(*args: str) -> subprocess.CompletedProcess:
-    result = subprocess.run([*BBV, "run", *args, "--timeout", "60"], capture_output=True,
-                            text=True, timeout=180)
-    assert "Traceback" not in result.stderr
-    return result
+    return bbv("run", *args, "--timeout", "60", timeout=180)
 
 
 def test_bootargs_reach_barebox_as_chosen_bootargs():

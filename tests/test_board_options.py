@@ -1,12 +1,10 @@
 """The board-debugging options of `bbv run` (--bootarg, --dtb, --dump-dtb, --flash, --graphic,
---screenshot, --qemu) as pure logic and file checks, without QEMU; and their bad-input lines
-through the real command."""
+--screenshot, --qemu) as pure logic and file checks, without QEMU (their bad-input lines through
+the real command: tests/integration/test_board_qemu.py)."""
 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,8 +17,8 @@ from barebox_virtio_cli.qemu.args import EnvEntry, RunSpec, build_command, flatt
 from barebox_virtio_cli.qemu.board import BoardOptions, qemu_binary
 from barebox_virtio_cli.targets.catalog import load_catalog, parse_target
 
+pytestmark = pytest.mark.pure
 CATALOG = load_catalog([ROOT / "configs"])
-BBV = [sys.executable, "-m", "barebox_virtio_cli"]
 MIB = 1 << 20
 
 
@@ -299,7 +297,6 @@ def test_option_combinations():
 
 # --- --qemu ----------------------------------------------------------------------------------
 
-@pytest.mark.pure
 def test_qemu_binary_checks(tmp_path, monkeypatch):
     with pytest.raises(UsageError, match="no such file"):
         qemu_binary(str(tmp_path / "qemu-system-arm"))
@@ -317,41 +314,3 @@ def test_qemu_binary_checks(tmp_path, monkeypatch):
     plain.chmod(0o755)
     assert qemu_binary(str(plain)) == str(plain)
 
-
-# --- bad input through the command: one line, exit 2, nothing written --------------------------
-
-@pytest.fixture
-def tree(tmp_path):
-    (tmp_path / "images").mkdir()
-    for name in ("barebox-dt-2nd.img", "barebox-qemu-malta.img", "barebox-qemu-virt.img"):
-        (tmp_path / "images" / name).write_bytes(bytes(4096))
-    return tmp_path
-
-
-@pytest.mark.parametrize("args,needle", [
-    (["-t", "vexpress", "--dtb", "missing.dtb"], "--dtb missing.dtb: no such file"),
-    (["-t", "malta", "--bootarg", "foo=bar"], "--bootarg: target 'malta' loads barebox with -bios"),
-    (["-t", "vexpress", "--flash", "f.img"], "--flash: target 'vexpress' loads barebox with "
-     "-kernel"),
-    (["-t", "malta", "--dump-dtb", "m.dtb"], "--dump-dtb: target 'malta' (malta) has no device "
-     "tree from QEMU; only device-tree machines such as ARM and RISC-V virt have one"),
-    (["-t", "vexpress", "--qemu", "/nonexistent/qemu-system-arm"], "--qemu /nonexistent/"
-     "qemu-system-arm: no such file"),
-    (["-t", "vexpress", "--qemu", "images/barebox-dt-2nd.img"], "not executable"),
-    (["-t", "vexpress", "--qemu", "/bin/true"], "--qemu /bin/true: not a QEMU system emulator? "
-     "/bin/true did not answer QMP queries"),
-    (["-t", "vexpress", "--screenshot", "no/such/dir/s.png"], "directory"),
-    (["-t", "virt", "--flash", "images/barebox-dt-2nd.img"], "exists and is 4096 bytes, not a "
-     "64 MiB flash image"),
-    (["-t", "virt", "--reflash"], "--reflash belongs to --flash"),
-])
-def test_bad_board_options_are_one_line(tree, args, needle):
-    before = {p: p.read_bytes() for p in (tree / "images").iterdir()}
-    result = subprocess.run([*BBV, "run", *args, "--dry-run"], capture_output=True, text=True,
-                            cwd=tree, timeout=60)
-    assert result.returncode == 2, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("bbv: error: "), result.stderr
-    assert needle in lines[0]
-    assert {p: p.read_bytes() for p in (tree / "images").iterdir()} == before
-    assert not (tree / "f.img").exists() and not (tree / "m.dtb").exists()

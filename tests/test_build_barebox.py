@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import bbv as run_bbv
-from conftest import need
+from conftest import bbv, need
 
 SRC = os.environ.get("BBV_BAREBOX_SRC")
 pytestmark = [
@@ -20,13 +18,9 @@ pytestmark = [
 ]
 
 
-def bbv(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return run_bbv(*args, cwd=cwd, timeout=1800)  # a whole barebox build
-
-
 def test_build_vexpress_then_run_names_the_fresh_image():
     src = Path(SRC).resolve()
-    done = bbv("build", "vexpress", "--src", str(src), cwd=src)
+    done = bbv("build", "vexpress", "--src", str(src), cwd=src, timeout=1800)  # a whole build
     assert done.returncode == 0, done.stderr[-2000:]
     out = src / "build-vexpress"
     image = out / "images" / "barebox-dt-2nd.img"

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, need
+from conftest import ROOT, bbv, need
 
 from barebox_virtio_cli.build.record import BuildRecord, read_record
 
@@ -23,13 +23,6 @@ pytestmark = need("make", "arm-linux-gnueabihf-gcc")
 FIXTURE = ROOT / "tests" / "fixtures" / "minibarebox"
 TINYGUEST = ROOT / "tests" / "tinyguest" / "tinyguest.s"
 V7_IMAGES = {"barebox-dt-2nd.img", "barebox-vexpress-ca9.img", "barebox-qemu-virt.img"}
-
-
-def bbv(*args: str, cwd: Path, env: dict[str, str] | None = None,
-        timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "barebox_virtio_cli", *args], cwd=cwd,
-                          env={**os.environ, **(env or {})}, capture_output=True, text=True,
-                          timeout=timeout)
 
 
 @pytest.fixture

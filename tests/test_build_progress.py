@@ -3,9 +3,12 @@ directory and kind, the spinner that moves, and the kconfig report lines."""
 
 from __future__ import annotations
 
+import pytest
+
 from barebox_virtio_cli.build import kbuild, progress
 from barebox_virtio_cli.build.make import Progress
 
+pytestmark = pytest.mark.pure
 PREV = progress.Previous(steps=1000, seconds=100.0)
 
 

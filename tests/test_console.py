@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import need
+from conftest import bbv, need
 from console_helpers import (
     BBV,
     PATIENCE,
@@ -38,8 +38,7 @@ def sockdir():
 
 def console(*args: str, data: bytes | None = b"", **kw) -> subprocess.CompletedProcess:
     """bbv console on pipes: data on its stdin (or kw's stdin), what it printed."""
-    return subprocess.run([*BBV, "console", *args], input=data, capture_output=True,
-                          timeout=PATIENCE, **kw)
+    return bbv("console", *args, input=data, text=False, timeout=PATIENCE, **kw)
 
 
 def test_64_mib_each_way_arrive_intact(sockdir):

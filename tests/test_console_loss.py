@@ -16,7 +16,7 @@ from console_load import Boot, busy_loops, stop_all
 
 IMAGE = os.environ.get("BBV_BAREBOX_IMAGE")
 TARGET = os.environ.get("BBV_BAREBOX_TARGET", "vexpress")
-pytestmark = [pytest.mark.qemu, need("socat"),
+pytestmark = [pytest.mark.barebox, pytest.mark.qemu, need("socat"),
               pytest.mark.skipif(not IMAGE, reason="BBV_BAREBOX_IMAGE (a barebox image) unset")]
 
 

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 from pathlib import Path
 
 import pytest
-from console_helpers import BBV, PATIENCE, Terminal, cleanup_dir, short_dir, wait_for
+from conftest import ROOT, bbv
+from console_helpers import PATIENCE, Terminal, cleanup_dir, short_dir, wait_for
 from process_helpers import qemu_pids
 from test_scripted import guest, wait_until  # noqa: F401 - guest is a fixture
 
@@ -92,19 +92,16 @@ def test_bbv_console_on_a_silent_console_says_what_to_type(guest, where):  # noq
 
 
 def test_dry_run_prints_qemus_own_socket(guest, where):  # noqa: F811
-    out = subprocess.run([*BBV, "run", "--target", "vexpress", "--image", str(guest),
-                          "--console", str(where / "c"), "--dry-run"], capture_output=True,
-                         text=True, timeout=PATIENCE)
+    out = bbv("run", "--target", "vexpress", "--image", str(guest), "--console",
+              str(where / "c"), "--dry-run", timeout=PATIENCE)
     assert out.returncode == 0
     assert f"socket,id=con0,path={where / 'c'},server=on,wait=off" in out.stdout
     assert not (where / "c").exists()
 
 
 def test_a_console_log_that_cannot_be_written_is_one_line_exit_2(guest, where):  # noqa: F811
-    out = subprocess.run([*BBV, "run", "--target", "vexpress", "--image", str(guest),
-                          "--console", str(where / "c"), "--console-log",
-                          str(where / "no" / "log")], capture_output=True, text=True,
-                         timeout=PATIENCE, stdin=subprocess.DEVNULL)
+    out = bbv("run", "--target", "vexpress", "--image", str(guest), "--console",
+              str(where / "c"), "--console-log", str(where / "no" / "log"), timeout=PATIENCE)
     assert out.returncode == 2
     assert out.stderr.strip().splitlines() == [
         f"bbv: error: --console-log {where / 'no' / 'log'}: no such file or directory"]
@@ -114,7 +111,7 @@ def test_a_console_log_that_cannot_be_written_is_one_line_exit_2(guest, where): 
 @pytest.fixture
 def no_fw_cfg_target(tmp_path, monkeypatch) -> str:
     """vexpress as malta is: no fw_cfg, so bbv must type the activation on the serial line."""
-    text = (Path(__file__).parent.parent / "configs" / "vexpress.toml").read_text()
+    text = (ROOT / "configs" / "vexpress.toml").read_text()
     text = text.replace('arch_names = ["arm", "armv7"]', 'arch_names = ["tinyarm"]')
     text = text.replace("fw_cfg = true", "fw_cfg = false").replace('"cs1"', '"cs2"')
     (tmp_path / "targets").mkdir()

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import need
+from conftest import bbv, need
 from console_helpers import BBV, PATIENCE, cleanup_dir, short_dir, stop, wait_for
 
 from barebox_virtio_cli.console.server import (
@@ -110,8 +110,8 @@ def test_no_replay_client_gets_only_what_comes_after(served):
     late.sendall(b"info status\n")
     seen = read_until(late, b"VM status: paused")
     assert BANNER not in seen  # the banner came before it connected
-    proc = subprocess.run([*BBV, "console", "--no-replay", "--linger", "0.5", str(con.path)],
-                          input=b"info name\n", capture_output=True, timeout=PATIENCE)
+    proc = bbv("console", "--no-replay", "--linger", "0.5", str(con.path), input=b"info name\n",
+               text=False, timeout=PATIENCE)
     assert proc.returncode == 0, proc.stderr
     assert BANNER not in proc.stdout and b"info name" in proc.stdout
 

@@ -9,7 +9,7 @@ import random
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, TESTS
 from qemu_helpers import synthetic_info
 
 from barebox_virtio_cli.debug import endpoint
@@ -26,8 +26,9 @@ from barebox_virtio_cli.errors import BbvError, UsageError
 from barebox_virtio_cli.qemu.args import RunSpec, build_command, format_command
 from barebox_virtio_cli.targets.catalog import load_catalog
 
-IOMEM = Path(__file__).parent / "fixtures" / "iomem"
-GOLDEN = Path(__file__).parent / "golden" / "gdb"
+pytestmark = pytest.mark.pure
+IOMEM = TESTS / "fixtures" / "iomem"
+GOLDEN = TESTS / "golden" / "gdb"
 CATALOG = load_catalog([ROOT / "configs"])
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import bbv, need
+from conftest import TESTS, bbv, need
 from process_helpers import CROSS, TINYGUEST, assemble
 
 from barebox_virtio_cli.export.jobs import prefix_ids
@@ -295,7 +295,7 @@ def test_labgrid_boots_real_barebox_with_the_exported_devices(setup):
 
 # --- LAVA's own dispatcher ------------------------------------------------------------------
 
-LAVA_DEVICE = Path(__file__).parent / "lava_device.py"
+LAVA_DEVICE = TESTS / "lava_device.py"
 LAVA_TMP = Path("/var/lib/lava/dispatcher/tmp")  # lava_common.constants.DISPATCHER_DOWNLOAD_DIR
 
 

@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from conftest import TESTS
 
 from barebox_virtio_cli.errors import BbvError
 from barebox_virtio_cli.export import features as ft
@@ -17,7 +18,8 @@ from barebox_virtio_cli.export.jobs import labgrid_env
 from barebox_virtio_cli.qemu.args import RunSpec
 from barebox_virtio_cli.targets.catalog import load_catalog, parse_target
 
-YAMLS = Path(__file__).parent / "fixtures" / "barebox-test-yaml"
+pytestmark = pytest.mark.pure
+YAMLS = TESTS / "fixtures" / "barebox-test-yaml"
 
 
 @pytest.fixture(scope="module")

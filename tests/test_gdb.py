@@ -10,19 +10,17 @@ import shlex
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
-from conftest import need
+from conftest import BBV, TESTS, bbv, need
 from process_helpers import CROSS, pids_with_arg
 
 from barebox_virtio_cli.debug.endpoint import free_loopback_port
 
-BBV = [sys.executable, "-m", "barebox_virtio_cli"]
-SOURCE = Path(__file__).parent / "tinyguest" / "tinyguest.s"
+SOURCE = TESTS / "tinyguest" / "tinyguest.s"
 LOAD = 0x40010000
 pytestmark = [pytest.mark.qemu, need("qemu-system-arm", "gdb-multiarch", f"{CROSS}as",
                                      f"{CROSS}ld", f"{CROSS}objcopy")]
@@ -176,9 +174,8 @@ def test_a_busy_port_is_one_line_and_exit_2(build):
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        result = subprocess.run([*BBV, "run", "-t", "vexpress", "--image",
-                                 str(build / "images" / "guest.img"), "--gdb", f"tcp::{port}"],
-                                capture_output=True, text=True, timeout=60)
+        result = bbv("run", "-t", "vexpress", "--image",
+                     str(build / "images" / "guest.img"), "--gdb", f"tcp::{port}", timeout=60)
     assert result.returncode == 2
     assert result.stderr == (f"bbv: error: --gdb tcp:127.0.0.1:{port}: port {port} is in use; "
                              "choose another, or give a bare --gdb for a free one\n")
@@ -188,8 +185,7 @@ def test_no_symbols_beside_the_image_says_which_build_makes_them(tmp_path, build
     image = tmp_path / "images" / "guest.img"
     image.parent.mkdir()
     image.write_bytes((build / "images" / "guest.img").read_bytes())
-    result = subprocess.run([*BBV, "gdb", "-t", "vexpress", "--image", str(image), "tcp::1"],
-                            capture_output=True, text=True, timeout=60)
+    result = bbv("gdb", "-t", "vexpress", "--image", str(image), "tcp::1", timeout=60)
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1
     assert result.stderr.startswith(f"bbv: error: no barebox ELF beside {image} (in {tmp_path})")
@@ -197,19 +193,16 @@ def test_no_symbols_beside_the_image_says_which_build_makes_them(tmp_path, build
 
 
 def test_missing_gdb_names_the_debian_package(tmp_path, build):
-    env = {**os.environ, "PATH": str(tmp_path)}
-    result = subprocess.run([*BBV, "gdb", "-t", "vexpress", "--image",
-                             str(build / "images" / "guest.img"), "tcp::1"],
-                            capture_output=True, text=True, timeout=60, env=env)
+    result = bbv("gdb", "-t", "vexpress", "--image", str(build / "images" / "guest.img"),
+                 "tcp::1", timeout=60, path=str(tmp_path))
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1
     assert "apt install gdb-multiarch" in result.stderr
 
 
 def test_no_endpoint_and_no_running_stub(build):
-    result = subprocess.run([*BBV, "gdb", "-t", "vexpress", "--image",
-                             str(build / "images" / "guest.img")],
-                            capture_output=True, text=True, timeout=60)
+    result = bbv("gdb", "-t", "vexpress", "--image",
+                 str(build / "images" / "guest.img"), timeout=60)
     assert result.returncode == 2
     assert result.stderr == ("bbv: error: no ENDPOINT given and no 'bbv run --gdb' of target "
                              "'vexpress' is running; start one, or pass the endpoint it "
@@ -237,9 +230,9 @@ def test_iomem_gives_the_offset(build, tmp_path):
 def test_iomem_without_barebox_code_is_exit_2(build, tmp_path):
     iomem = tmp_path / "iomem.txt"
     iomem.write_text("0x40000000 - 0x4fffffff (size 256 MiB) ram0\n")
-    result = subprocess.run([*BBV, "gdb", "-t", "vexpress", "--image",
-                             str(build / "images" / "guest.img"), "--iomem", str(iomem),
-                             "tcp::1"], capture_output=True, text=True, timeout=60)
+    result = bbv("gdb", "-t", "vexpress", "--image",
+                 str(build / "images" / "guest.img"), "--iomem", str(iomem),
+                 "tcp::1", timeout=60)
     assert result.returncode == 2
     assert result.stderr == (f"bbv: error: --iomem {iomem}: no 'barebox code' line; give the "
                              "output of barebox's iomem command\n")
@@ -250,8 +243,7 @@ def test_plain_bbv_gdb_finds_the_running_stub_and_its_image(build):
     try:
         attach = err.wait_for("attach: bbv gdb")
         out.wait_for("autoboot")
-        result = subprocess.run([*BBV, "gdb", "-t", "vexpress", "--", "-nx", "-batch"],
-                                capture_output=True, text=True, timeout=60)
+        result = bbv("gdb", "-t", "vexpress", "--", "-nx", "-batch", timeout=60)
     finally:
         stop(run)
     endpoint = attach.rsplit(" ", 1)[1]
@@ -272,9 +264,8 @@ def test_unix_socket_stub(build):
             "bbv", "gdb", "--target", "vexpress", "--image", str(build / "images" / "guest.img"),
             f"unix:{sock}"]
         out.wait_for("autoboot")
-        result = subprocess.run([*BBV, "gdb", "-t", "vexpress", f"unix:{sock}", "--", "-nx",
-                                 "-batch", "-ex", "info symbol $pc"],
-                                capture_output=True, text=True, timeout=60)
+        result = bbv("gdb", "-t", "vexpress", f"unix:{sock}", "--", "-nx",
+                     "-batch", "-ex", "info symbol $pc", timeout=60)
     finally:
         stop(run)
     assert result.returncode == 0, result.stderr
@@ -320,9 +311,8 @@ def test_nothing_listening_is_one_line_and_exit_1_without_starting_gdb(build, tm
                            (str(port), f"nothing listens on tcp:127.0.0.1:{port}"),
                            (f"unix:{tmp_path}/none.sock", f"no socket {tmp_path}/none.sock"),
                            (f"unix:{stale}", f"nothing listens on unix:{stale}")):
-        result = subprocess.run([*BBV, "gdb", "-t", "vexpress", "--image",
-                                 str(build / "images" / "guest.img"), given, "--", "-batch"],
-                                capture_output=True, text=True, timeout=60)
+        result = bbv("gdb", "-t", "vexpress", "--image",
+                     str(build / "images" / "guest.img"), given, "--", "-batch", timeout=60)
         assert result.returncode == 1, given
         assert result.stderr == (f"bbv: error: {problem}; start 'bbv run --gdb' first (or give "
                                  "the endpoint it printed)\n")
@@ -330,7 +320,6 @@ def test_nothing_listening_is_one_line_and_exit_1_without_starting_gdb(build, tm
 
 
 def test_image_that_is_a_directory_says_so(build, tmp_path):
-    result = subprocess.run([*BBV, "gdb", "-t", "vexpress", "--image", str(tmp_path),
-                             "tcp::1"], capture_output=True, text=True, timeout=60)
+    result = bbv("gdb", "-t", "vexpress", "--image", str(tmp_path), "tcp::1", timeout=60)
     assert result.returncode == 2
     assert result.stderr == f"bbv: error: --image {tmp_path}: is a directory, not a file\n"

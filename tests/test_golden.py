@@ -5,7 +5,7 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, TESTS
 from qemu_helpers import synthetic_info
 
 from barebox_virtio_cli.qemu.args import (
@@ -20,7 +20,7 @@ from barebox_virtio_cli.targets.catalog import load_catalog
 pytestmark = pytest.mark.pure
 
 CATALOG = load_catalog([ROOT / "configs"])
-GOLDEN = Path(__file__).parent / "golden"
+GOLDEN = TESTS / "golden"
 
 
 def full_spec(target) -> RunSpec:

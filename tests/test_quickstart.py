@@ -17,8 +17,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, need
-from conftest import bbv as run_bbv
+from conftest import ROOT, bbv, need
 from http_helpers import HttpServer
 
 from barebox_virtio_cli.errors import BbvError, UsageError
@@ -130,14 +129,6 @@ def test_versions_sums_and_go_on_commands():
 
 # --- the command -------------------------------------------------------------------------
 
-def bbv(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
-        timeout: float = 300) -> subprocess.CompletedProcess:
-    """bbv quickstart ARGS."""
-    done = run_bbv("quickstart", *args, env=env, cwd=cwd, timeout=timeout)
-    assert "Traceback" not in done.stderr
-    return done
-
-
 def error_line(done: subprocess.CompletedProcess) -> str:
     lines = [line for line in done.stderr.splitlines() if line.startswith("bbv: error:")]
     assert len(lines) == 1, done.stderr
@@ -151,22 +142,22 @@ def closed_port() -> int:
 
 
 def test_bad_options_are_one_line_usage_errors(tmp_path):
-    done = bbv("--src", str(tmp_path), "--version", "2024.09.0")
+    done = bbv("quickstart", "--src", str(tmp_path), "--version", "2024.09.0")
     assert done.returncode == 2 and "with --src the tree is built as it is" in error_line(done)
-    done = bbv("--version", "latest")
+    done = bbv("quickstart", "--version", "latest")
     assert done.returncode == 2 and "is not a barebox release" in error_line(done)
     (tmp_path / "mine.txt").write_text("keep me")
-    done = bbv("--workdir", str(tmp_path))
+    done = bbv("quickstart", "--workdir", str(tmp_path))
     assert done.returncode == 2 and "holds other files" in error_line(done)
     assert (tmp_path / "mine.txt").read_text() == "keep me"
-    done = bbv("--target", "nosuch", "--src", str(tmp_path))
+    done = bbv("quickstart", "--target", "nosuch", "--src", str(tmp_path))
     assert done.returncode == 2 and "unknown target 'nosuch'" in error_line(done)
 
 
 def test_offline_without_src_says_to_pass_src(tmp_path):
     mirror = f"http://127.0.0.1:{closed_port()}"
-    done = bbv("--workdir", str(tmp_path / "w"), "--version", VERSION, "--sha256", "0" * 64,
-               env={qs.MIRROR_ENV: mirror})
+    done = bbv("quickstart", "--workdir", str(tmp_path / "w"), "--version", VERSION, "--sha256",
+               "0" * 64, env={qs.MIRROR_ENV: mirror})
     assert done.returncode == 1
     line = error_line(done)
     assert line.startswith("bbv: error: step 2/6 (get barebox) failed: download of ")
@@ -176,7 +167,7 @@ def test_offline_without_src_says_to_pass_src(tmp_path):
 def test_machine_that_cannot_boot_points_at_doctor(tmp_path):
     empty = tmp_path / "bin"
     empty.mkdir()
-    done = bbv("--src", str(FIXTURE), "--workdir", str(tmp_path / "w"),
+    done = bbv("quickstart", "--src", str(FIXTURE), "--workdir", str(tmp_path / "w"),
                env={"PATH": str(empty)})
     assert done.returncode == 1
     line = error_line(done)
@@ -255,7 +246,7 @@ def assert_boots_tiny_guest_then_fails_at_the_virtio_console(done):
 def test_download_verify_build_boot_then_cached(mirror, tiny_tree, tmp_path):
     mirror.publish(VERSION, tarball(tiny_tree))
     work = tmp_path / "work"
-    done = bbv("--version", VERSION, "--workdir", str(work), "--timeout", "2",
+    done = bbv("quickstart", "--version", VERSION, "--workdir", str(work), "--timeout", "2",
                env={qs.MIRROR_ENV: mirror.url})
     assert mirror.requests == [f"/{NAME}.sha256", f"/{NAME}"]
     digest = hashlib.sha256(mirror.files[f"/{NAME}"]).hexdigest()
@@ -276,14 +267,14 @@ def test_download_verify_build_boot_then_cached(mirror, tiny_tree, tmp_path):
 
     # Offline now: a new workdir unpacks the cached tarball, verified against its kept sum.
     offline = {qs.MIRROR_ENV: f"http://127.0.0.1:{closed_port()}"}
-    again = bbv("--version", VERSION, "--workdir", str(tmp_path / "w2"), "--timeout", "2",
-                env=offline)
+    again = bbv("quickstart", "--version", VERSION, "--workdir", str(tmp_path / "w2"), "--timeout",
+                "2", env=offline)
     assert f"{NAME} from the cache" in again.stderr
     assert_boots_tiny_guest_then_fails_at_the_virtio_console(again)
     # A damaged cache is not trusted: it is fetched again, and offline that fails clearly.
     (cache() / NAME).write_bytes(b"damaged")
     shutil.rmtree(tmp_path / "w2")
-    broken = bbv("--version", VERSION, "--workdir", str(tmp_path / "w2"), env=offline)
+    broken = bbv("quickstart", "--version", VERSION, "--workdir", str(tmp_path / "w2"), env=offline)
     assert broken.returncode == 1 and "offline? pass --src DIR" in error_line(broken)
 
 
@@ -293,7 +284,7 @@ def test_offline_with_src_builds_and_boots(tiny_tree, tmp_path):
     src = tmp_path / "src"
     shutil.copytree(tiny_tree, src)
     offline = {qs.MIRROR_ENV: f"http://127.0.0.1:{closed_port()}"}
-    done = bbv("--src", str(src), "--workdir", str(tmp_path / "w"), "--timeout", "2",
+    done = bbv("quickstart", "--src", str(src), "--workdir", str(tmp_path / "w"), "--timeout", "2",
                env=offline)
     assert f"source tree {src}" in done.stderr
     assert "toolchain: arm-linux-gnueabihf-" in done.stderr
@@ -304,7 +295,7 @@ def test_offline_with_src_builds_and_boots(tiny_tree, tmp_path):
 def test_checksum_mismatch_keeps_nothing(mirror, tiny_tree, tmp_path):
     data = tarball(tiny_tree)
     mirror.publish(VERSION, data, listed="0" * 64)
-    done = bbv("--version", VERSION, "--workdir", str(tmp_path / "w"),
+    done = bbv("quickstart", "--version", VERSION, "--workdir", str(tmp_path / "w"),
                env={qs.MIRROR_ENV: mirror.url})
     assert done.returncode == 1
     got = hashlib.sha256(data).hexdigest()
@@ -317,7 +308,7 @@ def test_checksum_mismatch_keeps_nothing(mirror, tiny_tree, tmp_path):
 def test_known_release_is_checked_against_bbvs_own_sum(mirror, tiny_tree, tmp_path):
     """A server that serves something else as a release bbv knows cannot pass its own sum."""
     mirror.publish(qs.DEFAULT_VERSION, tarball(tiny_tree))  # with a matching .sha256
-    done = bbv("--workdir", str(tmp_path / "w"), env={qs.MIRROR_ENV: mirror.url})
+    done = bbv("quickstart", "--workdir", str(tmp_path / "w"), env={qs.MIRROR_ENV: mirror.url})
     assert done.returncode == 1
     assert f"expected {qs.KNOWN_SHA256[qs.DEFAULT_VERSION]}" in error_line(done)
     assert mirror.requests == [f"/{qs.tarball_name(qs.DEFAULT_VERSION)}"]  # no .sha256 asked
@@ -325,7 +316,7 @@ def test_known_release_is_checked_against_bbvs_own_sum(mirror, tiny_tree, tmp_pa
 
 def test_release_without_any_sum_is_refused(mirror, tiny_tree, tmp_path):
     mirror.publish(VERSION, tarball(tiny_tree), listed=None)
-    done = bbv("--version", VERSION, "--workdir", str(tmp_path / "w"),
+    done = bbv("quickstart", "--version", VERSION, "--workdir", str(tmp_path / "w"),
                env={qs.MIRROR_ENV: mirror.url})
     assert done.returncode == 1
     assert "bbv knows no sha256 for barebox 2099.01.0" in error_line(done)
@@ -335,8 +326,8 @@ def test_release_without_any_sum_is_refused(mirror, tiny_tree, tmp_path):
 
 def test_given_sha256_is_what_counts(mirror, tiny_tree, tmp_path):
     mirror.publish(VERSION, tarball(tiny_tree))  # the server's own sum matches...
-    done = bbv("--version", VERSION, "--sha256", "ab" * 32, "--workdir", str(tmp_path / "w"),
-               env={qs.MIRROR_ENV: mirror.url})
+    done = bbv("quickstart", "--version", VERSION, "--sha256", "ab" * 32, "--workdir",
+               str(tmp_path / "w"), env={qs.MIRROR_ENV: mirror.url})
     assert done.returncode == 1 and f"expected {'ab' * 32}" in error_line(done)  # ...not used
 
 
@@ -352,7 +343,7 @@ SRC = os.environ.get("BBV_BAREBOX_SRC")
 def test_real_barebox_passes_every_check():
     """Incremental in SRC/bbv-quickstart-test: the first run builds for minutes."""
     work = Path(SRC).resolve() / "bbv-quickstart-test"
-    done = bbv("--src", SRC, "--workdir", str(work), timeout=1800)
+    done = bbv("quickstart", "--src", SRC, "--workdir", str(work), timeout=1800)
     assert done.returncode == 0, done.stderr[-3000:]
     for check in ("virtio console", "devices", "virtio-blk: FAT file", "virtio-blk: raw write",
                   "virtio-rng"):

@@ -14,7 +14,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from conftest import BBV, need
+from conftest import BBV, bbv, need
 from process_helpers import CROSS, TINYGUEST, assemble, qemu_pids
 
 SOURCE = TINYGUEST / "tinyguest.s"
@@ -29,9 +29,7 @@ def guest(tmp_path_factory) -> Path:
 
 
 def scripted(guest: Path, *args: str) -> subprocess.CompletedProcess:
-    result = subprocess.run([*BBV, "run", "--target", "vexpress", "--image", str(guest), *args],
-                            capture_output=True, text=True, timeout=120)
-    assert "Traceback" not in result.stderr
+    result = bbv("run", "--target", "vexpress", "--image", str(guest), *args, timeout=120)
     assert not qemu_running(guest), "bbv left QEMU running"
     return result
 
@@ -163,10 +161,8 @@ def test_signals_during_a_scripted_boot_never_leave_qemu_running(guest, tmp_path
 
 
 def test_no_answer_on_the_virtio_console_is_a_clear_timeout(guest, tmp_path):
-    result = subprocess.run([*BBV, "run", "--target", "vexpress", "--image", str(guest),
-                             "--console", "--exec", "true", "--timeout", "2"],
-                            capture_output=True, text=True, timeout=60,
-                            env={**os.environ, "TMPDIR": str(tmp_path)})
+    result = bbv("run", "--target", "vexpress", "--image", str(guest), "--console", "--exec",
+                 "true", "--timeout", "2", timeout=60, env={"TMPDIR": str(tmp_path)})
     assert result.returncode == 1
     assert "bbv: error: no answer on the virtio console within 2 s: is CONFIG_VIRTIO_CONSOLE " \
            "in this barebox" in result.stderr

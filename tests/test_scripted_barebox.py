@@ -10,12 +10,12 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from conftest import BBV, need
-from test_scripted import qemu_running
+from conftest import bbv, need
+from process_helpers import qemu_pids
 
 IMAGE = os.environ.get("BBV_BAREBOX_IMAGE", "")
 pytestmark = [
-    pytest.mark.qemu, need("qemu-system-arm"),
+    pytest.mark.barebox, pytest.mark.qemu, need("qemu-system-arm"),
     pytest.mark.skipif(not IMAGE, reason="needs BBV_BAREBOX_IMAGE (vexpress barebox-dt-2nd.img)"),
 ]
 EXAMPLE = ["--blk", "a.img", "--blk", "b.img", "--rng", "--exec", "ls /dev",
@@ -30,10 +30,8 @@ def disks(tmp_path) -> Path:
 
 
 def bbv_run(cwd: Path, *args: str) -> subprocess.CompletedProcess:
-    result = subprocess.run([*BBV, "run", "--target", "vexpress", "--image", IMAGE, *args],
-                            cwd=cwd, capture_output=True, text=True, timeout=120)
-    assert "Traceback" not in result.stderr
-    assert not qemu_running(Path(IMAGE).resolve()), "bbv left QEMU running"
+    result = bbv("run", "--target", "vexpress", "--image", IMAGE, *args, cwd=cwd)
+    assert not qemu_pids(Path(IMAGE).resolve()), "bbv left QEMU running"
     return result
 
 

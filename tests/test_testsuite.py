@@ -17,14 +17,13 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, need
+from conftest import BBV, ROOT, bbv, need
 from process_helpers import CROSS
 
 from barebox_virtio_cli.errors import BbvError, UsageError
 from barebox_virtio_cli.testsuite import results as res
 from barebox_virtio_cli.testsuite import runner
 
-BBV = [sys.executable, "-m", "barebox_virtio_cli"]
 FIXTURE = ROOT / "tests" / "fixtures" / "minibarebox"
 TINYGUEST = ROOT / "tests" / "tinyguest" / "tinyguest.s"
 TINY_RULE = """
@@ -37,14 +36,6 @@ $(objtree)/images/$(image): $(srctree)/tinyguest.s
 """
 TINY_TESTS = 10  # tests/fixtures/minibarebox/test/py/test_tiny.py
 tools = need("make", "qemu-system-arm", f"{CROSS}gcc", f"{CROSS}as", f"{CROSS}objcopy")
-
-
-def bbv(*args: str, cwd: Path | None = None, env: dict | None = None,
-        timeout: float = 300) -> subprocess.CompletedProcess:
-    done = subprocess.run([*BBV, *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, **(env or {})})
-    assert "Traceback" not in done.stderr, done.stderr
-    return done
 
 
 def make_tree(base: Path, devel_config: str | None = None) -> Path:
