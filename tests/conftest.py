@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-TESTS = Path(__file__).resolve().parent
+TESTS = Path(__file__).resolve().parent  # unit/, integration/, barebox/ and what they share
 ROOT = TESTS.parent
 BBV = [sys.executable, "-m", "barebox_virtio_cli"]
 
@@ -52,6 +52,18 @@ def bbv(*args: str, cwd: Path | str | None = None, env: dict[str, str | None] | 
 
 # The miniature barebox tree has a test suite of its own, run by `bbv test`, not by this one.
 collect_ignore = ["fixtures"]
+# The folder says what its tests need; integration/ (real QEMU, socat, compilers, gdb, git) may
+# also hold pure tests and a real-barebox check beside the feature's other tests.
+FOLDER_MARKERS = {"unit": "pure", "barebox": "barebox"}
+
+
+def pytest_collection_modifyitems(config, items):
+    misplaced = [item.nodeid for item in items
+                 if (marker := FOLDER_MARKERS.get(item.path.parent.name))
+                 and item.path.parent.parent == TESTS and not item.get_closest_marker(marker)]
+    if misplaced:
+        raise pytest.UsageError("tests without their folder's marker "
+                                f"({FOLDER_MARKERS}): {', '.join(misplaced)}")
 
 
 @pytest.fixture(autouse=True)

@@ -1,7 +1,7 @@
 """Real barebox printing tens of KiB on its virtio console, read by a client, compared byte for
 byte with what barebox printed on its serial console in the same run (QEMU blocks the guest
 rather than drop serial output, so the serial line is the reference). Used by
-tests/test_console_loss.py and benchmarks/console_loss.py.
+tests/barebox/test_console_loss.py and benchmarks/console_loss.py.
 
 Two setups: 'relay' is `bbv run --console SOCK` (bbv serves the console from QEMU's FIFOs);
 'qemu' is the command line `bbv run --dry-run` prints (QEMU's own socket chardev)."""

@@ -22,7 +22,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-# lava-run (tests/test_export.py) keeps its job files in /var/lib/lava/dispatcher/tmp; the
+# lava-run (tests/integration/test_export.py) keeps its job files in /var/lib/lava/dispatcher/tmp; the
 # tests also fetch lava-server's .deb with `apt-get download` for its device-type templates.
 if [ ! -w /var/lib/lava/dispatcher/tmp ]; then
     sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"

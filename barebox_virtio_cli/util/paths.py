@@ -9,7 +9,7 @@ from pathlib import Path
 APP = "bbv"
 
 # On Linux these are the XDG base directories, which platformdirs resolves the same way
-# (tests/test_paths.py checks it); reading them here keeps platformdirs, and the tempfile and
+# (tests/unit/test_paths.py checks it); reading them here keeps platformdirs, and the tempfile and
 # shutil imports it brings, off the start-up path of every command.
 _XDG = {
     "config": ("XDG_CONFIG_HOME", "~/.config"),
