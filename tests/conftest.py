@@ -58,6 +58,10 @@ FOLDER_MARKERS = {"unit": "pure", "barebox": "barebox"}
 
 
 def pytest_collection_modifyitems(config, items):
+    loose = sorted({item.path.name for item in items if item.path.parent == TESTS})
+    if loose:
+        raise pytest.UsageError(f"{', '.join(loose)}: move into tests/unit, tests/integration "
+                                "or tests/barebox, by what the tests need")
     misplaced = [item.nodeid for item in items
                  if (marker := FOLDER_MARKERS.get(item.path.parent.name))
                  and item.path.parent.parent == TESTS and not item.get_closest_marker(marker)]
