@@ -67,6 +67,8 @@ class Target:
     # model that does: `bbv run --net` warns, LAVA jobs give the template's NIC that model.
     net_issue: str = ""
     net_fallback: str = ""
+    # The barebox labgrid environment (test/<arch>/*.yaml of the tree) this target boots like.
+    labgrid_env: str = ""
 
 
 _CHOICES = {

@@ -253,3 +253,20 @@ def test_bootarg_advice_works_on_the_target(images):
     assert "--env" not in line
     done = bbv("run", "-t", "malta", "--env", "nv/x=1", "-n", cwd=images)
     assert done.returncode == 2  # the advice must not be what malta refuses
+
+
+# --- bbv targets: what each boots, why the name, barebox's labgrid env ------------------------
+
+def test_targets_one_line_each_says_what_it_boots():
+    from barebox_virtio_cli.targets.catalog import load_catalog
+
+    done = bbv("targets")
+    assert done.returncode == 0, done.stderr
+    rows = {line.split()[1]: line for line in done.stdout.splitlines()
+            if line.startswith("│") and line.split()[1] != "name"}
+    for t in load_catalog().targets.values():
+        line = rows[t.name]
+        for part in (f"-M {t.machine} -cpu {t.cpu}", f"{t.image} as -{t.load}", t.labgrid_env,
+                     t.description, *t.defconfigs):
+            assert part in line, (part, line)
+    assert "test/arm/dt-2nd@multi_v7_defconfig.yaml" in rows["vexpress"]

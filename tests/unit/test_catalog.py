@@ -132,3 +132,19 @@ def test_catalog_cache_follows_the_files(tmp_path):
         load_catalog([tmp_path])  # changed: parsed and validated again
     path.write_text(GOOD.replace("cortex-a7", "cortex-a15"))
     assert load_catalog([tmp_path]).get("mine").cpu == "cortex-a15"
+
+
+def test_every_builtin_target_says_why_and_names_its_labgrid_env():
+    for target in load_catalog().targets.values():
+        arch_dir = {"arm": "arm", "mips": "mips", "riscv": "riscv", "x86": "x86"}[target.arch]
+        assert target.labgrid_env.startswith(f"test/{arch_dir}/"), target.name
+        assert any(target.labgrid_env.endswith(f"{d}.yaml") for d in target.defconfigs)
+        assert target.description and "\n" not in target.description
+
+
+def test_vexpress_keeps_its_meaning():
+    """The seed's vexpress: ARMv7 dt-2nd image as -kernel on QEMU virt, not vexpress-a9."""
+    vexpress = load_catalog().targets["vexpress"]
+    assert (vexpress.machine, vexpress.cpu, vexpress.image, vexpress.load) == \
+        ("virt", "cortex-a7", "barebox-dt-2nd.img", "kernel")
+    assert "arm" in vexpress.arch_names and "not QEMU's vexpress-a9" in vexpress.description
