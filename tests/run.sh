@@ -11,6 +11,7 @@ APT_PACKAGES=(
     gcc-arm-linux-gnueabihf gcc-aarch64-linux-gnu
     binutils-mips-linux-gnu binutils-riscv64-linux-gnu
     mtools dosfstools fdisk lz4 xz-utils lava-common lava-dispatcher device-tree-compiler ccache
+    postgresql lava-server lavacli
 )
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

@@ -88,15 +88,21 @@ def script_options(func):
     ])
 
 
-def export_options(func):
-    """bbv run's options with -t repeatable (one file per target), then -o and --force."""
+def targets_options(func, each: str = "file"):
+    """bbv run's options with -t repeatable (one `each` per target)."""
     func = run_options(func)
     for index, param in enumerate(func.__click_params__):
         if param.name == "target":
             func.__click_params__[index] = click.Option(
                 ["-t", "--target", "targets"], multiple=True,
                 shell_complete=_complete("target_names"),
-                help="Target name from 'bbv targets' (repeatable: one file per target).")
+                help=f"Target name from 'bbv targets' (repeatable: one {each} per target).")
+    return func
+
+
+def export_options(func):
+    """bbv run's options with -t repeatable (one file per target), then -o and --force."""
+    func = targets_options(func)
     return _apply(func, [
         click.option("-o", "--output", metavar="FILE|DIR/",
                      help="Where to write (default: standard output); a directory gets "

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import shlex
+from collections.abc import Callable
 from pathlib import Path
 
 from barebox_virtio_cli.errors import UsageError
@@ -109,16 +110,21 @@ def lava_warnings(target: Target, spec: RunSpec) -> list[str]:
 
 def lava_url(path: Path) -> str:
     """A file:// URL as LAVA's download action reads it: the path as is (it does not undo
-    %-escapes). LAVA copies the file under its name into its own directory and puts that path
+    %-escapes)."""
+    path = check_lava_name(path.resolve())
+    return f"file://{path}"
+
+
+def check_lava_name(path: Path) -> Path:
+    """LAVA copies a downloaded file under its name into its own directory and puts that path
     into the QEMU command line without quoting, and into -drive without doubling commas, so
-    such names cannot go through."""
-    path = path.resolve()
+    such names cannot go through, whatever the URL."""
     bad = sorted({c for c in path.name if c in ",;'\"$`\\" or c.isspace()})
     if bad:
         raise UsageError(f"{path}: LAVA puts this file's name into the QEMU command unquoted, "
                          f"which breaks on {' '.join(map(repr, bad))}; rename the file or "
                          "link it under a plain name")
-    return f"file://{path}"
+    return path
 
 
 def check_lava_spec(spec: RunSpec) -> None:
@@ -131,15 +137,17 @@ def check_lava_spec(spec: RunSpec) -> None:
 
 
 def lava_job(target: Target, spec: RunSpec, groups: list[list[str]], job_name: str,
-             commands: list[str], minutes: int) -> dict:
+             commands: list[str], minutes: int,
+             url: Callable[[Path], str] = lava_url) -> dict:
     """A LAVA job for the 'qemu' device type: deploy to tmpfs, boot to the barebox prompt, and
-    run `commands` as an interactive test. Image files become file:// URLs with image_arg."""
+    run `commands` as an interactive test. Image files become URLs (`url`: file:// ones by
+    default) with image_arg."""
     check_lava_spec(spec)
     image_key, firmware_key = _images(target, spec)
-    images = {"barebox": {"url": lava_url(spec.image),
+    images = {"barebox": {"url": url(spec.image),
                           "image_arg": f"-{target.load} {{barebox}}"}}
     if firmware_key:
-        images["firmware"] = {"url": lava_url(Path(spec.firmware)),
+        images["firmware"] = {"url": url(Path(spec.firmware)),
                               "image_arg": "-bios {firmware}"}
     arch = lava_arch(target)
     context = {"arch": arch, "machine": spec.machine or target.machine,
@@ -156,7 +164,7 @@ def lava_job(target: Target, spec: RunSpec, groups: list[list[str]], job_name: s
         if group[0] == "-drive":
             key = f"disk{sum(k.startswith('disk') for k in images)}"
             arg = re.sub(r"(^|,)file=(?:[^,]|,,)*", rf"\1file={{{key}}}", group[1])
-            images[key] = {"url": lava_url(next(disks)), "image_arg": f"-drive {arg}"}
+            images[key] = {"url": url(next(disks)), "image_arg": f"-drive {arg}"}
             continue
         if group[0] == "-chardev" and "id=con0" in group[1]:
             group = ["-chardev", "pty,id=con0"]  # the socket path only exists on this machine

@@ -3,6 +3,7 @@ it) turned into the text of a labgrid environment or a LAVA job."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from barebox_virtio_cli.errors import UsageError
@@ -78,11 +79,21 @@ def _strategy(barebox_src: Path | None) -> Path:
 def lava_file(request: RunRequest, job_name: str | None, commands: list[str],
               job_timeout: int) -> tuple[str, str]:
     """(target name, LAVA job); job_name None: 'bbv TARGET'."""
+    name, job = lava_definition(request, job_name, commands, job_timeout)
+    return name, to_yaml(job, f"LAVA job for bbv target '{name}', written by 'bbv export "
+                              "lava'; image URLs are file:// paths on this machine")
+
+
+def lava_definition(request: RunRequest, job_name: str | None, commands: list[str],
+                    job_timeout: int, url: Callable[[str, Path], str] | None = None,
+                    ) -> tuple[str, dict]:
+    """(target name, LAVA job as data), the warnings said; url(target name, file) gives each
+    image file's URL (default: file:// URLs, see export.jobs.lava_job)."""
     target, info, spec = prepare(request, check_locks=False)
     groups = build_command(target, spec, info)
-    job = lava_job(target, spec, groups, job_name or f"bbv {target.name}", commands, job_timeout)
+    extra = {"url": lambda path: url(target.name, path)} if url else {}
+    job = lava_job(target, spec, groups, job_name or f"bbv {target.name}", commands,
+                   job_timeout, **extra)
     for warning in lava_warnings(target, spec):
         say(f"warning: {warning}")
-    return target.name, to_yaml(job, f"LAVA job for bbv target '{target.name}', written by "
-                                     "'bbv export lava'; image URLs are file:// paths on this "
-                                     "machine")
+    return target.name, job

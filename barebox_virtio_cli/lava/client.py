@@ -1,0 +1,154 @@
+"""LAVA's REST API (v0.2) on requests, token authentication (`Authorization: Token T`). Every
+failure becomes one BbvError line that names the server and what to do; none carries the
+token (it lives only in the session's headers)."""
+
+from __future__ import annotations
+
+import re
+
+import requests
+
+from barebox_virtio_cli.errors import BbvError
+from barebox_virtio_cli.lava.identity import Server
+
+API = "/api/v0.2"
+TIMEOUT = 30.0  # seconds for one request
+PAGE = 1000  # list endpoints are paginated (limit/offset)
+
+
+class Rejected(BbvError):
+    """The server refused a job definition (its validation message)."""
+
+
+class Client:
+    def __init__(self, server: Server, timeout: float = TIMEOUT):
+        self.server = server
+        self.timeout = timeout
+        self.session = requests.Session()
+        self.session.headers["User-Agent"] = "bbv"
+        if server.token:
+            self.session.headers["Authorization"] = f"Token {server.token}"
+
+    def close(self) -> None:
+        self.session.close()
+
+    # --- requests --------------------------------------------------------------------------
+
+    def _call(self, method: str, path: str, **kwargs) -> requests.Response:
+        url = f"{self.server.url}{API}{path}"
+        try:
+            response = self.session.request(method, url, timeout=self.timeout, **kwargs)
+        except requests.RequestException as exc:
+            raise BbvError(f"cannot reach the LAVA server {self.server.url} ({_reason(exc)}); "
+                           f"is it up, and is the URL ({self.server.source}) right?") from None
+        if response.status_code in (401, 403):
+            detail = _detail(response)
+            what = "needs a token" if not self.server.token else "refused the token"
+            raise BbvError(f"LAVA server {self.server.url} {what} ({response.status_code} "
+                           f"{detail}): give a valid one with --token, BBV_LAVA_TOKEN or the "
+                           "identity's token (lavacli identities add --token)")
+        return response
+
+    def _json(self, method: str, path: str, what: str, **kwargs):
+        response = self._call(method, path, **kwargs)
+        if response.status_code == 404:
+            raise BbvError(f"{what}: not found on {self.server.url}")
+        if not response.ok:
+            raise BbvError(f"{what}: LAVA server {self.server.url} answered "
+                           f"{response.status_code} {_detail(response)}")
+        try:
+            return response.json()
+        except ValueError:
+            raise BbvError(f"{what}: {self.server.url} did not answer with JSON; is it a LAVA "
+                           "server (REST API v0.2)?") from None
+
+    def _list(self, path: str, what: str, **params) -> list[dict]:
+        items: list[dict] = []
+        while True:
+            page = self._json("GET", path, what,
+                              params={**params, "limit": PAGE, "offset": len(items)})
+            items += page.get("results", [])
+            if not page.get("next") or not page.get("results"):
+                return items
+
+    # --- the API ---------------------------------------------------------------------------
+
+    def submit(self, definition: str, what: str) -> list[int]:
+        """The ids of the job(s) a definition makes (one, or several for multinode)."""
+        response = self._call("POST", "/jobs/", json={"definition": definition})
+        if response.status_code == 400:
+            raise Rejected(f"LAVA server {self.server.url} rejected the job for {what}: "
+                           f"{_detail(response)}")
+        if not response.ok:
+            raise BbvError(f"submitting {what}: LAVA server {self.server.url} answered "
+                           f"{response.status_code} {_detail(response)}")
+        return [int(i) for i in response.json()["job_ids"]]
+
+    def job(self, job_id: int) -> dict:
+        return self._json("GET", f"/jobs/{job_id}/", f"job {job_id}")
+
+    def cancel(self, job_id: int) -> None:
+        """LAVA 2023.01 cancels on GET (its REST view allows only that); POST where a later
+        server takes only POST."""
+        response = self._call("GET", f"/jobs/{job_id}/cancel/")
+        if response.status_code == 405:
+            response = self._call("POST", f"/jobs/{job_id}/cancel/")
+        if not response.ok:
+            raise BbvError(f"cancelling job {job_id}: LAVA server {self.server.url} answered "
+                           f"{response.status_code} {_detail(response)}")
+
+    def tests(self, job_id: int) -> list[dict]:
+        return self._list(f"/jobs/{job_id}/tests/", f"test cases of job {job_id}")
+
+    def suites(self, job_id: int) -> list[dict]:
+        return self._list(f"/jobs/{job_id}/suites/", f"test suites of job {job_id}")
+
+    def junit(self, job_id: int) -> str:
+        response = self._call("GET", f"/jobs/{job_id}/junit/")
+        if not response.ok:
+            raise BbvError(f"JUnit of job {job_id}: LAVA server {self.server.url} answered "
+                           f"{response.status_code}")
+        return response.text
+
+    def logs(self, job_id: int, start: int = 0) -> str:
+        """The job's log from line `start` on (empty before the worker sent any)."""
+        response = self._call("GET", f"/jobs/{job_id}/logs/", params={"start": start})
+        return response.text if response.ok else ""
+
+    def device(self, name: str) -> dict:
+        return self._json("GET", f"/devices/{name}/", f"device {name}")
+
+    def device_types(self) -> list[str]:
+        return [t["name"] for t in self._list("/devicetypes/", "device types")]
+
+    def devices(self, device_type: str) -> list[dict]:
+        return self._list("/devices/", f"devices of type {device_type}",
+                          device_type=device_type)
+
+    def workers(self) -> list[dict]:
+        return self._list("/workers/", "workers")
+
+
+def _detail(response: requests.Response) -> str:
+    """The server's own message: DRF's {"detail": ...}, LAVA's {"message": ...}, or the
+    status text (never the HTML of an error page)."""
+    try:
+        data = response.json()
+    except ValueError:
+        return response.reason or ""
+    if isinstance(data, dict):
+        for key in ("message", "detail", "error"):
+            if data.get(key):
+                return str(data[key])
+    return str(data)[:300]
+
+
+def _reason(exc: requests.RequestException) -> str:
+    """'Connection refused' rather than urllib3's whole nesting."""
+    text = str(exc)
+    found = re.search(r"\[Errno -?\d+\] ([^'\")]+)", text)
+    if found:
+        return found[1].strip()
+    if isinstance(exc, requests.Timeout):
+        return "timed out"
+    return type(exc).__name__
