@@ -50,7 +50,8 @@ def job_error(tests: list[dict], suites: list[dict]) -> tuple[str, str] | None:
             except yaml.YAMLError:
                 return None
             if isinstance(meta, dict) and (meta.get("error_type") or meta.get("error_msg")):
-                return str(meta.get("error_type") or "?"), str(meta.get("error_msg") or "")
+                return (str(meta.get("error_type") or "?").strip(),
+                        str(meta.get("error_msg") or "").strip())
     return None
 
 

@@ -1,0 +1,258 @@
+"""bbv lava submit/wait against a real LAVA instance on this host (tests/lava_farm.py: Debian's
+lava-server on PostgreSQL, scheduler, publisher, gunicorn, two lava-worker processes with a
+qemu device each), running real QEMU jobs with the tiny guest. What bbv reports is checked
+against what the server says."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import lava_farm
+import pytest
+import requests
+import yaml
+from conftest import BBV, bbv, need
+from process_helpers import CROSS, TINYGUEST, assemble
+
+from barebox_virtio_cli.lava import results
+
+pytestmark = [pytest.mark.qemu, need("qemu-system-arm", f"{CROSS}as", f"{CROSS}ld",
+                                     f"{CROSS}objcopy")]
+
+
+@pytest.fixture(scope="session")
+def farm():
+    absent = lava_farm.missing()
+    if absent:
+        pytest.skip(f"LAVA not installed ({', '.join(absent)}); tests/run.sh installs "
+                    "lava-server, lava-dispatcher and postgresql")
+    if os.geteuid() != 0:
+        pytest.skip("the LAVA instance is set up as root (lava-server manage, pg_ctlcluster)")
+    started = lava_farm.up(2)
+    yield started
+    lava_farm.down()
+
+
+@pytest.fixture(scope="session")
+def guest(tmp_path_factory) -> Path:
+    """The tiny guest: `hang` keeps a job running until it is cancelled."""
+    return assemble(TINYGUEST / "tinyguest.s", tmp_path_factory.mktemp("lavaguest"), "guest")
+
+
+def lava(farm, *args: str, cwd=None, env=None, **kw) -> subprocess.CompletedProcess:
+    full = {"BBV_LAVA_URL": farm.url, "BBV_LAVA_TOKEN": farm.token, **(env or {})}
+    return bbv("lava", *args, cwd=cwd, env=full, timeout=kw.pop("timeout", 240), **kw)
+
+
+def api(farm, path: str):
+    got = requests.get(f"{farm.url}/api/v0.2{path}", timeout=30,
+                       headers={"Authorization": f"Token {farm.token}"})
+    got.raise_for_status()
+    return got.json() if "junit" not in path else got.text
+
+
+def server_cases(farm, job_id: int) -> list[results.Case]:
+    return results.cases(api(farm, f"/jobs/{job_id}/tests/?limit=1000")["results"],
+                         api(farm, f"/jobs/{job_id}/suites/")["results"])
+
+
+def finished(farm, job_id: int, within: float = 90) -> dict:
+    deadline = time.monotonic() + within
+    while True:
+        job = api(farm, f"/jobs/{job_id}/")
+        if job["state"] == "Finished" or time.monotonic() > deadline:
+            return job
+        time.sleep(0.5)
+
+
+def job_files(tmp_path: Path, guest: Path, *names: str, commands=("true",)) -> list[str]:
+    """Job files as `bbv export lava` writes them, one per name."""
+    paths = []
+    for name in names:
+        execs = [a for c in commands for a in ("--exec", c)]
+        done = bbv("export", "lava", "-t", "vexpress", "--image", str(guest), *execs,
+                   "--job-name", name, "-o", str(tmp_path / f"{name}.yaml"))
+        assert done.returncode == 0, done.stderr
+        paths.append(str(tmp_path / f"{name}.yaml"))
+    return paths
+
+
+def test_results_and_junit_are_the_servers(farm, guest, tmp_path):
+    done = lava(farm, "submit", "-t", "vexpress", "--image", str(guest), "--rng",
+                "--exec", "ls /dev", "--exec", "false", "--exec", "echo hi $?",
+                "--junit-dir", str(tmp_path), "--json")
+    assert done.returncode == 1, done.stderr  # a test case failed
+    report = yaml.safe_load(done.stdout)["jobs"]
+    assert len(report) == 1
+    job = report[0]
+    server = finished(farm, job["id"])
+    assert (job["state"], job["health"]) == (server["state"], server["health"]) == \
+        ("Finished", "Complete")
+    assert job["device"] == server["actual_device"]
+    assert job["worker"] == api(farm, f"/devices/{server['actual_device']}/")["worker_host"]
+    theirs = server_cases(farm, job["id"])
+    assert [results.Case(**c) for c in job["cases"]] == theirs
+    mine = {c["name"]: c["result"] for c in job["cases"] if c["suite"] == "0_bbv"}
+    assert mine == {"1-ls_dev": "pass", "2-false": "fail", "3-echo_hi": "pass"}
+    junit = Path(job["junit"])
+    assert junit.parent == tmp_path and junit.read_text() == api(farm, f"/jobs/{job['id']}/junit/")
+    assert results.junit_cases(junit.read_text()) == theirs
+    # the live lines: queued, running on the worker, finished with the count
+    assert f"job {job['id']} (vexpress): queued, {farm.url}/scheduler/job/{job['id']}" \
+        in done.stderr
+    assert f"running on {job['worker']} ({job['device']})" in done.stderr
+    assert "finished: Complete, 2/3 test cases passed" in done.stderr
+    assert farm.token not in done.stdout + done.stderr
+
+
+def test_served_images_a_passing_job_and_the_table(farm, guest, tmp_path):
+    port = lava_farm.free_port()
+    done = lava(farm, "submit", "-t", "vexpress", "--image", str(guest), "--exec", "true",
+                "--serve", f"127.0.0.1:{port}", "-v")
+    assert done.returncode == 0, done.stderr
+    assert f"serving 1 image file(s) at http://127.0.0.1:{port}/" in done.stderr
+    job_id = int(done.stdout.split("job/")[1].split()[0])
+    definition = yaml.safe_load(api(farm, f"/jobs/{job_id}/")["definition"])
+    url = definition["actions"][0]["deploy"]["images"]["barebox"]["url"]
+    assert url == f"http://127.0.0.1:{port}/1/guest.img"
+    assert ("lava", "http-download", "pass") in [(c.suite, c.name, c.result)
+                                                  for c in server_cases(farm, job_id)]
+    assert "[vexpress] Sending 'true; echo bbv-rc-lava0001=$?'" in done.stderr  # -v: the log
+    row = next(line for line in done.stdout.splitlines() if f"job/{job_id}" in line)
+    assert "vexpress" in row and "Complete" in row and "1-true: pass" in row
+
+
+def test_jobs_spread_over_workers_no_wait_then_wait(farm, guest, tmp_path):
+    files = job_files(tmp_path, guest, "one", "two")
+    done = lava(farm, "submit", *files, "--no-wait")
+    assert done.returncode == 0, done.stderr
+    ids = done.stdout.split()
+    assert len(ids) == 2 and all(i.isdigit() for i in ids)
+    waited = lava(farm, "wait", *ids, "--json")
+    assert waited.returncode == 0, waited.stderr
+    jobs = yaml.safe_load(waited.stdout)["jobs"]
+    assert [j["name"] for j in jobs] == ["one", "two"]
+    assert all(j["health"] == "Complete" and j["passed"] for j in jobs)
+    # both at once: the scheduler gave each its own worker
+    assert {j["worker"] for j in jobs} == {"bbv-w1", "bbv-w2"}
+    assert {api(farm, f"/jobs/{j['id']}/")["actual_device"] for j in jobs} == \
+        {"bbv-w1-qemu", "bbv-w2-qemu"}
+
+
+def _start_hanging(farm, guest, *extra: str) -> tuple[subprocess.Popen, int]:
+    env = {**os.environ, "BBV_LAVA_URL": farm.url, "BBV_LAVA_TOKEN": farm.token}
+    proc = subprocess.Popen([*BBV, "lava", "submit", "-t", "vexpress", "--image", str(guest),
+                             "--exec", "hang", *extra], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    job_id = None
+    for line in proc.stderr:
+        if job_id is None and "queued" in line:
+            job_id = int(line.split("job ")[1].split()[0])
+        if "running on" in line:
+            return proc, job_id
+    raise AssertionError(f"no running job; rc {proc.wait()}")
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
+def test_a_signal_cancels_the_jobs_on_the_server(farm, guest, signum):
+    proc, job_id = _start_hanging(farm, guest)
+    proc.send_signal(signum)
+    rest = proc.stderr.read()
+    assert proc.wait(timeout=60) == 128 + signum, rest
+    assert f"job {job_id} (vexpress): cancelled" in rest
+    server = finished(farm, job_id)
+    assert (server["state"], server["health"]) == ("Finished", "Canceled")
+
+
+def test_timeout_cancels_the_jobs(farm, guest):
+    started = time.monotonic()
+    done = lava(farm, "submit", "-t", "vexpress", "--image", str(guest), "--exec", "hang",
+                "--timeout", "4", "--json")
+    assert done.returncode == 1, done.stderr
+    assert time.monotonic() - started < 60
+    report = yaml.safe_load(done.stdout)
+    assert report["timed_out"] is True
+    job_id = report["jobs"][0]["id"]
+    assert f"timeout: 4 s passed before 1 job(s) finished; cancelled {job_id}" in done.stderr
+    server = finished(farm, job_id)
+    assert (server["state"], server["health"]) == ("Finished", "Canceled")
+
+
+def test_incomplete_job_gives_lavas_reason_and_the_last_log_lines(farm, guest, tmp_path):
+    gone = tmp_path / "gone.img"
+    shutil.copy(guest, gone)
+    (path,) = job_files(tmp_path, gone, "gone")
+    gone.unlink()
+    done = lava(farm, "submit", path, "--json")
+    assert done.returncode == 1, done.stderr
+    job = yaml.safe_load(done.stdout)["jobs"][0]
+    assert job["health"] == api(farm, f"/jobs/{job['id']}/")["health"] == "Incomplete"
+    assert job["error"]["type"] == "Job"
+    assert f"Image file '{gone}' does not exist" in job["error"]["message"]
+    assert "Incomplete, 0/2 test cases passed" in done.stderr
+    assert "Job: Invalid job data" in done.stderr
+    tail = [line for line in done.stderr.splitlines() if line.startswith("bbv:   | ")]
+    assert tail and tail[-1].endswith("error: JobError: Your job cannot terminate cleanly.")
+    assert job["log_tail"] == [line.removeprefix("bbv:   | ") for line in tail]
+
+
+def one_line(done: subprocess.CompletedProcess) -> str:
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    return lines[0]
+
+
+def test_faults_are_one_line_and_never_show_the_token(farm, guest, tmp_path):
+    args = ["submit", "-t", "vexpress", "--image", str(guest)]
+    bad = lava(farm, *args, "--token", "not-the-token-4711")
+    assert bad.returncode == 1
+    assert one_line(bad) == (f"bbv: error: LAVA server {farm.url} refused the token (403 "
+                             "Invalid token.): give a valid one with --token, BBV_LAVA_TOKEN or "
+                             "the identity's token (lavacli identities add --token)")
+    debug = bbv("--debug", "lava", *args, "--url", farm.url, "--token", "not-the-token-4711")
+    assert debug.returncode == 1 and "Traceback" in debug.stderr
+    assert "not-the-token-4711" not in debug.stdout + debug.stderr
+    assert one_line(lava(farm, *args, env={"BBV_LAVA_TOKEN": ""})) == (
+        f"bbv: error: no token for {farm.url}: give --token, BBV_LAVA_TOKEN or an identity "
+        "with a token (lavacli identities add --token)")
+    down = lava(farm, *args, "--url", f"http://127.0.0.1:{lava_farm.free_port()}")
+    assert down.returncode == 1
+    assert "cannot reach the LAVA server" in one_line(down) and "Connection refused" in down.stderr
+    unknown = lava(farm, *args, "--device-type", "no-such-type")
+    assert unknown.returncode == 1
+    assert one_line(unknown) == (f"bbv: error: LAVA server {farm.url} has no device type "
+                                 "'no-such-type' (it has: qemu); pass --device-type with one "
+                                 "of them")
+    (path,) = job_files(tmp_path, guest, "broken")
+    job = yaml.safe_load(Path(path).read_text())
+    del job["timeouts"]
+    Path(path).write_text(yaml.safe_dump(job))
+    rejected = lava(farm, "submit", path)
+    assert rejected.returncode == 1
+    assert one_line(rejected) == (f"bbv: error: LAVA server {farm.url} rejected the job for "
+                                  "broken: Problem with submitted job data: required key not "
+                                  "provided @ data['timeouts']")
+    for done in (bad, down, unknown, rejected):
+        assert farm.token not in done.stdout + done.stderr
+
+
+@need("lavacli")
+def test_lavacli_identity(farm, guest, tmp_path):
+    config = tmp_path / "config"
+    env = {**os.environ, "XDG_CONFIG_HOME": str(config)}
+    subprocess.run(["lavacli", "identities", "add", "--uri", f"{farm.url}/RPC2", "--username",
+                    "bbv", "--token", farm.token, "farm"], env=env, check=True, timeout=60)
+    done = bbv("lava", "submit", "-i", "farm", "-t", "vexpress", "--image", str(guest),
+               "--exec", "true", env={"XDG_CONFIG_HOME": str(config)})
+    assert done.returncode == 0, done.stderr
+    assert f"{farm.url}/scheduler/job/" in done.stdout
+    missing = bbv("lava", "wait", "-i", "lab", "1", env={"XDG_CONFIG_HOME": str(config)})
+    assert missing.returncode == 2
+    assert one_line(missing) == (f"bbv: error: no identity 'lab' in {config}/lavacli.yaml "
+                                 "(identities: farm); add it with 'lavacli identities add' or "
+                                 "pass --url and --token")
