@@ -15,7 +15,8 @@ pytestmark = pytest.mark.pure
 PACKAGE = ROOT / "barebox_virtio_cli"
 PURE = {"errors", "util.validate", "run.request", "qemu.args", "qemu.info", "build.kbuild",
         "console.logic", "session.shell", "session.report", "images.plan", "doctor.checks",
-        "quickstart.plan", "export.jobs", "targets.target"}
+        "quickstart.plan", "export.jobs", "targets.target",
+        "lava.identity", "lava.results", "lava.state"}
 
 
 def module_name(path: Path) -> str:
@@ -72,6 +73,12 @@ def test_every_bbv_run_option_is_a_run_request_field():
     assert {p.name for p in run.params} == names
     own = {"output", "force", "targets", "barebox_src", "no_strategy"}  # -t: one per target
     assert {p.name for p in labgrid.params} - own <= names
+    from barebox_virtio_cli.commands.lava import submit
+
+    own = {"job_files", "targets", "commands", "job_name", "job_timeout", "device_type", "tags",
+           "priority", "artifact_url", "serve", "no_wait", "identity", "url", "token",
+           "timeout", "verbose", "as_json", "junit_dir"}
+    assert {p.name for p in submit.params} - own <= names
 
 
 SOCKETS = "util.sockets"
