@@ -27,12 +27,19 @@ PAGES = {
     "run": ["commands/run.md", "testing.md", "debugging.md", "console-server.md"],
     "gdb": ["commands/gdb.md", "debugging.md"],
     "export": ["commands/export.md", "lava-labgrid.md"],
+    "lava": ["commands/lava.md", "lava-farm.md"],
 }
 
 # Options of other tools that the pages name (pytest, labgrid, lava-run, sfdisk, the
 # benchmark scripts, mkdocs): anything else spelt like an option must be one of bbv's.
 FOREIGN = {"--lg-env", "--junitxml", "--job-id", "--device", "--output-dir", "--dump", "--runs",
            "--strict"}
+# The LAVA farm's set-up (apt-get, postinst.py, lava-server manage, gunicorn, lava-worker,
+# lavacli) and its benchmark, on lava-farm.md.
+FOREIGN |= {"--no-install-recommends", "--config", "--db", "--fixup", "--superuser", "--staff",
+            "--user", "--secret", "--worker", "--bind", "--workers", "--host", "--port",
+            "--log-file", "--event-url", "--name", "--ws-url", "--worker-dir", "--ping-interval",
+            "--uri", "--username", "--repeat", "--rounds"}
 
 
 def pages_of(name: str) -> list[Path]:
