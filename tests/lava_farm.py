@@ -188,12 +188,17 @@ def up(count: int = 1) -> Farm:
     (RUN / "farm.json").write_text(farm.to_json())
     deadline = time.monotonic() + 120
     _wait_http(f"{url}/api/v0.2/", deadline)
-    for worker in workers:  # devices whose worker is gone from an earlier run stay usable
-        manage("devices", "update", "--health", "GOOD", device_name(worker))
-    for worker in set(WORKERS) - set(workers):
-        manage("devices", "update", "--health", "MAINTENANCE", device_name(worker))
+    use_devices(len(workers))
     _wait_online(url, state["token"], workers, deadline)
     return farm
+
+
+def use_devices(count: int) -> None:
+    """Only the first `count` workers' devices take jobs (the others' in Maintenance); a device
+    whose worker was stopped stays usable for the next run."""
+    for index, worker in enumerate(WORKERS):
+        health = "GOOD" if index < count else "MAINTENANCE"
+        manage("devices", "update", "--health", health, device_name(worker))
 
 
 def down() -> None:
