@@ -12,18 +12,16 @@ from pathlib import Path
 
 from barebox_virtio_cli.errors import UsageError
 from barebox_virtio_cli.util.ports import bind_error, in_use
+from barebox_virtio_cli.util.sockets import bracket, parse_host_port
 
 ANY = ("", "0.0.0.0", "::")
 
 
 def parse_address(text: str) -> tuple[str, int]:
-    """HOST:PORT ([V6]:PORT) as --serve takes it."""
-    host, sep, port = text.rpartition(":")
-    host = host.strip("[]")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-        raise UsageError(f"--serve {text}: expected HOST:PORT, e.g. 192.0.2.10:8000 (an "
-                         "address the LAVA workers reach)")
-    return host or "0.0.0.0", int(port)
+    """HOST:PORT ([V6]:PORT; :PORT is every address) as --serve takes it."""
+    endpoint = parse_host_port(text, text, "--serve",
+                               "HOST:PORT, an address the LAVA workers reach")
+    return endpoint.host or "0.0.0.0", endpoint.port
 
 
 def check_free(host: str, port: int) -> None:
@@ -45,9 +43,8 @@ class FileServer:
 
     @property
     def base(self) -> str:
-        name = socket.getfqdn() if self.host in ANY else self.host
-        name = f"[{name}]" if ":" in name else name
-        return f"http://{name}:{self.port}"
+        return f"http://{bracket(socket.getfqdn() if self.host in ANY else self.host)}:" \
+               f"{self.port}"
 
     def url(self, path: Path) -> str:
         """The URL the workers fetch the file from (the same file: the same URL)."""
