@@ -185,9 +185,12 @@ def test_file_server_routes_keep_same_named_files_apart(tmp_path):
     assert served.url(tmp_path / "a" / ".." / "a" / "x.img") == first
 
 
-@pytest.mark.parametrize("text", ["8000", "host:", "host:0", "host:70000", "h:x"])
-def test_serve_address_must_be_host_and_port(text):
-    with pytest.raises(UsageError, match="HOST:PORT"):
+@pytest.mark.parametrize(("text", "message"), [
+    ("8000", "is not HOST:PORT, an address the LAVA workers reach"), ("host:", "HOST:PORT"),
+    ("h:x", "HOST:PORT"), ("host:0", "port 0 out of range"),
+    ("host:70000", "port 70000 out of range")])
+def test_serve_address_must_be_host_and_port(text, message):
+    with pytest.raises(UsageError, match=f"--serve '{text}'.*{message}"):
         parse_address(text)
 
 

@@ -4,12 +4,9 @@ token (it lives only in the session's headers)."""
 
 from __future__ import annotations
 
-import re
-
-import requests
-
 from barebox_virtio_cli.errors import BbvError
 from barebox_virtio_cli.lava.identity import Server
+from barebox_virtio_cli.util.download import ApiSession, Unreachable
 
 API = "/api/v0.2"
 TIMEOUT = 30.0  # seconds for one request
@@ -20,26 +17,26 @@ class Rejected(BbvError):
     """The server refused a job definition (its validation message)."""
 
 
-class Client:
+class LavaClient:
     def __init__(self, server: Server, timeout: float = TIMEOUT):
         self.server = server
-        self.timeout = timeout
-        self.session = requests.Session()
-        self.session.headers["User-Agent"] = "bbv"
+        headers = {"User-Agent": "bbv"}
         if server.token:
-            self.session.headers["Authorization"] = f"Token {server.token}"
+            headers["Authorization"] = f"Token {server.token}"
+        self.session = ApiSession(headers, timeout)
 
     def close(self) -> None:
         self.session.close()
 
     # --- requests --------------------------------------------------------------------------
 
-    def _call(self, method: str, path: str, **kwargs) -> requests.Response:
+    def _call(self, method: str, path: str, **kwargs):
+        """The requests Response; 401/403 and an unreachable server as one line each."""
         url = f"{self.server.url}{API}{path}"
         try:
-            response = self.session.request(method, url, timeout=self.timeout, **kwargs)
-        except requests.RequestException as exc:
-            raise BbvError(f"cannot reach the LAVA server {self.server.url} ({_reason(exc)}); "
+            response = self.session.request(method, url, **kwargs)
+        except Unreachable as exc:
+            raise BbvError(f"cannot reach the LAVA server {self.server.url} ({exc.reason}); "
                            f"is it up, and is the URL ({self.server.source}) right?") from None
         if response.status_code in (401, 403):
             detail = _detail(response)
@@ -129,7 +126,7 @@ class Client:
         return self._list("/workers/", "workers")
 
 
-def _detail(response: requests.Response) -> str:
+def _detail(response) -> str:
     """The server's own message: DRF's {"detail": ...}, LAVA's {"message": ...}, or the
     status text (never the HTML of an error page)."""
     try:
@@ -141,14 +138,3 @@ def _detail(response: requests.Response) -> str:
             if data.get(key):
                 return str(data[key])
     return str(data)[:300]
-
-
-def _reason(exc: requests.RequestException) -> str:
-    """'Connection refused' rather than urllib3's whole nesting."""
-    text = str(exc)
-    found = re.search(r"\[Errno -?\d+\] ([^'\")]+)", text)
-    if found:
-        return found[1].strip()
-    if isinstance(exc, requests.Timeout):
-        return "timed out"
-    return type(exc).__name__

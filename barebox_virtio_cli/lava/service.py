@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from barebox_virtio_cli.errors import BbvError, Signalled, UsageError
 from barebox_virtio_cli.lava import results
-from barebox_virtio_cli.lava.client import Client
+from barebox_virtio_cli.lava.client import LavaClient
 from barebox_virtio_cli.lava.identity import Server, parse_identities, resolve
 from barebox_virtio_cli.lava.state import Job
 from barebox_virtio_cli.run.request import RunRequest
@@ -153,7 +153,7 @@ def job_device_type(definition: str) -> str:
     return str((yaml.safe_load(definition) or {}).get("device_type", ""))
 
 
-def check_devices(client: Client, device_types: list[str]) -> None:
+def check_devices(client: LavaClient, device_types: list[str]) -> None:
     """Refuse device types the server lacks or has no device of online (the jobs would wait
     for ever)."""
     known = client.device_types()
@@ -179,7 +179,7 @@ def check_devices(client: Client, device_types: list[str]) -> None:
 
 
 @dataclass
-class Outcome:
+class JobsOutcome:
     jobs: list[Job]
     timed_out: bool = False
 
@@ -188,7 +188,7 @@ def _tag(job: Job) -> str:
     return f"job {job.id} ({job.name})"
 
 
-def submit_all(client: Client, definitions: list[tuple[str, str]],
+def submit_all(client: LavaClient, definitions: list[tuple[str, str]],
                submitted: list[Job]) -> None:
     """Submit every job at once (LAVA schedules them onto its workers); each job is in
     `submitted` as soon as the server took it, so that a failure or a signal cancels it."""
@@ -199,7 +199,7 @@ def submit_all(client: Client, definitions: list[tuple[str, str]],
             say(f"{_tag(job)}: queued, {job.url}")
 
 
-def cancel(client: Client, jobs: list[Job]) -> list[Job]:
+def cancel(client: LavaClient, jobs: list[Job]) -> list[Job]:
     """Cancel the unfinished jobs (a second signal waits until every request went out)."""
     from barebox_virtio_cli.util.signals import deferred
 
@@ -217,7 +217,7 @@ def cancel(client: Client, jobs: list[Job]) -> list[Job]:
 class Watch:
     """Polls the unfinished jobs until each is finished or the deadline passes."""
 
-    def __init__(self, client: Client, jobs: list[Job], verbose: bool,
+    def __init__(self, client: LavaClient, jobs: list[Job], verbose: bool,
                  junit_dir: Path | None, timeout: float | None,
                  clock: Callable[[], float] = time.monotonic):
         self.client, self.jobs, self.verbose, self.junit_dir = client, jobs, verbose, junit_dir
@@ -279,13 +279,13 @@ class Watch:
             job.junit = str(path)
 
 
-def watch(client: Client, jobs: list[Job], verbose: bool, junit_dir: Path | None,
-          timeout: float | None, cancel_on_stop: bool) -> Outcome:
+def watch(client: LavaClient, jobs: list[Job], verbose: bool, junit_dir: Path | None,
+          timeout: float | None, cancel_on_stop: bool) -> JobsOutcome:
     """Watch until every job finished; on --timeout (and, when bbv submitted them, on a
     signal) cancel the unfinished ones."""
     try:
         if Watch(client, jobs, verbose, junit_dir, timeout).run():
-            return Outcome(jobs)
+            return JobsOutcome(jobs)
     except (Signalled, KeyboardInterrupt):
         if cancel_on_stop:
             cancel(client, jobs)
@@ -297,7 +297,7 @@ def watch(client: Client, jobs: list[Job], verbose: bool, junit_dir: Path | None
     stopped = cancel(client, jobs)
     say(f"timeout: {timeout:g} s passed before {len(stopped)} job(s) finished; cancelled "
         f"{' '.join(str(job.id) for job in stopped)}")
-    return Outcome(jobs, timed_out=True)
+    return JobsOutcome(jobs, timed_out=True)
 
 
 @dataclass
@@ -315,7 +315,7 @@ class SubmitRequest:
     junit_dir: Path | None
 
 
-def submit(server: Server, request: SubmitRequest) -> Outcome:
+def submit(server: Server, request: SubmitRequest) -> JobsOutcome:
     """Make and submit the jobs; then, unless --no-wait, watch them to the end."""
     if not server.token:
         raise UsageError(f"no token for {server.url}: give --token, BBV_LAVA_TOKEN or an "
@@ -336,7 +336,7 @@ def submit(server: Server, request: SubmitRequest) -> Outcome:
     definitions = file_jobs(request.job_files, request.overrides)
     definitions += target_jobs(request.requests, request.job_name, request.commands,
                                request.job_timeout, images, request.overrides)
-    client = Client(server)
+    client = LavaClient(server)
     submitted: list[Job] = []
     try:
         check_devices(client, [job_device_type(d) for _, d in definitions])
@@ -350,7 +350,7 @@ def submit(server: Server, request: SubmitRequest) -> Outcome:
             cancel(client, submitted)
             raise
         if not request.wait:
-            return Outcome(submitted)
+            return JobsOutcome(submitted)
         return watch(client, submitted, request.verbose, request.junit_dir, request.timeout,
                      cancel_on_stop=True)
     finally:
@@ -360,12 +360,12 @@ def submit(server: Server, request: SubmitRequest) -> Outcome:
 
 
 def wait(server: Server, ids: list[int], verbose: bool, junit_dir: Path | None,
-         timeout: float | None) -> Outcome:
+         timeout: float | None) -> JobsOutcome:
     """Watch jobs submitted earlier (`bbv lava submit --no-wait`). A signal leaves them
     running (bbv did not submit them in this call); --timeout cancels them."""
     if junit_dir is not None and not junit_dir.is_dir():
         raise UsageError(f"--junit-dir {junit_dir}: no such directory")
-    client = Client(server)
+    client = LavaClient(server)
     try:
         jobs = []
         for job_id in dict.fromkeys(ids):

@@ -132,6 +132,47 @@ class Downloader:
                        f"{self.hint}")
 
 
+class Unreachable(BbvError):
+    """No answer from a server: refused, unknown name, timed out (`reason` says which)."""
+
+    def __init__(self, url: str, reason: str):
+        super().__init__(f"{url}: {reason}")
+        self.url, self.reason = url, reason
+
+
+class ApiSession:
+    """A requests session for a server's HTTP API (LAVA's REST API): headers set once (a token
+    in them stays out of every message), a timeout, GETs retried as downloads are. A server
+    that cannot be reached raises Unreachable; every answer, error statuses included, is
+    returned as it came."""
+
+    def __init__(self, headers: dict[str, str], timeout: float = 30,
+                 attempts: int = ATTEMPTS, backoff: float = BACKOFF):
+        import requests
+        from requests.adapters import HTTPAdapter
+        from urllib3.util.retry import Retry
+
+        retry = Retry(total=attempts - 1, backoff_factor=backoff, status_forcelist=RETRY_STATUS,
+                      allowed_methods=frozenset({"GET"}), raise_on_status=False)
+        self.session = requests.Session()
+        for scheme in ("http://", "https://"):
+            self.session.mount(scheme, HTTPAdapter(max_retries=retry))
+        self.session.headers.update(headers)
+        self.timeout = timeout
+
+    def request(self, method: str, url: str, **kwargs):
+        """The requests Response."""
+        import requests
+
+        try:
+            return self.session.request(method, url, timeout=self.timeout, **kwargs)
+        except requests.RequestException as exc:
+            raise Unreachable(url, _reason(exc)) from None
+
+    def close(self) -> None:
+        self.session.close()
+
+
 class _Interrupted(Exception):
     pass
 
