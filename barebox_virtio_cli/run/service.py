@@ -72,7 +72,7 @@ def prepare(request: RunRequest, image_optional: bool = False,
 
 def _check_target_machine(target: Target, info: QemuInfo, given: str | None) -> None:
     """The target's machine is one this QEMU has: --qemu may name one for another arch."""
-    if not info.machines or target.machine in info.machines:
+    if not info.machines or target.machine.split(",", 1)[0] in info.machines:
         return None
     binary = Path(info.binary).name
     where = f"--qemu {given}: " if given else ""

@@ -127,11 +127,11 @@ def run_script(target, info, spec, argv: list[str], options: ScriptOptions,
 
 
 def _write_report(path: Path, text: str) -> bool:
-    from barebox_virtio_cli.util.atomic import write_text
+    from barebox_virtio_cli.util.atomic import CannotWrite, write_text
 
     try:
         write_text(path, text)
-    except OSError as exc:
+    except (OSError, CannotWrite) as exc:
         say(f"error: cannot write --junit {path}: {exc.strerror}")
         return False
     return True

@@ -22,7 +22,7 @@ def replacing(path: Path, replace: bool = True, suffix: str = ".tmp") -> Iterato
     try:
         fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
     except OSError as exc:  # a directory not writable (not root), missing, or /proc
-        raise cannot_write(path, exc) from None
+        raise CannotWrite(path, exc) from None
     os.close(fd)
     tmp = Path(name)
     try:
@@ -33,10 +33,13 @@ def replacing(path: Path, replace: bool = True, suffix: str = ".tmp") -> Iterato
         tmp.unlink(missing_ok=True)
 
 
-def cannot_write(path: Path, exc: OSError) -> BbvError:
-    """The one line for a file bbv cannot create: what, where and why."""
-    return BbvError(f"cannot write {path}: {path.parent} takes no new file "
-                    f"({exc.strerror or exc}); choose another directory")
+class CannotWrite(BbvError):
+    """A file bbv cannot create: its directory takes no new file; strerror says why."""
+
+    def __init__(self, path: Path, exc: OSError):
+        self.strerror = exc.strerror or str(exc)
+        super().__init__(f"cannot write {path}: {path.parent} takes no new file "
+                         f"({self.strerror}); choose another directory")
 
 
 def make_dirs(directory: Path, option: str) -> None:
