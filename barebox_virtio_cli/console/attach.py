@@ -9,7 +9,9 @@ line on a socket that bbv reads into the log while it types the activation comma
 
 from __future__ import annotations
 
+import glob
 import os
+import re
 import signal
 import stat
 import subprocess
@@ -75,6 +77,37 @@ class Session:
                     path.unlink()
 
 
+KEEP_LOGS = 10  # attached runs per target whose log files stay in the state dir
+_RUN_LOG = re.compile(r"(\d{8}-\d{6}-\d+)\.(?:serial|qemu)\.log|(\d+)\.console-server\.log")
+
+
+def prune_logs(logs: Path, target: str, keep: int = KEEP_LOGS) -> None:
+    """Remove the log files of all but the newest `keep` attached runs of the target (each
+    run writes a serial and a QEMU log, --keep-running a console server's too); the files of a
+    bbv that still runs stay."""
+    from barebox_virtio_cli.util.processes import pid_alive
+
+    runs: dict[str, list[Path]] = {}
+    for path in logs.glob(f"{glob.escape(target)}-*.log"):
+        match = _RUN_LOG.fullmatch(path.name[len(target) + 1:])
+        if match:
+            runs.setdefault(match[1] or match[2], []).append(path)
+    by_age = sorted(runs, key=lambda r: max(_mtime(f) for f in runs[r]), reverse=True)
+    for run in by_age[keep:]:
+        if pid_alive(int(run.rsplit("-", 1)[-1])):
+            continue
+        for path in runs[run]:
+            with suppress(OSError):
+                path.unlink()
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
 def attach_command(target: Target, info: QemuInfo, spec: RunSpec) -> list[list[str]]:
     """The QEMU command line of an attached run as --attach --dry-run prints it: without the
     -S that holds QEMU until bbv's console is up, since a pasted command has no bbv to let
@@ -122,6 +155,7 @@ def _attach(target: Target, info: QemuInfo, spec: RunSpec, keep_running: bool,
             session = Session(target, spec, manual)  # after the server set spec.console_pipe
             groups = _groups(target, info, session.spec)
             session.serial_log.parent.mkdir(parents=True, exist_ok=True)
+            prune_logs(session.serial_log.parent, target.name, KEEP_LOGS - 1)  # room for this run
             check()
             with open(session.qemu_log, "wb") as qemu_log:
                 proc = _start(flatten(groups), qemu_log, keep_running)

@@ -262,3 +262,32 @@ def test_keep_running_reattach_replays_the_boot_and_answers(attach):
     assert re.search(rb"version\r\n\r?\n?barebox 20\d\d\.\d\d\.\d+", result.stdout), \
         result.stdout
     wait_for(lambda: not alive(run.pid), "QEMU to stop")
+
+
+def test_logs_of_old_runs_are_rotated(attach):
+    """Each attached run leaves a serial and a QEMU log in the state dir: only the newest
+    KEEP_LOGS runs' stay (and those of a bbv still running), so they do not pile up."""
+    from barebox_virtio_cli.console.attach import KEEP_LOGS
+
+    logs = Path(os.environ["BBV_STATE_DIR"]) / "logs"
+    logs.mkdir(parents=True)
+    dead = subprocess.run(["sh", "-c", "echo $$"], capture_output=True, text=True).stdout.strip()
+    old = []
+    for i in range(KEEP_LOGS + 5):
+        for kind in ("serial", "qemu"):
+            path = logs / f"vexpress-20250101-0000{i:02d}-{dead}.{kind}.log"
+            path.write_text("old\n")
+            os.utime(path, (1_000_000 + i, 1_000_000 + i))
+            old.append(path)
+    running = logs / f"vexpress-20240101-000000-{os.getpid()}.serial.log"
+    running.write_text("a bbv still running\n")
+    os.utime(running, (1000, 1000))
+    other = logs / f"malta-20240101-000000-{dead}.serial.log"
+    other.write_text("another target\n")
+    run = attach()
+    run.term.type(b"\x1d")
+    assert run.term.wait() == 0
+    runs = {p.name.rsplit(".", 2)[0] for p in logs.glob("vexpress-*.log")}
+    assert len(runs) == KEEP_LOGS + 1  # the newest old ones, this run, and the running bbv's
+    assert run.serial_log.exists() and running.exists() and other.exists()
+    assert not old[0].exists() and old[-1].exists()
