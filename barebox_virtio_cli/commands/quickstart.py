@@ -38,12 +38,12 @@ def quickstart(**options) -> None:
       bbv quickstart --src ~/barebox       # your tree, works offline
       bbv quickstart --version 2024.09.0 --workdir /tmp/qs
     """
-    from rich.console import Console
-
     from barebox_virtio_cli.quickstart.service import QuickstartRequest, run_quickstart
+    from barebox_virtio_cli.util.output import stdout_console
 
     done = run_quickstart(QuickstartRequest(**options))
-    out = Console(soft_wrap=True)
+    out = stdout_console()
+    out.soft_wrap = True
     out.print(f"[bold green]barebox ({done.defconfig}) boots with two disks, an RNG and the "
               f"virtio console[/] ({done.seconds:.0f} s). Go on with:")
     for line in go_on(done.target, done.image, done.disks, done.console):

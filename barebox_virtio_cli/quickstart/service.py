@@ -286,13 +286,14 @@ def _show_step(step) -> None:
 
 
 def _table(target: Target, outcomes: list[qs.Outcome]) -> None:
-    from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
+
+    from barebox_virtio_cli.util.output import stdout_console
 
     table = Table(title=f"virtio devices on {target.name}")
     for column in ("check", "result", "detail"):
         table.add_column(column)
     for o in outcomes:
         table.add_row(o.name, "[green]ok[/]" if o.ok else "[red]FAILED[/]", escape(o.detail))
-    Console().print(table)
+    stdout_console().print(table)  # whole values in a pipe, as bbv targets and doctor

@@ -290,6 +290,10 @@ def test_offline_with_src_builds_and_boots(tiny_tree, tmp_path):
     assert "toolchain: arm-linux-gnueabihf-" in done.stderr
     assert_boots_tiny_guest_then_fails_at_the_virtio_console(done)
     assert not (tmp_path / "w" / f"barebox-{VERSION}").exists()  # nothing downloaded
+    # A pipe gets whole rows, as from bbv targets and doctor: no wrapping at 80 columns.
+    rows = [line for line in done.stdout.splitlines() if "FAILED" in line]
+    assert len(rows) == 5 and all(row.rstrip().endswith("│") for row in rows), done.stdout
+    assert any(len(row) > 80 for row in rows), done.stdout
 
 
 def test_checksum_mismatch_keeps_nothing(mirror, tiny_tree, tmp_path):
