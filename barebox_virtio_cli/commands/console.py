@@ -77,5 +77,5 @@ def console(endpoint: str | None, escape: str, linger: float, wait: str | None, 
 
     opts = Options(parse_endpoint(endpoint), escape=parse_escape(escape), linger=linger,
                    wait=wait_seconds, reconnect=reconnect, timestamps=timestamps,
-                   replay=not no_replay)
+                   replay=not no_replay, pty=sockets.is_bare(endpoint))
     sys.exit(run_logged(opts, log_path))

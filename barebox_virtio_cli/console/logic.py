@@ -13,13 +13,14 @@ DEFAULT_ESCAPE = "^]"
 ESCAPE_WINDOW = 0.5  # seconds in which a second escape key sends the first one through
 
 
-def path_kind(path: str, mode: int) -> str:
-    """'unix' or 'pty' for an existing file of this st_mode; UsageError for anything else."""
+def path_kind(path: str, mode: int, pty: bool = True) -> str:
+    """'unix' or (if pty) 'pty' for an existing file of this st_mode; UsageError for anything
+    else."""
     if stat.S_ISSOCK(mode):
         return "unix"
-    if stat.S_ISCHR(mode):
+    if stat.S_ISCHR(mode) and pty:
         return "pty"
-    raise UsageError(f"{path}: not a unix socket or a terminal (pty)")
+    raise UsageError(f"{path}: not a unix socket" + (" or a terminal (pty)" if pty else ""))
 
 
 def parse_escape(text: str) -> int | None:

@@ -61,6 +61,7 @@ class Options:
     log: BinaryIO | None = None
     timestamps: bool = False
     replay: bool = True  # from bbv's console server: the output since boot first
+    pty: bool = True  # a path may be a pty (a bare PATH); unix:PATH insists on a socket
     quiet_hint: float = QUIET_HINT  # on a terminal: nothing received this long -> say why
 
 
@@ -77,7 +78,7 @@ class Conn:
             os.close(self.fd)
 
 
-def connect(endpoint: Endpoint, replay: bool = True) -> Conn:
+def connect(endpoint: Endpoint, replay: bool = True, pty: bool = True) -> Conn:
     if not endpoint.path:
         return _connect_tcp(endpoint)
     path = endpoint.path
@@ -89,7 +90,7 @@ def connect(endpoint: Endpoint, replay: bool = True) -> Conn:
                             "(--wait waits for it)", transient=True) from None
     except OSError as exc:
         raise EndpointError(path, exc.strerror.lower()) from None
-    if path_kind(path, mode) == "pty":
+    if path_kind(path, mode, pty) == "pty":
         return _open_pty(path)
     sockets.check_path(path, path)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -385,7 +386,7 @@ class Relay:
 
     def _try_connect(self, now: float) -> None:
         try:
-            self.conn = connect(self.opts.endpoint, self.opts.replay)
+            self.conn = connect(self.opts.endpoint, self.opts.replay, self.opts.pty)
         except EndpointError as exc:
             if not exc.transient or now >= self.wait_until:
                 if exc.transient:
@@ -407,7 +408,7 @@ def run_console(opts: Options, conn: Conn | None = None) -> int:
     """Relay until the user leaves, the endpoint closes or stdin ends; return the exit status."""
     terminal = os.isatty(0)
     if conn is None and opts.wait is None:
-        conn = connect(opts.endpoint, opts.replay)  # fail before the terminal is touched
+        conn = connect(opts.endpoint, opts.replay, opts.pty)  # fail before the terminal is touched
     try:
         with raising(), raw_terminal(terminal):
             relay = Relay(opts, conn, terminal)

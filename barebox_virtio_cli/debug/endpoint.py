@@ -29,7 +29,7 @@ def gdb_remote(endpoint: Endpoint) -> str:
 
 def parse(text: str, option: str = "ENDPOINT") -> Endpoint:
     """unix: and tcp: endpoints, and gdb's own HOST:PORT and PORT."""
-    if not text.startswith(sockets.SCHEMES):
+    if sockets.is_bare(text):
         return parse_host_port(text if ":" in text else f":{text}", text, option, FORMS)
     endpoint = sockets.parse(text, option, FORMS)
     if not endpoint.path:

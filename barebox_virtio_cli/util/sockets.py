@@ -56,7 +56,7 @@ def parse(text: str, what: str, forms: str = FORMS, bare_path: bool = False) -> 
     """`unix:PATH`, `tcp:HOST:PORT` (HOST may be `[v6]`) or `tcp::PORT`, and with bare_path a
     plain PATH; `what` (the option) and `forms` (the syntax the caller takes) name it in the
     error."""
-    if bare_path and text and not text.startswith(SCHEMES):
+    if bare_path and text and is_bare(text):
         return Endpoint(path=text)
     if text.startswith("unix:"):
         if not text[5:]:
@@ -66,6 +66,11 @@ def parse(text: str, what: str, forms: str = FORMS, bare_path: bool = False) -> 
     if text.startswith("tcp:"):
         return parse_host_port(text[4:], text, what)
     raise UsageError(f"{what} '{text}' is not {forms}")
+
+
+def is_bare(text: str) -> bool:
+    """Whether the endpoint text names no scheme (for callers that take a plain PATH)."""
+    return not text.startswith(SCHEMES)
 
 
 def parse_host_port(rest: str, text: str, what: str,

@@ -284,7 +284,7 @@ def test_bad_not_a_socket(sockdir):
     assert err == f"bbv: error: {sockdir}/file: not a unix socket or a terminal (pty)\n"
     status, err, untouched = _bad([f"unix:{sockdir}/file"])
     assert (status, untouched) == (2, True)
-    assert err == f"bbv: error: {sockdir}/file: not a unix socket or a terminal (pty)\n"
+    assert err == f"bbv: error: {sockdir}/file: not a unix socket\n"
 
 
 def test_bad_stale_socket(sockdir):

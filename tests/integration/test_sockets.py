@@ -69,6 +69,8 @@ def test_bare_path_is_a_path_when_the_caller_takes_one():
     assert sockets.parse("/dev/pts/3", "E", bare_path=True) == Endpoint(path="/dev/pts/3")
     with pytest.raises(UsageError):
         sockets.parse("", "E", bare_path=True)
+    assert sockets.is_bare("/p") and sockets.is_bare("unixy") and not sockets.is_bare("unix:/p")
+    assert not sockets.is_bare("tcp::1")
 
 
 @pytest.mark.pure

@@ -54,6 +54,8 @@ def test_path_kind():
     assert path_kind("/p", stat.S_IFCHR) == "pty"
     with pytest.raises(UsageError, match="/p: not a unix socket or a terminal"):
         path_kind("/p", stat.S_IFREG)
+    with pytest.raises(UsageError, match="/p: not a unix socket$"):
+        path_kind("/p", stat.S_IFCHR, pty=False)
 
 
 @pytest.mark.parametrize("text, byte", [("^]", 0x1D), ("^a", 0x01), ("^A", 0x01),
