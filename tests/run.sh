@@ -41,7 +41,18 @@ if [ ! -f "$lava_types/root/usr/share/lava-server/device-types/qemu.jinja2" ]; t
 fi
 export BBV_LAVA_DEVICE_TYPES="$lava_types/root/usr/share/lava-server/device-types"
 
-python3 -m pip install -q --disable-pip-version-check -e '.[test]'
+# bbv itself: an editable install of this tree, unless bbv is installed another way (a plain
+# `pip install .`), which stays as it is: only the test extras are installed then, and the
+# tests run this tree's code through PYTHONPATH.
+install=$(python3 tests/install_kind.py)
+echo "tests/run.sh: bbv is $install"
+if [ "$install" = "installed from a copy (kept; testing this tree through PYTHONPATH)" ]; then
+    # shellcheck disable=SC2046
+    python3 -m pip install -q --disable-pip-version-check $(python3 tests/install_kind.py --extras)
+    export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+else
+    python3 -m pip install -q --disable-pip-version-check -e '.[test]'
+fi
 python3 -m ruff check .
 # The documentation site, strictly: a broken link or anchor, a page missing from the nav, or a
 # command without its --help page fails (docs/hooks/bbv_help.py).

@@ -48,7 +48,12 @@ class _TerminalGuard:
 
 
 def _relay_stderr(stream, seen: list[str]) -> None:
+    # QEMU's -serial mon:stdio (or bbv's serial relay) may still hold the terminal raw, where a
+    # bare LF leaves the cursor in its column: the shell's prompt would start at column ~100.
+    crlf = os.isatty(2)
     for line in iter(stream.readline, b""):
+        if crlf and line.endswith(b"\n") and not line.endswith(b"\r\n"):
+            line = line[:-1] + b"\r\n"
         sys.stderr.buffer.write(line)
         sys.stderr.buffer.flush()
         text = line.decode(errors="replace")

@@ -231,3 +231,10 @@ def _announce(target: Target, info: QemuInfo, spec: RunSpec) -> None:
         if console_activation(target, info) == "manual":
             say(f"{target.machine} cannot activate the virtio console at boot; bbv types "
                 f"'{activation_command(target)}' at barebox's first prompt on the serial console")
+            return  # and stops the autoboot countdown on the way
+    if not any(entry.path == "nv/autoboot" for entry in spec.env):
+        from barebox_virtio_cli.qemu.args import fw_cfg_usable
+
+        skip = ", or boot with --env nv/autoboot=abort" if fw_cfg_usable(target, info) else ""
+        say("barebox counts down, then runs its default boot (the network: it fails without a "
+            f"server) before its prompt; a key stops the countdown{skip}")
