@@ -16,6 +16,7 @@ from pathlib import Path
 
 from barebox_virtio_cli.build import kbuild, progress
 from barebox_virtio_cli.errors import BbvError
+from barebox_virtio_cli.util import status
 from barebox_virtio_cli.util.hosttools import on_path
 from barebox_virtio_cli.util.processes import start_child, stop
 from barebox_virtio_cli.util.signals import raising
@@ -193,7 +194,7 @@ def _stopped_on_exit(proc: subprocess.Popen) -> Iterator[None]:
 
 @contextmanager
 def _display(shown: Progress, verbose: bool) -> Iterator[None]:
-    if verbose:
+    if verbose or status.collecting():
         yield
         return
     from rich.console import Console

@@ -11,8 +11,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import click
-
 from barebox_virtio_cli.build import ccache as ccache_mod
 from barebox_virtio_cli.build import kbuild, progress
 from barebox_virtio_cli.build import record as buildrecord
@@ -343,7 +341,7 @@ def _step(result, log: Path) -> None:
 def _fail(result, log: Path) -> None:
     lines = result.errors or result.tail[-5:]
     for line in lines:
-        click.echo(f"  {line}", err=True)
+        say(line, prefix="  ")
     raise BbvError(f"make failed (exit status {result.returncode}) after "
                    f"{result.seconds:.0f} s; full output in {log}")
 
