@@ -1,6 +1,6 @@
-"""click options shared by several commands: the devices and machine of a boot (`bbv run`,
-`bbv export`) and the scripted-boot options of `bbv run`. Each option's name is a field of
-run.request.RunRequest."""
+"""click options shared by several commands: the devices of a boot (`bbv run`, `bbv export`,
+`bbv test`), its machine (`bbv run`, `bbv export`) and the scripted-boot options of `bbv run`.
+Each option's name is a field of run.request.RunRequest and means one thing everywhere."""
 
 from __future__ import annotations
 
@@ -39,14 +39,9 @@ def _apply(func, options):
     return func
 
 
-def run_options(func):
-    """The device and machine options shared by every command that boots a target."""
+def device_options(func):
+    """The virtio devices of a boot: `bbv run`, `bbv export` and `bbv test`."""
     return _apply(func, [
-        click.option("-t", "--target", help="Target name from 'bbv targets'.",
-                     shell_complete=_complete("target_names")),
-        click.option("-a", "--arch", help="Pick the default target of an arch (arm, mips, ...).",
-                     shell_complete=_complete("arch_names")),
-        click.option("--image", metavar="PATH", help="barebox image (default: the last build)."),
         click.option("--blk", multiple=True, metavar="FILE", help="Raw disk image (repeatable)."),
         click.option("--rng", count=True, help="Add a virtio RNG (repeat for more)."),
         click.option("--console", is_flag=False, flag_value="", default=None, metavar="[PATH]",
@@ -60,6 +55,18 @@ def run_options(func):
                      help="Share DIR over 9p; barebox mounts it at /mnt/9p/TAG (repeatable)."),
         click.option("--env", multiple=True, metavar="PATH=VALUE|PATH=@FILE",
                      help="Put a file into barebox's environment over fw_cfg (repeatable)."),
+    ])
+
+
+def run_options(func):
+    """The machine and device options shared by every command that boots one target."""
+    return _apply(func, [
+        click.option("-t", "--target", help="Target name from 'bbv targets'.",
+                     shell_complete=_complete("target_names")),
+        click.option("-a", "--arch", help="Pick the default target of an arch (arm, mips, ...).",
+                     shell_complete=_complete("arch_names")),
+        click.option("--image", metavar="PATH", help="barebox image (default: the last build)."),
+        device_options,
         click.option("-m", "--memory", help="Guest memory, e.g. 512M."),
         click.option("--cpu", help="QEMU -cpu model."),
         click.option("--machine", help="QEMU -M machine (default from the target)."),
