@@ -9,6 +9,8 @@ from pathlib import Path
 
 import click
 
+from barebox_virtio_cli.commands._options import device_options
+
 
 class _SplitAtDashes(click.Command):
     """Everything after `--` goes to pytest, not into the TARGET arguments."""
@@ -40,23 +42,16 @@ class _SplitAtDashes(click.Command):
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 @click.option("--junit-dir", type=click.Path(path_type=Path, file_okay=False), metavar="DIR",
               help="Write one JUnit XML file per target, DIR/TARGET.xml.")
-@click.option("--blk", multiple=True, metavar="FILE", help="Raw disk image (repeatable).")
-@click.option("--rng", count=True, help="Add a virtio RNG (repeat for more).")
-@click.option("--console", is_flag=True, help="Add the virtio console (socket in the runtime "
-              "dir).")
-@click.option("--net", is_flag=True, help="Add a virtio NIC on QEMU user networking.")
-@click.option("--fs", multiple=True, metavar="[TAG=]DIR", help="Share DIR over 9p (repeatable).")
-@click.option("--env", multiple=True, metavar="PATH=VALUE|PATH=@FILE",
-              help="Put a file into barebox's environment over fw_cfg (repeatable).")
+@device_options
 @click.pass_context
 def test(ctx: click.Context, names: tuple[str, ...], all_targets: bool, src: Path | None,
          no_build: bool, devel: bool, kconfig_add: tuple[str, ...], keyword: str | None,
          jobs: int, make_jobs: int | None, as_json: bool, junit_dir: Path | None,
-         blk: tuple[str, ...], rng: int, console: bool, net: bool, fs: tuple[str, ...],
-         env: tuple[str, ...]) -> None:
+         **devices) -> None:
     """Build each TARGET and run barebox's own test suite (test/py) on it under labgrid.
 
-    Arguments after -- go to pytest (and barebox's conftest), e.g. -- -x --bootarg X.
+    The device options are those of 'bbv run'. Arguments after -- go to pytest (and barebox's
+    conftest), e.g. -- -x --bootarg X.
 
     \b
     Examples, in a barebox source tree:
@@ -64,21 +59,22 @@ def test(ctx: click.Context, names: tuple[str, ...], all_targets: bool, src: Pat
       bbv test --all -j 2 --json
       bbv test vexpress --blk disk.img --rng -k shell -- -x
     """
+    from barebox_virtio_cli.errors import Signalled
+    from barebox_virtio_cli.run.request import RunRequest
     from barebox_virtio_cli.testsuite import results, runner
+    from barebox_virtio_cli.testsuite.request import make_request
+    from barebox_virtio_cli.util.status import say
 
-    src = (src or Path.cwd()).resolve()
-    request = runner.make_request(
-        src, names, all_targets, build=not no_build,
-        kconfig=results.fragments(devel, list(kconfig_add)), keyword=keyword, jobs=jobs,
-        make_jobs=make_jobs, junit_dir=junit_dir,
-        devices=results.device_args(blk, rng, console, net, fs, env,
-                                 snapshot=jobs > 1 and len(names) != 1),
+    request = make_request(
+        (src or Path.cwd()).resolve(), names, all_targets, devices=RunRequest(**devices),
+        build=not no_build, kconfig=results.fragments(devel, list(kconfig_add)),
+        keyword=keyword, jobs=jobs, make_jobs=make_jobs, junit_dir=junit_dir,
         pytest_args=ctx.meta.get("pytest_args", []))
     try:
         outcome = runner.run(request, live=sys.stderr.isatty() and not as_json)
-    except runner.Stopped as stopped:
-        click.echo(f"bbv: stopped by signal {stopped.signum}", err=True)
-        sys.exit(128 + stopped.signum)
+    except Signalled as stopped:
+        say(f"stopped by signal {stopped.signum}")
+        raise
     if as_json:
         click.echo(json.dumps(results.to_json(outcome), indent=2))
     else:

@@ -145,47 +145,9 @@ def pytest_argv(python: str, env_file: Path, suite: str, junit: Path | None,
     return [*argv, *extra, suite]
 
 
-def export_argv(python: str, target: str, image: Path, src: Path, out: Path,
-                devices: list[str]) -> list[str]:
-    return [python, "-m", "barebox_virtio_cli", "export", "labgrid", "-t", target,
-            "--image", str(image), "--barebox-src", str(src), "-o", str(out), "--force",
-            *devices]
-
-
 def fragments(devel: bool, kconfig_add: list[str]) -> list[str]:
     """The config fragments merged into each build: MAKEALL -d's, then the user's."""
     return list(dict.fromkeys(([DEVEL_CONFIG] if devel else []) + list(kconfig_add)))
-
-
-def build_argv(python: str, target: str, src: Path, build_dir: Path, kconfig: list[str],
-               jobs: int | None) -> list[str]:
-    # --all-images: barebox's suite uses more than the image QEMU boots (FIT tests, modules)
-    argv = [python, "-m", "barebox_virtio_cli", "build", target, "--src", str(src),
-            "-O", str(build_dir), "--all-images"]
-    for fragment in kconfig:
-        argv += ["--kconfig-add", fragment]
-    if jobs:
-        argv += ["-j", str(jobs)]
-    return argv
-
-
-def device_args(blk: tuple[str, ...], rng: int, console: bool, net: bool,
-                fs: tuple[str, ...], env: tuple[str, ...], snapshot: bool) -> list[str]:
-    """bbv's device options, as `bbv export labgrid` takes them."""
-    args = [a for b in blk for a in ("--blk", b)] + ["--rng"] * rng
-    args += ["--console"] if console else []
-    args += ["--net"] if net else []
-    args += [a for f in fs for a in ("--fs", f)] + [a for e in env for a in ("--env", e)]
-    return args + (["--snapshot"] if snapshot and blk else [])
-
-
-def last_error(text: str) -> str:
-    """The 'bbv: error: ...' line of a bbv child, else its last non-empty line."""
-    lines = [line for line in text.splitlines() if line.strip()]
-    for line in reversed(lines):
-        if line.startswith("bbv: error: "):
-            return line.removeprefix("bbv: error: ")
-    return lines[-1].strip() if lines else "no output"
 
 
 def no_tests_ran(keyword: str | None, pytest_args: list[str]) -> str:

@@ -21,8 +21,9 @@ from conftest import BBV, ROOT, bbv, need
 from process_helpers import CROSS
 
 from barebox_virtio_cli.errors import BbvError, UsageError
+from barebox_virtio_cli.run.request import RunRequest
+from barebox_virtio_cli.testsuite import request as suite
 from barebox_virtio_cli.testsuite import results as res
-from barebox_virtio_cli.testsuite import runner
 
 FIXTURE = ROOT / "tests" / "fixtures" / "minibarebox"
 TINYGUEST = ROOT / "tests" / "tinyguest" / "tinyguest.s"
@@ -242,9 +243,9 @@ def test_device_options_are_checked_before_labgrid(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     tree = make_tree(tmp_path)
     with pytest.raises(UsageError, match="--blk missing.img: no such file"):
-        runner.make_request(tree, ("vexpress",), False, devices=["--blk", "missing.img"])
+        suite.make_request(tree, ("vexpress",), False, devices=RunRequest(blk=("missing.img",)))
     with pytest.raises(BbvError, match="labgrid"):
-        runner.make_request(tree, ("vexpress",), False, devices=[])
+        suite.make_request(tree, ("vexpress",), False, devices=RunRequest())
 
 
 @pytest.mark.pure
@@ -253,13 +254,13 @@ def test_keyword_is_checked_with_or_without_pytests_parser(monkeypatch, pytest_i
     if not pytest_importable:
         monkeypatch.setitem(sys.modules, "_pytest.mark.expression", None)  # ImportError
     for good in ("shell", "shell and not (net or fs)", "x-y"):
-        runner.check_keyword(good)
+        suite.check_keyword(good)
     for bad in ("bad((", "(a))(", ")"):
         with pytest.raises(UsageError, match="is not a pytest -k expression"):
-            runner.check_keyword(bad)
+            suite.check_keyword(bad)
     if pytest_importable:
         with pytest.raises(UsageError, match="at column"):
-            runner.check_keyword("a and")
+            suite.check_keyword("a and")
 
 
 @need("qemu-system-arm")
@@ -280,7 +281,7 @@ def test_missing_labgrid_is_one_line_naming_the_extra(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a: None if name == "labgrid" else real(name, *a))
     with pytest.raises(BbvError, match=r"pip install 'bbv\[labgrid\]'"):
-        runner.check_labgrid()
+        suite.check_labgrid()
 
 
 # --- pure logic ------------------------------------------------------------------------------
@@ -337,16 +338,20 @@ def test_failures_list_build_errors_and_failed_tests():
 def test_fragments_devel_first_then_the_users():
     assert res.fragments(True, ["a.config", res.DEVEL_CONFIG]) == [res.DEVEL_CONFIG, "a.config"]
     assert res.fragments(False, []) == []
-    argv = res.build_argv("py", "malta", Path("/s"), Path("/s/b"), ["x.config"], 3)
-    assert argv[3:] == ["build", "malta", "--src", "/s", "-O", "/s/b", "--all-images",
-                        "--kconfig-add", "x.config", "-j", "3"]
 
 
-def test_device_options_become_export_options():
-    assert res.device_args(("a.img",), 2, True, True, ("t=/d",), ("nv/x=1",), snapshot=True) == [
-        "--blk", "a.img", "--rng", "--rng", "--console", "--net", "--fs", "t=/d",
-        "--env", "nv/x=1", "--snapshot"]
-    assert res.device_args((), 0, False, False, (), (), snapshot=True) == []
+@need("qemu-system-arm", "qemu-system-aarch64")
+def test_console_path_is_one_target_and_parallel_runs_share_blk_read_only(tmp_path):
+    tree = make_tree(tmp_path)
+    (tmp_path / "a.img").write_bytes(bytes(4096))
+    with pytest.raises(UsageError, match="--console /x/c is one socket; with several targets"):
+        suite.make_request(tree, ("vexpress", "armv8"), False, devices=RunRequest(console="/x/c"))
+    both = suite.make_request(tree, ("vexpress", "armv8"), False, jobs=2,
+                              devices=RunRequest(blk=(str(tmp_path / "a.img"),), console=""))
+    assert both.devices.snapshot and both.devices.console == ""
+    one = suite.make_request(tree, ("vexpress",), False, jobs=2,
+                             devices=RunRequest(blk=(str(tmp_path / "a.img"),), console="/x/c"))
+    assert not one.devices.snapshot and one.devices.console == "/x/c"
 
 
 def test_pytest_command_line_is_barebox_makealls_plus_bbvs_plugin(tmp_path):

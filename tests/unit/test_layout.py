@@ -145,3 +145,21 @@ def test_each_class_name_means_one_thing():
                 where.setdefault(node.name, []).append(name)
     shared = {n: m for n, m in where.items() if len(m) > 1}
     assert set(shared) <= SHARED_CLASS_NAMES_LEFT, shared
+
+
+def test_bbv_test_takes_bbv_runs_device_options_as_they_are():
+    """One meaning per option name: bbv test's device options are bbv run's, and a device
+    option becomes a RunRequest field for the export of each target."""
+    import click
+
+    from barebox_virtio_cli.commands._options import device_options
+    from barebox_virtio_cli.commands.run import run
+    from barebox_virtio_cli.commands.test import test
+
+    def described(params):
+        return {p.name: (p.opts, p.multiple, p.count, p.is_flag, p.flag_value, p.help)
+                for p in params if isinstance(p, click.Option)}
+
+    devices = described(device_options(lambda: None).__click_params__)
+    assert devices.items() <= described(run.params).items()
+    assert devices.items() <= described(test.params).items()

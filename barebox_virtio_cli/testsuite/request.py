@@ -1,0 +1,166 @@
+"""What `bbv test` is asked to do, checked up front (the tree, labgrid, the targets, -k, the
+device options) so that a mistake is one line before any build or boot."""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from barebox_virtio_cli.errors import BbvError, UsageError
+from barebox_virtio_cli.run.request import RunRequest
+from barebox_virtio_cli.targets.catalog import Target
+from barebox_virtio_cli.util.status import say
+
+SUITE = "test/py"
+
+
+@dataclass
+class SuiteRequest:
+    src: Path
+    targets: list[Target]
+    build: bool = True
+    kconfig: list[str] = field(default_factory=list)  # fragments merged into the builds
+    keyword: str | None = None
+    jobs: int = 1
+    make_jobs: int | None = None
+    junit_dir: Path | None = None
+    devices: RunRequest = field(default_factory=RunRequest)  # bbv run's device options
+    pytest_args: list[str] = field(default_factory=list)
+
+
+def make_request(src: Path, names: tuple[str, ...], all_targets: bool,
+                 devices: RunRequest | None = None, **options) -> SuiteRequest:
+    """Check the tree, labgrid and the targets up front; one line for what is wrong."""
+    from barebox_virtio_cli.targets.catalog import load_catalog
+
+    if all_targets and names:
+        raise UsageError("give target names or --all, not both")
+    if not all_targets and not names:
+        raise UsageError("say which targets to test (see 'bbv targets'), or --all")
+    check_keyword(options.get("keyword"))
+    devices = devices or RunRequest()
+    check_devices(devices)
+    catalog = load_catalog()
+    targets = [catalog.get(n) for n in dict.fromkeys(names)]
+    check_tree(src)
+    check_labgrid()
+    if all_targets:
+        targets = _testable(list(catalog.targets.values()), src)
+    for target in [] if all_targets else targets:
+        problem = boot_problem(target)
+        if problem:
+            raise BbvError(f"this host cannot boot target '{target.name}': {problem}; "
+                           f"'bbv doctor {target.name}' lists what to install")
+    if len(targets) > 1 and devices.console:
+        raise UsageError(f"--console {devices.console} is one socket; with several targets "
+                         "give --console without a path (one socket per target)")
+    if options.get("jobs", 1) > 1 and len(targets) > 1 and devices.blk:
+        devices = devices.replace(snapshot=True)  # runs at the same time share the images
+    if options.get("junit_dir") is not None:
+        options["junit_dir"] = _output_dir(options["junit_dir"], "--junit-dir")
+    return SuiteRequest(src=src, targets=targets, devices=devices, **options)
+
+
+def _testable(targets: list[Target], src: Path) -> list[Target]:
+    """--all: the targets the tree has a defconfig for and this host can boot; others named."""
+    from barebox_virtio_cli.build.kbuild import defconfigs
+
+    known = defconfigs(src)
+    chosen = []
+    for target in targets:
+        problem = boot_problem(target)
+        if not any(d in known for d in target.defconfigs):
+            say(f"{target.name}: skipped, this tree has none of {', '.join(target.defconfigs)}")
+        elif problem:
+            say(f"{target.name}: skipped, this host cannot boot it ({problem}; see "
+                f"'bbv doctor {target.name}')")
+        else:
+            chosen.append(target)
+    if not chosen:
+        raise BbvError("no target this tree has and this host can boot; see 'bbv doctor'")
+    return chosen
+
+
+def _output_dir(path: Path, option: str) -> Path:
+    path = path.resolve()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"{option} {path}: {exc.strerror}") from None
+    return path
+
+
+def check_keyword(expression: str | None) -> None:
+    """-k checked as pytest will parse it (its own parser when importable), so a typo is a
+    usage error before any build or boot."""
+    if expression is None:
+        return
+    try:
+        from _pytest.mark.expression import Expression
+    except ImportError:
+        if _balanced(expression):
+            return
+        problem = "unbalanced parentheses"
+    else:
+        try:
+            Expression.compile(expression)
+            return
+        except Exception as exc:  # SyntaxError (pytest 8.4+) or ParseError (older)
+            detail = getattr(exc, "msg", None) or getattr(exc, "message", None) or str(exc)
+            column = getattr(exc, "offset", None) or getattr(exc, "column", None)
+            problem = f"{detail} at column {column}" if column else detail
+    raise UsageError(f"-k '{expression}' is not a pytest -k expression ({problem}); give one "
+                     "such as 'shell and not net'")
+
+
+def _balanced(text: str) -> bool:
+    depth = 0
+    for char in text:
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if depth < 0:
+            return False
+    return depth == 0
+
+
+def check_devices(devices: RunRequest) -> None:
+    """The device options checked as `bbv run` checks them (run/inputs.py), here before the
+    tree, labgrid and the builds rather than in each target's export."""
+    from barebox_virtio_cli.run import inputs
+
+    for blk in devices.blk:
+        inputs.check_block_image(Path(blk), devices.snapshot, check_locks=False)
+    for index, share in enumerate(devices.fs):
+        inputs.parse_fs(share, index)
+    for entry in devices.env:
+        inputs.parse_env(entry)
+    for forward in devices.port_forward:
+        inputs.port_forward(forward, check_free=False)
+
+
+def check_tree(src: Path) -> None:
+    from barebox_virtio_cli.build.kbuild import check_tree as check_barebox_tree
+
+    check_barebox_tree(src)
+    if not (src / SUITE).is_dir() or not (src / "conftest.py").is_file():
+        raise UsageError(f"{src} has no test suite ({SUITE} and conftest.py); barebox's labgrid "
+                         "tests came with newer releases, so use a newer tree")
+
+
+def check_labgrid() -> None:
+    if importlib.util.find_spec("labgrid") is None or importlib.util.find_spec("pytest") is None:
+        raise BbvError("barebox's test suite runs under labgrid's pytest plugin, which is not "
+                       "installed for this Python; pip install 'bbv[labgrid]'")
+
+
+def boot_problem(target: Target) -> str | None:
+    """Why this host cannot boot the target (doctor's boot checks), or None."""
+    from barebox_virtio_cli.doctor.checks import TargetFacts, target_checks
+    from barebox_virtio_cli.doctor.host import packages, probe_qemu
+
+    pkgs = packages()
+    facts = TargetFacts(**probe_qemu(target), toolchain="not checked")
+    for check in target_checks(target, facts, pkgs):
+        if check.needed_for == "boot" and not check.ok:
+            return f"{check.item}: {check.detail}"
+    return None
