@@ -168,10 +168,10 @@ def check_devices(client: LavaClient, device_types: list[str]) -> None:
                   and d.get("worker_host") in online]
         if not usable:
             seen = ", ".join(f"{d['hostname']} {d.get('health')} on "
-                             f"{d.get('worker_host') or '-'}"
-                             f"{'' if d.get('worker_host') in online else ' (offline)'}"
+                             f"{d.get('worker_host') or 'no worker'} "
+                             f"({'online' if d.get('worker_host') in online else 'offline'})"
                              for d in devices) or "none"
-            raise BbvError(f"no '{device_type}' device of {client.server.url} is online "
+            raise BbvError(f"no '{device_type}' device of {client.server.url} can take jobs "
                            f"(devices: {seen}); the jobs would wait for ever")
 
 

@@ -241,6 +241,21 @@ def test_faults_are_one_line_and_never_show_the_token(farm, guest, tmp_path):
         assert farm.token not in done.stdout + done.stderr
 
 
+def test_no_usable_device_is_refused_before_submitting(farm, guest):
+    newest = api(farm, "/jobs/?limit=1&ordering=-id")["results"][0]["id"]
+    lava_farm.use_devices(0)  # both devices in Maintenance, their workers still online
+    try:
+        done = lava(farm, "submit", "-t", "vexpress", "--image", str(guest))
+    finally:
+        lava_farm.use_devices(2)
+    assert done.returncode == 1
+    assert one_line(done).startswith(f"bbv: error: no 'qemu' device of {farm.url} can take jobs "
+                                     "(devices: ")
+    for worker in lava_farm.WORKERS:
+        assert f"{worker}-qemu Maintenance on {worker} (online)" in done.stderr
+    assert api(farm, "/jobs/?limit=1&ordering=-id")["results"][0]["id"] == newest
+
+
 @need("lavacli")
 def test_lavacli_identity(farm, guest, tmp_path):
     config = tmp_path / "config"
