@@ -127,6 +127,16 @@ def test_served_images_a_passing_job_and_the_table(farm, guest, tmp_path):
     assert "vexpress" in row and "Complete" in row and "1-true: pass" in row
 
 
+def test_artifact_url_gives_each_image_its_url(farm, guest):
+    done = lava(farm, "submit", "-t", "vexpress", "--image", str(guest), "--exec", "true",
+                "--artifact-url", f"file://{guest.parent}/", "--json")
+    assert done.returncode == 0, done.stderr
+    job_id = yaml.safe_load(done.stdout)["jobs"][0]["id"]
+    definition = yaml.safe_load(api(farm, f"/jobs/{job_id}/")["definition"])
+    assert definition["actions"][0]["deploy"]["images"]["barebox"]["url"] == \
+        f"file://{guest.parent}/guest.img"
+
+
 def test_jobs_spread_over_workers_no_wait_then_wait(farm, guest, tmp_path):
     files = job_files(tmp_path, guest, "one", "two")
     done = lava(farm, "submit", *files, "--no-wait")
