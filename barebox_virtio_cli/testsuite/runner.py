@@ -118,9 +118,11 @@ class SuiteRun:
                 self.groups.finish(proc)
         result.duration = time.monotonic() - started
         result.collected, result.tests, _ = res.read_events(events.read_text())
-        if proc.returncode == 5 and not self.groups.stopping:
+        if self.groups.stopping:
+            return  # stopped by a signal: no verdict on a cut-off run
+        if proc.returncode == 5:
             result.error = res.no_tests_ran(self.request.keyword, self.request.pytest_args)
-        elif proc.returncode not in (0, 1) and not self.groups.stopping:
+        elif proc.returncode not in (0, 1):
             result.error = res.pytest_failure(proc.returncode, _tail(result.log))
         self.lines.set(target.name, _verdict(result))
 
