@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "gdb": ("gdb", "gdb", "Attach gdb to 'bbv run --gdb' with barebox's symbols where it runs."),
     "test": ("test", "test", "Build targets and run barebox's own test suite (labgrid) on them."),
     "lava": ("lava", "lava", "Run bbv's checks as jobs on a LAVA farm and collect the results."),
+    "bisect": ("bisect", "bisect", "Find the commit that broke a boot or a test (git bisect)."),
 }
 
 

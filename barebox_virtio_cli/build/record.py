@@ -94,10 +94,12 @@ def read_record(build_dir: Path) -> BuildRecord | None:
     return None if data is None else BuildRecord.from_json(data)
 
 
-def write_record(build_dir: Path, record: BuildRecord) -> None:
-    """Write the record into the build directory and point the index at it."""
+def write_record(build_dir: Path, record: BuildRecord, index: bool = True) -> None:
+    """Write the record into the build directory and (index) point the index at it."""
     record = dataclasses.replace(record, build_dir=build_dir.resolve())
     write_json(build_dir / RECORD_NAME, record.to_json(), indent=2)
+    if not index:
+        return
     index = _read_index()
     index[record.target] = str(record.build_dir)
     write_json(_index_file(), index, indent=2)

@@ -38,6 +38,15 @@ class BuildRequest:
     verbose: bool = False
     all_images: bool | None = None  # None: only the target's image when a target is named
     no_ccache: bool = False
+    index: bool = True  # `bbv run` boots this build from now on (False: bbv bisect's builds)
+
+
+class BuildFailed(BbvError):
+    """make failed; errors: its first error lines, log: the full output."""
+
+    def __init__(self, message: str, errors: list[str], log: Path) -> None:
+        super().__init__(message)
+        self.errors, self.log = errors, log
 
 
 @dataclass
@@ -128,7 +137,7 @@ def build(req: BuildRequest) -> BuildResult:
             seconds=round(seconds, 1),
             progress=progress.remember(history, progress.kind(fresh, scope), result.steps,
                                        result.seconds))
-        buildrecord.write_record(out, record)
+        buildrecord.write_record(out, record, req.index)
     return BuildResult(out, image, images, seconds, scope, record)
 
 
@@ -342,8 +351,8 @@ def _fail(result, log: Path) -> None:
     lines = result.errors or result.tail[-5:]
     for line in lines:
         say(line, prefix="  ")
-    raise BbvError(f"make failed (exit status {result.returncode}) after "
-                   f"{result.seconds:.0f} s; full output in {log}")
+    raise BuildFailed(f"make failed (exit status {result.returncode}) after "
+                      f"{result.seconds:.0f} s; full output in {log}", list(lines), log)
 
 
 def print_summary(result: BuildResult) -> None:

@@ -79,8 +79,8 @@ def run_options(func):
     ])
 
 
-def script_options(func):
-    """--exec, --expect, --timeout, --junit, --json: `bbv run` as a scripted check."""
+def check_options(func):
+    """--exec, --expect, --timeout: a scripted boot's check (bbv run, bbv bisect)."""
     return _apply(func, [
         click.option("--exec", "exec", multiple=True, metavar="CMD",
                      help="Run CMD at the barebox prompt, then stop QEMU (repeatable)."),
@@ -89,10 +89,24 @@ def script_options(func):
         click.option("--timeout", type=Number.seconds(0, exclusive_min=True),
                      metavar="S",
                      help=f"Seconds for the boot and for each command [{DEFAULT_TIMEOUT:g}]."),
+    ])
+
+
+def booted_image_options(func):
+    """bbv run's device and machine options without --image, for commands that boot the image
+    they built (bbv bisect)."""
+    func = run_options(func)
+    func.__click_params__ = [p for p in func.__click_params__ if p.name != "image"]
+    return func
+
+
+def script_options(func):
+    """--exec, --expect, --timeout, --junit, --json: `bbv run` as a scripted check."""
+    return check_options(_apply(func, [
         click.option("--junit", metavar="FILE", help="Write the scripted run as JUnit XML."),
         click.option("--json", "json", is_flag=True,
                      help="Print the scripted run as JSON (output and timing of each step)."),
-    ])
+    ]))
 
 
 def targets_options(func, each: str = "file"):

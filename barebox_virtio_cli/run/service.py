@@ -222,6 +222,21 @@ def boot(request: RunRequest) -> int:
         return run_foreground(argv, foreground_serial(target, info, spec))
 
 
+def scripted(request: RunRequest, on_step=None):
+    """A scripted boot (--exec/--expect) of an image, not reported: its ScriptResult (session/
+    report.py), for commands that judge boots themselves (bbv bisect)."""
+    from barebox_virtio_cli.console.server import served_console
+    from barebox_virtio_cli.session.options import session
+
+    request, attach, script = _checked(request)
+    if script is None or attach:
+        raise UsageError("a scripted boot needs --exec or --expect, and no --attach")
+    target, info, spec, _ = _prepare_board(request, attach)
+    with served_console(spec, request.console_log):
+        return session(target, info, spec, flatten(build_command(target, spec, info)), script,
+                       on_step=on_step)
+
+
 def _announce(target: Target, info: QemuInfo, spec: RunSpec) -> None:
     from barebox_virtio_cli.qemu.args import activation_command, boot_source, console_activation
 

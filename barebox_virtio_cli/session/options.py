@@ -81,25 +81,16 @@ def _is_junit(path: Path) -> bool:
 def run_script(target, info, spec, argv: list[str], options: ScriptOptions,
                screenshot=None) -> int:
     """Boot, run the script, report; the exit status is 0 only if everything held."""
-    from barebox_virtio_cli.qemu.args import activation_command, boot_source, console_activation
+    from barebox_virtio_cli.qemu.args import boot_source
     from barebox_virtio_cli.session import report
-    from barebox_virtio_cli.session.scripted import Script, run_session
-    from barebox_virtio_cli.util.signals import raising
 
     where = "serial console" if spec.console is None else "virtio console"
-    activation = None
-    if spec.console is not None and console_activation(target, info) == "manual":
-        activation = activation_command(target)
-    script = Script(options.commands, options.expectations, options.timeout,
-                    spec.console is not None, activation,
-                    spec.console if spec.console_pipe is not None else None)
     if not options.json:
         say(f"booting {target.name} ({boot_source(spec)}); scripted session on the {where}")
     try:
-        with raising():  # Signalled: run_session stops QEMU and cleans up; bbv exits 128+N
-            result = run_session(argv, script, target.name,
-                                 on_step=None if options.json else _print_step,
-                                 before_stop=None if screenshot is None else screenshot.take)
+        result = session(target, info, spec, argv, options,
+                         on_step=None if options.json else _print_step,
+                         before_stop=None if screenshot is None else screenshot.take)
     finally:
         if screenshot is not None:
             screenshot.close()
@@ -124,6 +115,24 @@ def run_script(target, info, spec, argv: list[str], options: ScriptOptions,
         say(report.summary(result))
     shot = screenshot is None or screenshot.report()
     return 0 if result.ok and written and shot else 1
+
+
+def session(target, info, spec, argv: list[str], options: ScriptOptions, on_step=None,
+            before_stop=None):
+    """Boot and run the script: its ScriptResult, not reported (run_script, bbv bisect)."""
+    from barebox_virtio_cli.qemu.args import activation_command, console_activation
+    from barebox_virtio_cli.session.scripted import Script, run_session
+    from barebox_virtio_cli.util.signals import raising
+
+    activation = None
+    if spec.console is not None and console_activation(target, info) == "manual":
+        activation = activation_command(target)
+    script = Script(options.commands, options.expectations, options.timeout,
+                    spec.console is not None, activation,
+                    spec.console if spec.console_pipe is not None else None)
+    with raising():  # Signalled: run_session stops QEMU and cleans up; bbv exits 128+N
+        return run_session(argv, script, target.name, on_step=on_step,
+                           before_stop=before_stop)
 
 
 def _write_report(path: Path, text: str) -> bool:

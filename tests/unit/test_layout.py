@@ -16,7 +16,7 @@ PACKAGE = ROOT / "barebox_virtio_cli"
 PURE = {"errors", "util.validate", "run.request", "qemu.args", "qemu.info", "build.kbuild",
         "console.logic", "session.shell", "session.report", "images.plan", "doctor.checks",
         "quickstart.plan", "export.jobs", "targets.target",
-        "lava.identity", "lava.results", "lava.state"}
+        "lava.identity", "lava.results", "lava.state", "bisect.steps"}
 
 
 def module_name(path: Path) -> str:

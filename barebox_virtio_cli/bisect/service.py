@@ -1,0 +1,252 @@
+"""`bbv bisect` as a service: the first commit that breaks a check, found with `git bisect` in a
+worktree of bbv's own (bisect/workspace.py), each commit built in process by build/service.py
+(one persistent build directory, incremental, ccache, the target's image only) and checked by a
+scripted boot (run/service.py), barebox's suite (bbv test) or any command (git's convention).
+The decisions live in bisect/steps.py; commands/bisect.py parses options and renders."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from barebox_virtio_cli.bisect import steps as st
+from barebox_virtio_cli.bisect.workspace import Workspace
+from barebox_virtio_cli.errors import UsageError
+from barebox_virtio_cli.run.request import RunRequest
+from barebox_virtio_cli.util.status import say
+
+# What a check command is told (cwd stays the user's, where the command was typed).
+ENV_IMAGE, ENV_BUILD_DIR, ENV_SRC = "BBV_BISECT_IMAGE", "BBV_BISECT_BUILD_DIR", "BBV_BISECT_SRC"
+ENV_COMMIT, ENV_TARGET = "BBV_BISECT_COMMIT", "BBV_BISECT_TARGET"
+
+
+@dataclass
+class BisectRequest:
+    target: str
+    good: str
+    bad: str
+    src: Path | None = None
+    boot: RunRequest | None = None  # --exec/--expect and the device options of bbv run
+    test: str | None = None  # --test EXPR: barebox's suite, pytest -k
+    command: list[str] = field(default_factory=list)  # -- CMD ARGS...
+    repeat: int = 1
+    boot_fail_skip: bool = False
+    no_ccache: bool = False
+    jobs: int | None = None
+
+
+class _Checker:
+    """One kind of check, run on a built image: (result, note)."""
+
+    def __init__(self, request: BisectRequest, target) -> None:
+        self.request, self.target = request, target
+
+    def __call__(self, image: Path, build_dir: Path, tree: Path, sha: str) -> tuple[str, str]:
+        if self.request.command:
+            return self._command(image, build_dir, tree, sha)
+        return self._boot(image)
+
+    def _boot(self, image: Path) -> tuple[str, str]:
+        from barebox_virtio_cli.run.service import scripted
+        from barebox_virtio_cli.session.report import PASSED
+
+        assert self.request.boot is not None
+        result = scripted(self.request.boot.replace(image=str(image)))
+        if result.boot.status != PASSED:
+            why = f"no barebox prompt: {result.error or result.boot.status}"
+            return (st.SKIP if self.request.boot_fail_skip else st.BAD), why
+        if result.ok:
+            return st.GOOD, ""
+        return st.BAD, _why_failed(result)
+
+    def _command(self, image: Path, build_dir: Path, tree: Path, sha: str) -> tuple[str, str]:
+        from barebox_virtio_cli.util.processes import start_child, stop_group
+
+        env = {**os.environ, ENV_IMAGE: str(image), ENV_BUILD_DIR: str(build_dir),
+               ENV_SRC: str(tree), ENV_COMMIT: sha, ENV_TARGET: self.target.name}
+        argv = self.request.command
+        try:  # a group of its own: whatever it starts (a QEMU) is stopped with it
+            proc = start_child(argv, env=env, start_new_session=True)
+        except OSError as exc:
+            raise UsageError(f"cannot run {argv[0]}: {exc.strerror}") from None
+        try:
+            status = proc.wait()
+        finally:
+            stop_group(proc)
+        result = st.command_result(status)
+        return result, "" if status == 0 else f"{argv[0]} exited {status}"
+
+
+def _why_failed(result) -> str:
+    from barebox_virtio_cli.session.report import PASSED
+
+    if result.error:
+        return result.error
+    for step in result.commands:
+        if step.status != PASSED:
+            return f"'{step.command}' failed ({step.message or step.status})"
+    missed = [e.pattern for e in result.expectations if not e.ok]
+    return f"/{missed[0]}/ not found" if missed else "the check failed"
+
+
+def check_request(request: BisectRequest):
+    """Everything that can be wrong with the input, before anything is built: (repo, good sha,
+    bad sha, target). Usage errors are one line, exit status 2."""
+    from barebox_virtio_cli.bisect import workspace as ws
+    from barebox_virtio_cli.build.kbuild import check_tree
+    from barebox_virtio_cli.targets.catalog import load_catalog
+
+    kinds = [bool(request.boot and (request.boot.exec or request.boot.expect)),
+             request.test is not None, bool(request.command)]
+    if sum(kinds) != 1:
+        raise UsageError("give one check: --exec CMD/--expect REGEX (a scripted boot), --test "
+                         "EXPR (barebox's suite) or -- CMD ARGS (0 good, 125 skip, 1-127 bad)")
+    if request.repeat < 1:
+        raise UsageError("--repeat wants 1 or more")
+    target = load_catalog().get(request.target)
+    src = (request.src or Path.cwd()).resolve()
+    repo = ws.toplevel(src)
+    good = ws.resolve(repo, "--good", request.good)
+    bad = ws.resolve(repo, "--bad", request.bad)
+    if good == bad:
+        raise UsageError(f"--good and --bad are the same commit ({good[:12]}); give a good "
+                         "commit before the bad one")
+    check_tree(repo, given=request.src is not None)
+    if request.test is not None:
+        raise UsageError("--test is not available yet; use --exec/--expect or -- CMD")
+    if request.boot is not None and kinds[0]:
+        _check_boot(request.boot.replace(target=target.name))
+    return repo, good, bad, target
+
+
+def _check_boot(boot: RunRequest) -> None:
+    """The scripted-boot and device options checked as bbv run checks them (no image yet)."""
+    from barebox_virtio_cli.run.service import prepare
+    from barebox_virtio_cli.session.options import script_from
+
+    script_from(boot)
+    prepare(boot, image_optional=True)
+
+
+class _Bisection:
+    def __init__(self, request: BisectRequest, repo: Path, target, space: Workspace,
+                 on_step: Callable[[st.Step], None]) -> None:
+        self.request, self.repo, self.target, self.space = request, repo, target, space
+        self.check = _Checker(request, target)
+        self.on_step = on_step
+        self.count = 0
+
+    def step(self, sha: str, role: str = "step") -> st.Step:
+        """Build the worktree's HEAD (sha) and check it, --repeat times unless one fails."""
+        from barebox_virtio_cli.bisect.workspace import subject
+
+        self.count += 1
+        step = st.Step(sha, subject(self.repo, sha), role=role)
+        say(f"[{self.count}] {sha[:12]} {step.subject}: building")
+        image, note = self.build(step)
+        if image is None:
+            step.result, step.note = st.SKIP, note
+        else:
+            results = []
+            started = time.monotonic()
+            for run in range(self.request.repeat):
+                again = f" (run {run + 1}/{self.request.repeat})" if self.request.repeat > 1 \
+                    else ""
+                say(f"[{self.count}] {sha[:12]}: checking{again}")
+                result, note = self.check(image, self.space.build_dir, self.space.tree, sha)
+                results.append(result)
+                if note and not step.note:
+                    step.note = note
+                if result != st.GOOD:
+                    break
+            step.result = st.combined(results)
+            step.check_seconds = time.monotonic() - started
+        say(f"[{self.count}] {st.step_line(step)}")
+        self.on_step(step)
+        return step
+
+    def build(self, step: st.Step) -> tuple[Path | None, str]:
+        """The target's image built from the worktree, or None and the first error line."""
+        from barebox_virtio_cli.build.service import BuildFailed, BuildRequest, build
+
+        request = BuildRequest(self.target.name, src=self.space.tree,
+                               build_dir=self.space.build_dir, all_images=False,
+                               no_ccache=self.request.no_ccache, jobs=self.request.jobs,
+                               index=False)
+        started = time.monotonic()
+        self.space.building(step.commit)
+        try:
+            result = build(request)
+        except BuildFailed as exc:
+            step.build_seconds = time.monotonic() - started
+            return None, f"does not build: {_first_error(exc)}"
+        step.build_seconds = time.monotonic() - started
+        self.space.built(step.commit)
+        if result.image is None or not result.image.is_file():
+            return None, f"the build made no {self.target.image}"
+        return result.image, ""
+
+
+def _first_error(exc) -> str:
+    return (exc.errors[0].strip() if exc.errors else str(exc))[:200]
+
+
+def bisect(request: BisectRequest,
+           on_step: Callable[[st.Step], None] = lambda step: None) -> st.Outcome:
+    """The first bad commit, or why there is none. The user's checkout is only read."""
+    from barebox_virtio_cli.bisect.workspace import describe
+
+    repo, good, bad, target = check_request(request)
+    outcome = st.Outcome(target.name, good, bad)
+    space = Workspace.for_repo(repo, target.name)
+    with space.locked(), space.worktree(bad) as tree:
+        set_times = space.restore_times()
+        if set_times:
+            say(f"worktree {tree} at {bad[:12]}; {space.build_dir} is kept between runs "
+                f"(incremental build)")
+        else:
+            say(f"worktree {tree} at {bad[:12]}; building in {space.build_dir}")
+        run = _Bisection(request, repo, target, space, on_step)
+        for sha, expected in ((bad, st.BAD), (good, st.GOOD)):
+            if space.head() != sha:
+                space.checkout(sha)
+            step = run.step(sha, f"{expected} end")
+            outcome.steps.append(step)
+            problem = st.ends_problem(step, expected)
+            if problem:
+                outcome.why = problem
+                return outcome
+        answer = space.bisect("start", bad, good)
+        while True:
+            state, shas = st.parse_answer(answer)
+            if state == "found":
+                outcome.first_bad = describe(repo, shas[0])
+                break
+            if state == "skipped":
+                outcome.candidates = shas
+                outcome.why = (f"only skipped commits are left; the first bad commit is one of "
+                               f"{', '.join(s[:12] for s in shas)}")
+                break
+            _say_progress(answer)
+            step = run.step(space.head())
+            outcome.steps.append(step)
+            answer = space.bisect(step.result)
+        outcome.log = _save_log(space)
+    return outcome
+
+
+def _say_progress(answer: str) -> None:
+    for line in answer.splitlines():
+        if line.startswith("Bisecting:"):
+            say(line.removeprefix("Bisecting: "))
+
+
+def _save_log(space: Workspace) -> str:
+    from barebox_virtio_cli.util.atomic import write_text
+
+    write_text(space.log, space.bisect_log())
+    return str(space.log)
+

@@ -1,0 +1,223 @@
+"""Side effects of `bbv bisect` on git: the user's repository read, never changed, except for
+one linked `git worktree` in bbv's cache directory where `git bisect` runs, removed at the end
+(git keeps refs/bisect/* and BISECT_* per worktree, so no bisection shows in the user's
+checkout). Beside it, kept between runs, the build directory, and what the build directory was
+last built from, so that a new worktree's files keep the times make needs for an incremental
+build (see Workspace.restore_times)."""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from barebox_virtio_cli.bisect.steps import Commit
+from barebox_virtio_cli.errors import BbvError, UsageError
+
+# Older than any build output, so that make takes an unchanged source file for up to date.
+OLD_TIME = 946684800  # 2000-01-01
+_GIT_ENV_DROP = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY",
+                 "GIT_COMMON_DIR", "GIT_NAMESPACE")
+
+
+def git(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    """git with its output collected, in the C locale, never prompting; it never outlives bbv.
+    check: a failure is a BbvError naming git's message."""
+    from barebox_virtio_cli.util.processes import start_child, stop
+
+    env = {k: v for k, v in os.environ.items() if k not in _GIT_ENV_DROP}
+    env.update(LC_ALL="C", LANGUAGE="C", GIT_TERMINAL_PROMPT="0")
+    argv = ["git", "-c", "advice.detachedHead=false", *args]
+    try:
+        proc = start_child(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           errors="replace")
+    except OSError as exc:
+        raise BbvError(f"cannot run git: {exc.strerror}; on Debian: apt install git") from None
+    try:
+        out, err = proc.communicate()
+    finally:
+        stop(proc)
+    done = subprocess.CompletedProcess(argv, proc.returncode, out, err)
+    if check and done.returncode != 0:
+        message = (err.strip() or out.strip()).splitlines()
+        raise BbvError(f"git {' '.join(args[:2])} failed: {message[-1] if message else ''}")
+    return done
+
+
+def toplevel(src: Path) -> Path:
+    """The top of the git checkout src is in; a usage error if it is none."""
+    if not src.is_dir():
+        raise UsageError(f"--src {src}: no such directory")
+    done = git(["rev-parse", "--show-toplevel"], src, check=False)
+    if done.returncode != 0 or not done.stdout.strip():
+        raise UsageError(f"{src} is not in a git checkout; bbv bisect needs barebox's history "
+                         "(git clone https://git.pengutronix.de/git/barebox), or pass --src DIR")
+    return Path(done.stdout.strip())
+
+
+def resolve(repo: Path, option: str, rev: str) -> str:
+    """The full sha of a commit the user named; a usage error if there is none."""
+    done = git(["rev-parse", "--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}"],
+               repo, check=False)
+    if done.returncode != 0 or not rev.strip():
+        raise UsageError(f"{option} {rev!r}: no such commit in {repo}; give a sha, tag or "
+                         "branch ('git log --oneline' lists them)")
+    return done.stdout.strip()
+
+
+def describe(repo: Path, sha: str) -> Commit:
+    fields = git(["show", "-s", "--date=iso", "--format=%H%x00%s%x00%an <%ae>%x00%ad", sha],
+                 repo).stdout.rstrip("\n").split("\0")
+    return Commit(*fields)
+
+
+def subject(repo: Path, sha: str) -> str:
+    return git(["show", "-s", "--format=%s", sha], repo).stdout.strip()
+
+
+class Workspace:
+    """bbv's directory for bisecting one repository on one target: tree/ (the worktree, only
+    while bisecting), build/ (kept), times.json (what build/ was built from), bisect.log."""
+
+    def __init__(self, root: Path, repo: Path) -> None:
+        self.root, self.repo = root, repo
+        self.tree, self.build_dir = root / "tree", root / "build"
+        self.log = root / "bisect.log"
+        self._lock: int | None = None
+
+    @classmethod
+    def for_repo(cls, repo: Path, target: str) -> Workspace:
+        from barebox_virtio_cli.util.paths import cache_dir
+
+        key = hashlib.sha256(str(repo).encode()).hexdigest()[:12]
+        return cls(cache_dir() / "bisect" / f"{target}-{repo.name}-{key}", repo)
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """One bisection at a time in this workspace, or a clear error naming the holder."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.root / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+                raise BbvError(f"another bbv bisect of this tree and target is running (pid "
+                               f"{holder}); wait for it to finish") from None
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            yield
+        finally:
+            os.close(fd)
+
+    @contextmanager
+    def worktree(self, sha: str) -> Iterator[Path]:
+        """The linked worktree at sha, detached; removed on every way out. Adding and
+        removing are not cut by a signal (it is acted on right after)."""
+        from barebox_virtio_cli.util.signals import deferred
+
+        with deferred():
+            self.remove()  # left by a bbv that was killed (SIGKILL) in an earlier run
+            git(["worktree", "add", "--detach", "--force", str(self.tree), sha], self.repo)
+        try:
+            yield self.tree
+        finally:
+            with deferred():
+                self.remove()
+
+    def remove(self) -> None:
+        """git worktree remove; should git fail or the tree be half made, its directory and
+        exactly its entry in the repository's worktrees/ go (never `git worktree prune`, which
+        would prune the user's own stale entries too)."""
+        if self.tree.exists():
+            git(["worktree", "remove", "--force", "--force", str(self.tree)], self.repo,
+                check=False)
+        shutil.rmtree(self.tree, ignore_errors=True)
+        common = Path(git(["rev-parse", "--path-format=absolute", "--git-common-dir"],
+                          self.repo).stdout.strip())
+        ours = str(self.tree / ".git")
+        for admin in (common / "worktrees").glob("*"):
+            try:
+                points_at = (admin / "gitdir").read_text().strip()
+            except OSError:
+                continue
+            if points_at == ours:
+                shutil.rmtree(admin, ignore_errors=True)
+
+    # --- git bisect in the worktree ---------------------------------------------------------
+
+    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        return git(list(args), self.tree, check)
+
+    def head(self) -> str:
+        return self.run("rev-parse", "HEAD").stdout.strip()
+
+    def checkout(self, sha: str) -> None:
+        self.run("checkout", "--quiet", "--detach", sha)
+
+    def bisect(self, *args: str) -> str:
+        """git bisect start|good|bad|skip; its answer (git exits non-zero when only skipped
+        commits are left, which the answer says)."""
+        done = self.run("bisect", *args, check=False)
+        text = done.stdout + done.stderr
+        if done.returncode != 0 and "There are only 'skip'ped commits" not in text:
+            lines = text.strip().splitlines()
+            raise BbvError(f"git bisect {args[0]} failed: {lines[-1] if lines else ''}")
+        return text
+
+    def bisect_log(self) -> str:
+        return self.run("bisect", "log").stdout
+
+    # --- file times for incremental builds across runs ---------------------------------------
+
+    def restore_times(self) -> int:
+        """Give the new worktree's files the times make needs: the build directory was built
+        from a known commit (times.json), so every file unchanged since then gets OLD_TIME
+        (older than its objects) and only the changed ones stay new. Without a known commit
+        (a first run) nothing changes and make builds everything. The number of files set."""
+        from barebox_virtio_cli.util.jsonfile import read_object
+
+        state = read_object(self.root / "times.json") or {}
+        base = state.get("base")
+        if not base or not (self.build_dir / ".config").is_file() or \
+                self.run("cat-file", "-e", f"{base}^{{commit}}", check=False).returncode:
+            return 0
+        changed = self._changed(base) | set(state.get("dirty", []))
+        names = self.run("ls-files", "-z").stdout.split("\0")
+        count = 0
+        for name in names:
+            if name and name not in changed:
+                try:
+                    os.utime(self.tree / name, (OLD_TIME, OLD_TIME), follow_symlinks=False)
+                except OSError:
+                    continue
+                count += 1
+        return count
+
+    def building(self, sha: str) -> None:
+        """Before a build from sha: until it succeeds, the files it changes are in doubt (make
+        may stop half way), so they stay new for a later run."""
+        from barebox_virtio_cli.util.jsonfile import read_object, write_json
+
+        state = read_object(self.root / "times.json") or {}
+        base = state.get("base")
+        if not base:
+            return
+        dirty = set(state.get("dirty", [])) | self._changed(base, sha)
+        write_json(self.root / "times.json", {"base": base, "dirty": sorted(dirty)})
+
+    def built(self, sha: str) -> None:
+        """After a successful build from sha: the build directory matches sha's tree."""
+        from barebox_virtio_cli.util.jsonfile import write_json
+
+        write_json(self.root / "times.json", {"base": sha, "dirty": []})
+
+    def _changed(self, base: str, sha: str | None = None) -> set[str]:
+        args = ["diff", "--no-renames", "--name-only", "-z", base] + ([sha] if sha else [])
+        return {n for n in self.run(*args).stdout.split("\0") if n}

@@ -1,0 +1,121 @@
+"""bbv bisect against the hand-written `git bisect run` script it replaces, side by side in one
+run, over the same commits with the same check:
+
+  script: in a checkout whose build directory was built at BAD (as a developer's is), `git
+          bisect run` of: make the target's image in that directory (125 if it fails), then
+          `bbv run -t T --image ... --exec ... --expect ...`; then `git bisect reset`
+  bbv:    `bbv bisect -t T --good GOOD --bad BAD --exec ... --expect ...` on REPO, timed
+          cold  (no bisection build directory yet, empty ccache: a first bisect of the tree),
+          warm  (build directory kept from an earlier bisect, ccache emptied: no cache hits),
+          again (build directory and ccache both kept: the same range bisected again)
+
+    python benchmarks/bisect.py REPO -t vexpress --good G --bad B --exec CMD --expect RE
+
+REPO is a barebox git clone of your own with the history to bisect; bbv bisect only reads it.
+The script's side works in REPO.script, a `git clone --shared` of it made here. bbv's cache
+and state go to a temporary directory. Nothing here is a test; the figures go in the docs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BBV = [sys.executable, "-m", "barebox_virtio_cli"]
+
+
+def run(argv: list[str], cwd: Path, env: dict[str, str], check: bool = True) -> float:
+    start = time.perf_counter()
+    done = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if check and done.returncode:
+        sys.exit(f"failed ({done.returncode}): {shlex.join(argv)}\n{done.stdout[-3000:]}\n"
+                 f"{done.stderr[-3000:]}")
+    return seconds
+
+
+def script_side(repo: Path, args, env: dict[str, str]) -> tuple[float, str]:
+    """git bisect run of a make + bbv run script in a clone whose build dir is at BAD."""
+    clone = repo.with_name(repo.name + ".script")
+    if not clone.is_dir():
+        run(["git", "clone", "-q", "--shared", str(repo), str(clone)], repo.parent, env)
+    run(["git", "checkout", "-q", "--detach", args.bad], clone, env)
+    out = clone / f"build-{args.target}"
+    # The developer's build directory: configured and built by bbv at BAD (not timed).
+    run([*BBV, "build", args.target, "--src", str(clone), "-O", str(out), "--no-ccache"],
+        clone, env)
+    record = json.loads((out / "bbv-build.json").read_text())
+    image = Path(record["image"])
+    check = " ".join(f"--exec {shlex.quote(c)}" for c in args.exec) + " " + \
+        " ".join(f"--expect {shlex.quote(e)}" for e in args.expect)
+    script = clone.parent / f"{clone.name}-check.sh"
+    script.write_text(f"""#!/bin/sh
+make -j{os.cpu_count()} ARCH={record['arch']} O={out} CROSS_COMPILE={record['toolchain']} \\
+    images/{image.name} >/dev/null 2>&1 || exit 125
+{shlex.join(BBV)} run -t {args.target} --image {image} {check} >/dev/null 2>&1
+""")
+    script.chmod(0o755)
+    started = time.perf_counter()
+    run(["git", "bisect", "start", args.bad, args.good], clone, env)
+    done = subprocess.run(["git", "bisect", "run", str(script)], cwd=clone, env=env,
+                          capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    run(["git", "bisect", "reset", "--quiet"], clone, env)
+    first = next((line.split()[0] for line in done.stdout.splitlines()
+                  if line.endswith("is the first bad commit")), "none")
+    return seconds, first
+
+
+def bbv_side(repo: Path, args, env: dict[str, str]) -> tuple[float, str, list[dict]]:
+    argv = [*BBV, "bisect", "-t", args.target, "--src", str(repo), "--good", args.good,
+            "--bad", args.bad, "--json"]
+    for command in args.exec:
+        argv += ["--exec", command]
+    for pattern in args.expect:
+        argv += ["--expect", pattern]
+    started = time.perf_counter()
+    done = subprocess.run(argv, cwd=repo, env=env, capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    if done.returncode not in (0, 1):
+        sys.exit(f"bbv bisect failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    data = json.loads(done.stdout)
+    return seconds, data["first_bad"] or "none", data["steps"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("repo", type=Path)
+    parser.add_argument("-t", "--target", required=True)
+    parser.add_argument("--good", required=True)
+    parser.add_argument("--bad", required=True)
+    parser.add_argument("--exec", action="append", default=[])
+    parser.add_argument("--expect", action="append", default=[])
+    args = parser.parse_args()
+    repo = args.repo.resolve()
+    with tempfile.TemporaryDirectory(prefix="bbv-bench-bisect-") as tmp:
+        env = {**os.environ, "BBV_CACHE_DIR": f"{tmp}/cache", "BBV_STATE_DIR": f"{tmp}/state",
+               "CCACHE_DIR": f"{tmp}/ccache"}
+        script_s, script_first = script_side(repo, args, env)
+        print(f"script (git bisect run: make + bbv run --exec): {script_s:.1f} s, first bad "
+              f"{script_first[:12]}", flush=True)
+        shutil.rmtree(f"{tmp}/ccache", ignore_errors=True)
+        for label in ("cold", "warm", "again"):
+            if label == "warm":
+                shutil.rmtree(f"{tmp}/ccache", ignore_errors=True)
+            seconds, first, steps = bbv_side(repo, args, env)
+            built = sum(s["build_seconds"] for s in steps)
+            checked = sum(s["check_seconds"] for s in steps)
+            print(f"bbv bisect {label}: {seconds:.1f} s (builds {built:.1f} s, checks "
+                  f"{checked:.1f} s, {len(steps)} commits incl. both ends), first bad "
+                  f"{first[:12]}; ratio {seconds / script_s:.2f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,337 @@
+"""bbv bisect end to end with real git, make, a cross assembler and QEMU on the miniature
+barebox tree, whose vexpress image is the tiny guest (tests/tinyguest): a history with a commit
+that does not build (fixed by the next) and one that changes the guest's answer to `ls`. The
+user's checkout must come out byte for byte as it went in."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import bbv as run_bbv
+from conftest import need
+from process_helpers import CROSS, pids_with_arg
+from test_testsuite import make_tree
+
+pytestmark = pytest.mark.qemu
+tools = need("git", "make", "qemu-system-arm", f"{CROSS}as", f"{CROSS}objcopy")
+BBV = [sys.executable, "-m", "barebox_virtio_cli"]
+CHECK = ("--exec", "ls", "--expect", "virtioblk0")
+SLOW_RULE = "\n# bbv bisect tests: BBV_TEST_SLOW_BUILD=S makes every image build last S s\n" \
+    "$(objtree)/images/$(image): slow\nslow:\n\t@exec sleep $${BBV_TEST_SLOW_BUILD:-0}\n" \
+    ".PHONY: slow\n"
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", "-c", "user.name=T", "-c", "user.email=t@example.org", *args],
+                          cwd=repo, check=True, capture_output=True, text=True).stdout
+
+
+def make_history(base: Path) -> tuple[Path, dict[str, str]]:
+    """c0 good, c1, c2, c3 does not build, c4 fixes it, c5 drops virtioblk0 from `ls`, c6;
+    the names mapped to shas. The user's checkout is then made dirty: an edit, a staged file,
+    an untracked file and a stash."""
+    repo = make_tree(base)
+    with (repo / "Makefile").open("a") as fh:
+        fh.write(SLOW_RULE)
+    guest = repo / "tinyguest.s"
+    good = guest.read_text()
+    edits = {  # git tests c3 first: the commit that does not build
+        "c0 initial": None,
+        "c1 notes": lambda: (repo / "NOTES").write_text("one\n"),
+        "c2 notes": lambda: (repo / "NOTES").write_text("two\n"),
+        "c3 break the build": lambda: guest.write_text(good.replace(
+            "        .ltorg", "        .ltorg\n        not_an_instruction r0\n", 1)),
+        "c4 fix the build": lambda: guest.write_text(good),
+        "c5 ls without virtioblk0": lambda: guest.write_text(good.replace("virtioblk0  ", "")),
+        "c6 notes": lambda: (repo / "NOTES").write_text("three\n"),
+    }
+    git(repo, "init", "-q", "-b", "work")
+    shas = {}
+    for subject, edit in edits.items():
+        if edit:
+            edit()
+        git(repo, "add", "-A")
+        git(repo, "commit", "-q", "-m", subject)
+        shas[subject.split()[0]] = git(repo, "rev-parse", "HEAD").strip()
+    (repo / "NOTES").write_text("stashed\n")
+    git(repo, "stash", "-q")
+    (repo / "NOTES").write_text("dirty\n")
+    (repo / "staged.txt").write_text("staged\n")
+    git(repo, "add", "staged.txt")
+    (repo / "untracked.txt").write_text("untracked\n")
+    return repo, shas
+
+
+@pytest.fixture(scope="module")
+def history(tmp_path_factory) -> tuple[Path, dict[str, str]]:
+    return make_history(tmp_path_factory.mktemp("bisect"))
+
+
+def snapshot(repo: Path) -> dict:
+    """Everything of the user's checkout bbv bisect must leave as it was."""
+    gitdir = Path(git(repo, "rev-parse", "--absolute-git-dir").strip())
+    return {
+        "head": git(repo, "rev-parse", "HEAD"), "branch": git(repo, "symbolic-ref", "HEAD"),
+        "status": git(repo, "status", "--porcelain=v2", "--branch", "--untracked-files=all"),
+        "stash": git(repo, "stash", "list", "--format=%H %s"),
+        "worktrees": git(repo, "worktree", "list", "--porcelain"),
+        "refs": git(repo, "for-each-ref"),
+        "bisect_files": sorted(p.name for p in gitdir.iterdir() if "BISECT" in p.name),
+        "admin": sorted(p.name for p in (gitdir / "worktrees").glob("*")),
+        "index": (gitdir / "index").read_bytes(),
+        "files": {p.name: p.read_bytes() for p in repo.iterdir() if p.is_file()},
+    }
+
+
+def bisect(repo: Path, *args: str, **kwargs) -> subprocess.CompletedProcess:
+    done = run_bbv("bisect", "-t", "vexpress", *args, cwd=repo, timeout=300, **kwargs)
+    assert "Traceback" not in done.stderr, done.stderr
+    return done
+
+
+def one_error_line(done: subprocess.CompletedProcess) -> str:
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, done.stderr
+    return lines[0]
+
+
+def leftovers(bbv_dirs: Path) -> list[str]:
+    """make, QEMU or a worktree of bbv bisect's still there."""
+    found = [str(p) for p in (bbv_dirs / "cache" / "bisect").glob("*/tree")]
+    for proc in Path("/proc").iterdir():
+        try:
+            argv = (proc / "cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if str(bbv_dirs) in argv and ("make" in argv or "qemu-system" in argv):
+            found.append(argv.replace("\0", " "))
+    return found
+
+
+@tools
+def test_names_the_first_bad_commit_skips_the_unbuildable_and_leaves_the_checkout(
+        history, bbv_dirs):
+    repo, shas = history
+    before = snapshot(repo)
+    done = bisect(repo, "--good", shas["c0"], "--bad", shas["c6"], *CHECK, "--json")
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert data["first_bad"] == shas["c5"] and data["subject"] == "c5 ls without virtioblk0"
+    by_commit = {s["commit"]: s for s in data["steps"]}
+    assert by_commit[shas["c6"]]["result"] == "bad" and by_commit[shas["c0"]]["result"] == "good"
+    skipped = by_commit[shas["c3"]]
+    assert skipped["result"] == "skip" and skipped["note"].startswith("does not build: ")
+    assert "not_an_instruction" in skipped["note"]
+    assert by_commit[shas["c4"]]["result"] == "good"
+    assert all(set(s) >= {"commit", "result", "build_seconds", "check_seconds"}
+               for s in data["steps"])
+    log = Path(data["log"]).read_text()
+    assert f"git bisect skip {shas['c3']}" in log and f"first bad commit: [{shas['c5']}]" in log
+    assert snapshot(repo) == before
+    assert not leftovers(bbv_dirs)
+    assert f"[1] {shas['c6'][:12]} c6 notes: building" in done.stderr
+
+
+@tools
+def test_table_and_a_second_run_builds_incrementally(history, bbv_dirs):
+    repo, shas = history
+    before = snapshot(repo)
+    done = bisect(repo, "--good", shas["c0"], "--bad", shas["c6"], *CHECK)
+    assert done.returncode == 0, done.stderr
+    assert f"first bad commit: {shas['c5']}" in done.stdout
+    assert "subject: c5 ls without virtioblk0" in done.stdout and "author: T <t@example.org>" \
+        in done.stdout
+    assert "(bad end)" in done.stdout and "(good end)" in done.stdout
+    again = bisect(repo, "--good", shas["c0"], "--bad", shas["c6"], *CHECK)
+    assert again.returncode == 0, again.stderr
+    assert "is kept between runs (incremental build)" in again.stderr
+    assert "configuring in" not in again.stderr
+    assert snapshot(repo) == before
+
+
+@tools
+def test_command_check_follows_git_convention_and_sees_no_bisect_in_the_checkout(
+        history, tmp_path):
+    repo, shas = history
+    before = snapshot(repo)
+    seen = tmp_path / "seen"
+    script = tmp_path / "check.sh"
+    # skip c4 (125); bad when the image lacks virtioblk0; and record, mid-bisection, whether
+    # the user's checkout shows any bisect state.
+    script.write_text(f"""#!/bin/sh
+echo "$BBV_BISECT_COMMIT $(git -C {repo} for-each-ref refs/bisect | wc -l) \
+$(git -C {repo} bisect log >/dev/null 2>&1 && echo bisecting) $(pwd)" >> {seen}
+test -f "$BBV_BISECT_BUILD_DIR/bbv-build.json" || exit 200
+test "$(git -C "$BBV_BISECT_SRC" rev-parse HEAD)" = "$BBV_BISECT_COMMIT" || exit 201
+[ "$BBV_BISECT_COMMIT" = {shas['c4']} ] && exit 125
+grep -q virtioblk0 "$BBV_BISECT_IMAGE"
+""")
+    script.chmod(0o755)
+    done = bisect(repo, "--good", shas["c0"], "--bad", shas["c6"], "--json", "--", str(script))
+    # c4 skipped by the command, c3 because it does not build: git cannot tell c3, c4, c5 apart
+    assert done.returncode == 1, done.stderr
+    data = json.loads(done.stdout)
+    assert data["first_bad"] is None and data["why"].startswith("only skipped commits are left")
+    assert set(data["candidates"]) == {shas["c3"], shas["c4"], shas["c5"]}
+    results = {s["commit"]: s["result"] for s in data["steps"]}
+    assert results[shas["c4"]] == "skip" and results[shas["c3"]] == "skip"
+    assert "git bisect skip" in Path(data["log"]).read_text()
+    lines = [line.split() for line in seen.read_text().splitlines()]
+    assert len(lines) >= 3 and all(line[1:] == ["0", str(repo)] for line in lines), lines
+    assert snapshot(repo) == before
+
+
+@tools
+def test_command_status_128_stops_with_one_line(history):
+    repo, shas = history
+    done = bisect(repo, "--good", shas["c0"], "--bad", shas["c6"], "--", "sh", "-c", "exit 130")
+    assert done.returncode == 1
+    assert done.stderr.splitlines()[-1].startswith("bbv: error: the check command exited 130")
+
+
+@tools
+def test_repeat_catches_a_flaky_failure(history, tmp_path):
+    repo, shas = history
+    counts = tmp_path / "counts"
+    counts.mkdir()
+    # From c5 on, the check fails only on its second run for a commit: flaky.
+    script = tmp_path / "flaky.sh"
+    script.write_text(f"""#!/bin/sh
+n=$(cat {counts}/$BBV_BISECT_COMMIT 2>/dev/null || echo 0); n=$((n + 1))
+echo $n > {counts}/$BBV_BISECT_COMMIT
+grep -q virtioblk0 "$BBV_BISECT_IMAGE" && exit 0
+[ $n -eq 2 ] && exit 1
+exit 0
+""")
+    script.chmod(0o755)
+    once = bisect(repo, "--good", shas["c0"], "--bad", shas["c6"], "--", str(script))
+    assert once.returncode == 1 and f"--bad {shas['c6'][:12]} passes the check" in once.stdout
+    for path in counts.iterdir():
+        path.unlink()
+    done = bisect(repo, "--good", shas["c0"], "--bad", shas["c6"], "--repeat", "3", "--json",
+                  "--", str(script))
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["first_bad"] == shas["c5"]
+    runs = {p.name: int(p.read_text()) for p in counts.iterdir()}
+    assert runs[shas["c0"]] == 3 and runs[shas["c6"]] == 2  # stops at the first failure
+
+
+@tools
+@pytest.mark.parametrize("good, bad, words", [
+    ("c5", "c6", "--good {sha} fails the check: /virtioblk0/ not found"),
+    ("c0", "c4", "--bad {sha} passes the check"),
+    ("c3", "c6", "--good {sha} could not be checked (does not build: "),
+])
+def test_wrong_ends_are_refused(history, good, bad, words):
+    repo, shas = history
+    before = snapshot(repo)
+    done = bisect(repo, "--good", shas[good], "--bad", shas[bad], *CHECK, "--json")
+    assert done.returncode == 1, done.stderr
+    data = json.loads(done.stdout)
+    sha = shas[good] if words.startswith("--good") else shas[bad]
+    assert data["first_bad"] is None and data["why"].startswith(words.format(sha=sha[:12]))
+    assert snapshot(repo) == before
+
+
+@tools
+def test_boot_that_never_reaches_the_prompt_is_bad_or_skipped(history):
+    repo, shas = history
+    # `hang` never returns: the check times out, which counts as bad; the boot itself works
+    done = bisect(repo, "--good", shas["c0"], "--bad", shas["c6"], "--exec", "hang",
+                  "--timeout", "2", "--json")
+    assert done.returncode == 1
+    assert "timed out after 2 s" in json.loads(done.stdout)["why"]
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--good", "nosuchrev", "--bad", "HEAD", *CHECK], "--good 'nosuchrev': no such commit"),
+    (["--good", "HEAD", "--bad", "HEAD~0", *CHECK], "--good and --bad are the same commit"),
+    (["--good", "HEAD~1", "--bad", "HEAD"], "give one check"),
+    (["--good", "HEAD~1", "--bad", "HEAD", *CHECK, "--", "true"], "give one check"),
+    (["--good", "HEAD~1", "--bad", "HEAD", "--exec", "ls", "--expect", "("],
+     "is not a valid regular expression"),
+    (["--good", "HEAD~1", "--bad", "HEAD", "--exec", "ls", "--blk", "/nonexistent.img"],
+     "/nonexistent.img"),
+])
+def test_bad_input_is_one_line_exit_2(history, args, words):
+    repo, _ = history
+    before = snapshot(repo)
+    done = bisect(repo, *args)
+    assert done.returncode == 2, done.stderr
+    assert words in one_error_line(done)
+    assert snapshot(repo) == before
+
+
+def test_not_a_git_tree_is_one_line_exit_2(tmp_path):
+    tree = make_tree(tmp_path)
+    done = bisect(tree, "--good", "a", "--bad", "b", *CHECK)
+    assert done.returncode == 2
+    assert "is not in a git checkout" in one_error_line(done)
+
+
+def test_no_target_is_one_line_exit_2(history):
+    repo, _ = history
+    done = run_bbv("bisect", "--good", "HEAD~1", "--bad", "HEAD", *CHECK, cwd=repo)
+    assert done.returncode == 2 and "-t TARGET" in one_error_line(done)
+
+
+# --- signals at each stage -------------------------------------------------------------------
+
+def start(repo: Path, *args: str, env: dict | None = None) -> subprocess.Popen:
+    return subprocess.Popen([*BBV, "bisect", "-t", "vexpress", *args], cwd=repo,
+                            env={**os.environ, **(env or {})}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def wait_for(check, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+@tools
+@pytest.mark.parametrize("stage, sig", [
+    ("make", signal.SIGTERM), ("make", signal.SIGINT), ("make", signal.SIGHUP),
+    ("qemu", signal.SIGTERM), ("command", signal.SIGTERM),
+])
+def test_signal_at_each_stage_stops_everything_and_exits_128_plus_n(history, bbv_dirs,
+                                                                    tmp_path, stage, sig):
+    repo, shas = history
+    before = snapshot(repo)
+    marker, seconds = tmp_path / "running", str(600 + os.getpid() % 1000)  # a sleep of ours
+    args = {"make": CHECK, "qemu": ("--exec", "hang", "--timeout", "600"),
+            "command": ("--", "sh", "-c", f"touch {marker}; sleep {seconds}; true")}[stage]
+    env = {"BBV_TEST_SLOW_BUILD": seconds} if stage == "make" else {}
+    proc = start(repo, "--good", shas["c0"], "--bad", shas["c6"], *args, env=env)
+    try:
+        if stage == "make":
+            wait_for(lambda: any(cmdline(p).startswith("sleep ") for p in pids_with_arg(seconds)))
+        elif stage == "qemu":
+            wait_for(lambda: [p for p in pids_with_arg("-kernel") if str(bbv_dirs) in cmdline(p)])
+            time.sleep(1)  # booted, `hang` typed
+        else:
+            wait_for(marker.exists)
+        proc.send_signal(sig)
+        proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 128 + sig, proc.stderr
+    assert not leftovers(bbv_dirs) and not pids_with_arg(seconds)
+    assert snapshot(repo) == before
