@@ -40,6 +40,8 @@ def make_history(base: Path) -> tuple[Path, dict[str, str]]:
     repo = make_tree(base)
     with (repo / "Makefile").open("a") as fh:
         fh.write(SLOW_RULE)
+    (repo / "test" / "py" / "test_ls.py").write_text(
+        "def test_ls(shell):\n    assert 'virtioblk0' in ' '.join(shell.run_check('ls'))\n")
     guest = repo / "tinyguest.s"
     good = guest.read_text()
     edits = {  # git tests c3 first: the commit that does not build
@@ -185,6 +187,22 @@ grep -q virtioblk0 "$BBV_BISECT_IMAGE"
     assert "git bisect skip" in Path(data["log"]).read_text()
     lines = [line.split() for line in seen.read_text().splitlines()]
     assert len(lines) >= 3 and all(line[1:] == ["0", str(repo)] for line in lines), lines
+    assert snapshot(repo) == before
+
+
+@tools
+def test_test_check_runs_barebox_suite_through_bbv_test(history):
+    pytest.importorskip("labgrid")
+    repo, shas = history
+    before = snapshot(repo)
+    done = bisect(repo, "--good", shas["c0"], "--bad", shas["c6"], "--test", "ls", "--json")
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert data["first_bad"] == shas["c5"]
+    [bad_end] = [s for s in data["steps"] if s["role"] == "bad end"]
+    assert bad_end["note"] == "1 failed: test_ls"
+    none = bisect(repo, "--good", shas["c0"], "--bad", shas["c6"], "--test", "nosuchtest")
+    assert none.returncode == 1 and "selected none" in none.stdout
     assert snapshot(repo) == before
 
 

@@ -43,11 +43,45 @@ class _Checker:
 
     def __init__(self, request: BisectRequest, target) -> None:
         self.request, self.target = request, target
+        self.doing = ("running " + request.command[0] if request.command else
+                      "testing (bbv test)" if request.test is not None else "booting")
 
     def __call__(self, image: Path, build_dir: Path, tree: Path, sha: str) -> tuple[str, str]:
         if self.request.command:
             return self._command(image, build_dir, tree, sha)
+        if self.request.test is not None:
+            return self._test(build_dir, tree)
         return self._boot(image)
+
+    def _test(self, build_dir: Path, tree: Path) -> tuple[str, str]:
+        """barebox's suite through bbv test's runner, on what was built: the runner tests
+        SRC/build-TARGET, so that name in the worktree points at the build directory."""
+        from barebox_virtio_cli.testsuite import results as res
+        from barebox_virtio_cli.testsuite import runner
+        from barebox_virtio_cli.util.signals import Signalled
+
+        link = tree / f"build-{self.target.name}"
+        if not link.is_symlink():
+            link.symlink_to(build_dir, target_is_directory=True)
+        boot = self.request.boot or RunRequest()
+        devices = res.device_args(boot.blk, boot.rng, boot.console is not None, boot.net,
+                                  boot.fs, boot.env, snapshot=boot.snapshot)
+        request = runner.Request(src=tree, targets=[self.target], build=False,
+                                 keyword=self.request.test, devices=devices)
+        try:
+            [result] = runner.run(request, live=False)
+        except runner.Stopped as stopped:
+            raise Signalled(stopped.signum) from None
+        if result.error:
+            return (st.SKIP if self.request.boot_fail_skip else st.BAD), result.error
+        if result.failed:
+            names = [t.name.rsplit("::", 1)[-1] for t in result.tests
+                     if t.outcome in ("failed", "error")]
+            return st.BAD, f"{result.failed} failed: {', '.join(names)}"
+        if not result.count("passed"):
+            return st.SKIP, f"no test passed (-k {self.request.test!r} selected none, or all " \
+                "were skipped)"
+        return st.GOOD, ""
 
     def _boot(self, image: Path) -> tuple[str, str]:
         from barebox_virtio_cli.run.service import scripted
@@ -116,7 +150,11 @@ def check_request(request: BisectRequest):
                          "commit before the bad one")
     check_tree(repo, given=request.src is not None)
     if request.test is not None:
-        raise UsageError("--test is not available yet; use --exec/--expect or -- CMD")
+        from barebox_virtio_cli.testsuite import runner
+
+        runner.check_keyword(request.test)
+        runner.check_tree(repo)
+        runner.check_labgrid()
     if request.boot is not None and kinds[0]:
         _check_boot(request.boot.replace(target=target.name))
     return repo, good, bad, target
@@ -155,7 +193,7 @@ class _Bisection:
             for run in range(self.request.repeat):
                 again = f" (run {run + 1}/{self.request.repeat})" if self.request.repeat > 1 \
                     else ""
-                say(f"[{self.count}] {sha[:12]}: checking{again}")
+                say(f"[{self.count}] {sha[:12]}: {self.check.doing}{again}")
                 result, note = self.check(image, self.space.build_dir, self.space.tree, sha)
                 results.append(result)
                 if note and not step.note:

@@ -32,7 +32,7 @@ def git(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedP
 
     env = {k: v for k, v in os.environ.items() if k not in _GIT_ENV_DROP}
     env.update(LC_ALL="C", LANGUAGE="C", GIT_TERMINAL_PROMPT="0")
-    argv = ["git", "-c", "advice.detachedHead=false", *args]
+    argv = ["git", "-c", "advice.detachedHead=false", "-c", "core.hooksPath=/dev/null", *args]
     try:
         proc = start_child(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
