@@ -67,7 +67,7 @@ make -j{os.cpu_count()} ARCH={record['arch']} O={out} CROSS_COMPILE={record['too
     done = subprocess.run(["git", "bisect", "run", str(script)], cwd=clone, env=env,
                           capture_output=True, text=True)
     seconds = time.perf_counter() - started
-    run(["git", "bisect", "reset", "--quiet"], clone, env)
+    run(["git", "bisect", "reset"], clone, env)
     first = next((line.split()[0] for line in done.stdout.splitlines()
                   if line.endswith("is the first bad commit")), "none")
     return seconds, first

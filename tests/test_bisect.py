@@ -207,6 +207,33 @@ def test_test_check_runs_barebox_suite_through_bbv_test(history):
 
 
 @tools
+def test_a_new_worktree_keeps_unchanged_files_older_than_the_kept_build(history, tmp_path):
+    """The worktree is made anew each run; files unchanged since the build directory's last
+    successful build get an old time, so make rebuilds only what changed."""
+    repo, shas = history
+    seen = tmp_path / "mtimes"
+    script = tmp_path / "mtimes.sh"
+    script.write_text(f"""#!/bin/sh
+echo "$BBV_BISECT_COMMIT $(stat -c %Y "$BBV_BISECT_SRC/Kconfig") \
+$(stat -c %Y "$BBV_BISECT_SRC/NOTES")" >> {seen}
+grep -q virtioblk0 "$BBV_BISECT_IMAGE"
+""")
+    script.chmod(0o755)
+    args = ("--good", shas["c1"], "--bad", shas["c6"], "--", str(script))
+    assert bisect(repo, *args).returncode == 0
+    first = seen.read_text().splitlines()
+    seen.unlink()
+    again = bisect(repo, *args)
+    assert again.returncode == 0 and "is kept between runs" in again.stderr
+    second = seen.read_text().splitlines()
+    old = str(946684800)
+    assert first[0].split()[1] != old  # no build to keep yet: a fresh checkout
+    # Kconfig never changed: old; NOTES changed in c6, after any commit built last: new
+    assert second[0].split()[0] == shas["c6"] and second[0].split()[1] == old
+    assert second[0].split()[2] != old
+
+
+@tools
 def test_command_status_128_stops_with_one_line(history):
     repo, shas = history
     done = bisect(repo, "--good", shas["c0"], "--bad", shas["c6"], "--", "sh", "-c", "exit 130")
