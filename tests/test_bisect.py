@@ -202,7 +202,7 @@ def test_test_check_runs_barebox_suite_through_bbv_test(history):
     [bad_end] = [s for s in data["steps"] if s["role"] == "bad end"]
     assert bad_end["note"] == "1 failed: test_ls"
     none = bisect(repo, "--good", shas["c0"], "--bad", shas["c6"], "--test", "nosuchtest")
-    assert none.returncode == 1 and "selected none" in none.stdout
+    assert none.returncode == 1 and "selected no test" in none.stdout
     assert snapshot(repo) == before
 
 

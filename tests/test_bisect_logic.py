@@ -38,20 +38,20 @@ def test_repeat_is_bad_if_any_run_is_bad(runs, result):
 
 
 def test_ends_as_the_user_said_are_no_problem():
-    assert st.ends_problem(st.Step(SHA, result=st.GOOD), st.GOOD) is None
-    assert st.ends_problem(st.Step(SHA, result=st.BAD), st.BAD) is None
+    assert st.ends_problem(st.CommitStep(SHA, result=st.GOOD), st.GOOD) is None
+    assert st.ends_problem(st.CommitStep(SHA, result=st.BAD), st.BAD) is None
 
 
 def test_good_end_that_fails_and_bad_end_that_passes_are_refused():
-    good = st.ends_problem(st.Step(SHA, result=st.BAD, note="/x/ not found"), st.GOOD)
+    good = st.ends_problem(st.CommitStep(SHA, result=st.BAD, note="/x/ not found"), st.GOOD)
     assert good.startswith(f"--good {SHA[:12]} fails the check: /x/ not found;")
-    bad = st.ends_problem(st.Step(SHA, result=st.GOOD), st.BAD)
+    bad = st.ends_problem(st.CommitStep(SHA, result=st.GOOD), st.BAD)
     assert bad.startswith(f"--bad {SHA[:12]} passes the check;") and "nothing to bisect" in bad
 
 
 def test_end_that_does_not_build_says_so():
-    problem = st.ends_problem(st.Step(SHA, result=st.SKIP, note="does not build: x.c:1: error"),
-                              st.GOOD)
+    step = st.CommitStep(SHA, result=st.SKIP, note="does not build: x.c:1: error")
+    problem = st.ends_problem(step, st.GOOD)
     assert problem == (f"--good {SHA[:12]} could not be checked (does not build: x.c:1: error); "
                        "choose a good commit that builds and boots")
 
@@ -67,9 +67,9 @@ def test_git_answers():
 
 
 def test_json_shape_and_exit_status():
-    outcome = st.Outcome("vexpress", OTHER, SHA, log="/x/bisect.log")
-    outcome.steps = [st.Step(SHA, "s", st.BAD, 1.234, 0.55, role="bad end"),
-                     st.Step(OTHER, "t", st.SKIP, 2.0, 0.0, note="does not build: e")]
+    outcome = st.BisectOutcome("vexpress", OTHER, SHA, log="/x/bisect.log")
+    outcome.steps = [st.CommitStep(SHA, "s", st.BAD, 1.234, 0.55, role="bad end"),
+                     st.CommitStep(OTHER, "t", st.SKIP, 2.0, 0.0, note="does not build: e")]
     assert st.exit_status(outcome) == 1
     outcome.first_bad = st.Commit(SHA, "s", "A <a@b>", "2026-01-01 00:00:00 +0000")
     data = st.to_json(outcome)
@@ -82,7 +82,7 @@ def test_json_shape_and_exit_status():
 
 
 def test_table_rows_and_step_line():
-    step = st.Step(SHA, "x" * 80, st.BAD, 12.04, 3.0, note="/v/ not found", role="bad end")
+    step = st.CommitStep(SHA, "x" * 80, st.BAD, 12.04, 3.0, note="/v/ not found", role="bad end")
     [row] = st.table_rows([step])
     assert row[0] == SHA[:12] and len(row[1]) == 50 and row[1].endswith("…")
     assert row[2:] == ("bad (bad end)", "12.0 s", "3.0 s", "/v/ not found")

@@ -72,6 +72,8 @@ class _Checker:
             [result] = runner.run(request, live=False)
         except runner.Stopped as stopped:
             raise Signalled(stopped.signum) from None
+        if result.error == res.no_tests_ran(self.request.test, []):
+            return st.SKIP, f"-k {self.request.test!r} selected no test of this commit's suite"
         if result.error:
             return (st.SKIP if self.request.boot_fail_skip else st.BAD), result.error
         if result.failed:
@@ -79,8 +81,7 @@ class _Checker:
                      if t.outcome in ("failed", "error")]
             return st.BAD, f"{result.failed} failed: {', '.join(names)}"
         if not result.count("passed"):
-            return st.SKIP, f"no test passed (-k {self.request.test!r} selected none, or all " \
-                "were skipped)"
+            return st.SKIP, f"no test passed (-k {self.request.test!r}: all were skipped)"
         return st.GOOD, ""
 
     def _boot(self, image: Path) -> tuple[str, str]:
@@ -171,18 +172,18 @@ def _check_boot(boot: RunRequest) -> None:
 
 class _Bisection:
     def __init__(self, request: BisectRequest, repo: Path, target, space: Workspace,
-                 on_step: Callable[[st.Step], None]) -> None:
+                 on_step: Callable[[st.CommitStep], None]) -> None:
         self.request, self.repo, self.target, self.space = request, repo, target, space
         self.check = _Checker(request, target)
         self.on_step = on_step
         self.count = 0
 
-    def step(self, sha: str, role: str = "step") -> st.Step:
+    def step(self, sha: str, role: str = "step") -> st.CommitStep:
         """Build the worktree's HEAD (sha) and check it, --repeat times unless one fails."""
         from barebox_virtio_cli.bisect.workspace import subject
 
         self.count += 1
-        step = st.Step(sha, subject(self.repo, sha), role=role)
+        step = st.CommitStep(sha, subject(self.repo, sha), role=role)
         say(f"[{self.count}] {sha[:12]} {step.subject}: building")
         image, note = self.build(step)
         if image is None:
@@ -206,7 +207,7 @@ class _Bisection:
         self.on_step(step)
         return step
 
-    def build(self, step: st.Step) -> tuple[Path | None, str]:
+    def build(self, step: st.CommitStep) -> tuple[Path | None, str]:
         """The target's image built from the worktree, or None and the first error line."""
         from barebox_virtio_cli.build.service import BuildFailed, BuildRequest, build
 
@@ -233,12 +234,12 @@ def _first_error(exc) -> str:
 
 
 def bisect(request: BisectRequest,
-           on_step: Callable[[st.Step], None] = lambda step: None) -> st.Outcome:
+           on_step: Callable[[st.CommitStep], None] = lambda step: None) -> st.BisectOutcome:
     """The first bad commit, or why there is none. The user's checkout is only read."""
     from barebox_virtio_cli.bisect.workspace import describe
 
     repo, good, bad, target = check_request(request)
-    outcome = st.Outcome(target.name, good, bad)
+    outcome = st.BisectOutcome(target.name, good, bad)
     space = Workspace.for_repo(repo, target.name)
     with space.locked(), space.worktree(bad) as tree:
         set_times = space.restore_times()

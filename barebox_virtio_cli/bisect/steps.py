@@ -45,7 +45,7 @@ def combined(results: list[str]) -> str:
 
 
 @dataclass
-class Step:
+class CommitStep:
     """One commit built and checked."""
 
     commit: str
@@ -72,11 +72,11 @@ class Commit:
 
 
 @dataclass
-class Outcome:
+class BisectOutcome:
     target: str
     good: str
     bad: str
-    steps: list[Step] = field(default_factory=list)
+    steps: list[CommitStep] = field(default_factory=list)
     first_bad: Commit | None = None
     why: str = ""  # when no first bad commit was found
     candidates: list[str] = field(default_factory=list)  # only skipped commits left
@@ -87,7 +87,7 @@ class Outcome:
         return self.first_bad is not None
 
 
-def ends_problem(step: Step, expected: str) -> str | None:
+def ends_problem(step: CommitStep, expected: str) -> str | None:
     """Why an end of the range cannot be bisected from, or None if it is as the user said."""
     if step.result == expected:
         return None
@@ -114,11 +114,11 @@ def parse_answer(text: str) -> tuple[str, list[str]]:
     return "next", []
 
 
-def exit_status(outcome: Outcome) -> int:
+def exit_status(outcome: BisectOutcome) -> int:
     return 0 if outcome.found else 1
 
 
-def to_json(outcome: Outcome) -> dict:
+def to_json(outcome: BisectOutcome) -> dict:
     first = outcome.first_bad
     return {
         "target": outcome.target, "good": outcome.good, "bad": outcome.bad,
@@ -132,7 +132,7 @@ def to_json(outcome: Outcome) -> dict:
     }
 
 
-def table_rows(steps: list[Step]) -> list[tuple[str, ...]]:
+def table_rows(steps: list[CommitStep]) -> list[tuple[str, ...]]:
     """commit, subject, result, build, check, note: one row per step."""
     return [(s.commit[:12], _cut(s.subject, 50), s.result + (f" ({s.role})" if s.role != "step"
                                                            else ""),
@@ -140,7 +140,7 @@ def table_rows(steps: list[Step]) -> list[tuple[str, ...]]:
             for s in steps]
 
 
-def step_line(step: Step) -> str:
+def step_line(step: CommitStep) -> str:
     """The line that ends a step: commit, result, times and why."""
     note = f": {step.note}" if step.note else ""
     return (f"{step.commit[:12]} {step.result.upper()} (build {step.build_seconds:.1f} s, "
