@@ -6,6 +6,7 @@ The decisions live in bisect/steps.py; commands/bisect.py parses options and ren
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections.abc import Callable
@@ -128,8 +129,9 @@ def _why_failed(result) -> str:
 
 
 def check_request(request: BisectRequest):
-    """Everything that can be wrong with the input, before anything is built: (repo, good sha,
-    bad sha, target). Usage errors are one line, exit status 2."""
+    """Everything that can be wrong with the input, before anything is built: (request with
+    the boot on the target, repo, good sha, bad sha, target). Usage errors are one line, exit
+    status 2."""
     from barebox_virtio_cli.bisect import workspace as ws
     from barebox_virtio_cli.build.kbuild import check_tree
     from barebox_virtio_cli.targets.catalog import load_catalog
@@ -156,9 +158,10 @@ def check_request(request: BisectRequest):
         runner.check_keyword(request.test)
         runner.check_tree(repo)
         runner.check_labgrid()
-    if request.boot is not None and kinds[0]:
-        _check_boot(request.boot.replace(target=target.name))
-    return repo, good, bad, target
+    boot = (request.boot or RunRequest()).replace(target=target.name, arch=None)
+    if kinds[0]:
+        _check_boot(boot)
+    return dataclasses.replace(request, boot=boot), repo, good, bad, target
 
 
 def _check_boot(boot: RunRequest) -> None:
@@ -238,7 +241,7 @@ def bisect(request: BisectRequest,
     """The first bad commit, or why there is none. The user's checkout is only read."""
     from barebox_virtio_cli.bisect.workspace import describe
 
-    repo, good, bad, target = check_request(request)
+    request, repo, good, bad, target = check_request(request)
     outcome = st.BisectOutcome(target.name, good, bad)
     space = Workspace.for_repo(repo, target.name)
     with space.locked(), space.worktree(bad) as tree:

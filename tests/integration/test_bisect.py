@@ -314,6 +314,19 @@ def test_bad_input_is_one_line_exit_2(history, args, words):
     assert snapshot(repo) == before
 
 
+@need("qemu-system-riscv64")
+def test_each_boot_is_on_the_target_bisected(history):
+    from barebox_virtio_cli.bisect.service import BisectRequest, check_request
+    from barebox_virtio_cli.run.request import RunRequest
+
+    repo, shas = history
+    request = BisectRequest("riscv64", shas["c0"], shas["c6"], src=repo,
+                            boot=RunRequest(exec=("version",)))
+    checked, _, good, bad, target = check_request(request)
+    assert checked.boot.target == target.name == "riscv64" and checked.boot.exec == ("version",)
+    assert (good, bad) == (shas["c0"], shas["c6"])
+
+
 def test_not_a_git_tree_is_one_line_exit_2(tmp_path):
     tree = make_tree(tmp_path)
     done = bisect(tree, "--good", "a", "--bad", "b", *CHECK)
