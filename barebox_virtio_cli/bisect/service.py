@@ -59,20 +59,15 @@ class _Checker:
         SRC/build-TARGET, so that name in the worktree points at the build directory."""
         from barebox_virtio_cli.testsuite import results as res
         from barebox_virtio_cli.testsuite import runner
-        from barebox_virtio_cli.util.signals import Signalled
+        from barebox_virtio_cli.testsuite.request import SuiteRequest
 
         link = tree / f"build-{self.target.name}"
         if not link.is_symlink():
             link.symlink_to(build_dir, target_is_directory=True)
-        boot = self.request.boot or RunRequest()
-        devices = res.device_args(boot.blk, boot.rng, boot.console is not None, boot.net,
-                                  boot.fs, boot.env, snapshot=boot.snapshot)
-        request = runner.Request(src=tree, targets=[self.target], build=False,
-                                 keyword=self.request.test, devices=devices)
-        try:
-            [result] = runner.run(request, live=False)
-        except runner.Stopped as stopped:
-            raise Signalled(stopped.signum) from None
+        request = SuiteRequest(src=tree, targets=[self.target], build=False,
+                               keyword=self.request.test,
+                               devices=self.request.boot or RunRequest())
+        [result] = runner.run(request, live=False)  # Signalled: its children are stopped
         if result.error == res.no_tests_ran(self.request.test, []):
             return st.SKIP, f"-k {self.request.test!r} selected no test of this commit's suite"
         if result.error:
@@ -152,13 +147,14 @@ def check_request(request: BisectRequest):
         raise UsageError(f"--good and --bad are the same commit ({good[:12]}); give a good "
                          "commit before the bad one")
     check_tree(repo, given=request.src is not None)
-    if request.test is not None:
-        from barebox_virtio_cli.testsuite import runner
-
-        runner.check_keyword(request.test)
-        runner.check_tree(repo)
-        runner.check_labgrid()
     boot = (request.boot or RunRequest()).replace(target=target.name, arch=None)
+    if request.test is not None:
+        from barebox_virtio_cli.testsuite import request as suite
+
+        suite.check_keyword(request.test)
+        suite.check_devices(boot)
+        suite.check_tree(repo)
+        suite.check_labgrid()
     if kinds[0]:
         _check_boot(boot)
     return dataclasses.replace(request, boot=boot), repo, good, bad, target
@@ -218,10 +214,13 @@ class _Bisection:
                                build_dir=self.space.build_dir, all_images=False,
                                no_ccache=self.request.no_ccache, jobs=self.request.jobs,
                                index=False)
+        from barebox_virtio_cli.util import status
+
         started = time.monotonic()
         self.space.building(step.commit)
         try:
-            result = build(request)
+            with status.collected([]):  # the step's lines say it; the build log has the rest
+                result = build(request)
         except BuildFailed as exc:
             step.build_seconds = time.monotonic() - started
             return None, f"does not build: {_first_error(exc)}"
