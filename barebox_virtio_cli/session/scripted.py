@@ -31,6 +31,14 @@ from barebox_virtio_cli.session.report import (
 _PEXPECT_OPTIONS = dict(encoding="utf-8", codec_errors="replace", searchwindowsize=2000)
 
 
+class _FsArg(str):
+    """A command-line argument that pexpect encodes the way the OS does: it encodes str
+    arguments as strict UTF-8, which a file name (--blk, --console) need not be."""
+
+    def encode(self, encoding: str = "utf-8", errors: str = "strict") -> bytes:
+        return os.fsencode(str(self))
+
+
 @dataclass
 class Script:
     commands: list[str]
@@ -174,7 +182,8 @@ def run_session(argv: list[str], script: Script, target: str,
         argv, socket_path = pipe_console_argv(argv, server.fifo_base), server.path
     try:
         with deferred():  # not cut while pexpect forks (see util/processes.start_child)
-            child = pexpect.spawn(argv[0], argv[1:], echo=False, timeout=script.timeout,
+            child = pexpect.spawn(argv[0], [_FsArg(a) for a in argv[1:]], echo=False,
+                                  timeout=script.timeout,
                                   preexec_fn=set_parent_death_signal, **_PEXPECT_OPTIONS)
     except BaseException:
         if server is not None:

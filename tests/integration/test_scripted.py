@@ -217,3 +217,16 @@ def test_bbv_run_without_exec_does_not_load_pexpect(guest):
                          text=True, env={**os.environ}, check=True).stdout
     assert out.splitlines()[-1] == "False False False False"
 
+
+
+def test_disk_names_that_are_not_utf8_boot(guest, tmp_path):
+    """pexpect encodes its arguments as strict UTF-8: a --blk file name that is not UTF-8
+    (first contact II, row 6) made a scripted boot fail with a traceback."""
+    disk = os.path.join(os.fsencode(tmp_path), b"disk\xff.img")
+    with open(disk, "wb") as fh:
+        fh.truncate(1 << 20)
+    done = subprocess.run([*BBV, "run", "--target", "vexpress", "--image", str(guest), "--blk",
+                           disk, "--exec", "true"], capture_output=True, timeout=120)
+    assert b"Traceback" not in done.stderr, done.stderr
+    assert done.returncode == 0, done.stderr
+    assert not qemu_running(guest)
