@@ -93,11 +93,24 @@ def main(argv: list[str] | None = None) -> None:
             raise
         say(f"error: {exc}")
         sys.exit(exc.exit_code)
+    except OSError as exc:  # a path the checks did not foresee (too long, /proc, not ours)
+        if debug or exc.filename is None:
+            raise
+        say(f"error: {_shown(exc.filename)}: {exc.strerror or exc}")
+        sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)
     except Signalled as exc:  # util/signals: stopped by signal N, exit 128+N
         sys.exit(exc.exit_status)
     sys.exit(rc if isinstance(rc, int) else 0)
+
+
+def _shown(filename, most: int = 120) -> str:
+    """A file name for an error line: one too long for any file system cut in the middle."""
+    import os
+
+    text = os.fsdecode(filename)
+    return text if len(text) <= most else f"{text[:most // 2]}...{text[-most // 2:]}"
 
 
 def _print_click_error(exc: click.ClickException, args: list[str]) -> None:

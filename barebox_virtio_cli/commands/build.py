@@ -41,7 +41,10 @@ def build(**options) -> None:
 
     For a target, only the image it boots is made (with the barebox ELF for gdb)."""
     from barebox_virtio_cli.build.service import BuildRequest, build, print_summary
+    from barebox_virtio_cli.util.validate import check_not_empty
 
+    for name in ("cross_compile", "defconfig", "arch"):
+        check_not_empty(f"--{name.replace('_', '-')}", [options[name]], "a value")
     options["kconfig_add"] = tuple(options["kconfig_add"])
     options["all_images"] = options["all_images"] or None  # not given: decided by what is named
     print_summary(build(BuildRequest(**options)))

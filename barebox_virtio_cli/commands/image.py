@@ -16,7 +16,7 @@ def image() -> None:
 
 
 @image.command()
-@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--size", required=True, metavar="SIZE", help="Image size: 64M, 1G, 512K, bytes.")
 @click.option("--partition", type=click.Choice(["mbr"]),
               help="Add an MBR partition table with one partition from 1 MiB to the end.")
@@ -35,8 +35,10 @@ def create(**options) -> None:
       bbv image create boot.img --size 32M --fat --add build/zImage:boot/zImage
     """
     from barebox_virtio_cli.images.create import ImageRequest, create
+    from barebox_virtio_cli.util.validate import check_not_empty
 
-    request = ImageRequest(**options)
+    check_not_empty("FILE", [options["file"]])
+    request = ImageRequest(**{**options, "file": Path(options["file"])})
     plan = create(request)
     what = ", ".join(w for w, on in (("MBR", request.partition), ("FAT", request.fat)) if on) \
         or "blank"

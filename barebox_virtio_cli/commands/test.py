@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from barebox_virtio_cli.commands._options import device_options
+from barebox_virtio_cli.util.validate import Number
 
 
 class _SplitAtDashes(click.Command):
@@ -35,10 +36,11 @@ class _SplitAtDashes(click.Command):
 @click.option("--kconfig-add", "kconfig_add", multiple=True, metavar="FILE|CONFIG_X=y",
               help="Config fragment merged into each build, as in 'bbv build' (repeatable).")
 @click.option("-k", "keyword", metavar="EXPR", help="Only tests matching EXPR (pytest -k).")
-@click.option("-j", "--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+@click.option("-j", "--jobs", type=Number(int, 1, maximum=64), default=1, show_default=True,
               help="Test runs of different targets at the same time (builds stay one at a "
                    "time).")
-@click.option("--make-jobs", type=click.IntRange(min=1), help="make -j [default: CPU count].")
+@click.option("--make-jobs", type=Number(int, 1, maximum=4096),
+              help="make -j [default: CPU count].")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 @click.option("--junit-dir", type=click.Path(path_type=Path, file_okay=False), metavar="DIR",
               help="Write one JUnit XML file per target, DIR/TARGET.xml.")

@@ -13,6 +13,9 @@ STDOUT = "-"
 
 def destinations(output: str | None, targets: list[str], force: bool) -> list[str]:
     """One destination per target, in order: "-" (standard output) or a file path."""
+    if output is not None and not output.strip():
+        raise UsageError("-o '' is empty; give a file, a directory ending in '/', or '-' for "
+                         "standard output")
     if output in (None, STDOUT):
         if len(targets) > 1:
             raise UsageError(f"{len(targets)} targets give {len(targets)} files: add -o DIR "

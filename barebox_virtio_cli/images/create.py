@@ -36,6 +36,8 @@ def create(request: ImageRequest) -> ImagePlan:
     for f in files:
         if not f.host.exists():
             raise UsageError(f"--add {f.host}: no such file or directory")
+        if not (f.host.is_file() or f.host.is_dir()):
+            raise UsageError(f"--add {f.host}: not a regular file or a directory")
     plan = make_plan(parse_size(request.size), request.partition, request.fat, files)
     path = request.file
     if path.exists() and not request.force:

@@ -15,6 +15,8 @@ MIN_SIZE = 1 << 20
 MBR_MAX = (1 << 32) * SECTOR  # MBR sector fields are 32 bits
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 _FAT_BAD = set('"*:<>?\\|') | {chr(c) for c in range(32)}
+SIZE_MAX = 1 << 50  # 1 PiB: beyond any file system's file size here
+FAT_NAME_MAX = 255  # VFAT long names (mcopy crashes on longer ones)
 # FAT variant by filesystem size: what fits its cluster-count limits with mkfs.vfat's defaults,
 # and the matching MBR partition type (FAT12, FAT16 LBA, FAT32 LBA).
 _FAT_TYPES = ((16 << 20, 12, "1"), (512 << 20, 16, "e"), (None, 32, "c"))
@@ -68,6 +70,9 @@ def parse_size(text: str) -> int:
     size = int(match[1]) * _UNITS[match[2].upper()]
     if size == 0:
         raise UsageError(f"--size {text}: the size must be more than 0; give a size like 64M")
+    if size > SIZE_MAX:
+        raise UsageError(f"--size {text} is more than {SIZE_MAX >> 40} TiB, more than any "
+                         "filesystem here holds; give a size like 64M")
     if size % SECTOR:
         raise UsageError(f"--size {text} is not a multiple of {SECTOR} bytes")
     return size
@@ -83,6 +88,8 @@ def parse_add(text: str, is_file) -> AddFile:
     if not parts or any(p in (".", "..") or set(p) & _FAT_BAD for p in parts):
         raise UsageError(f"--add {text}: '{name}' is not a usable FAT file name (no "
                          "'..', no control characters or any of \" * : < > ? \\ |)")
+    if any(len(p.encode()) > FAT_NAME_MAX for p in parts):
+        raise UsageError(f"--add {text}: a FAT file name has at most {FAT_NAME_MAX} characters")
     return AddFile(Path(host), "/".join(parts))
 
 

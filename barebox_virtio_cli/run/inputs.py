@@ -74,6 +74,10 @@ def check_block_image(path: Path, snapshot: bool, check_locks: bool = True) -> P
 
     path = existing_file(path, "--blk", "; make one with 'bbv image create "
                          f"{shlex.quote(str(path))} --size 8M'")
+    mode = path.stat().st_mode
+    if not (stat.S_ISREG(mode) or stat.S_ISBLK(mode)):
+        raise UsageError(f"--blk {path}: not a disk image (a regular file or a block device); "
+                         f"make one with 'bbv image create DISK.img --size 8M'")
     if not snapshot and not os.access(path, os.W_OK):
         raise UsageError(f"--blk {path}: not writable; add --snapshot to boot it read-only")
     problem = lock_conflict(path, snapshot) if check_locks else None
@@ -142,14 +146,20 @@ def parse_env(text: str) -> EnvEntry:
     if not sep or not name:
         raise UsageError(f"--env '{text}' is not PATH=VALUE or PATH=@FILE")
     if value.startswith("@"):
-        return EnvEntry(name, str(existing_file(Path(value[1:]), "--env")), is_file=True)
+        path = existing_file(Path(value[1:]), "--env")
+        if not path.is_file():
+            raise UsageError(f"--env {text}: {path} is not a regular file")
+        return EnvEntry(name, str(path), is_file=True)
     return EnvEntry(name, value)
 
 
 def find_firmware(target: Target, info: QemuInfo, given: str | None) -> str | None:
     """The -bios file: --firmware, else the target's own, else None (QEMU's default)."""
     if given:
-        return str(existing_file(Path(given), "--firmware"))
+        path = existing_file(Path(given), "--firmware")
+        if not path.is_file():
+            raise UsageError(f"--firmware {path}: not a regular file")
+        return str(path)
     for candidate in target.firmware:
         if os.path.isfile(candidate):
             return candidate

@@ -38,7 +38,11 @@ def prepare(request: RunRequest, image_optional: bool = False,
     from barebox_virtio_cli.util import validate
 
     for option, values in (("--image", [request.image]), ("--blk", request.blk),
-                           ("--fs", request.fs), ("--firmware", [request.firmware])):
+                           ("--fs", request.fs), ("--firmware", [request.firmware]),
+                           ("--dump-dtb", [request.dump_dtb]), ("--dtb", [request.dtb]),
+                           ("--flash", [request.flash]), ("--screenshot", [request.screenshot]),
+                           ("--console-log", [request.console_log]),
+                           ("--junit", [request.junit])):
         validate.check_not_empty(option, values)
     target = load_catalog().resolve(request.target, request.arch)
     memory = validate.parse_memory(request.memory) if request.memory is not None else None
@@ -151,6 +155,8 @@ def _checked(request: RunRequest):
 
 def _built(request: RunRequest) -> RunRequest:
     """--build: rebuild the target first and boot what was built."""
+    if request.no_ccache and not request.build:
+        raise UsageError("--no-ccache belongs to --build (rebuild before booting); add --build")
     if not (request.build or request.src or request.build_dir):
         return request
     from barebox_virtio_cli.build.service import build_for_run

@@ -154,6 +154,9 @@ class Catalog:
         raise UsageError(f"unknown arch '{arch}'{_suggest(arch, known)}; known: {', '.join(known)}")
 
     def resolve(self, name: str | None, arch: str | None, default: str = "vexpress") -> Target:
+        for option, given in (("--target", name), ("--arch", arch)):
+            if given is not None and not given.strip():
+                raise UsageError(f"{option} '{given}' is empty; 'bbv targets' lists the names")
         if name and arch:
             target = self.get(name)
             if arch not in target.arch_names and arch != target.arch:

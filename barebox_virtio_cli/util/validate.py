@@ -71,11 +71,11 @@ def parse_memory(text: str) -> str:
     return f"{mib >> 10}G" if mib % 1024 == 0 else f"{mib}M"
 
 
-def check_not_empty(option: str, values) -> None:
+def check_not_empty(option: str, values, what: str = "a path") -> None:
     """A path option given as '' would become '.', the current directory."""
     for value in values:
         if value is not None and not str(value).strip():
-            raise UsageError(f"{option} '{value}' is empty; give a path")
+            raise UsageError(f"{option} '{value}' is empty; give {what}")
 
 
 def check_word(text: str, option: str) -> str:

@@ -343,3 +343,51 @@ def test_run_sh_keeps_a_plain_install(tmp_path):
     assert "pytest>=7" in extras and "ruff" in extras
     text = (ROOT / "tests" / "run.sh").read_text()
     assert f'"$install" = "{said}"' in text and 'export PYTHONPATH="$PWD' in text
+
+
+# --- the sweep: bad input found by trying every option ----------------------------------------
+
+LONG = "/tmp/" + "a" * 5000
+
+
+@pytest.fixture
+def sweep(images) -> Path:
+    os.mkfifo(images / "fifo")
+    (images / "text.txt").write_text("hello\n")
+    return images
+
+
+@pytest.mark.parametrize(("args", "code", "needle"), [
+    (["run", "-t", "vexpress", "--exec", "version", "--junit", "x" * 300 + ".xml"], 1,
+     "File name too long"),
+    (["image", "create", LONG, "--size", "1M"], 1, "File name too long"),
+    (["export", "lava", "-t", "vexpress", "-o", LONG], 1, "File name too long"),
+    (["build", "vexpress", "--src", "TREE", "-O", LONG], 1, "File name too long"),
+    (["quickstart", "--workdir", "/proc/x"], 1, "/proc/x"),
+    (["image", "create", "x.img", "--size", "1M", "--fat", "--add", "fifo"], 2,
+     "not a regular file or a directory"),
+    (["image", "create", "x.img", "--size", "1M", "--fat", "--add", "text.txt:" + "n" * 300],
+     2, "at most 255 characters"),
+    (["image", "create", "", "--size", "1M"], 2, "FILE '' is empty"),
+    (["image", "create", "x.img", "--size", "9" * 23], 2, "more than 1024 TiB"),
+    (["export", "lava", "-t", "vexpress", "-o", ""], 2, "-o '' is empty"),
+    (["run", "-t", "vexpress", "-n", "--target", ""], 2, "--target '' is empty"),
+    (["run", "-n", "--arch", ""], 2, "--arch '' is empty"),
+    (["run", "-t", "vexpress", "-n", "--blk", "fifo"], 2, "not a disk image"),
+    (["run", "-t", "vexpress", "-n", "--blk", "/dev/null"], 2, "not a disk image"),
+    (["run", "-t", "vexpress", "-n", "--env", "a=@fifo"], 2, "not a regular file"),
+    (["run", "-t", "vexpress", "-n", "--firmware", "fifo"], 2, "not a regular file"),
+    (["run", "-t", "vexpress", "-n", "--dump-dtb", ""], 2, "--dump-dtb '' is empty"),
+    (["run", "-t", "vexpress", "-n", "--console-log", ""], 2, "--console-log '' is empty"),
+    (["run", "-t", "vexpress", "-n", "--no-ccache"], 2, "--no-ccache belongs to --build"),
+    (["build", "vexpress", "--src", "TREE", "--cross-compile", ""], 2,
+     "--cross-compile '' is empty"),
+    (["test", "--src", "TREE", "vexpress", "-j", "0"], 2, "give a whole number of at least 1"),
+])
+def test_sweep_bad_input_is_one_line_and_writes_nothing(sweep, args, code, needle):
+    tree = sweep / "tree"
+    shutil.copytree(MINI, tree)
+    before = sorted(str(p.relative_to(sweep)) for p in sweep.rglob("*"))
+    done = bbv(*[str(tree) if a == "TREE" else a for a in args], cwd=sweep, timeout=60)
+    error_line(done, code, needle)
+    assert sorted(str(p.relative_to(sweep)) for p in sweep.rglob("*")) == before
