@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from barebox_virtio_cli.build.record import BuildRecord
+from barebox_virtio_cli.build.record import RECORD_NAME, BuildRecord
 from barebox_virtio_cli.quickstart.plan import STATE_FILE as STATE_NAME
 from barebox_virtio_cli.util.jsonfile import read_object, stamp, write_json
 
@@ -63,7 +63,7 @@ def build_is_current(build_dir: Path, record: BuildRecord | None, target: str, d
     reason = stale_reason(record, target, defconfig, toolchain, src, image, fragments)
     if reason:
         return False, reason
-    since = (build_dir / "bbv-build.json").stat().st_mtime_ns
+    since = (build_dir / RECORD_NAME).stat().st_mtime_ns
     config = build_dir / ".config"
     if not config.is_file() or config.stat().st_mtime_ns > since:
         return False, f"{config} changed"
