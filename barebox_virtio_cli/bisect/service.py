@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -146,6 +147,13 @@ def check_request(request: BisectRequest):
     if good == bad:
         raise UsageError(f"--good and --bad are the same commit ({good[:12]}); give a good "
                          "commit before the bad one")
+    if not ws.is_ancestor(repo, good, bad):
+        raise UsageError(f"--good {request.good} ({good[:12]}) is not an ancestor of --bad "
+                         f"{request.bad} ({bad[:12]}): git bisect looks for the change between "
+                         "them; swapped? give the older, good commit as --good")
+    if request.command and shutil.which(request.command[0]) is None:
+        raise UsageError(f"-- {request.command[0]}: no such program (or not executable); give "
+                         "the command that checks a commit")
     check_tree(repo, given=request.src is not None)
     boot = (request.boot or RunRequest()).replace(target=target.name, arch=None)
     if request.test is not None:

@@ -71,6 +71,10 @@ def resolve(repo: Path, option: str, rev: str) -> str:
     return done.stdout.strip()
 
 
+def is_ancestor(repo: Path, older: str, newer: str) -> bool:
+    return git(["merge-base", "--is-ancestor", older, newer], repo, check=False).returncode == 0
+
+
 def describe(repo: Path, sha: str) -> Commit:
     fields = git(["show", "-s", "--date=iso", "--format=%H%x00%s%x00%an <%ae>%x00%ad", sha],
                  repo).stdout.rstrip("\n").split("\0")

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from barebox_virtio_cli.commands._options import booted_image_options, check_options
+from barebox_virtio_cli.util.validate import Number
 
 
 @click.command()
@@ -20,11 +21,12 @@ from barebox_virtio_cli.commands._options import booted_image_options, check_opt
 @check_options
 @click.option("--test", "test", metavar="EXPR",
               help="Check with barebox's test suite: the tests pytest -k EXPR selects.")
-@click.option("--repeat", type=click.IntRange(min=1), default=1, show_default=True,
+@click.option("--repeat", type=Number(int, 1, maximum=100), default=1, show_default=True,
               help="Run the check N times per commit; bad if any run fails (flaky failures).")
 @click.option("--boot-fail-skip", is_flag=True,
               help="Skip a commit whose boot never reaches the prompt (default: bad).")
-@click.option("-j", "--jobs", type=click.IntRange(min=1), help="make -j [default: CPU count].")
+@click.option("-j", "--jobs", type=Number(int, 1, maximum=4096),
+              help="make -j [default: CPU count].")
 @click.option("--no-ccache", is_flag=True, help="Do not compile through ccache.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED, metavar="[-- CMD [ARGS]...]")

@@ -391,3 +391,36 @@ def test_sweep_bad_input_is_one_line_and_writes_nothing(sweep, args, code, needl
     done = bbv(*[str(tree) if a == "TREE" else a for a in args], cwd=sweep, timeout=60)
     error_line(done, code, needle)
     assert sorted(str(p.relative_to(sweep)) for p in sweep.rglob("*")) == before
+
+
+# --- the sweep on bbv bisect ------------------------------------------------------------------
+
+@pytest.fixture
+def history(tmp_path) -> Path:
+    """The miniature tree as a git checkout with two commits."""
+    if shutil.which("git") is None:
+        pytest.skip("not installed: git")
+    repo = tmp_path / "barebox"
+    shutil.copytree(MINI, repo)
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    for argv in (["init", "-q"], ["add", "."], ["commit", "-qm", "one"],
+                 ["commit", "-q", "--allow-empty", "-m", "two"]):
+        subprocess.run(["git", *argv], cwd=repo, env=env, check=True)
+    return repo
+
+
+@pytest.mark.parametrize(("args", "needle"), [
+    (["--good", "HEAD", "--bad", "HEAD~1", "--exec", "version"], "is not an ancestor of --bad"),
+    (["--good", "HEAD~1", "--bad", "HEAD", "--", "/nonexistent/check"], "no such program"),
+    (["--good", "HEAD~1", "--bad", "HEAD", "--exec", "v", "--repeat", "99999999999"],
+     "at most 100"),
+    (["--good", "HEAD~1", "--bad", "HEAD", "--exec", "v", "-j", "99999"], "at most 4096"),
+])
+def test_bisect_refuses_before_building(history, args, needle):
+    done = bbv("bisect", "-t", "vexpress", "--src", str(history), *args, cwd=history,
+               timeout=60)
+    error_line(done, 2, needle)
+    assert not (history / "build-vexpress").exists()
+    assert subprocess.run(["git", "status", "--porcelain"], cwd=history, capture_output=True,
+                          text=True).stdout == ""
