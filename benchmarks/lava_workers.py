@@ -62,12 +62,11 @@ def main() -> None:
     args = parser.parse_args()
     targets = args.targets or ["vexpress", "riscv64", "malta"]
     commands = args.commands or ["version", "ls /dev"]
-    farm = lava_farm.up(2)
-    env = {**os.environ, "BBV_LAVA_URL": farm.url, "BBV_LAVA_TOKEN": farm.token}
     times: dict[int, list[float]] = {1: [], 2: []}
     per_job: dict[int, list[float]] = {1: [], 2: []}
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
+    with lava_farm.session(2) as farm, tempfile.TemporaryDirectory() as tmp:
+        env = {**os.environ, "BBV_LAVA_URL": farm.url, "BBV_LAVA_TOKEN": farm.token}
+        try:
             files = jobs(targets, args.repeat, commands, Path(tmp))
             for _ in range(args.rounds):
                 for workers in (1, 2):
@@ -78,9 +77,8 @@ def main() -> None:
                     per_job[workers] += [job["duration"] for job in report]
                     print(f"{workers} worker(s) {used}: {len(files)} jobs in {seconds:.1f} s",
                           flush=True)
-    finally:
-        lava_farm.use_devices(2)
-        lava_farm.down()
+        finally:
+            lava_farm.use_devices(2)
     one, two = statistics.median(times[1]), statistics.median(times[2])
     print(f"\n{len(files)} jobs ({', '.join(targets)} x{args.repeat}), median of "
           f"{args.rounds}:")

@@ -7,10 +7,14 @@ the processes. Used by the tests' session fixture and by hand:
     python3 tests/lava_farm.py up [WORKERS]    # prints URL and token as shell assignments
     python3 tests/lava_farm.py down            # stops what `up` started
 
-Must run as root (lava-server's manage commands and PostgreSQL's cluster tools)."""
+Must run as root (lava-server's manage commands and PostgreSQL's cluster tools). There is one
+instance per host: a test session holds LOCK (exclusive) from `up` to `down`, so a second
+session on the same host (another checkout's test run) waits for it instead of stopping its
+instance mid-test."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import secrets
@@ -20,7 +24,8 @@ import socket
 import subprocess
 import sys
 import time
-from contextlib import closing, suppress
+from collections.abc import Iterator
+from contextlib import closing, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +37,7 @@ DEVICES = Path("/etc/lava-server/dispatcher-config/devices")
 POSTINST = Path("/usr/share/lava-server/postinst.py")
 SYSTEM_PYTHON = "/usr/bin/python3"  # a venv or pyenv python cannot import django
 RUN = Path("/tmp/bbv-lava-farm")  # logs and pids of the processes `up` started
+LOCK = Path("/tmp/bbv-lava-farm.lock")
 USER = "bbv"
 WORKERS = ("bbv-w1", "bbv-w2")
 EVENT_PORT = 5500  # the publisher's event socket (scheduler's default --event-url)
@@ -229,12 +235,28 @@ def _group_alive(pgid: int) -> bool:
     return True
 
 
+@contextmanager
+def session(workers: int = 2) -> Iterator[Farm]:
+    """The instance for one user at a time on this host: up, yield, down."""
+    with LOCK.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield up(workers)
+        finally:
+            down()
+
+
 def main(argv: list[str]) -> None:
     if argv[:1] == ["up"]:
         absent = missing()
         if absent:
             sys.exit(f"not installed: {', '.join(absent)}")
-        farm = up(int(argv[1]) if len(argv) > 1 else 1)
+        with LOCK.open("a") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                sys.exit("a test session is using the LAVA instance; try again when it ends")
+            farm = up(int(argv[1]) if len(argv) > 1 else 1)
         print(f"BBV_LAVA_URL={farm.url}\nBBV_LAVA_TOKEN={farm.token}")
     elif argv[:1] == ["down"]:
         down()

@@ -33,9 +33,8 @@ def farm():
                     "lava-server, lava-dispatcher and postgresql")
     if os.geteuid() != 0:
         pytest.skip("the LAVA instance is set up as root (lava-server manage, pg_ctlcluster)")
-    started = lava_farm.up(2)
-    yield started
-    lava_farm.down()
+    with lava_farm.session(2) as started:  # waits while another test run on this host uses it
+        yield started
 
 
 @pytest.fixture(scope="session")
