@@ -228,6 +228,8 @@ def down() -> None:
 
 
 def _group_alive(pgid: int) -> bool:
+    with suppress(ChildProcessError):  # a leader this process started is reaped, not a zombie
+        os.waitpid(pgid, os.WNOHANG)
     try:
         os.killpg(pgid, 0)
     except ProcessLookupError:
