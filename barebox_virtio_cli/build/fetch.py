@@ -16,9 +16,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from barebox_virtio_cli.build.toolchain import machine_matches, run_probe
 from barebox_virtio_cli.errors import BbvError, UsageError
-from barebox_virtio_cli.targets.catalog import Target
+from barebox_virtio_cli.targets.catalog import Target, load_catalog
+from barebox_virtio_cli.util import userconfig
 from barebox_virtio_cli.util.download import DownloadBar, Downloader, Progress, extract, parse_sums
+from barebox_virtio_cli.util.paths import data_dir
+from barebox_virtio_cli.util.status import say
+from barebox_virtio_cli.util.validate import check_mirror_url
 
 DEFAULT_MIRROR = "https://mirrors.edge.kernel.org/pub/tools/crosstool/files/bin"
 DEFAULT_VERSION = "15.2.0"  # the one barebox's CI container (test/Containerfile) uses
@@ -55,7 +60,6 @@ def install_name(version: str, triplet: str) -> str:
 def mirror_url(env: Mapping[str, str], config: Mapping[str, str]) -> str:
     """$BBV_TOOLCHAIN_MIRROR, else the config file's [toolchain] mirror, else kernel.org;
     a malformed one is a UsageError naming where it came from."""
-    from barebox_virtio_cli.util.validate import check_mirror_url
 
     if env.get(MIRROR_ENV):
         return check_mirror_url(env[MIRROR_ENV], f"${MIRROR_ENV}")
@@ -122,17 +126,12 @@ class FetchRequest:
 
 def install(request: FetchRequest) -> tuple[Target, str]:
     """`bbv toolchain fetch`: the target the arch names and the installed compiler's prefix."""
-    from barebox_virtio_cli.targets.catalog import load_catalog
-    from barebox_virtio_cli.util import userconfig
-    from barebox_virtio_cli.util.paths import data_dir
-    from barebox_virtio_cli.util.status import say
 
     catalog = load_catalog()
     target = catalog.targets.get(request.arch) or catalog.for_arch(request.arch)
     if not target.crosstool_triplet:
         raise UsageError(f"target '{target.name}' names no kernel.org toolchain "
                          "(crosstool_triplet); install a cross gcc yourself")
-    from barebox_virtio_cli.util.validate import check_mirror_url
 
     version = check_version(request.version or DEFAULT_VERSION)
     base = check_mirror_url(request.mirror, "--mirror") if request.mirror is not None else \
@@ -147,8 +146,6 @@ def install(request: FetchRequest) -> tuple[Target, str]:
 
 
 def _verify(prefix: str, target: Target) -> None:
-    from barebox_virtio_cli.build.toolchain import machine_matches, run_probe
-
     info = run_probe(Path(f"{prefix}gcc"))
     if info is None:
         raise BbvError(f"the downloaded {Path(prefix).name}gcc does not run on this host; "

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from barebox_virtio_cli.util.jsonfile import read_object, write_json
+from barebox_virtio_cli.util.paths import state_dir
 
 RECORD_NAME = "bbv-build.json"
 
@@ -84,8 +85,6 @@ def default_build_dir(src: Path, target_name: str) -> Path:
 
 
 def _index_file() -> Path:
-    from barebox_virtio_cli.util.paths import state_dir
-
     return state_dir() / "builds.json"
 
 

@@ -13,9 +13,13 @@ from pathlib import Path
 
 from barebox_virtio_cli.build import ccache as ccache_mod
 from barebox_virtio_cli.build import kbuild, progress
+from barebox_virtio_cli.build import make as make_runner
 from barebox_virtio_cli.build import record as buildrecord
+from barebox_virtio_cli.build.toolchain import Finder
 from barebox_virtio_cli.errors import BbvError, UsageError
 from barebox_virtio_cli.targets.catalog import Catalog, Target, load_catalog
+from barebox_virtio_cli.util import userconfig
+from barebox_virtio_cli.util.paths import cache_dir
 from barebox_virtio_cli.util.status import say
 
 # What barebox's own container builds add (scripts/container.sh): the target tools need a libc.
@@ -60,9 +64,6 @@ class BuildResult:
 
 
 def build(req: BuildRequest) -> BuildResult:
-    from barebox_virtio_cli.build import make as make_runner
-    from barebox_virtio_cli.build.toolchain import Finder
-
     given_src, src = req.src is not None, (req.src or Path.cwd()).resolve()
     kbuild.check_tree(src, given=given_src)
     catalog = load_catalog()
@@ -142,9 +143,6 @@ def build(req: BuildRequest) -> BuildResult:
 
 
 def _ccache(no_ccache: bool) -> ccache_mod.Ccache | None:
-    from barebox_virtio_cli.util import userconfig
-    from barebox_virtio_cli.util.paths import cache_dir
-
     if not ccache_mod.wanted(no_ccache, userconfig.load()):
         return None
     found, why = ccache_mod.find(os.environ, cache_dir())
@@ -309,7 +307,6 @@ def _configure(src: Path, out: Path, plan: kbuild.Plan, fragments: list[str],
                record: buildrecord.BuildRecord | None) -> bool:
     """Configure unless .config is there from the same defconfig and fragments; True if it
     configured (the build then compiles everything)."""
-    from barebox_virtio_cli.build import make as make_runner
 
     same = (record is not None and record.defconfig == plan.defconfig
             and record.arch == plan.arch and record.kconfig == fragments)

@@ -17,9 +17,11 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 
 from barebox_virtio_cli.errors import BbvError
-from barebox_virtio_cli.targets.catalog import Target
+from barebox_virtio_cli.targets.catalog import Target, load_catalog
+from barebox_virtio_cli.util import userconfig
 from barebox_virtio_cli.util.hosttools import on_path
 from barebox_virtio_cli.util.jsonfile import read_object, stamp, write_cache
+from barebox_virtio_cli.util.paths import cache_dir, data_dir
 
 # Beyond PATH: where cross toolchains usually get unpacked (kernel.org crosstool lands in
 # /opt/gcc-<ver>-nolibc/<triplet>/bin, crosstool-ng in ~/x-tools/<triplet>/bin).
@@ -228,9 +230,6 @@ class Finder:
 
     @classmethod
     def default(cls, env: Mapping[str, str] | None = None) -> Finder:
-        from barebox_virtio_cli.util import userconfig
-        from barebox_virtio_cli.util.paths import cache_dir, data_dir
-
         return cls(env=os.environ if env is None else env,
                    cache=ProbeCache(cache_dir() / "gcc-probes.json"),
                    config=userconfig.table(userconfig.load(), "cross_compile"),
@@ -275,7 +274,6 @@ class Finder:
 def survey_targets(names: list[str]) -> list[dict]:
     """`bbv toolchain list`: per target, every compiler found, whether it fits, which one
     `bbv build` would use (or why none)."""
-    from barebox_virtio_cli.targets.catalog import load_catalog
 
     catalog = load_catalog()
     finder = Finder.default()

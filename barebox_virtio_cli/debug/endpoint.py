@@ -10,6 +10,7 @@ import stat
 
 from barebox_virtio_cli.errors import BbvError, UsageError
 from barebox_virtio_cli.util import sockets
+from barebox_virtio_cli.util.ports import bind_error, in_use
 from barebox_virtio_cli.util.sockets import LOOPBACK, Endpoint, bracket, parse_host_port
 
 FORMS = "tcp:HOST:PORT, tcp::PORT, unix:PATH or PORT"
@@ -63,8 +64,6 @@ def for_qemu(text: str | None) -> Endpoint:
 
 
 def _check_port_free(endpoint: Endpoint) -> None:
-    from barebox_virtio_cli.util.ports import bind_error, in_use
-
     exc = bind_error(endpoint.host, endpoint.port)
     if exc is None:
         return

@@ -12,8 +12,10 @@ from barebox_virtio_cli.debug.elf import Elf
 from barebox_virtio_cli.debug.endpoint import gdb_remote
 from barebox_virtio_cli.debug.symbols import Symbols
 from barebox_virtio_cli.errors import BbvError
+from barebox_virtio_cli.qemu.process import _TerminalGuard
 from barebox_virtio_cli.util.hosttools import on_path
 from barebox_virtio_cli.util.processes import start_child, stop
+from barebox_virtio_cli.util.signals import IGNORE, exit_status, handling, signal_status
 from barebox_virtio_cli.util.sockets import Endpoint
 
 HELPER = Path(__file__).with_name("gdbhelper.py")
@@ -66,7 +68,6 @@ def run_gdb(argv: list[str], env: dict[str, str]) -> int:
     SIGINT meanwhile; SIGTERM and SIGHUP stop gdb and bbv exits 128+N. gdb gets SIGHUP for
     both: it then detaches cleanly, so barebox runs on (gdb 13 answers SIGTERM with a Python
     traceback); SIGTERM and SIGKILL follow if it does not end."""
-    from barebox_virtio_cli.qemu.process import _TerminalGuard  # the same guard as QEMU's
 
     guard = _TerminalGuard()
     got: list[int] = []
@@ -77,7 +78,6 @@ def run_gdb(argv: list[str], env: dict[str, str]) -> int:
         if proc.poll() is None:
             proc.send_signal(signal.SIGHUP)
 
-    from barebox_virtio_cli.util.signals import IGNORE, exit_status, handling, signal_status
 
     try:
         with handling((signal.SIGTERM, signal.SIGHUP), on_signal), \

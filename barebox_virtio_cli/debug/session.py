@@ -10,12 +10,19 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
+from barebox_virtio_cli.build.record import find_image, read_record
 from barebox_virtio_cli.debug import endpoint as endpoints
+from barebox_virtio_cli.debug.elf import ElfError, read_elf
+from barebox_virtio_cli.debug.gdbrun import arch_commands, find_gdb
+from barebox_virtio_cli.debug.reloc import offset_from_iomem
 from barebox_virtio_cli.debug.symbols import Symbols, find_symbols
 from barebox_virtio_cli.errors import BbvError, UsageError
 from barebox_virtio_cli.targets.catalog import Target
 from barebox_virtio_cli.util.jsonfile import read_object, write_json
+from barebox_virtio_cli.util.paths import runtime_dir
+from barebox_virtio_cli.util.processes import pid_alive
 from barebox_virtio_cli.util.sockets import Endpoint
+from barebox_virtio_cli.util.status import say
 
 
 def stub_for_run(value: str | None, wait: bool) -> Endpoint | None:
@@ -31,8 +38,6 @@ def attach_command(target: Target, image: Path, stub: Endpoint) -> str:
 
 
 def _record_file(target_name: str) -> Path:
-    from barebox_virtio_cli.util.paths import runtime_dir
-
     return runtime_dir() / f"{target_name}.gdb.json"
 
 
@@ -59,7 +64,6 @@ def running_stub(target_name: str) -> dict | None:
 def _alive(pid) -> bool:
     if not isinstance(pid, int) or pid <= 0:
         return False
-    from barebox_virtio_cli.util.processes import pid_alive
 
     return pid_alive(pid)
 
@@ -77,8 +81,6 @@ class Attach:
 def plan_attach(target: Target, endpoint_text: str | None, image: str | None,
                 build_dir: str | None, iomem: tuple[str, str] | None = None) -> Attach:
     """Everything `bbv gdb` decides before gdb starts; `iomem` is (its name, its text)."""
-    from barebox_virtio_cli.debug.elf import ElfError, read_elf
-    from barebox_virtio_cli.debug.gdbrun import arch_commands, find_gdb
 
     record = running_stub(target.name)
     if endpoint_text:
@@ -103,8 +105,6 @@ def plan_attach(target: Target, endpoint_text: str | None, image: str | None,
 
 
 def _iomem_offset(name: str, text: str, elf) -> int:
-    from barebox_virtio_cli.debug.reloc import offset_from_iomem
-
     offset = offset_from_iomem(text, min((s.addr for s in elf.code), default=0))
     if offset is None:
         raise UsageError(f"--iomem {name}: no 'barebox code' line; give the output of "
@@ -123,7 +123,6 @@ def _image(target: Target, image: str | None, build_dir: str | None,
         return path.resolve() if path.is_file() else None
     if record is not None and record.get("image"):
         return Path(record["image"])
-    from barebox_virtio_cli.build.record import find_image
 
     found, looked = find_image(target.name, target.image, Path.cwd())
     if found is None:
@@ -134,16 +133,12 @@ def _image(target: Target, image: str | None, build_dir: str | None,
 
 
 def _prefixes(target: Target, symbols: Symbols) -> list[str]:
-    from barebox_virtio_cli.build.record import read_record
-
     record = read_record(symbols.build_dir)
     built_with = record.toolchain.split()[-1:] if record else []  # no "ccache " in front
     return [*built_with, *target.toolchain_prefixes]
 
 
 def announce_stub(target: Target, image: Path, stub: Endpoint, wait: bool) -> None:
-    from barebox_virtio_cli.util.status import say
-
     record_stub(target, image, stub)
     halted = "; the CPU waits for gdb's 'continue'" if wait else ""
     say(f"gdb stub on {stub}{halted}; attach: {attach_command(target, image, stub)}")

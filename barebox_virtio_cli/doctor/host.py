@@ -8,6 +8,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from barebox_virtio_cli.build.toolchain import Finder
 from barebox_virtio_cli.doctor.checks import (
     Check,
     Packages,
@@ -19,7 +20,10 @@ from barebox_virtio_cli.doctor.checks import (
     verdict,
 )
 from barebox_virtio_cli.errors import BbvError
+from barebox_virtio_cli.qemu.probe import probe
 from barebox_virtio_cli.targets.catalog import Target, load_catalog
+from barebox_virtio_cli.util.hosttools import on_path, which
+from barebox_virtio_cli.util.paths import builtin_configs_dir
 from barebox_virtio_cli.util.tomlfile import read_toml
 
 
@@ -33,15 +37,11 @@ def load_packages(path: Path) -> Packages:
 
 
 def packages() -> Packages:
-    from barebox_virtio_cli.util.paths import builtin_configs_dir
-
     return load_packages(builtin_configs_dir() / "doctor" / "packages.toml")
 
 
 def probe_qemu(target: Target) -> dict:
     """QEMU path, version and machine/firmware facts, from the cached QMP probe."""
-    from barebox_virtio_cli.qemu.probe import probe
-    from barebox_virtio_cli.util.hosttools import on_path
 
     path = on_path(target.qemu)
     if path is None:
@@ -61,8 +61,6 @@ class ToolchainFinder:
     """Adapter to barebox_virtio_cli.build.toolchain, the same search `bbv build` does."""
 
     def __init__(self) -> None:
-        from barebox_virtio_cli.build.toolchain import Finder
-
         self.finder = Finder.default()
 
     def __call__(self, target: Target) -> dict:
@@ -75,8 +73,6 @@ class ToolchainFinder:
 
 
 def gather(targets: list[Target], pkgs: Packages) -> tuple[list[Check], dict[str, list[Check]]]:
-    from barebox_virtio_cli.util.hosttools import which
-
     programs = {name: which(name) for name in [*pkgs.build, *pkgs.optional]}
     find_toolchain = ToolchainFinder()
     per_target = {t.name: target_checks(t, TargetFacts(**probe_qemu(t), **find_toolchain(t)),

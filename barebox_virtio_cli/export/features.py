@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from barebox_virtio_cli.build.kbuild import defconfigs
+from barebox_virtio_cli.build.record import read_record
 from barebox_virtio_cli.targets.catalog import FEATURES, Target
 
 # Features barebox's test/py reads that a bbv boot can provide. The others (bootable, efi,
@@ -114,7 +116,6 @@ def dropped(target: Target, matched: list[TreeEnv]) -> list[str]:
 
 def image_defconfig(image: Path) -> str | None:
     """The defconfig `bbv build` recorded for the build an image came from (BUILD/images/X)."""
-    from barebox_virtio_cli.build.record import read_record
 
     for build_dir in (image.parent.parent, image.parent):
         record = read_record(build_dir)
@@ -125,7 +126,6 @@ def image_defconfig(image: Path) -> str | None:
 
 def tree_defconfig(target: Target, src: Path) -> str | None:
     """The first of the target's defconfigs the tree has (what `bbv build` would take)."""
-    from barebox_virtio_cli.build.kbuild import defconfigs
 
     known = defconfigs(src)
     return next((d for d in target.defconfigs if d in known), None)

@@ -8,9 +8,11 @@ from pathlib import Path
 
 from barebox_virtio_cli.errors import UsageError
 from barebox_virtio_cli.export.jobs import labgrid_env, lava_job, lava_warnings, to_yaml
+from barebox_virtio_cli.export.output import STDOUT, destinations
 from barebox_virtio_cli.qemu.args import build_command
 from barebox_virtio_cli.run.request import RunRequest
 from barebox_virtio_cli.run.service import prepare
+from barebox_virtio_cli.util.atomic import make_dirs, write_text
 from barebox_virtio_cli.util.status import say
 
 # Options that name one target's files or CPU, so they cannot go with several -t.
@@ -30,8 +32,6 @@ def per_target(request: RunRequest, targets: tuple[str, ...]) -> list[RunRequest
 
 def write(output: str | None, force: bool, files: list[tuple[str, str]]) -> list[str]:
     """(target name, text) pairs to -o (see export/output.py); the texts for standard output."""
-    from barebox_virtio_cli.export.output import STDOUT, destinations
-    from barebox_virtio_cli.util.atomic import make_dirs, write_text
 
     printed = []
     names = [name for name, _ in files]

@@ -9,7 +9,9 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from barebox_virtio_cli.doctor.host import packages
 from barebox_virtio_cli.errors import BbvError, UsageError
+from barebox_virtio_cli.images.inuse import held_by_qemu
 from barebox_virtio_cli.images.plan import (
     ImagePlan,
     ImageStep,
@@ -18,6 +20,9 @@ from barebox_virtio_cli.images.plan import (
     parse_size,
     steps,
 )
+from barebox_virtio_cli.util.atomic import replacing
+from barebox_virtio_cli.util.hosttools import not_installed, which
+from barebox_virtio_cli.util.validate import human_size
 
 
 @dataclass
@@ -55,14 +60,11 @@ def create(request: ImageRequest) -> ImagePlan:
 
 
 def _held_by_qemu(path: Path) -> bool:
-    from barebox_virtio_cli.images.inuse import held_by_qemu
-
     return path.is_file() and held_by_qemu(path)
 
 
 def write_image(plan: ImagePlan, path: Path, force: bool) -> None:
     """Build in a temporary file in the same directory, then move it into place."""
-    from barebox_virtio_cli.util.atomic import replacing
 
     _check_tools(plan, path)
     with replacing(path, replace=force) as tmp:
@@ -73,17 +75,12 @@ def write_image(plan: ImagePlan, path: Path, force: bool) -> None:
 
 
 def _check_tools(plan: ImagePlan, path: Path) -> None:
-    from barebox_virtio_cli.doctor.host import packages
-    from barebox_virtio_cli.util.hosttools import not_installed, which
-
     for tool in dict.fromkeys(s.tool for s in steps(plan, path)):
         if which(tool) is None:
             raise BbvError(not_installed(tool, packages().programs.get(tool, {})))
 
 
 def _run(step: ImageStep) -> None:
-    from barebox_virtio_cli.util.hosttools import which
-
     argv = [which(step.tool) or step.tool, *step.argv[1:]]
     env = {**os.environ, "MTOOLS_SKIP_CHECK": "1"}  # no geometry complaints on plain images
     try:
@@ -99,7 +96,6 @@ def _run(step: ImageStep) -> None:
 def check_image_fits(size: int, directory: Path) -> None:
     """A --size the filesystem holding `directory` can take: no larger than its largest file
     and than the filesystem itself (the image is sparse, so free space is not the limit)."""
-    from barebox_virtio_cli.util.validate import human_size
 
     try:
         bits = os.pathconf(directory, "PC_FILESIZEBITS")

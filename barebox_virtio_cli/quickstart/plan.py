@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from barebox_virtio_cli.errors import BbvError, UsageError
+from barebox_virtio_cli.util.validate import check_mirror_url
 
 DOWNLOAD_URL = "https://www.barebox.org/download"  # barebox-<version>.tar.bz2, monthly releases
 MIRROR_ENV = "BBV_BAREBOX_MIRROR"
@@ -63,8 +64,6 @@ def check_sha256(text: str) -> str:
 
 
 def mirror_url(env: Mapping[str, str]) -> str:
-    from barebox_virtio_cli.util.validate import check_mirror_url
-
     return check_mirror_url(env[MIRROR_ENV], f"${MIRROR_ENV}") if env.get(MIRROR_ENV) \
         else DOWNLOAD_URL
 

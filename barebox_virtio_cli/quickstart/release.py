@@ -11,8 +11,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
+from barebox_virtio_cli.build import kbuild
 from barebox_virtio_cli.errors import BbvError
 from barebox_virtio_cli.quickstart import plan as qs
+from barebox_virtio_cli.util.atomic import replacing, write_text
 from barebox_virtio_cli.util.download import (
     DownloadBar,
     Downloader,
@@ -21,6 +23,7 @@ from barebox_virtio_cli.util.download import (
     parse_sums,
     sha256_file,
 )
+from barebox_virtio_cli.util.paths import cache_dir
 from barebox_virtio_cli.util.status import say
 
 
@@ -31,8 +34,6 @@ def _detail(text: str) -> None:
 def download(version: str, given: str | None) -> Path:
     """The release tarball in the cache, downloaded and verified once; its sum is kept beside
     it, so that later runs, offline too, check the cached file against it."""
-    from barebox_virtio_cli.util.atomic import replacing, write_text
-    from barebox_virtio_cli.util.paths import cache_dir
 
     name = qs.tarball_name(version)
     cache = cache_dir() / "barebox"
@@ -74,7 +75,6 @@ def _published_sum(downloader: Downloader, url: str, name: str, version: str) ->
 def unpack(archive: Path, tree: Path) -> None:
     """Safe extraction (util/download's member checks) into a temporary directory beside the
     tree, moved into place only when it is a barebox tree."""
-    from barebox_virtio_cli.build import kbuild
 
     tmp = Path(tempfile.mkdtemp(prefix=".unpack-", dir=tree.parent))
     try:

@@ -15,9 +15,30 @@ from pathlib import Path
 
 import click
 
+from barebox_virtio_cli.build import kbuild
+from barebox_virtio_cli.build.record import read_record
+from barebox_virtio_cli.build.service import BuildRequest, build, print_summary
+from barebox_virtio_cli.build.toolchain import Finder
+from barebox_virtio_cli.doctor.host import gather, packages
 from barebox_virtio_cli.errors import BbvError, UsageError
+from barebox_virtio_cli.images.create import write_image
+from barebox_virtio_cli.images.plan import AddFile, make_plan
+from barebox_virtio_cli.qemu.args import (
+    activation_command,
+    build_command,
+    console_activation,
+    flatten,
+)
 from barebox_virtio_cli.quickstart import plan as qs
+from barebox_virtio_cli.quickstart.release import download, unpack
+from barebox_virtio_cli.quickstart.uptodate import build_is_current, keep_token, kept_token
+from barebox_virtio_cli.run.request import RunRequest
+from barebox_virtio_cli.run.service import prepare
+from barebox_virtio_cli.session.scripted import Script, run_session
 from barebox_virtio_cli.targets.catalog import Target, load_catalog
+from barebox_virtio_cli.util.hosttools import not_installed, which
+from barebox_virtio_cli.util.output import stdout_console
+from barebox_virtio_cli.util.paths import data_dir, runtime_dir
 from barebox_virtio_cli.util.status import say
 
 
@@ -103,8 +124,6 @@ class _Steps:
 
 
 def default_workdir() -> Path:
-    from barebox_virtio_cli.util.paths import data_dir
-
     return data_dir() / "quickstart"
 
 
@@ -123,8 +142,6 @@ def _workdir(given: Path | None) -> Path:
 def _check_machine(target: Target) -> None:
     """Doctor's checks for this target; a missing compiler is left to the toolchain step,
     which can fetch one."""
-    from barebox_virtio_cli.doctor.host import gather, packages
-    from barebox_virtio_cli.util.hosttools import not_installed, which
 
     pkgs = packages()
     host, per_target = gather([target], pkgs)
@@ -147,9 +164,6 @@ def _packages(packages: dict[str, str]) -> str:
 
 
 def _tree(src: Path | None, work: Path, version: str, sha256: str | None) -> Path:
-    from barebox_virtio_cli.build import kbuild
-    from barebox_virtio_cli.quickstart.release import download, unpack
-
     if src is not None:
         src = src.resolve()
         kbuild.check_tree(src, given=True)
@@ -167,8 +181,6 @@ def _tree(src: Path | None, work: Path, version: str, sha256: str | None) -> Pat
 
 def _toolchain(target: Target, tree: Path) -> tuple[str, str]:
     """The compiler `bbv build` would pick; without one, `bbv toolchain fetch` for the target."""
-    from barebox_virtio_cli.build import kbuild
-    from barebox_virtio_cli.build.toolchain import Finder
 
     plan = kbuild.plan(tree, load_catalog(), target.name, None, None)
     try:
@@ -187,11 +199,6 @@ def _toolchain(target: Target, tree: Path) -> tuple[str, str]:
 
 
 def _build(target: Target, tree: Path, work: Path, defconfig: str, prefix: str) -> Path:
-    from barebox_virtio_cli.build import kbuild
-    from barebox_virtio_cli.build.record import read_record
-    from barebox_virtio_cli.build.service import BuildRequest, build, print_summary
-    from barebox_virtio_cli.quickstart.uptodate import build_is_current
-
     out = work / f"build-{target.name}"
     image = kbuild.target_image(out, target.image)
     ours = frozenset(work / name for name in qs.WORK_FILES)
@@ -214,9 +221,6 @@ def _build(target: Target, tree: Path, work: Path, defconfig: str, prefix: str) 
 def _disks(work: Path) -> tuple[list[Path], bytes]:
     """A FAT disk with a file on it, kept from the last run if unchanged, and a blank one made
     anew (the raw-write check writes to it); and the token the file and the check use."""
-    from barebox_virtio_cli.images.create import write_image
-    from barebox_virtio_cli.images.plan import AddFile, make_plan
-    from barebox_virtio_cli.quickstart.uptodate import keep_token, kept_token
 
     fat, raw = work / qs.FAT_IMAGE, work / qs.RAW_IMAGE
     token = kept_token(work, fat)
@@ -238,16 +242,6 @@ def _disks(work: Path) -> tuple[list[Path], bytes]:
 def _boot_and_check(target: Target, image: Path, disks: list[Path], token: bytes,
                     timeout: float) -> Path:
     """Boot with both disks, an RNG and the virtio console; run the checks on that console."""
-    from barebox_virtio_cli.qemu.args import (
-        activation_command,
-        build_command,
-        console_activation,
-        flatten,
-    )
-    from barebox_virtio_cli.run.request import RunRequest
-    from barebox_virtio_cli.run.service import prepare
-    from barebox_virtio_cli.session.scripted import Script, run_session
-    from barebox_virtio_cli.util.paths import runtime_dir
 
     target, info, spec = prepare(RunRequest(
         target=target.name, image=str(image), blk=tuple(str(d) for d in disks), rng=1,
@@ -289,7 +283,6 @@ def _table(target: Target, outcomes: list[qs.Outcome]) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    from barebox_virtio_cli.util.output import stdout_console
 
     table = Table(title=f"virtio devices on {target.name}")
     for column in ("check", "result", "detail"):

@@ -15,11 +15,11 @@ from barebox_virtio_cli.targets.target import (  # noqa: F401 - the catalog's na
     parse_target,
 )
 from barebox_virtio_cli.util.jsonfile import read_object, stamp, write_cache
+from barebox_virtio_cli.util.paths import cache_dir
+from barebox_virtio_cli.util.tomlfile import read_toml
 
 
 def load_file(path: Path) -> Target:
-    from barebox_virtio_cli.util.tomlfile import read_toml
-
     return parse_target(path, read_toml(path, "target file"))
 
 
@@ -38,7 +38,6 @@ def _target_files(dirs: list[Path]) -> list[Path]:
 def _cached_targets(files: list[Path]) -> list[Target]:
     """Parsing and validating TOML costs more than bbv's whole start-up budget allows, so the
     validated catalog is cached as JSON, keyed on every target file's path, mtime and size."""
-    from barebox_virtio_cli.util.paths import cache_dir
 
     cache = cache_dir() / "catalog.json"
     stamps = [[str(path), *stamp(path)] for path in files]

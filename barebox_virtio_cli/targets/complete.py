@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from barebox_virtio_cli.build import kbuild
+from barebox_virtio_cli.targets.catalog import load_catalog
+
 
 def _catalog():
-    from barebox_virtio_cli.targets.catalog import load_catalog
-
     try:
         return load_catalog()
     except Exception:  # a broken user target file must not break the shell
@@ -43,7 +44,6 @@ def targets_and_arches(ctx, param, incomplete: str) -> list[str]:
 def defconfigs(ctx, param, incomplete: str) -> list[str]:
     """The defconfigs of the tree (--src, else the current directory); without a tree, those
     the catalog's targets name."""
-    from barebox_virtio_cli.build import kbuild
 
     src = Path(ctx.params.get("src") or ".")
     names = sorted(kbuild.defconfigs(src)) if (src / "arch").is_dir() else []

@@ -8,6 +8,8 @@ import os
 from contextlib import suppress
 from pathlib import Path
 
+from barebox_virtio_cli.util.atomic import write_text
+
 
 def read_object(path: Path) -> dict | None:
     """The file's JSON object; None if it is missing, unreadable, not JSON or not an object."""
@@ -19,8 +21,6 @@ def read_object(path: Path) -> dict | None:
 
 
 def write_json(path: Path, data: object, indent: int | None = None) -> None:
-    from barebox_virtio_cli.util.atomic import write_text
-
     path.parent.mkdir(parents=True, exist_ok=True)
     write_text(path, json.dumps(data, indent=indent) + "\n")
 

@@ -8,6 +8,8 @@ import signal
 import subprocess
 import time
 
+from barebox_virtio_cli.util.signals import Signalled, deferred
+
 # The process that starts children: bbv itself (nothing in bbv forks and then starts children
 # from the fork). Not an os.register_at_fork hook: a signal handler that raises (util/signals)
 # inside such a hook is swallowed by Python, and the signal lost.
@@ -33,7 +35,6 @@ def start_child(argv: list[str], die_with_bbv: bool = True, **popen) -> subproce
     False. A signal meanwhile waits until the child exists, then stops it and is raised:
     Python runs at-fork hooks (logging's, for one) in which what a handler raises is
     swallowed, and the signal would be lost."""
-    from barebox_virtio_cli.util.signals import Signalled, deferred
 
     with deferred() as check:
         proc = subprocess.Popen(argv, preexec_fn=set_parent_death_signal if die_with_bbv

@@ -13,12 +13,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from barebox_virtio_cli.errors import BbvError
+from barebox_virtio_cli.util.paths import config_dir
 from barebox_virtio_cli.util.tomlfile import read_toml
 
 
 def config_file() -> Path:
-    from barebox_virtio_cli.util.paths import config_dir
-
     return config_dir() / "config.toml"
 
 
