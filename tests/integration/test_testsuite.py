@@ -2,7 +2,8 @@
 (tests/tinyguest) as the vexpress image, `bbv export labgrid` writes the environment, and
 pytest with labgrid runs the tree's own test/py (tests/fixtures/minibarebox/test/py, a
 conftest.py and test/strategy.py driving labgrid's QEMUDriver and a shell driver the tiny
-guest answers) in real QEMU. With BBV_BAREBOX_SRC, barebox's real suite on one target."""
+guest answers) in real QEMU. Its pure logic: tests/unit/test_suite_logic.py; barebox's real suite:
+tests/barebox/test_suite_barebox.py."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -234,112 +234,6 @@ def test_bad_options_are_usage_errors_before_any_build(tmp_path, args, needle):
     assert not (tree / "build-vexpress").exists()
 
 
-def test_device_options_are_checked_before_labgrid(monkeypatch, tmp_path):
-    import importlib.util
-
-    real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == "labgrid" else real(name, *a))
-    monkeypatch.chdir(tmp_path)
-    tree = make_tree(tmp_path)
-    with pytest.raises(UsageError, match="--blk missing.img: no such file"):
-        suite.make_request(tree, ("vexpress",), False, devices=RunRequest(blk=("missing.img",)))
-    with pytest.raises(BbvError, match="labgrid"):
-        suite.make_request(tree, ("vexpress",), False, devices=RunRequest())
-
-
-@pytest.mark.pure
-@pytest.mark.parametrize("pytest_importable", [True, False])
-def test_keyword_is_checked_with_or_without_pytests_parser(monkeypatch, pytest_importable):
-    if not pytest_importable:
-        monkeypatch.setitem(sys.modules, "_pytest.mark.expression", None)  # ImportError
-    for good in ("shell", "shell and not (net or fs)", "x-y"):
-        suite.check_keyword(good)
-    for bad in ("bad((", "(a))(", ")"):
-        with pytest.raises(UsageError, match="is not a pytest -k expression"):
-            suite.check_keyword(bad)
-    if pytest_importable:
-        with pytest.raises(UsageError, match="at column"):
-            suite.check_keyword("a and")
-
-
-@need("qemu-system-arm")
-def test_target_this_host_cannot_boot_points_at_doctor(tree, tmp_path):
-    empty = tmp_path / "bin"
-    empty.mkdir()
-    done = bbv("test", "malta", "--src", str(tree), env={"PATH": str(empty)})
-    assert done.returncode == 1
-    line = error_line(done)
-    assert "this host cannot boot target 'malta': qemu-system-mips: not on PATH" in line
-    assert line.endswith("'bbv doctor malta' lists what to install")
-
-
-def test_missing_labgrid_is_one_line_naming_the_extra(monkeypatch):
-    import importlib.util
-
-    real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == "labgrid" else real(name, *a))
-    with pytest.raises(BbvError, match=r"pip install 'bbv\[labgrid\]'"):
-        suite.check_labgrid()
-
-
-# --- pure logic ------------------------------------------------------------------------------
-
-EVENTS = "\n".join(json.dumps(e) for e in [
-    {"event": "collected", "count": 4},
-    {"event": "start", "name": "t.py::a"},
-    {"event": "result", "name": "t.py::a", "outcome": "passed", "reason": ""},
-    {"event": "start", "name": "t.py::b"},
-    {"event": "result", "name": "t.py::b", "outcome": "error", "reason": "boom"},
-    {"event": "start", "name": "t.py::c"},
-    {"event": "result", "name": "t.py::c", "outcome": "skipped",
-     "reason": "skipping test due to disabled CONFIG_A,CONFIG_B dependency"},
-    {"event": "start", "name": "t.py::d"},
-]) + '\n{"event": "resu'  # a line still being written
-
-
-def test_events_give_progress_counts_and_json():
-    collected, tests, running = res.read_events(EVENTS)
-    assert (collected, len(tests), running) == (4, 3, "t.py::d")
-    assert res.progress(collected, len(tests), running) == "test 4 of 4: d"
-    assert res.progress(4, 0, "t.py::a") == "booting (test 1 of 4)"
-    result = res.TargetResult("vexpress", build_seconds=1.25, duration=3.0, tests=tests)
-    assert result.failed == 1 and not result.ok
-    [data] = res.to_json([result])
-    assert (data["passed"], data["failed"], data["skipped"], data["xfailed"]) == (1, 1, 1, 0)
-    assert data["tests"][1] == {"name": "t.py::b", "outcome": "error"}
-    assert res.table_rows([result]) == [["vexpress", "1.2 s", "1", "1", "1", "0", "3.0 s"]]
-    assert res.exit_status([result]) == 1
-    assert res.exit_status([res.TargetResult("x", tests=tests[:1])]) == 0
-    assert res.exit_status([]) == 1
-
-
-def test_skip_reasons_group_config_names():
-    tests = [res.TestCase(f"t{i}", "skipped", f"skipping test due to disabled CONFIG_X{i} "
-                          "dependency") for i in range(3)]
-    tests += [res.TestCase("u", "skipped", "no framebuffer"), res.TestCase("v", "passed")]
-    count, reasons = res.skip_reasons([res.TargetResult("t", tests=tests)])
-    assert count == 4
-    assert reasons == [("skipping test due to disabled CONFIG_* dependency", 3),
-                       ("no framebuffer", 1)]
-
-
-def test_failures_list_build_errors_and_failed_tests():
-    broken = res.TargetResult("malta", error="build failed: make failed", log=Path("/b/log"))
-    failing = res.TargetResult("armv8", log=Path("/a/log"), tests=[
-        res.TestCase("t::x", "failed", "assert 1 == 0"), res.TestCase("t::y", "passed")])
-    assert res.failures([broken, failing]) == [
-        ("malta", "(no test results)", "build failed: make failed", "/b/log"),
-        ("armv8", "t::x", "assert 1 == 0", "/a/log")]
-    assert res.table_rows([broken])[0][2:6] == ["-", "-", "-", "-"]
-
-
-def test_fragments_devel_first_then_the_users():
-    assert res.fragments(True, ["a.config", res.DEVEL_CONFIG]) == [res.DEVEL_CONFIG, "a.config"]
-    assert res.fragments(False, []) == []
-
-
 @need("qemu-system-arm", "qemu-system-aarch64")
 def test_console_path_is_one_target_and_parallel_runs_share_blk_read_only(tmp_path):
     tree = make_tree(tmp_path)
@@ -354,24 +248,26 @@ def test_console_path_is_one_target_and_parallel_runs_share_blk_read_only(tmp_pa
     assert not one.devices.snapshot and one.devices.console == "/x/c"
 
 
-def test_pytest_command_line_is_barebox_makealls_plus_bbvs_plugin(tmp_path):
-    argv = res.pytest_argv("py", tmp_path / "e.yaml", "test/py", tmp_path / "j.xml", "shell",
-                           tmp_path / "c", ["-x"])
-    assert argv[:5] == ["py", "-m", "pytest", "--lg-env", str(tmp_path / "e.yaml")]
-    assert argv[-3:] == ["shell", "-x", "test/py"] and res.PLUGIN in argv
-    assert "--junitxml" in argv
+def test_device_options_are_checked_before_labgrid(monkeypatch, tmp_path):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "labgrid" else real(name, *a))
+    monkeypatch.chdir(tmp_path)
+    tree = make_tree(tmp_path)
+    with pytest.raises(UsageError, match="--blk missing.img: no such file"):
+        suite.make_request(tree, ("vexpress",), False, devices=RunRequest(blk=("missing.img",)))
+    with pytest.raises(BbvError, match="labgrid"):
+        suite.make_request(tree, ("vexpress",), False, devices=RunRequest())
 
 
-# --- a real barebox --------------------------------------------------------------------------
-
-@pytest.mark.barebox
-@pytest.mark.qemu
-@pytest.mark.skipif(not os.environ.get("BBV_BAREBOX_SRC"), reason="BBV_BAREBOX_SRC not set")
-def test_barebox_suite_on_vexpress():
-    src = Path(os.environ["BBV_BAREBOX_SRC"])
-    done = bbv("test", "vexpress", "--src", str(src), "--json", "-k", "test_shell",
-               timeout=1800)
-    assert done.returncode == 0, done.stderr
-    [result] = json.loads(done.stdout)
-    assert result["failed"] == 0 and result["passed"] >= 5
-    assert all(t["name"].startswith("test/py/test_shell") for t in result["tests"])
+@need("qemu-system-arm")
+def test_target_this_host_cannot_boot_points_at_doctor(tree, tmp_path):
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    done = bbv("test", "malta", "--src", str(tree), env={"PATH": str(empty)})
+    assert done.returncode == 1
+    line = error_line(done)
+    assert "this host cannot boot target 'malta': qemu-system-mips: not on PATH" in line
+    assert line.endswith("'bbv doctor malta' lists what to install")
