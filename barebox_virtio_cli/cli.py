@@ -10,7 +10,8 @@ import sys
 import click
 
 from barebox_virtio_cli import __version__
-from barebox_virtio_cli.errors import BbvError, Signalled
+from barebox_virtio_cli.errors import BbvError
+from barebox_virtio_cli.util.signals import Signalled, raising, signal_status
 from barebox_virtio_cli.util.status import say
 
 # name -> (module under barebox_virtio_cli.commands, attribute, one-line help)
@@ -71,15 +72,13 @@ def cli(ctx: click.Context, debug: bool) -> None:
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
-    from barebox_virtio_cli.util.signals import raising
-
     signal.signal(signal.SIGINT, signal.default_int_handler)  # entry.py's start-up policy ends
     try:
         with raising():  # SIGTERM/SIGHUP: every cleanup runs, then exit 128+N (util/signals)
             rc = cli.main(args=args, prog_name="bbv", standalone_mode=False)
     except click.exceptions.Abort:
         say("aborted")
-        sys.exit(130)
+        sys.exit(signal_status(signal.SIGINT))
     except click.exceptions.NoArgsIsHelpError as exc:
         click.echo(exc.ctx.get_help() if exc.ctx else exc.format_message())
         sys.exit(0)
@@ -99,7 +98,7 @@ def main(argv: list[str] | None = None) -> None:
         say(f"error: {_shown(exc.filename)}: {exc.strerror or exc}")
         sys.exit(1)
     except KeyboardInterrupt:
-        sys.exit(130)
+        sys.exit(signal_status(signal.SIGINT))
     except Signalled as exc:  # util/signals: stopped by signal N, exit 128+N
         sys.exit(exc.exit_status)
     sys.exit(rc if isinstance(rc, int) else 0)

@@ -12,17 +12,3 @@ class UsageError(BbvError):
 
     exit_code = 2
 
-
-class Signalled(BaseException):
-    """bbv was stopped by signal N (util/signals.py): exit status 128+N. A BaseException like
-    KeyboardInterrupt, so that no `except Exception` swallows it and every `finally` runs."""
-
-    def __init__(self, signum: int):
-        import signal
-
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
-
-    @property
-    def exit_status(self) -> int:
-        return 128 + self.signum

@@ -61,10 +61,10 @@ def test(ctx: click.Context, names: tuple[str, ...], all_targets: bool, src: Pat
       bbv test --all -j 2 --json
       bbv test vexpress --blk disk.img --rng -k shell -- -x
     """
-    from barebox_virtio_cli.errors import Signalled
     from barebox_virtio_cli.run.request import RunRequest
     from barebox_virtio_cli.testsuite import results, runner
     from barebox_virtio_cli.testsuite.request import make_request
+    from barebox_virtio_cli.util.signals import Signalled
     from barebox_virtio_cli.util.status import say
 
     request = make_request(

@@ -15,7 +15,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from barebox_virtio_cli.errors import BbvError, Signalled, UsageError
+from barebox_virtio_cli.errors import BbvError, UsageError
+from barebox_virtio_cli.util.signals import Signalled
 
 READY, USAGE, ERROR = "ready ", "usage ", "error "
 STOP_WAIT = 5.0  # seconds for the server to remove its files once QEMU is gone

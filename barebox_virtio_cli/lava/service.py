@@ -14,12 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from barebox_virtio_cli.errors import BbvError, Signalled, UsageError
+from barebox_virtio_cli.errors import BbvError, UsageError
 from barebox_virtio_cli.lava import results
 from barebox_virtio_cli.lava.client import LavaClient
 from barebox_virtio_cli.lava.identity import Server, parse_identities, resolve
 from barebox_virtio_cli.lava.state import Job
 from barebox_virtio_cli.run.request import RunRequest
+from barebox_virtio_cli.util.signals import Signalled
 from barebox_virtio_cli.util.status import say
 
 POLL = 1.0  # seconds between two looks at the unfinished jobs

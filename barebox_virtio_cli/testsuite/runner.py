@@ -15,13 +15,14 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
-from barebox_virtio_cli.errors import BbvError, Signalled
+from barebox_virtio_cli.errors import BbvError
 from barebox_virtio_cli.targets.catalog import Target
 from barebox_virtio_cli.testsuite import results as res
 from barebox_virtio_cli.testsuite.display import TargetLines
 from barebox_virtio_cli.testsuite.groups import ProcessGroups
 from barebox_virtio_cli.testsuite.request import SUITE, SuiteRequest
 from barebox_virtio_cli.util import status
+from barebox_virtio_cli.util.signals import Signalled
 
 
 class SuiteRun:

@@ -10,16 +10,36 @@ import _signal as signal
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from barebox_virtio_cli.errors import Signalled
-
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 IGNORE = signal.SIG_IGN  # a handler for handling(): the signal is ignored meanwhile
 __all__ = ["IGNORE", "STOP_SIGNALS", "Signalled", "deferred", "exit_status", "handling",
-           "raising", "signal_status"]
+           "raising", "signal_status", "stopped"]
 
 
 def signal_status(signum: int) -> int:
+    """bbv's exit status after signal N: 128+N, as a shell reports it (the one place that
+    says so; tests/test_layout.py checks)."""
     return 128 + signum
+
+
+class Signalled(BaseException):
+    """bbv was stopped by signal N: exit status 128+N. A BaseException like KeyboardInterrupt,
+    so that no `except Exception` swallows it and every `finally` runs."""
+
+    def __init__(self, signum: int):
+        import signal as signals  # the enums, for the name: only once a signal came
+
+        super().__init__(signals.Signals(signum).name)
+        self.signum = signum
+
+    @property
+    def exit_status(self) -> int:
+        return signal_status(self.signum)
+
+
+def stopped(exc: Signalled | KeyboardInterrupt) -> Signalled:
+    """The signal that stopped bbv: Python raises KeyboardInterrupt for SIGINT."""
+    return exc if isinstance(exc, Signalled) else Signalled(signal.SIGINT)
 
 
 def exit_status(returncode: int) -> int:

@@ -163,3 +163,26 @@ def test_bbv_test_takes_bbv_runs_device_options_as_they_are():
     devices = described(device_options(lambda: None).__click_params__)
     assert devices.items() <= described(run.params).items()
     assert devices.items() <= described(test.params).items()
+
+
+def _tree(name: str) -> ast.AST:
+    return ast.parse(MODULES[name].read_text())
+
+
+def test_one_function_maps_a_signal_to_an_exit_status():
+    """128+N is written once: util/signals.signal_status (Signalled.exit_status and
+    exit_status for a child's returncode use it)."""
+    def adds_128(node: ast.AST) -> bool:
+        return isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add) and any(
+            isinstance(side, ast.Constant) and side.value == 128
+            for side in (node.left, node.right))
+
+    writers = {name for name in MODULES if any(adds_128(n) for n in ast.walk(_tree(name)))}
+    assert writers == {"util.signals"}
+
+
+def test_one_exception_for_a_signal():
+    """util/signals.Signalled is the only exception that means 'stopped by signal N'."""
+    defined = {(name, node.name) for name in MODULES for node in ast.walk(_tree(name))
+               if isinstance(node, ast.ClassDef) and node.name in ("Signalled", "Stopped")}
+    assert defined == {("util.signals", "Signalled")}
