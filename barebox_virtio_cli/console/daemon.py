@@ -2,7 +2,7 @@
 --keep-running`: QEMU outlives bbv there, and so must the server, or the console would be
 QEMU's own lossy socket again.
 
-bbv starts it (`detached_console`), reads one line (the FIFO base QEMU gets, or an error),
+bbv (qemu/machine.py) starts it, reads one line (the FIFO base QEMU gets, or an error),
 starts QEMU and writes QEMU's pid to it. The server then lives until QEMU exits, with its own
 session (no terminal signals) and its notes in a file, and removes its socket and FIFOs when
 QEMU exits or it is stopped by a signal. If bbv closes the pipe without a pid (QEMU never
@@ -26,6 +26,7 @@ class DetachedServer:
     """bbv's side: the server process, and what it said when it started."""
 
     def __init__(self, path: Path, log_path: str | None, notes: Path):
+        self.path = path  # the socket it serves
         notes.parent.mkdir(parents=True, exist_ok=True)
         with open(notes, "ab") as err:
             self.proc = subprocess.Popen(
@@ -69,19 +70,6 @@ class DetachedServer:
         except subprocess.TimeoutExpired:
             self.proc.terminate()
             self.proc.wait()
-
-
-@contextlib.contextmanager
-def detached_console(spec, log_path: str | None, notes: Path):
-    """Like server.served_console, with the server in its own process: spec.console_pipe is
-    set for the block; the server outlives it if it was handed a running QEMU."""
-    server = DetachedServer(spec.console, log_path, notes)
-    spec.console_pipe = server.fifo_base
-    try:
-        yield server
-    finally:
-        spec.console_pipe = None
-        server.close()
 
 
 # -- the server process ----------------------------------------------------------------------

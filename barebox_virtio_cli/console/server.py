@@ -450,28 +450,6 @@ def open_console_log(path: str | None) -> BinaryIO | None:
     if not path:
         return None
     try:
-        return open(path, "ab", buffering=0)  # noqa: SIM115 - closed by served_console
+        return open(path, "ab", buffering=0)  # noqa: SIM115 - closed by its owner
     except OSError as exc:
         raise UsageError(f"--console-log {path}: {exc.strerror.lower()}") from None
-
-
-@contextlib.contextmanager
-def served_console(spec, log_path: str | None = None):
-    """bbv serves spec.console for the duration: spec.console_pipe is set, so build_command
-    gives QEMU the FIFOs. Yields the server (None without --console)."""
-    if spec.console is None:
-        yield None
-        return
-    # A signal meanwhile is the CLI's (util/signals: Signalled, or KeyboardInterrupt for
-    # SIGINT): the finally below removes the socket and FIFOs before bbv exits 128+N.
-    log = open_console_log(log_path)
-    server = ConsoleServer(spec.console, log)
-    try:
-        server.start()
-        spec.console_pipe = server.fifo_base
-        yield server
-    finally:
-        server.close()
-        spec.console_pipe = None
-        if log is not None:
-            log.close()

@@ -12,9 +12,8 @@ from barebox_virtio_cli.debug.elf import Elf
 from barebox_virtio_cli.debug.endpoint import gdb_remote
 from barebox_virtio_cli.debug.symbols import Symbols
 from barebox_virtio_cli.errors import BbvError
-from barebox_virtio_cli.qemu.process import _TerminalGuard
 from barebox_virtio_cli.util.hosttools import on_path
-from barebox_virtio_cli.util.processes import start_child, stop
+from barebox_virtio_cli.util.processes import TerminalGuard, start_child, stop
 from barebox_virtio_cli.util.signals import IGNORE, exit_status, handling, signal_status
 from barebox_virtio_cli.util.sockets import Endpoint
 
@@ -69,7 +68,7 @@ def run_gdb(argv: list[str], env: dict[str, str]) -> int:
     both: it then detaches cleanly, so barebox runs on (gdb 13 answers SIGTERM with a Python
     traceback); SIGTERM and SIGKILL follow if it does not end."""
 
-    guard = _TerminalGuard()
+    guard = TerminalGuard()
     got: list[int] = []
     proc = start_child(argv, env=env)
 

@@ -48,32 +48,25 @@ def check_dump_path(path: Path) -> Path:
     return path
 
 
-def dump_dtb(argv: list[str], path: Path, target: str) -> int:
-    """Run QEMU with -machine dumpdtb=PATH (already in argv); check what it wrote."""
-    from barebox_virtio_cli.util.processes import start_child, stop
+def dump_dtb(machine, path: Path) -> int:
+    """Run the machine (qemu/machine.py, CAPTURE), whose command line has -machine
+    dumpdtb=PATH; check what QEMU wrote."""
+    with machine:
+        try:
+            _, stderr = machine.proc.communicate(timeout=DUMP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            raise BbvError(f"QEMU did not write {path} within {DUMP_TIMEOUT:g} s (does this "
+                           "machine build a device tree?)") from None
+    returncode = machine.proc.returncode
+    messages = [line for line in stderr.splitlines() if "dtb dumped" not in line]
+    if returncode != 0:
+        from barebox_virtio_cli.qemu.machine import hint
 
-    child = start_child(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                        stderr=subprocess.PIPE, text=True)
-    try:
-        stdout, stderr = child.communicate(timeout=DUMP_TIMEOUT)
-        proc = subprocess.CompletedProcess(argv, child.returncode, stdout, stderr)
-    except subprocess.TimeoutExpired:
-        stop(child)
-        raise BbvError(f"QEMU did not write {path} within {DUMP_TIMEOUT:g} s (does this "
-                       "machine build a device tree?)") from None
-    except BaseException:  # a signal: QEMU goes with bbv
-        stop(child)
-        raise
-    messages = [line for line in proc.stderr.splitlines() if "dtb dumped" not in line]
-    if proc.returncode != 0:
-        from barebox_virtio_cli.qemu.process import HINTS
-
-        first = messages[0] if messages else f"exit status {proc.returncode}"
-        hint = next((f"; {h}" for pattern, h in HINTS if pattern in proc.stderr), "")
-        raise BbvError(f"QEMU could not dump its device tree: {first}{hint}")
+        first = messages[0] if messages else f"exit status {returncode}"
+        raise BbvError(f"QEMU could not dump its device tree: {first}{hint(stderr)}")
     if not is_dtb(path):
         raise BbvError(f"QEMU exited without writing a device tree to {path}")
     size = int.from_bytes(path.read_bytes()[4:8], "big")
-    say(f"wrote QEMU's device tree for {target} to {path} ({size} bytes); read it with: "
-        f"dtc -I dtb -O dts {shlex.quote(str(path))}")
+    say(f"wrote QEMU's device tree for {machine.target.name} to {path} ({size} bytes); read it "
+        f"with: dtc -I dtb -O dts {shlex.quote(str(path))}")
     return 0

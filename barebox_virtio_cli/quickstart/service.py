@@ -23,12 +23,8 @@ from barebox_virtio_cli.doctor.host import gather, packages
 from barebox_virtio_cli.errors import BbvError, UsageError
 from barebox_virtio_cli.images.create import write_image
 from barebox_virtio_cli.images.plan import AddFile, make_plan
-from barebox_virtio_cli.qemu.args import (
-    activation_command,
-    build_command,
-    console_activation,
-    flatten,
-)
+from barebox_virtio_cli.qemu.args import activation_command, console_activation
+from barebox_virtio_cli.qemu.machine import PTY, Machine
 from barebox_virtio_cli.quickstart import plan as qs
 from barebox_virtio_cli.quickstart.release import download, unpack
 from barebox_virtio_cli.quickstart.uptodate import build_is_current, keep_token, kept_token
@@ -252,8 +248,7 @@ def _boot_and_check(target: Target, image: Path, disks: list[Path], token: bytes
         if console_activation(target, info) == "manual" else None
     script = Script(qs.script_commands(items), [], timeout, virtio=True, activation=activation)
     _detail(f"booting {image.name} in {info.binary}; checks on the virtio console {socket}")
-    result = run_session(flatten(build_command(target, spec, info)), script, target.name,
-                         on_step=_show_step)
+    result = run_session(Machine(target, info, spec, PTY), script, on_step=_show_step)
     outputs = [(s.output, s.exit_status if s.status != "skipped" else None)
                for s in result.commands]
     outcomes = qs.judge(items, outputs)

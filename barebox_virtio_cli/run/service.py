@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from barebox_virtio_cli.errors import UsageError
-from barebox_virtio_cli.qemu.args import RunSpec, build_command, flatten
+from barebox_virtio_cli.qemu.args import RunSpec, build_command
 from barebox_virtio_cli.qemu.info import QemuInfo
 from barebox_virtio_cli.run import inputs
 from barebox_virtio_cli.run.request import RunRequest
@@ -208,39 +208,37 @@ def boot(request: RunRequest) -> int:
         from barebox_virtio_cli.console.attach import attach_run
 
         return attach_run(target, info, spec, request.keep_running, request.console_log)
+    from barebox_virtio_cli.qemu import machine as qm
+
     if spec.dump_dtb is not None:
         from barebox_virtio_cli.qemu.dtb import dump_dtb
 
-        return dump_dtb(flatten(build_command(target, spec, info)), spec.dump_dtb, target.name)
-    from barebox_virtio_cli.console.server import served_console
+        return dump_dtb(qm.Machine(target, info, spec, qm.CAPTURE), spec.dump_dtb)
+    if script is not None:
+        from barebox_virtio_cli.session.options import run_script
 
-    with served_console(spec, request.console_log):  # QEMU's argv then names bbv's FIFOs
-        argv = flatten(build_command(target, spec, info))
-        if script is not None:
-            from barebox_virtio_cli.session.options import run_script
+        machine = qm.Machine(target, info, spec, qm.PTY, console_log=request.console_log)
+        return run_script(machine, script, screenshot=board.shot if board else None)
+    from barebox_virtio_cli.console.serial import foreground_serial
 
-            shot = board.shot if board else None
-            return run_script(target, info, spec, argv, script, screenshot=shot)
-        _announce(target, info, spec)
-        from barebox_virtio_cli.console.serial import foreground_serial
-        from barebox_virtio_cli.qemu.process import run_foreground
-
-        return run_foreground(argv, foreground_serial(target, info, spec))
+    relay = foreground_serial(target, info, spec)
+    return qm.Machine(target, info, spec, qm.STDIO if relay is None else qm.RELAY,
+                      console_log=request.console_log, relay=relay,
+                      announce=lambda: _announce(target, info, spec)).foreground()
 
 
 def scripted(request: RunRequest, on_step=None):
     """A scripted boot (--exec/--expect) of an image, not reported: its ScriptResult (session/
     report.py), for commands that judge boots themselves (bbv bisect)."""
-    from barebox_virtio_cli.console.server import served_console
+    from barebox_virtio_cli.qemu.machine import PTY, Machine
     from barebox_virtio_cli.session.options import session
 
     request, attach, script = _checked(request)
     if script is None or attach:
         raise UsageError("a scripted boot needs --exec or --expect, and no --attach")
     target, info, spec, _ = _prepare_board(request, attach)
-    with served_console(spec, request.console_log):
-        return session(target, info, spec, flatten(build_command(target, spec, info)), script,
-                       on_step=on_step)
+    return session(Machine(target, info, spec, PTY, console_log=request.console_log), script,
+                   on_step=on_step)
 
 
 def _announce(target: Target, info: QemuInfo, spec: RunSpec) -> None:

@@ -7,9 +7,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import click
-
 from barebox_virtio_cli.errors import UsageError
+from barebox_virtio_cli.util.output import echo
 from barebox_virtio_cli.util.status import say
 
 DEFAULT_TIMEOUT = 30.0
@@ -78,28 +77,29 @@ def _is_junit(path: Path) -> bool:
         return False
 
 
-def run_script(target, info, spec, argv: list[str], options: ScriptOptions,
-               screenshot=None) -> int:
-    """Boot, run the script, report; the exit status is 0 only if everything held."""
+def run_script(machine, options: ScriptOptions, screenshot=None) -> int:
+    """Boot the machine (qemu/machine.py), run the script, report; the exit status is 0 only
+    if everything held."""
     from barebox_virtio_cli.qemu.args import boot_source
     from barebox_virtio_cli.session import report
 
+    target, spec = machine.target, machine.spec
     where = "serial console" if spec.console is None else "virtio console"
     if not options.json:
-        say(f"booting {target.name} ({boot_source(spec)}); scripted session on the {where}")
+        machine.announce = lambda: say(f"booting {target.name} ({boot_source(spec)}); "
+                                       f"scripted session on the {where}")
     try:
-        result = session(target, info, spec, argv, options,
-                         on_step=None if options.json else _print_step,
+        result = session(machine, options, on_step=None if options.json else _print_step,
                          before_stop=None if screenshot is None else screenshot.take)
     finally:
         if screenshot is not None:
             screenshot.close()
     written = options.junit is None or _write_report(options.junit, report.to_junit(result))
     if options.json:
-        click.echo(report.to_json(result))
+        echo(report.to_json(result))
     else:
         for line in report.expectation_lines(result):
-            click.echo(line)
+            echo(line)
     if result.error:
         say(f"error: {result.error}")
     # After a missed expectation the commands' output is on screen already; the boot log is not.
@@ -110,29 +110,28 @@ def run_script(target, info, spec, argv: list[str], options: ScriptOptions,
             if lines:
                 say(title)
             for line in lines:
-                click.echo(f"    {line}", err=True)
+                echo(f"    {line}", err=True)
     if not options.json:
         say(report.summary(result))
     shot = screenshot is None or screenshot.report()
     return 0 if result.ok and written and shot else 1
 
 
-def session(target, info, spec, argv: list[str], options: ScriptOptions, on_step=None,
-            before_stop=None):
-    """Boot and run the script: its ScriptResult, not reported (run_script, bbv bisect)."""
+def session(machine, options: ScriptOptions, on_step=None, before_stop=None):
+    """Boot the machine and run the script: its ScriptResult, not reported (run_script, bbv
+    bisect)."""
     from barebox_virtio_cli.qemu.args import activation_command, console_activation
     from barebox_virtio_cli.session.scripted import Script, run_session
     from barebox_virtio_cli.util.signals import raising
 
+    target, spec = machine.target, machine.spec
     activation = None
-    if spec.console is not None and console_activation(target, info) == "manual":
+    if spec.console is not None and console_activation(target, machine.info) == "manual":
         activation = activation_command(target)
     script = Script(options.commands, options.expectations, options.timeout,
-                    spec.console is not None, activation,
-                    spec.console if spec.console_pipe is not None else None)
-    with raising():  # Signalled: run_session stops QEMU and cleans up; bbv exits 128+N
-        return run_session(argv, script, target.name, on_step=on_step,
-                           before_stop=before_stop)
+                    spec.console is not None, activation)
+    with raising():  # Signalled: the machine stops QEMU and cleans up; bbv exits 128+N
+        return run_session(machine, script, on_step=on_step, before_stop=before_stop)
 
 
 def _write_report(path: Path, text: str) -> bool:
@@ -153,4 +152,4 @@ def _print_step(step) -> None:
         say(f"barebox prompt after {step.duration:.1f} s")
         return
     for line in step_lines(step):
-        click.echo(line)
+        echo(line)

@@ -1,9 +1,9 @@
 """A scripted barebox session in QEMU, driven with pexpect: boot, stop autoboot, run commands at
 the prompt on the serial or the virtio console, check the expectations, and always stop QEMU.
 
-QEMU's serial port is its stdio on a pty (pexpect.spawn); the virtio console is bbv's console
+QEMU (a qemu/machine.Machine) has its serial port on a pty; the virtio console is bbv's console
 server (console/server.py: QEMU writes FIFOs, never a socket, so nothing is dropped), which the
-session joins as a client without replay (pexpect.fdpexpect). pexpect is imported only here,
+session joins as a client without replay. pexpect (fdpexpect, on both) is imported only here,
 so `bbv run` without --exec never loads it."""
 
 from __future__ import annotations
@@ -31,14 +31,6 @@ from barebox_virtio_cli.session.report import (
 _PEXPECT_OPTIONS = dict(encoding="utf-8", codec_errors="replace", searchwindowsize=2000)
 
 
-class _FsArg(str):
-    """A command-line argument that pexpect encodes the way the OS does: it encodes str
-    arguments as strict UTF-8, which a file name (--blk, --console) need not be."""
-
-    def encode(self, encoding: str = "utf-8", errors: str = "strict") -> bytes:
-        return os.fsencode(str(self))
-
-
 @dataclass
 class Script:
     commands: list[str]
@@ -46,7 +38,6 @@ class Script:
     timeout: float = 30.0  # for the boot up to the prompt, and for each command
     virtio: bool = False  # talk on the virtio console instead of the serial
     activation: str | None = None  # typed on the serial first if barebox does not activate it
-    console_socket: Path | None = None  # bbv's console server already serving it (argv piped)
 
 
 class SessionEnded(Exception):
@@ -77,7 +68,7 @@ class _Transcript:
 
 
 class Shell:
-    """barebox's shell on one console, a pexpect spawn (serial) or fdspawn (virtio FIFO)."""
+    """barebox's shell on one console, a pexpect fdspawn (the serial pty, a console socket)."""
 
     def __init__(self, child, label: str, send: Callable[[str], object] | None = None,
                  tee: BinaryIO | None = None):
@@ -125,16 +116,6 @@ class Shell:
         return output, status
 
 
-def pipe_console_argv(argv: list[str], base: Path) -> list[str]:
-    """bbv run's QEMU argv with the virtio console's socket chardev (id con0) made a pipe."""
-    from barebox_virtio_cli.qemu.args import opt_value
-
-    for i, arg in enumerate(argv):
-        if arg.startswith("socket,id=con0,") and argv[i - 1] == "-chardev":
-            return [*argv[:i], f"pipe,id=con0,path={opt_value(str(base))}", *argv[i + 1:]]
-    raise ValueError("no virtio console (-chardev socket,id=con0) in the QEMU command line")
-
-
 class _Drain:
     """Reads the serial console in the background while the session runs on the virtio console:
     barebox prints to every console, and QEMU stalls the guest when nobody reads the serial."""
@@ -160,44 +141,30 @@ class _Drain:
         self.thread.join(5)
 
 
-def run_session(argv: list[str], script: Script, target: str,
-                on_step: Callable[[Step], None] | None = None,
+def run_session(machine, script: Script, on_step: Callable[[Step], None] | None = None,
                 before_stop: Callable[[], None] | None = None) -> ScriptResult:
-    """Boot QEMU and run the script, stopping QEMU on every path. argv puts the serial on
-    -serial mon:stdio, where Ctrl-C (the autoboot abort key) reaches the guest, not QEMU.
-    before_stop runs while QEMU is still up, after the script (e.g. a screendump)."""
-    import pexpect
-
-    from barebox_virtio_cli.util.processes import set_parent_death_signal
-    from barebox_virtio_cli.util.signals import deferred
-
-    result = ScriptResult(target, "virtio" if script.virtio else "serial",
+    """Start the machine unless started (qemu/machine.py, PTY: the serial line on -serial
+    mon:stdio, where Ctrl-C, the autoboot abort key, reaches the guest) and run the script;
+    the machine stops QEMU on every way out. before_stop runs while QEMU is still up, after
+    the script (e.g. a screendump)."""
+    result = ScriptResult(machine.target.name, "virtio" if script.virtio else "serial",
                           commands=[Step(command) for command in script.commands])
     started = time.monotonic()
-    server, socket_path = None, script.console_socket
-    if script.virtio and socket_path is None:  # a caller without a server of its own
-        from barebox_virtio_cli.console.server import ConsoleServer
-
-        server = ConsoleServer(None).start()
-        argv, socket_path = pipe_console_argv(argv, server.fifo_base), server.path
-    try:
-        with deferred():  # not cut while pexpect forks (see util/processes.start_child)
-            child = pexpect.spawn(argv[0], [_FsArg(a) for a in argv[1:]], echo=False,
-                                  timeout=script.timeout,
-                                  preexec_fn=set_parent_death_signal, **_PEXPECT_OPTIONS)
-    except BaseException:
-        if server is not None:
-            server.close()
-        raise
-    serial = Shell(child, "serial console")
-    session, drain, step = serial, None, result.boot
+    machine.start()
+    shells: list[Shell] = []
+    drain = None
     interrupted = True  # by a signal or an error: then no before_stop
     try:
+        serial = fd_shell(os.dup(machine.pty_fd), machine.pty_fd, "serial console",
+                          script.timeout)  # pexpect closes its copy, the machine its own
+        shells.append(serial)
+        session, step = serial, result.boot
         step_started = time.monotonic()
         result.boot.output = serial.stop_autoboot(script.timeout)
-        if socket_path is not None:
-            session = _virtio_shell(serial, script, socket_path)
-            drain = _Drain(child)
+        if script.virtio:
+            session = _virtio_shell(serial, script, machine.console_socket)
+            shells.append(session)
+            drain = _Drain(serial.child)
             _sync(session, script)
         _finish(step, step_started, 0, on_step)
         for step in result.commands:
@@ -217,15 +184,13 @@ def run_session(argv: list[str], script: Script, target: str,
         result.last_lines = sh.last_lines(session.transcript.text()) or \
             sh.last_lines(serial.transcript.text())
     finally:
-        if before_stop is not None and not interrupted and child.isalive():
+        if before_stop is not None and not interrupted and machine.running:
             before_stop()
         if drain is not None:
             drain.stop()
-        _stop(child)
-        if session is not serial:
-            session.child.close()
-        if server is not None:
-            server.close()
+        machine.close()
+        for shell in shells:
+            shell.child.close()
     result.duration = _since(started)
     check_expectations(result, script.expectations)
     return result
@@ -335,11 +300,3 @@ def _sync(shell: Shell, script: Script) -> None:
         raise SessionEnded(TIMEOUT, f"no answer on the virtio console within "
                            f"{script.timeout:g} s: is CONFIG_VIRTIO_CONSOLE in this barebox, "
                            "and the console active?") from None
-
-
-def _stop(child) -> None:
-    try:
-        if child.isalive():
-            child.terminate(force=True)
-    finally:
-        child.close(force=True)

@@ -112,3 +112,26 @@ def _running(pid: int) -> bool:
     except OSError:
         return pid_alive(pid)
     return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+
+
+class TerminalGuard:
+    """The terminal's settings before a child in the foreground (QEMU, gdb) took it, restored
+    after whatever the child left it in."""
+
+    def __init__(self) -> None:
+        self.fd = None
+        self.attrs = None
+        try:
+            import termios
+
+            if os.isatty(0):
+                self.fd, self.attrs = 0, termios.tcgetattr(0)
+        except (ImportError, OSError):
+            pass
+
+    def restore(self) -> None:
+        if self.attrs is not None:
+            import termios
+
+            with contextlib.suppress(OSError):
+                termios.tcsetattr(self.fd, termios.TCSADRAIN, self.attrs)

@@ -267,7 +267,7 @@ def test_keep_running_reattach_replays_the_boot_and_answers(attach):
 def test_logs_of_old_runs_are_rotated(attach):
     """Each attached run leaves a serial and a QEMU log in the state dir: only the newest
     KEEP_LOGS runs' stay (and those of a bbv still running), so they do not pile up."""
-    from barebox_virtio_cli.console.attach import KEEP_LOGS
+    from barebox_virtio_cli.qemu.machine import KEEP_LOGS
 
     logs = Path(os.environ["BBV_STATE_DIR"]) / "logs"
     logs.mkdir(parents=True)

@@ -283,7 +283,7 @@ def test_qemu_messages_end_at_column_0_on_a_raw_terminal():
 
     master, slave = pty.openpty()
     tty.setraw(slave)
-    code = ("import io; from barebox_virtio_cli.qemu.process import _relay_stderr; "
+    code = ("import io; from barebox_virtio_cli.qemu.machine import _relay_stderr; "
             "_relay_stderr(io.BytesIO(b'qemu-system-mips: terminating on signal 15\\n'), [])")
     subprocess.run([BBV[0], "-c", code], stderr=slave, check=True, timeout=30)
     os.close(slave)

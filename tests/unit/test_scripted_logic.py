@@ -172,28 +172,6 @@ def test_json_carries_every_step_and_the_verdict():
     assert data["expectations"] == [{"pattern": "o+", "match": "o", "ok": True}]
 
 
-@pytest.mark.parametrize("target", ["vexpress", "malta"])
-def test_the_virtio_console_socket_becomes_a_pipe_for_a_scripted_boot(target):
-    from pathlib import Path
-
-    from qemu_helpers import synthetic_info
-
-    from barebox_virtio_cli.qemu.args import RunSpec, build_command, flatten
-    from barebox_virtio_cli.session.scripted import pipe_console_argv
-    from barebox_virtio_cli.targets.catalog import load_catalog
-
-    spec = RunSpec(image=Path("/i/barebox.img"), console=Path("/run/c.sock"), rng=1)
-    argv = flatten(build_command(load_catalog().get(target), spec, synthetic_info()))
-    piped = pipe_console_argv(argv, Path("/tmp/a,b/con0"))
-    changed = [(old, new) for old, new in zip(argv, piped, strict=True) if old != new]
-    assert changed == [("socket,id=con0,path=/run/c.sock,server=on,wait=off",
-                        "pipe,id=con0,path=/tmp/a,,b/con0")]
-    with pytest.raises(ValueError):
-        pipe_console_argv(flatten(build_command(load_catalog().get(target),
-                                                RunSpec(image=spec.image), synthetic_info())),
-                          Path("/tmp/x"))
-
-
 class _FakeBarebox:
     """The barebox side of a console on a socketpair: prints the boot, answers keys."""
 
