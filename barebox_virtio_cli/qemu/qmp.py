@@ -17,6 +17,7 @@ from qemu.qmp.legacy import QEMUMonitorProtocol
 from barebox_virtio_cli.util.signals import deferred
 
 T = TypeVar("T")
+TIMEOUT = 10.0  # seconds for QEMU to answer a command: a stopped or hung QEMU never does
 
 # When QEMU quits or dies under qemu.qmp (bbv's own `quit` included), its reader tasks end with
 # an exception nobody retrieves, and asyncio would print that, with a traceback, through
@@ -48,6 +49,7 @@ def over_socket(sock: socket.socket) -> QEMUMonitorProtocol:
     """The client on our end of a socketpair; negotiated, ready for commands."""
     monitor = QEMUMonitorProtocol(sock)
     monitor.connect()
+    monitor.settimeout(TIMEOUT)
     return monitor
 
 
@@ -61,6 +63,7 @@ def connect_unix(path: Path) -> QEMUMonitorProtocol:
     except BaseException:
         close(monitor)
         raise
+    monitor.settimeout(TIMEOUT)
     return monitor
 
 
