@@ -26,9 +26,13 @@ class Server:
 
 def base_url(uri: str, where: str) -> str:
     """The server's base URL from a lavacli uri or a plain one; user:password@ dropped."""
+    from barebox_virtio_cli.util.validate import url_problem
+
+    problem = url_problem(uri)  # the one URL check of bbv: ports, spaces, brackets
+    if problem:
+        raise UsageError(f"{where}: {uri!r} is not an http:// or https:// URL of a LAVA "
+                         f"server: it {problem}")
     parts = urlsplit(uri.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UsageError(f"{where}: {uri!r} is not an http:// or https:// URL of a LAVA server")
     path = parts.path.rstrip("/")
     for tail in _API_TAILS:
         if path.endswith(tail):

@@ -38,7 +38,10 @@ def url_problem(url: str) -> str | None:
         return "contains spaces or control characters"
     from urllib.parse import urlsplit  # only for URLs: not on `bbv run`'s start-up path
 
-    parts = urlsplit(text)
+    try:
+        parts = urlsplit(text)
+    except ValueError:  # an unclosed [IPv6 bracket
+        return "is not a valid URL"
     if not parts.scheme or "://" not in text:
         return "has no scheme"
     if parts.scheme.lower() not in ("http", "https"):
@@ -47,8 +50,10 @@ def url_problem(url: str) -> str | None:
         port = parts.port
     except ValueError:
         return "has an invalid port"
-    if not parts.hostname or port == 0:
+    if not parts.hostname:
         return "has no host"
+    if port == 0:
+        return "has an invalid port"
     return None
 
 

@@ -424,3 +424,18 @@ def test_bisect_refuses_before_building(history, args, needle):
     assert not (history / "build-vexpress").exists()
     assert subprocess.run(["git", "status", "--porcelain"], cwd=history, capture_output=True,
                           text=True).stdout == ""
+
+
+# --- the sweep on bbv lava and mirror URLs ----------------------------------------------------
+
+@pytest.mark.parametrize(("url", "needle"), [
+    ("http://h:99999", "has an invalid port"), ("http://h:0/", "has an invalid port"),
+    ("https://[::1", "is not a valid URL"), ("http://a b/", "contains spaces")])
+def test_lava_url_that_is_no_url(url, needle):
+    one_line(bbv("lava", "wait", "--url", url, "--token", "x", "1", timeout=60), 2, "--url",
+             needle)
+
+
+def test_mirror_with_an_unclosed_bracket():
+    one_line(bbv("toolchain", "fetch", "arm", "--mirror", "https://[::1"), 2, "--mirror",
+             "is not a valid URL")
