@@ -97,24 +97,34 @@ def main() -> None:
     parser.add_argument("--bad", required=True)
     parser.add_argument("--exec", action="append", default=[])
     parser.add_argument("--expect", action="append", default=[])
+    parser.add_argument("--sides", default="script,cold,warm,again",
+                        help="which runs, in order (default: all)")
     args = parser.parse_args()
+    sides = args.sides.split(",")
     repo = args.repo.resolve()
     with tempfile.TemporaryDirectory(prefix="bbv-bench-bisect-") as tmp:
         env = {**os.environ, "BBV_CACHE_DIR": f"{tmp}/cache", "BBV_STATE_DIR": f"{tmp}/state",
                "CCACHE_DIR": f"{tmp}/ccache"}
-        script_s, script_first = script_side(repo, args, env)
-        print(f"script (git bisect run: make + bbv run --exec): {script_s:.1f} s, first bad "
-              f"{script_first[:12]}", flush=True)
-        shutil.rmtree(f"{tmp}/ccache", ignore_errors=True)
-        for label in ("cold", "warm", "again"):
-            if label == "warm":
+        script_s = None
+        for label in sides:
+            if label == "script":
+                script_s, script_first = script_side(repo, args, env)
+                print(f"script (git bisect run: make + bbv run --exec): {script_s:.1f} s, "
+                      f"first bad {script_first[:12]}; {_load()}", flush=True)
+                continue
+            if label in ("cold", "warm"):
                 shutil.rmtree(f"{tmp}/ccache", ignore_errors=True)
             seconds, first, steps = bbv_side(repo, args, env)
             built = sum(s["build_seconds"] for s in steps)
             checked = sum(s["check_seconds"] for s in steps)
+            ratio = f"; ratio {seconds / script_s:.2f}" if script_s else ""
             print(f"bbv bisect {label}: {seconds:.1f} s (builds {built:.1f} s, checks "
                   f"{checked:.1f} s, {len(steps)} commits incl. both ends), first bad "
-                  f"{first[:12]}; ratio {seconds / script_s:.2f}", flush=True)
+                  f"{first[:12]}{ratio}; {_load()}", flush=True)
+
+
+def _load() -> str:
+    return "load average {:.1f} {:.1f} {:.1f}".format(*os.getloadavg())
 
 
 if __name__ == "__main__":
