@@ -25,6 +25,8 @@ from barebox_virtio_cli.console.relay import (
 from barebox_virtio_cli.qemu.args import RunSpec, activation_command, boot_source
 from barebox_virtio_cli.qemu.info import QemuInfo
 from barebox_virtio_cli.qemu.machine import LOG, Machine
+from barebox_virtio_cli.session.report import TIMEOUT
+from barebox_virtio_cli.session.scripted import SessionEnded, activate, drain, fd_shell
 from barebox_virtio_cli.targets.catalog import Target
 from barebox_virtio_cli.util.signals import Signalled, deferred, stopped
 from barebox_virtio_cli.util.sockets import Endpoint
@@ -129,9 +131,6 @@ class SerialWatcher:
         self.thread.start()
 
     def _run(self) -> None:
-        from barebox_virtio_cli.session.report import TIMEOUT
-        from barebox_virtio_cli.session.scripted import SessionEnded, activate, drain, fd_shell
-
         shell = fd_shell(self.conn.fd, self.conn.fd, "serial console", ACTIVATE_TIMEOUT,
                          tee=self.log)
         try:

@@ -15,8 +15,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from barebox_virtio_cli.console.server import ConsoleServer, open_console_log
 from barebox_virtio_cli.errors import BbvError, UsageError
-from barebox_virtio_cli.util.signals import Signalled
+from barebox_virtio_cli.util.processes import wait_for_exit
+from barebox_virtio_cli.util.signals import STOP_SIGNALS, Signalled, raising
 
 READY, USAGE, ERROR = "ready ", "usage ", "error "
 STOP_WAIT = 5.0  # seconds for the server to remove its files once QEMU is gone
@@ -83,10 +85,6 @@ def serve(path: Path, log_path: str, notes: Path) -> int:
 
 
 def _serve(path: Path, log_path: str) -> int:
-    from barebox_virtio_cli.console.server import ConsoleServer, open_console_log
-    from barebox_virtio_cli.util.processes import wait_for_exit
-    from barebox_virtio_cli.util.signals import STOP_SIGNALS, raising
-
     with raising(STOP_SIGNALS):
         try:
             log = open_console_log(log_path)

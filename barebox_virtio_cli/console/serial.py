@@ -22,6 +22,7 @@ import tty
 from collections import deque
 
 from barebox_virtio_cli.console.relay import _private_fd
+from barebox_virtio_cli.qemu.args import activation_command, console_activation
 from barebox_virtio_cli.session.shell import Activator
 from barebox_virtio_cli.util.selector import sync
 
@@ -201,7 +202,6 @@ class SerialRelay:
 def foreground_serial(target, info, spec) -> SerialRelay | None:
     """A relay when bbv must type the activation on the serial line; None: QEMU's stdio is the
     terminal itself."""
-    from barebox_virtio_cli.qemu.args import activation_command, console_activation
 
     if spec.console is None or spec.serial != "mon:stdio" or \
             console_activation(target, info) != "manual":

@@ -7,10 +7,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from barebox_virtio_cli.errors import UsageError
+from barebox_virtio_cli.errors import BbvError, UsageError
+from barebox_virtio_cli.qemu import display
 from barebox_virtio_cli.qemu.args import FB_CONSOLE, RunSpec, fw_cfg_usable
 from barebox_virtio_cli.qemu.info import QemuInfo
+from barebox_virtio_cli.qemu.probe import probe
 from barebox_virtio_cli.targets.catalog import Target
+from barebox_virtio_cli.util.hosttools import on_path
+from barebox_virtio_cli.util.status import say
 
 
 class BoardOptions:
@@ -46,7 +50,6 @@ class BoardOptions:
 
     def apply(self, target: Target, info: QemuInfo, spec: RunSpec) -> None:
         """Check the options against the target and fill them into spec (nothing written)."""
-        from barebox_virtio_cli.qemu import display
 
         spec.bootargs = list(self.bootargs)
         if self.dtb is not None:
@@ -79,7 +82,6 @@ class BoardOptions:
 
     def prepare_boot(self, dry_run: bool) -> None:
         """Write what the boot needs (the flash file), or on --dry-run say what would be."""
-        from barebox_virtio_cli.util.status import say
 
         for note in self.notes:
             say(note)
@@ -95,7 +97,6 @@ class BoardOptions:
 
 def qemu_binary(given: str) -> str:
     """--qemu BINARY: a path, or a name on PATH; an executable file, as an absolute path."""
-    from barebox_virtio_cli.util.hosttools import on_path
 
     found = given if os.sep in given else on_path(given)
     if found is None and os.path.lexists(given):
@@ -113,8 +114,6 @@ def qemu_binary(given: str) -> str:
 
 def probe_given(given: str) -> QemuInfo:
     """--qemu BINARY, checked and probed (and cached) like the target's own QEMU."""
-    from barebox_virtio_cli.errors import BbvError
-    from barebox_virtio_cli.qemu.probe import probe
 
     binary = qemu_binary(given)
     try:

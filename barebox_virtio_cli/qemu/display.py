@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from barebox_virtio_cli.errors import UsageError
+from barebox_virtio_cli.qemu import qmp
 from barebox_virtio_cli.qemu.info import QemuInfo
 from barebox_virtio_cli.util.status import say
 
@@ -89,7 +90,6 @@ class Screenshot:
 
     def take(self) -> None:
         """Called while QEMU still runs; failures are kept in self.error, never raised."""
-        from barebox_virtio_cli.qemu import qmp
 
         client = None
         try:

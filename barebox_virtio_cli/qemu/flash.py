@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from barebox_virtio_cli.errors import BbvError, UsageError
-from barebox_virtio_cli.targets.catalog import Target
+from barebox_virtio_cli.images.inuse import held_by_qemu
+from barebox_virtio_cli.targets.catalog import Target, load_catalog
 from barebox_virtio_cli.util.status import say
 
 ERASED = b"\xff"
@@ -30,8 +31,6 @@ class FlashPlan:
 
 
 def not_a_flash_target(target: Target) -> str:
-    from barebox_virtio_cli.targets.catalog import load_catalog
-
     names = [t.name for t in load_catalog().targets.values() if t.pflash_mib]
     which = f": use {' or '.join(repr(n) for n in sorted(names))}" if names else ""
     return (f"--flash: target '{target.name}' loads barebox with -{target.load}, not from a "
@@ -56,7 +55,6 @@ def plan_flash(path: Path, image: Path | None, bank_mib: int, reflash: bool = Fa
                          "remove it")
     if not os.access(path, os.R_OK | os.W_OK):
         raise UsageError(f"--flash {path}: not readable and writable")
-    from barebox_virtio_cli.images.inuse import held_by_qemu
 
     if held_by_qemu(path):
         raise UsageError(f"--flash {path}: in use by another QEMU; stop it first")

@@ -33,10 +33,12 @@ from dataclasses import replace
 from pathlib import Path
 
 from barebox_virtio_cli.errors import BbvError
+from barebox_virtio_cli.qemu import qmp
 from barebox_virtio_cli.qemu.args import RunSpec, build_command, console_activation, flatten
 from barebox_virtio_cli.qemu.info import QemuInfo
 from barebox_virtio_cli.targets.target import Target
 from barebox_virtio_cli.util import processes
+from barebox_virtio_cli.util.paths import runtime_dir, state_dir
 from barebox_virtio_cli.util.signals import (
     STOP_SIGNALS,
     deferred,
@@ -101,7 +103,6 @@ class Machine:
     def _log_spec(self, spec: RunSpec) -> RunSpec:
         """LOG: the serial line into a log file in the state dir (or onto a socket that bbv
         reads into it, where bbv types the activation), and a QMP socket."""
-        from barebox_virtio_cli.util.paths import runtime_dir, state_dir
 
         name, pid = self.target.name, os.getpid()
         stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -199,7 +200,6 @@ class Machine:
 
     def connect_monitor(self, check: Callable[[], None] = lambda: None):
         """bbv's QMP client once QEMU listens on qmp_path (LOG); check: a deferred signal's."""
-        from barebox_virtio_cli.qemu import qmp
 
         deadline = time.monotonic() + START_TIMEOUT
         while True:
@@ -215,8 +215,6 @@ class Machine:
             time.sleep(0.05)
 
     def execute(self, command: str, **arguments) -> dict:
-        from barebox_virtio_cli.qemu import qmp
-
         return qmp.execute(self.monitor, command, **arguments)
 
     def check_alive(self) -> None:

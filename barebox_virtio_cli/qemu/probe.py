@@ -7,9 +7,13 @@ import os
 from pathlib import Path
 
 from barebox_virtio_cli.errors import BbvError
+from barebox_virtio_cli.qemu import qmp
 from barebox_virtio_cli.qemu.info import QemuInfo
+from barebox_virtio_cli.qemu.qmp import execute
 from barebox_virtio_cli.util.hosttools import on_path
 from barebox_virtio_cli.util.jsonfile import read_object, stamp, write_cache
+from barebox_virtio_cli.util.paths import cache_dir
+from barebox_virtio_cli.util.processes import start_child, stop
 
 CACHE_FORMAT = 3
 PROBE_TIMEOUT = 30  # seconds
@@ -30,8 +34,6 @@ def find_binary(name: str, package: str = "") -> str:
 
 
 def _cache_file() -> Path:
-    from barebox_virtio_cli.util.paths import cache_dir
-
     return cache_dir() / "qemu-probes.json"
 
 
@@ -60,8 +62,6 @@ def _probe_qmp(binary: str) -> QemuInfo:
     import subprocess
     import threading
 
-    from barebox_virtio_cli.qemu import qmp
-    from barebox_virtio_cli.util.processes import start_child, stop
 
     ours, theirs = socket.socketpair()
     argv = [binary, "-M", "none", "-S", "-nodefaults", "-display", "none",
@@ -101,8 +101,6 @@ def _probe_qmp(binary: str) -> QemuInfo:
 
 
 def _ask(monitor, binary: str) -> QemuInfo:
-    from barebox_virtio_cli.qemu.qmp import execute
-
     v = execute(monitor, "query-version")["return"]["qemu"]
     info = QemuInfo(binary=binary, version=(v["major"], v["minor"], v["micro"]))
     info.types = {t["name"] for t in execute(monitor, "qom-list-types",

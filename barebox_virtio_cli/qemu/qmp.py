@@ -10,9 +10,10 @@ import socket
 from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-from qemu.qmp.legacy import QEMUMonitorProtocol
+if TYPE_CHECKING:  # qemu.qmp loads asyncio (30 ms): imported where a monitor is made
+    from qemu.qmp.legacy import QEMUMonitorProtocol
 
 from barebox_virtio_cli.util.signals import deferred
 
@@ -47,6 +48,8 @@ def fd_monitor_args(fd: int) -> list[str]:
 @_signals_held
 def over_socket(sock: socket.socket) -> QEMUMonitorProtocol:
     """The client on our end of a socketpair; negotiated, ready for commands."""
+    from qemu.qmp.legacy import QEMUMonitorProtocol
+
     monitor = QEMUMonitorProtocol(sock)
     monitor.connect()
     monitor.settimeout(TIMEOUT)
@@ -57,6 +60,8 @@ def over_socket(sock: socket.socket) -> QEMUMonitorProtocol:
 def connect_unix(path: Path) -> QEMUMonitorProtocol:
     """The client on QEMU's QMP server socket; an error (qemu.qmp wraps the OSError) while
     QEMU does not listen yet."""
+    from qemu.qmp.legacy import QEMUMonitorProtocol
+
     monitor = QEMUMonitorProtocol(str(path))
     try:
         monitor.connect()

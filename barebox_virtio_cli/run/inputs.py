@@ -9,17 +9,20 @@ import re
 import stat
 from pathlib import Path
 
+from barebox_virtio_cli.build.record import find_image
 from barebox_virtio_cli.errors import BbvError, UsageError
-from barebox_virtio_cli.qemu.args import EnvEntry
+from barebox_virtio_cli.images.inuse import lock_conflict
+from barebox_virtio_cli.qemu.args import EnvEntry, parse_port_forward
 from barebox_virtio_cli.qemu.info import QemuInfo
 from barebox_virtio_cli.targets.catalog import Target
 from barebox_virtio_cli.util import sockets
+from barebox_virtio_cli.util.paths import runtime_dir
+from barebox_virtio_cli.util.ports import bind_error, in_use
 
 
 def resolve_image(target: Target, image: str | None, cwd: Path) -> Path:
     if image is not None:
         return check_image(existing_file(Path(image), "--image"), "--image")
-    from barebox_virtio_cli.build.record import find_image
 
     found, looked = find_image(target.name, target.image, cwd)
     if found is None:
@@ -70,7 +73,6 @@ def check_block_image(path: Path, snapshot: bool, check_locks: bool = True) -> P
     """check_locks=False where no QEMU starts here (bbv export)."""
     import shlex
 
-    from barebox_virtio_cli.images.inuse import lock_conflict
 
     path = existing_file(path, "--blk", "; make one with 'bbv image create "
                          f"{shlex.quote(str(path))} --size 8M'")
@@ -87,8 +89,6 @@ def check_block_image(path: Path, snapshot: bool, check_locks: bool = True) -> P
 
 
 def default_console_path(target: Target) -> Path:
-    from barebox_virtio_cli.util.paths import runtime_dir
-
     return runtime_dir() / f"{target.name}.console"
 
 
@@ -125,8 +125,6 @@ def _tag_problem(tag: str) -> str:
 def port_forward(text: str, check_free: bool = True) -> str:
     """--port-forward as a hostfwd rule (qemu/args.py), its host port checked to be free:
     QEMU would otherwise start and then fail to set up the rule."""
-    from barebox_virtio_cli.qemu.args import parse_port_forward
-    from barebox_virtio_cli.util.ports import bind_error, in_use
 
     rule = parse_port_forward(text)
     if not check_free:

@@ -6,12 +6,31 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from barebox_virtio_cli.errors import UsageError
-from barebox_virtio_cli.qemu.args import RunSpec, build_command
+from barebox_virtio_cli.build.service import build_for_run
+from barebox_virtio_cli.console.serial import foreground_serial
+from barebox_virtio_cli.debug.endpoint import qemu_arg
+from barebox_virtio_cli.debug.session import stub_for_run
+from barebox_virtio_cli.errors import BbvError, UsageError
+from barebox_virtio_cli.images.inuse import check_distinct
+from barebox_virtio_cli.qemu import machine as qm
+from barebox_virtio_cli.qemu.args import (
+    RunSpec,
+    activation_command,
+    boot_source,
+    build_command,
+    console_activation,
+    format_command,
+    spec_warnings,
+)
+from barebox_virtio_cli.qemu.board import BoardOptions
 from barebox_virtio_cli.qemu.info import QemuInfo
+from barebox_virtio_cli.qemu.machine import PTY, Machine
+from barebox_virtio_cli.qemu.probe import find_binary, probe
 from barebox_virtio_cli.run import inputs
-from barebox_virtio_cli.run.request import RunRequest
+from barebox_virtio_cli.run.request import BOARD_FIELDS, RunRequest
+from barebox_virtio_cli.session.options import script_from, session
 from barebox_virtio_cli.targets.catalog import Target, load_catalog
+from barebox_virtio_cli.util import validate
 from barebox_virtio_cli.util.status import say
 
 # Everything decided before QEMU starts (a plain tuple: a NamedTuple costs start-up).
@@ -24,7 +43,6 @@ def qemu_info(target: Target, binary: str | None = None) -> QemuInfo:
         from barebox_virtio_cli.qemu.board import probe_given
 
         return probe_given(binary)
-    from barebox_virtio_cli.qemu.probe import find_binary, probe
 
     return probe(find_binary(target.qemu, target.qemu_package))
 
@@ -34,8 +52,6 @@ def prepare(request: RunRequest, image_optional: bool = False,
     """Everything `bbv run` checks and decides before QEMU starts. image_optional: no image
     is needed (--dump-dtb, a --flash file that holds one already); check_locks=False where no
     QEMU starts here (bbv export): no image locks or host ports are checked then."""
-    from barebox_virtio_cli.images.inuse import check_distinct
-    from barebox_virtio_cli.util import validate
 
     for option, values in (("--image", [request.image]), ("--blk", request.blk),
                            ("--fs", request.fs), ("--firmware", [request.firmware]),
@@ -86,8 +102,6 @@ def _check_target_machine(target: Target, info: QemuInfo, given: str | None) -> 
 
 
 def _image(target: Target, image: str | None, optional: bool) -> Path | None:
-    from barebox_virtio_cli.errors import BbvError
-
     try:
         return inputs.resolve_image(target, image, Path.cwd())
     except BbvError:
@@ -99,13 +113,11 @@ def _image(target: Target, image: str | None, optional: bool) -> Path | None:
 def _prepare_board(request: RunRequest, attach: bool):
     """prepare() with the board-debugging options (qemu/board.py) checked and applied:
     (target, info, spec, board)."""
-    from barebox_virtio_cli.run.request import BOARD_FIELDS
 
     if not request.graphic and not any(getattr(request, name) for name in BOARD_FIELDS):
         target, info, spec = prepare(request)  # nothing for qemu/board.py to do (start-up)
         _warn(target, spec)
         return target, info, spec, None
-    from barebox_virtio_cli.qemu.board import BoardOptions
 
     board = BoardOptions(**{name: getattr(request, name) for name in BOARD_FIELDS})
     board.check_combination(bool(request.exec or request.expect), attach)
@@ -116,15 +128,11 @@ def _prepare_board(request: RunRequest, attach: bool):
 
 
 def _warn(target: Target, spec: RunSpec) -> None:
-    from barebox_virtio_cli.qemu.args import spec_warnings
-
     for warning in spec_warnings(target, spec):
         say(f"warning: {warning}")
 
 
 def _qemu_gdb_arg(request: RunRequest) -> str | None:
-    from barebox_virtio_cli.debug.endpoint import qemu_arg
-
     stub = _gdb_stub(request)
     return qemu_arg(stub) if stub else None
 
@@ -133,7 +141,6 @@ def _gdb_stub(request: RunRequest):
     """The gdb stub's Endpoint (util/sockets.py) for --gdb/--gdb-wait, else None."""
     if request.gdb is None and not request.gdb_wait:
         return None
-    from barebox_virtio_cli.debug.session import stub_for_run
 
     return stub_for_run(request.gdb, request.gdb_wait)
 
@@ -141,7 +148,6 @@ def _gdb_stub(request: RunRequest):
 def _checked(request: RunRequest):
     """The request's mode, checked before anything is probed: (request, attach, script);
     --keep-running implies --attach, which implies --console."""
-    from barebox_virtio_cli.session.options import script_from
 
     attach = request.attach or request.keep_running
     if (attach or request.console_log) and request.console is None:
@@ -159,7 +165,6 @@ def _built(request: RunRequest) -> RunRequest:
         raise UsageError("--no-ccache belongs to --build (rebuild before booting); add --build")
     if not (request.build or request.src or request.build_dir):
         return request
-    from barebox_virtio_cli.build.service import build_for_run
 
     return request.replace(image=str(build_for_run(
         request.target, request.arch, request.image, request.build, request.src,
@@ -168,7 +173,6 @@ def _built(request: RunRequest) -> RunRequest:
 
 def command_line(request: RunRequest) -> str:
     """--dry-run: the QEMU command line, shell-quoted, one option group a line."""
-    from barebox_virtio_cli.qemu.args import format_command
 
     request, attach, script = _checked(request)
     request = _built(request)
@@ -208,7 +212,6 @@ def boot(request: RunRequest) -> int:
         from barebox_virtio_cli.console.attach import attach_run
 
         return attach_run(target, info, spec, request.keep_running, request.console_log)
-    from barebox_virtio_cli.qemu import machine as qm
 
     if spec.dump_dtb is not None:
         from barebox_virtio_cli.qemu.dtb import dump_dtb
@@ -219,7 +222,6 @@ def boot(request: RunRequest) -> int:
 
         machine = qm.Machine(target, info, spec, qm.PTY, console_log=request.console_log)
         return run_script(machine, script, screenshot=board.shot if board else None)
-    from barebox_virtio_cli.console.serial import foreground_serial
 
     relay = foreground_serial(target, info, spec)
     return qm.Machine(target, info, spec, qm.STDIO if relay is None else qm.RELAY,
@@ -230,8 +232,6 @@ def boot(request: RunRequest) -> int:
 def scripted(request: RunRequest, on_step=None):
     """A scripted boot (--exec/--expect) of an image, not reported: its ScriptResult (session/
     report.py), for commands that judge boots themselves (bbv bisect)."""
-    from barebox_virtio_cli.qemu.machine import PTY, Machine
-    from barebox_virtio_cli.session.options import session
 
     request, attach, script = _checked(request)
     if script is None or attach:
@@ -242,8 +242,6 @@ def scripted(request: RunRequest, on_step=None):
 
 
 def _announce(target: Target, info: QemuInfo, spec: RunSpec) -> None:
-    from barebox_virtio_cli.qemu.args import activation_command, boot_source, console_activation
-
     say(f"booting {target.name} ({boot_source(spec)}); serial console below, Ctrl-A X quits QEMU")
     if spec.console is not None:
         say(f"virtio console: bbv console {spec.console}")

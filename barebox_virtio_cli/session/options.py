@@ -8,7 +8,14 @@ import os
 from pathlib import Path
 
 from barebox_virtio_cli.errors import UsageError
+from barebox_virtio_cli.qemu.args import activation_command, boot_source, console_activation
+from barebox_virtio_cli.session import report
+from barebox_virtio_cli.session.report import compile_patterns, step_lines
+from barebox_virtio_cli.session.scripted import Script, run_session
+from barebox_virtio_cli.session.shell import check_command, shorten
+from barebox_virtio_cli.util.atomic import CannotWrite, write_text
 from barebox_virtio_cli.util.output import echo
+from barebox_virtio_cli.util.signals import raising
 from barebox_virtio_cli.util.status import say
 
 DEFAULT_TIMEOUT = 30.0
@@ -37,7 +44,6 @@ def script_from(request, implied: bool = False) -> ScriptOptions | None:
                                  "--expect REGEX")
         return None
     check_exec(commands)
-    from barebox_virtio_cli.session.report import compile_patterns
 
     compile_patterns(expectations)
     return ScriptOptions(commands, expectations, timeout or DEFAULT_TIMEOUT,
@@ -46,7 +52,6 @@ def script_from(request, implied: bool = False) -> ScriptOptions | None:
 
 def check_exec(commands: list[str]) -> None:
     """Each --exec must be one line barebox's shell runs as given (bbv run and export lava)."""
-    from barebox_virtio_cli.session.shell import check_command, shorten
 
     for command in commands:
         problem = check_command(command)
@@ -80,8 +85,6 @@ def _is_junit(path: Path) -> bool:
 def run_script(machine, options: ScriptOptions, screenshot=None) -> int:
     """Boot the machine (qemu/machine.py), run the script, report; the exit status is 0 only
     if everything held."""
-    from barebox_virtio_cli.qemu.args import boot_source
-    from barebox_virtio_cli.session import report
 
     target, spec = machine.target, machine.spec
     where = "serial console" if spec.console is None else "virtio console"
@@ -120,9 +123,6 @@ def run_script(machine, options: ScriptOptions, screenshot=None) -> int:
 def session(machine, options: ScriptOptions, on_step=None, before_stop=None):
     """Boot the machine and run the script: its ScriptResult, not reported (run_script, bbv
     bisect)."""
-    from barebox_virtio_cli.qemu.args import activation_command, console_activation
-    from barebox_virtio_cli.session.scripted import Script, run_session
-    from barebox_virtio_cli.util.signals import raising
 
     target, spec = machine.target, machine.spec
     activation = None
@@ -135,8 +135,6 @@ def session(machine, options: ScriptOptions, on_step=None, before_stop=None):
 
 
 def _write_report(path: Path, text: str) -> bool:
-    from barebox_virtio_cli.util.atomic import CannotWrite, write_text
-
     try:
         write_text(path, text)
     except (OSError, CannotWrite) as exc:
@@ -146,8 +144,6 @@ def _write_report(path: Path, text: str) -> bool:
 
 
 def _print_step(step) -> None:
-    from barebox_virtio_cli.session.report import step_lines
-
     if step.command is None:
         say(f"barebox prompt after {step.duration:.1f} s")
         return

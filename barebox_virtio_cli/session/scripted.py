@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+from barebox_virtio_cli.console.server import connect_live
 from barebox_virtio_cli.session import shell as sh
 from barebox_virtio_cli.session.report import (
     ERROR,
@@ -224,8 +225,6 @@ def _finish(step: Step, started: float, status: int,
 
 
 def _virtio_shell(serial: Shell, script: Script, socket_path: Path) -> Shell:
-    from barebox_virtio_cli.console.server import connect_live
-
     if script.activation:
         output, status = serial.run(script.activation, script.timeout)
         if status:

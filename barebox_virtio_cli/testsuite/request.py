@@ -7,9 +7,14 @@ import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from barebox_virtio_cli.build.kbuild import check_tree as check_barebox_tree
+from barebox_virtio_cli.build.kbuild import defconfigs
+from barebox_virtio_cli.doctor.checks import TargetFacts, target_checks
+from barebox_virtio_cli.doctor.host import packages, probe_qemu
 from barebox_virtio_cli.errors import BbvError, UsageError
+from barebox_virtio_cli.run import inputs
 from barebox_virtio_cli.run.request import RunRequest
-from barebox_virtio_cli.targets.catalog import Target
+from barebox_virtio_cli.targets.catalog import Target, load_catalog
 from barebox_virtio_cli.util.status import say
 
 SUITE = "test/py"
@@ -32,7 +37,6 @@ class SuiteRequest:
 def make_request(src: Path, names: tuple[str, ...], all_targets: bool,
                  devices: RunRequest | None = None, **options) -> SuiteRequest:
     """Check the tree, labgrid and the targets up front; one line for what is wrong."""
-    from barebox_virtio_cli.targets.catalog import load_catalog
 
     if all_targets and names:
         raise UsageError("give target names or --all, not both")
@@ -64,7 +68,6 @@ def make_request(src: Path, names: tuple[str, ...], all_targets: bool,
 
 def _testable(targets: list[Target], src: Path) -> list[Target]:
     """--all: the targets the tree has a defconfig for and this host can boot; others named."""
-    from barebox_virtio_cli.build.kbuild import defconfigs
 
     known = defconfigs(src)
     chosen = []
@@ -126,7 +129,6 @@ def _balanced(text: str) -> bool:
 def check_devices(devices: RunRequest) -> None:
     """The device options checked as `bbv run` checks them (run/inputs.py), here before the
     tree, labgrid and the builds rather than in each target's export."""
-    from barebox_virtio_cli.run import inputs
 
     for blk in devices.blk:
         inputs.check_block_image(Path(blk), devices.snapshot, check_locks=False)
@@ -139,8 +141,6 @@ def check_devices(devices: RunRequest) -> None:
 
 
 def check_tree(src: Path) -> None:
-    from barebox_virtio_cli.build.kbuild import check_tree as check_barebox_tree
-
     check_barebox_tree(src)
     if not (src / SUITE).is_dir() or not (src / "conftest.py").is_file():
         raise UsageError(f"{src} has no test suite ({SUITE} and conftest.py); barebox's labgrid "
@@ -155,8 +155,6 @@ def check_labgrid() -> None:
 
 def boot_problem(target: Target) -> str | None:
     """Why this host cannot boot the target (doctor's boot checks), or None."""
-    from barebox_virtio_cli.doctor.checks import TargetFacts, target_checks
-    from barebox_virtio_cli.doctor.host import packages, probe_qemu
 
     pkgs = packages()
     facts = TargetFacts(**probe_qemu(target), toolchain="not checked")

@@ -15,14 +15,17 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
-from barebox_virtio_cli.errors import BbvError
+from barebox_virtio_cli.build.record import default_build_dir, read_record
+from barebox_virtio_cli.errors import BbvError, UsageError
+from barebox_virtio_cli.export.service import labgrid_file
 from barebox_virtio_cli.targets.catalog import Target
 from barebox_virtio_cli.testsuite import results as res
 from barebox_virtio_cli.testsuite.display import TargetLines
 from barebox_virtio_cli.testsuite.groups import ProcessGroups
 from barebox_virtio_cli.testsuite.request import SUITE, SuiteRequest
 from barebox_virtio_cli.util import status
-from barebox_virtio_cli.util.signals import Signalled
+from barebox_virtio_cli.util.atomic import write_text
+from barebox_virtio_cli.util.signals import STOP_SIGNALS, Signalled, handling
 
 
 class SuiteRun:
@@ -34,7 +37,6 @@ class SuiteRun:
 
     def build(self, target: Target, result: res.TargetResult) -> Path | None:
         """Build (or with --no-build find) the target; its image, or None with result.error."""
-        from barebox_virtio_cli.build.record import default_build_dir, read_record
 
         out = result.build_dir = default_build_dir(self.request.src, target.name)
         if self.request.build:
@@ -69,9 +71,6 @@ class SuiteRun:
     def export(self, target: Target, image: Path, result: res.TargetResult) -> Path | None:
         """The labgrid environment of this build with the device options, as `bbv export
         labgrid` writes it; its status lines head the test log."""
-        from barebox_virtio_cli.errors import UsageError
-        from barebox_virtio_cli.export.service import labgrid_file
-        from barebox_virtio_cli.util.atomic import write_text
 
         assert result.build_dir is not None
         env_file = result.build_dir / res.EXPORT_NAME
@@ -174,7 +173,6 @@ def _tail(path: Path, size: int = 20000) -> str:
 def run(request: SuiteRequest, live: bool) -> list[res.TargetResult]:
     """Run everything. Stopped by SIGINT, SIGTERM or SIGHUP, it stops every child (the build's
     make, pytest and its QEMU) and raises Signalled."""
-    from barebox_virtio_cli.util.signals import STOP_SIGNALS, handling
 
     lines = TargetLines([t.name for t in request.targets], live)
     suite = SuiteRun(request, lines)
