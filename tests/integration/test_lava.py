@@ -274,7 +274,12 @@ def test_lavacli_identity(farm, guest, tmp_path):
     done = bbv("lava", "submit", "-i", "farm", "-t", "vexpress", "--image", str(guest),
                "--exec", "true", env={"XDG_CONFIG_HOME": str(config)})
     assert done.returncode == 0, done.stderr
-    assert f"{farm.url}/scheduler/job/" in done.stdout
+    job_id = done.stdout.split("/scheduler/job/")[1].split()[0]
+    waited = bbv("lava", "wait", "-i", "farm", job_id, "--json",
+                 env={"XDG_CONFIG_HOME": str(config)})
+    assert waited.returncode == 0, waited.stderr
+    (job,) = yaml.safe_load(waited.stdout)["jobs"]
+    assert (job["name"], job["health"], job["passed"]) == ("bbv vexpress", "Complete", True)
     missing = bbv("lava", "wait", "-i", "lab", "1", env={"XDG_CONFIG_HOME": str(config)})
     assert missing.returncode == 2
     assert one_line(missing) == (f"bbv: error: no identity 'lab' in {config}/lavacli.yaml "
