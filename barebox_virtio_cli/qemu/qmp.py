@@ -1,30 +1,38 @@
 """bbv's one QMP client: qemu.qmp's synchronous QEMUMonitorProtocol, over the unix socket an
-attached QEMU serves (console/attach.py) or over a socketpair handed to QEMU (qemu/probe.py).
-qemu.qmp brings asyncio, so this is imported only where QMP is spoken."""
+attached QEMU serves (qemu/machine.py) or over a socketpair handed to QEMU (qemu/probe.py)."""
 
 from __future__ import annotations
 
 import functools
-import logging
 import socket
 from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-if TYPE_CHECKING:  # qemu.qmp loads asyncio (30 ms): imported where a monitor is made
-    from qemu.qmp.legacy import QEMUMonitorProtocol
-
 from barebox_virtio_cli.util.signals import deferred
+
+if TYPE_CHECKING:
+    from qemu.qmp.legacy import QEMUMonitorProtocol
 
 T = TypeVar("T")
 TIMEOUT = 10.0  # seconds for QEMU to answer a command: a stopped or hung QEMU never does
 
-# When QEMU quits or dies under qemu.qmp (bbv's own `quit` included), its reader tasks end with
-# an exception nobody retrieves, and asyncio would print that, with a traceback, through
-# logging's last resort. bbv reports QEMU's end itself.
-for _name in ("asyncio", "qemu.qmp"):
-    logging.getLogger(_name).addHandler(logging.NullHandler())
+
+@functools.cache
+def _protocol() -> type[QEMUMonitorProtocol]:
+    """qemu.qmp's client, imported where a monitor is made: it loads asyncio (30 ms).
+
+    When QEMU quits or dies under qemu.qmp (bbv's own `quit` included), its reader tasks end
+    with an exception nobody retrieves, and asyncio would print that, with a traceback, through
+    logging's last resort. bbv reports QEMU's end itself."""
+    import logging
+
+    from qemu.qmp.legacy import QEMUMonitorProtocol
+
+    for name in ("asyncio", "qemu.qmp"):
+        logging.getLogger(name).addHandler(logging.NullHandler())
+    return QEMUMonitorProtocol
 
 
 def _signals_held(function: Callable[..., T]) -> Callable[..., T]:
@@ -48,9 +56,7 @@ def fd_monitor_args(fd: int) -> list[str]:
 @_signals_held
 def over_socket(sock: socket.socket) -> QEMUMonitorProtocol:
     """The client on our end of a socketpair; negotiated, ready for commands."""
-    from qemu.qmp.legacy import QEMUMonitorProtocol
-
-    monitor = QEMUMonitorProtocol(sock)
+    monitor = _protocol()(sock)
     monitor.connect()
     monitor.settimeout(TIMEOUT)
     return monitor
@@ -60,9 +66,7 @@ def over_socket(sock: socket.socket) -> QEMUMonitorProtocol:
 def connect_unix(path: Path) -> QEMUMonitorProtocol:
     """The client on QEMU's QMP server socket; an error (qemu.qmp wraps the OSError) while
     QEMU does not listen yet."""
-    from qemu.qmp.legacy import QEMUMonitorProtocol
-
-    monitor = QEMUMonitorProtocol(str(path))
+    monitor = _protocol()(str(path))
     try:
         monitor.connect()
     except BaseException:
