@@ -3,7 +3,7 @@ interpreter importing click. Alternating runs, median of N each, warm QEMU probe
 
     python benchmarks/startup.py [--runs 20]
 
-Target: ratio <= 1.5. Byte code is compiled first, as `pip install` does: with
+Target: ratio <= 2.0. Byte code is compiled first, as `pip install` does: with
 PYTHONDONTWRITEBYTECODE set, an editable install would otherwise compile bbv on every run.
 bbv's cache and state dirs are private to the run: other bbv checkouts rewrite the shared
 catalog cache (keyed on the target files' paths), and a shared state dir may point the image
@@ -58,7 +58,7 @@ def main() -> None:
     bbv_ms = statistics.median(samples["bbv"]) * 1000
     print(f"python -c 'import click': median {click_ms:.1f} ms over {runs} runs")
     print(f"bbv run ... --dry-run:    median {bbv_ms:.1f} ms over {runs} runs")
-    print(f"ratio: {bbv_ms / click_ms:.2f} (target <= 1.5)")
+    print(f"ratio: {bbv_ms / click_ms:.2f} (target <= 2.0)")
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ class EnvEntry:
     is_file: bool = False
 
 
-@dataclass(repr=False, eq=False, match_args=False)  # fewer generated methods: start-up time
+@dataclass
 class RunSpec:
     image: Path | None  # None only for --dump-dtb, or a --flash file that holds barebox
     blks: list[Path] = field(default_factory=list)

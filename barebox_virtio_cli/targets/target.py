@@ -15,8 +15,7 @@ DEVICE_KINDS = ("blk", "rng", "console", "input", "net", "9p")
 FEATURES = ("pci", "network", "testfs", "barebox-state", "policies", "modules")
 
 
-# Not frozen, no generated repr or eq: each generated method costs bbv start-up time.
-@dataclass(repr=False, eq=False, match_args=False)
+@dataclass
 class Target:
     name: str
     path: Path
