@@ -11,7 +11,6 @@ from barebox_virtio_cli.errors import UsageError
 from barebox_virtio_cli.qemu.args import activation_command, boot_source, console_activation
 from barebox_virtio_cli.session import report
 from barebox_virtio_cli.session.report import compile_patterns, step_lines
-from barebox_virtio_cli.session.scripted import Script, run_session
 from barebox_virtio_cli.session.shell import check_command, shorten
 from barebox_virtio_cli.util.atomic import CannotWrite, write_text
 from barebox_virtio_cli.util.output import echo
@@ -123,6 +122,9 @@ def run_script(machine, options: ScriptOptions, screenshot=None) -> int:
 def session(machine, options: ScriptOptions, on_step=None, before_stop=None):
     """Boot the machine and run the script: its ScriptResult, not reported (run_script, bbv
     bisect)."""
+    # The session stack (console server, pexpect) is loaded for scripted boots only: it is a
+    # fifth of `bbv run --dry-run`'s start-up, which every command pays through this module.
+    from barebox_virtio_cli.session.scripted import Script, run_session
 
     target, spec = machine.target, machine.spec
     activation = None
