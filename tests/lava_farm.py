@@ -164,11 +164,24 @@ def _wait_online(url: str, token: str, workers: list[str], deadline: float) -> N
         time.sleep(0.5)
 
 
+# Jobs a stopped instance left unfinished (a test run killed mid-job, a machine that kept the
+# database across a reboot) hold their devices for ever: the new workers know nothing of them,
+# and the scheduler never hands those devices another job.
+FINISH_STALE_JOBS = """
+from lava_scheduler_app.models import Device, TestJob
+TestJob.objects.exclude(state=TestJob.STATE_FINISHED).update(
+    state=TestJob.STATE_FINISHED, health=TestJob.HEALTH_CANCELED)
+Device.objects.exclude(state=Device.STATE_IDLE).update(state=Device.STATE_IDLE)
+"""
+
+
 def up(count: int = 1) -> Farm:
-    """Start PostgreSQL (if stopped), the server's processes and `count` workers."""
+    """Start PostgreSQL (if stopped), the server's processes and `count` workers; jobs an
+    earlier instance left unfinished are ended first."""
     down()
     postgres = start_postgres()
     state = set_up()
+    manage("shell", "--command", FINISH_STALE_JOBS)
     port, ws_port = free_port(), free_port()
     url = f"http://127.0.0.1:{port}"
     pids = {
