@@ -50,6 +50,35 @@ def bbv(*args: str, cwd: Path | str | None = None, env: dict[str, str | None] | 
     return done
 
 
+def one_line_error(result: subprocess.CompletedProcess, code: int, *needles: str) -> str:
+    """bbv's whole stderr is one error line with these words, and the exit status is code."""
+    assert result.returncode == code, (result.returncode, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("bbv: error: "), result.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    return lines[0]
+
+
+def error_line(result: subprocess.CompletedProcess, code: int, *needles: str) -> str:
+    """The one error line among bbv's status lines (bbv build says its defconfig first)."""
+    assert result.returncode == code, (result.returncode, result.stderr)
+    assert "Traceback" not in result.stderr, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("bbv: error: ")]
+    assert len(lines) == 1, result.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    return lines[0]
+
+
+def snapshot(path: Path) -> dict[str, tuple[int, int]]:
+    """Every file under path with its size and mtime: what 'nothing written' compares."""
+    if not path.exists():
+        return {}
+    return {str(p.relative_to(path)): (p.stat().st_size, p.stat().st_mtime_ns)
+            for p in sorted(path.rglob("*")) if p.is_file()}
+
+
 # The miniature barebox tree has a test suite of its own, run by `bbv test`, not by this one.
 collect_ignore = ["fixtures"]
 # The folder says what its tests need; integration/ (real QEMU, socat, compilers, gdb, git) may

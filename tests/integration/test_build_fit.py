@@ -7,33 +7,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, bbv, need
+from conftest import ROOT, bbv, error_line, need, snapshot
 
 MINI = ROOT / "tests" / "fixtures" / "minibarebox"
 RISCV = "riscv64-linux-gnu-"
-
-
-def error_line(result: subprocess.CompletedProcess, code: int, *needles: str) -> str:
-    """The one error line among bbv's status lines (bbv build says its defconfig first)."""
-    assert result.returncode == code, (result.returncode, result.stderr)
-    assert "Traceback" not in result.stderr, result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.startswith("bbv: error: ")]
-    assert len(lines) == 1, result.stderr
-    for needle in needles:
-        assert needle in lines[0], lines[0]
-    return lines[0]
-
-
-def snapshot(path: Path) -> dict[str, tuple[int, int]]:
-    """Every file under path with its size and mtime: what 'nothing written' compares."""
-    if not path.exists():
-        return {}
-    return {str(p.relative_to(path)): (p.stat().st_size, p.stat().st_mtime_ns)
-            for p in sorted(path.rglob("*")) if p.is_file()}
 
 
 @pytest.fixture

@@ -11,19 +11,10 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import BBV, ROOT, bbv
+from conftest import BBV, ROOT, bbv, one_line_error
 
 from barebox_virtio_cli.errors import UsageError
 from barebox_virtio_cli.util import validate
-
-
-def one_line_error(result: subprocess.CompletedProcess, code: int, *needles: str) -> str:
-    assert result.returncode == code, (result.returncode, result.stderr)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("bbv: error: "), result.stderr
-    for needle in needles:
-        assert needle in lines[0], lines[0]
-    return lines[0]
 
 
 @pytest.fixture

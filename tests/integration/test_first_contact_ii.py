@@ -11,38 +11,10 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from conftest import BBV, ROOT, bbv, need
+from conftest import BBV, ROOT, bbv, error_line, need, one_line_error, snapshot
 
 MINI = ROOT / "tests" / "fixtures" / "minibarebox"
 RISCV = "riscv64-linux-gnu-"
-
-
-def one_line(result: subprocess.CompletedProcess, code: int, *needles: str) -> str:
-    assert result.returncode == code, (result.returncode, result.stderr)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("bbv: error: "), result.stderr
-    for needle in needles:
-        assert needle in lines[0], lines[0]
-    return lines[0]
-
-
-def error_line(result: subprocess.CompletedProcess, code: int, *needles: str) -> str:
-    """The one error line among bbv's status lines (bbv build says its defconfig first)."""
-    assert result.returncode == code, (result.returncode, result.stderr)
-    assert "Traceback" not in result.stderr, result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.startswith("bbv: error: ")]
-    assert len(lines) == 1, result.stderr
-    for needle in needles:
-        assert needle in lines[0], lines[0]
-    return lines[0]
-
-
-def snapshot(path: Path) -> dict[str, tuple[int, int]]:
-    """Every file under path with its size and mtime: what 'nothing written' compares."""
-    if not path.exists():
-        return {}
-    return {str(p.relative_to(path)): (p.stat().st_size, p.stat().st_mtime_ns)
-            for p in sorted(path.rglob("*")) if p.is_file()}
 
 
 @pytest.fixture
@@ -109,8 +81,8 @@ def unprivileged():
 
 def test_image_create_in_a_directory_not_writable(unprivileged):
     run, _, readonly = unprivileged
-    one_line(run("image", "create", str(readonly / "x.img"), "--size", "1M"), 1,
-             f"cannot write {readonly / 'x.img'}", "Permission denied")
+    one_line_error(run("image", "create", str(readonly / "x.img"), "--size", "1M"), 1,
+                   f"cannot write {readonly / 'x.img'}", "Permission denied")
     assert not list(readonly.iterdir())
 
 
@@ -118,10 +90,10 @@ def test_export_into_a_directory_not_writable(unprivileged, images):
     run, base, readonly = unprivileged
     image = base / "b.img"
     shutil.copy(images / "images" / "barebox-dt-2nd.img", image)
-    one_line(run("export", "lava", "-t", "vexpress", "--image", str(image), "-o",
-                 str(readonly / "job.yaml")), 1, "cannot write", "Permission denied")
-    one_line(run("export", "lava", "-t", "vexpress", "--image", str(image), "-o",
-                 str(readonly / "jobs") + "/"), 2, "cannot create the directory")
+    one_line_error(run("export", "lava", "-t", "vexpress", "--image", str(image), "-o",
+                       str(readonly / "job.yaml")), 1, "cannot write", "Permission denied")
+    one_line_error(run("export", "lava", "-t", "vexpress", "--image", str(image), "-o",
+                       str(readonly / "jobs") + "/"), 2, "cannot create the directory")
     assert not list(readonly.iterdir())
 
 
@@ -144,7 +116,8 @@ def test_build_where_bbv_cannot_write(unprivileged):
 
 
 def test_image_create_in_proc_as_any_user(tmp_path):
-    one_line(bbv("image", "create", "/proc/x.img", "--size", "1M"), 1, "cannot write /proc/x.img")
+    one_line_error(bbv("image", "create", "/proc/x.img", "--size", "1M"), 1,
+                   "cannot write /proc/x.img")
 
 
 # --- 4, 5, 12-14: values refused before anything starts ---------------------------------------
@@ -155,18 +128,18 @@ def test_image_create_in_proc_as_any_user(tmp_path):
                                      ["quickstart", "--timeout"],
                                      ["console", "/tmp/x.sock", "--linger"]])
 def test_absurd_durations_are_refused_with_the_limit(images, command, value):
-    one_line(bbv(*command, value, cwd=images), 2, "at most 86400 seconds")
+    one_line_error(bbv(*command, value, cwd=images), 2, "at most 86400 seconds")
 
 
 def test_console_wait_beyond_a_day_is_refused():
-    one_line(bbv("console", "--wait", "1e12", "/tmp/x.sock"), 2, "more than 86400 seconds")
+    one_line_error(bbv("console", "--wait", "1e12", "/tmp/x.sock"), 2, "more than 86400 seconds")
 
 
 @pytest.mark.parametrize("option", ["--image", "--blk"])
 def test_five_thousand_character_paths(images, option):
     long = "/tmp/" + "a" * 5000
-    line = one_line(bbv("run", "-t", "vexpress", option, long, "--dry-run", cwd=images), 2,
-                    option, "too long")
+    line = one_line_error(bbv("run", "-t", "vexpress", option, long, "--dry-run", cwd=images), 2,
+                          option, "too long")
     assert len(line) < 400
 
 
@@ -175,19 +148,19 @@ def test_image_that_cannot_boot_is_refused_before_qemu(images):
     (images / "notes.txt").write_text("this is not barebox\n" * 100)
     for image, needle in (("/dev/null", "not a regular file"), ("empty.img", "is empty"),
                           ("notes.txt", "is a text file")):
-        one_line(bbv("run", "-t", "vexpress", "--image", image, "--dry-run", cwd=images), 2,
-                 needle)
+        one_line_error(bbv("run", "-t", "vexpress", "--image", image, "--dry-run", cwd=images), 2,
+                       needle)
 
 
 @need("qemu-system-mips", "qemu-system-arm")
 def test_qemu_of_another_arch_gets_bbvs_hint(images):
-    one_line(bbv("run", "-t", "vexpress", "--qemu", "qemu-system-mips", "--dry-run",
-                 cwd=images), 2, "qemu-system-mips has no machine 'virt'", "qemu-system-arm")
+    one_line_error(bbv("run", "-t", "vexpress", "--qemu", "qemu-system-mips", "--dry-run",
+                       cwd=images), 2, "qemu-system-mips has no machine 'virt'", "qemu-system-arm")
 
 
 @pytest.mark.parametrize("endpoint", ["99999", "tcp::70000", "tcp:localhost:0"])
 def test_gdb_port_out_of_range(endpoint):
-    one_line(bbv("gdb", "-t", "vexpress", endpoint), 2, "out of range", "1 to 65535")
+    one_line_error(bbv("gdb", "-t", "vexpress", endpoint), 2, "out of range", "1 to 65535")
 
 
 @pytest.mark.parametrize(("args", "needle"), [
@@ -195,7 +168,7 @@ def test_gdb_port_out_of_range(endpoint):
     (["run", "-t", "vexpress", "--net", "--port-forward", "\u00b2", "--dry-run"], "ports 1-65535"),
 ])
 def test_superscript_digits_are_no_port(images, args, needle):
-    one_line(bbv(*args, cwd=images), 2, needle)
+    one_line_error(bbv(*args, cwd=images), 2, needle)
 
 
 # --- 6, 11: file names ------------------------------------------------------------------------
@@ -233,8 +206,8 @@ def test_export_makes_the_output_directory(images):
 
 
 def test_console_twice_is_refused(images):
-    one_line(bbv("run", "-t", "vexpress", "--console", "a.sock", "--console", "b.sock",
-                 "--dry-run", cwd=images), 2, "--console given 2 times", "one virtio console")
+    one_line_error(bbv("run", "-t", "vexpress", "--console", "a.sock", "--console", "b.sock",
+                       "--dry-run", cwd=images), 2, "--console given 2 times", "one virtio console")
 
 
 def test_dry_run_says_scripted_options_are_not_carried_out(images):
@@ -248,8 +221,8 @@ def test_dry_run_says_scripted_options_are_not_carried_out(images):
 
 @need("qemu-system-mips")
 def test_bootarg_advice_works_on_the_target(images):
-    line = one_line(bbv("run", "-t", "malta", "--bootarg", "foo=bar", "-n", cwd=images), 2,
-                    "--bootarg", "--exec")
+    line = one_line_error(bbv("run", "-t", "malta", "--bootarg", "foo=bar", "-n", cwd=images), 2,
+                          "--bootarg", "--exec")
     assert "--env" not in line
     done = bbv("run", "-t", "malta", "--env", "nv/x=1", "-n", cwd=images)
     assert done.returncode == 2  # the advice must not be what malta refuses
@@ -432,10 +405,10 @@ def test_bisect_refuses_before_building(history, args, needle):
     ("http://h:99999", "has an invalid port"), ("http://h:0/", "has an invalid port"),
     ("https://[::1", "is not a valid URL"), ("http://a b/", "contains spaces")])
 def test_lava_url_that_is_no_url(url, needle):
-    one_line(bbv("lava", "wait", "--url", url, "--token", "x", "1", timeout=60), 2, "--url",
-             needle)
+    one_line_error(bbv("lava", "wait", "--url", url, "--token", "x", "1", timeout=60), 2, "--url",
+                   needle)
 
 
 def test_mirror_with_an_unclosed_bracket():
-    one_line(bbv("toolchain", "fetch", "arm", "--mirror", "https://[::1"), 2, "--mirror",
-             "is not a valid URL")
+    one_line_error(bbv("toolchain", "fetch", "arm", "--mirror", "https://[::1"), 2, "--mirror",
+                   "is not a valid URL")
