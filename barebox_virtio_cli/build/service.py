@@ -3,6 +3,7 @@ target boots (or every image), with ccache when it works, and record the result 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import os
@@ -20,6 +21,7 @@ from barebox_virtio_cli.errors import BbvError, UsageError
 from barebox_virtio_cli.targets.catalog import Catalog, Target, load_catalog
 from barebox_virtio_cli.util import userconfig
 from barebox_virtio_cli.util.paths import cache_dir
+from barebox_virtio_cli.util.signals import deferred
 from barebox_virtio_cli.util.status import say
 
 # What barebox's own container builds add (scripts/container.sh): the target tools need a libc.
@@ -83,18 +85,23 @@ def build(req: BuildRequest) -> BuildResult:
     cache = _ccache(req.no_ccache)
     goals, scope = _goals(src, plan, req.all_images, catalog.targets.get(req.target or ""))
     jobs = req.jobs or os.cpu_count() or 1
-    with make_runner.locked(out):
-        previous_record = buildrecord.read_record(out)
+    with contextlib.ExitStack() as held:
+        # From the directory's creation to its record a signal waits: an interrupted first
+        # build must leave a directory bbv accepts again.
+        with deferred():
+            held.enter_context(make_runner.locked(out))
+            previous_record = buildrecord.read_record(out)
+            if not req.clean:
+                buildrecord.mark(out, plan.name)
         history = previous_record.progress if previous_record else {}
         if cache and not req.clean and _built_without_ccache(previous_record):
             say("ccache: not used here: this directory was built without it, and a new "
                 "compiler command recompiles everything; --clean to start over with ccache")
             cache = None
         say(f"toolchain: {toolchain.describe()}" + (f", {cache.describe()}" if cache else ""))
-        if req.clean:
+        if req.clean:  # the record stays while the rest goes, then starts anew
             make_runner.clean(out, buildrecord.RECORD_NAME)
-        # First of all: an interrupted first build must leave a directory bbv accepts again.
-        buildrecord.mark(out, plan.name, replace=req.clean)
+            buildrecord.mark(out, plan.name, replace=True)
         log = out / make_runner.LOG_NAME
         log.write_text("")
         started = time.monotonic()
