@@ -60,7 +60,6 @@ def install_name(version: str, triplet: str) -> str:
 def mirror_url(env: Mapping[str, str], config: Mapping[str, str]) -> str:
     """$BBV_TOOLCHAIN_MIRROR, else the config file's [toolchain] mirror, else kernel.org;
     a malformed one is a UsageError naming where it came from."""
-
     if env.get(MIRROR_ENV):
         return check_mirror_url(env[MIRROR_ENV], f"${MIRROR_ENV}")
     if config.get("mirror"):
@@ -126,7 +125,6 @@ class FetchRequest:
 
 def install(request: FetchRequest) -> tuple[Target, str]:
     """`bbv toolchain fetch`: the target the arch names and the installed compiler's prefix."""
-
     catalog = load_catalog()
     target = catalog.targets.get(request.arch) or catalog.for_arch(request.arch)
     if not target.crosstool_triplet:

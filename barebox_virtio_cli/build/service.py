@@ -314,7 +314,6 @@ def _configure(src: Path, out: Path, plan: kbuild.Plan, fragments: list[str],
                record: buildrecord.BuildRecord | None) -> bool:
     """Configure unless .config is there from the same defconfig and fragments; True if it
     configured (the build then compiles everything)."""
-
     same = (record is not None and record.defconfig == plan.defconfig
             and record.arch == plan.arch and record.kconfig == fragments)
     if (out / ".config").is_file() and same:

@@ -274,7 +274,6 @@ class Finder:
 def survey_targets(names: list[str]) -> list[dict]:
     """`bbv toolchain list`: per target, every compiler found, whether it fits, which one
     `bbv build` would use (or why none)."""
-
     catalog = load_catalog()
     finder = Finder.default()
     report = []

@@ -202,7 +202,6 @@ class SerialRelay:
 def foreground_serial(target, info, spec) -> SerialRelay | None:
     """A relay when bbv must type the activation on the serial line; None: QEMU's stdio is the
     terminal itself."""
-
     if spec.console is None or spec.serial != "mon:stdio" or \
             console_activation(target, info) != "manual":
         return None

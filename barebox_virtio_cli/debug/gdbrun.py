@@ -67,7 +67,6 @@ def run_gdb(argv: list[str], env: dict[str, str]) -> int:
     SIGINT meanwhile; SIGTERM and SIGHUP stop gdb and bbv exits 128+N. gdb gets SIGHUP for
     both: it then detaches cleanly, so barebox runs on (gdb 13 answers SIGTERM with a Python
     traceback); SIGTERM and SIGKILL follow if it does not end."""
-
     guard = TerminalGuard()
     got: list[int] = []
     proc = start_child(argv, env=env)
@@ -76,7 +75,6 @@ def run_gdb(argv: list[str], env: dict[str, str]) -> int:
         got.append(signum)
         if proc.poll() is None:
             proc.send_signal(signal.SIGHUP)
-
 
     try:
         with handling((signal.SIGTERM, signal.SIGHUP), on_signal), \

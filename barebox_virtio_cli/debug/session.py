@@ -81,7 +81,6 @@ class Attach:
 def plan_attach(target: Target, endpoint_text: str | None, image: str | None,
                 build_dir: str | None, iomem: tuple[str, str] | None = None) -> Attach:
     """Everything `bbv gdb` decides before gdb starts; `iomem` is (its name, its text)."""
-
     record = running_stub(target.name)
     if endpoint_text:
         stub = endpoints.parse(endpoint_text)

@@ -42,7 +42,6 @@ def packages() -> Packages:
 
 def probe_qemu(target: Target) -> dict:
     """QEMU path, version and machine/firmware facts, from the cached QMP probe."""
-
     path = on_path(target.qemu)
     if path is None:
         return {}

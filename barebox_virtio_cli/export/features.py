@@ -116,7 +116,6 @@ def dropped(target: Target, matched: list[TreeEnv]) -> list[str]:
 
 def image_defconfig(image: Path) -> str | None:
     """The defconfig `bbv build` recorded for the build an image came from (BUILD/images/X)."""
-
     for build_dir in (image.parent.parent, image.parent):
         record = read_record(build_dir)
         if record and record.defconfig:
@@ -126,7 +125,6 @@ def image_defconfig(image: Path) -> str | None:
 
 def tree_defconfig(target: Target, src: Path) -> str | None:
     """The first of the target's defconfigs the tree has (what `bbv build` would take)."""
-
     known = defconfigs(src)
     return next((d for d in target.defconfigs if d in known), None)
 

@@ -63,7 +63,6 @@ def labgrid_env(target: Target, spec: RunSpec, groups: list[list[str]], qemu_pat
     """A labgrid environment like barebox's test/<arch>/*.yaml, with bbv's devices. With
     barebox's strategy, `features` (default: the transport's) are declared and the option
     groups barebox's conftest adds itself for them are left out."""
-
     image_key, firmware_key = _images(target, spec)
     features = features or [f"virtio-{target.transport}"]
     extra = extra_groups(groups)

@@ -32,7 +32,6 @@ def per_target(request: RunRequest, targets: tuple[str, ...]) -> list[RunRequest
 
 def write(output: str | None, force: bool, files: list[tuple[str, str]]) -> list[str]:
     """(target name, text) pairs to -o (see export/output.py); the texts for standard output."""
-
     printed = []
     names = [name for name, _ in files]
     for dest, (_, text) in zip(destinations(output, names, force), files, strict=True):

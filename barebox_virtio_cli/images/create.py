@@ -65,7 +65,6 @@ def _held_by_qemu(path: Path) -> bool:
 
 def write_image(plan: ImagePlan, path: Path, force: bool) -> None:
     """Build in a temporary file in the same directory, then move it into place."""
-
     _check_tools(plan, path)
     with replacing(path, replace=force) as tmp:
         with tmp.open("wb") as fh:
@@ -96,7 +95,6 @@ def _run(step: ImageStep) -> None:
 def check_image_fits(size: int, directory: Path) -> None:
     """A --size the filesystem holding `directory` can take: no larger than its largest file
     and than the filesystem itself (the image is sparse, so free space is not the limit)."""
-
     try:
         bits = os.pathconf(directory, "PC_FILESIZEBITS")
         vfs = os.statvfs(directory)

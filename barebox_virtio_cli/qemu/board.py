@@ -50,7 +50,6 @@ class BoardOptions:
 
     def apply(self, target: Target, info: QemuInfo, spec: RunSpec) -> None:
         """Check the options against the target and fill them into spec (nothing written)."""
-
         spec.bootargs = list(self.bootargs)
         if self.dtb is not None:
             from barebox_virtio_cli.qemu.dtb import check_dtb
@@ -82,7 +81,6 @@ class BoardOptions:
 
     def prepare_boot(self, dry_run: bool) -> None:
         """Write what the boot needs (the flash file), or on --dry-run say what would be."""
-
         for note in self.notes:
             say(note)
         if self.flash_plan is not None:
@@ -97,7 +95,6 @@ class BoardOptions:
 
 def qemu_binary(given: str) -> str:
     """--qemu BINARY: a path, or a name on PATH; an executable file, as an absolute path."""
-
     found = given if os.sep in given else on_path(given)
     if found is None and os.path.lexists(given):
         found = given  # a file here, not a program on PATH: checked as a path below
@@ -114,7 +111,6 @@ def qemu_binary(given: str) -> str:
 
 def probe_given(given: str) -> QemuInfo:
     """--qemu BINARY, checked and probed (and cached) like the target's own QEMU."""
-
     binary = qemu_binary(given)
     try:
         return probe(binary)

@@ -90,7 +90,6 @@ class Screenshot:
 
     def take(self) -> None:
         """Called while QEMU still runs; failures are kept in self.error, never raised."""
-
         client = None
         try:
             client = qmp.connect_unix(self.qmp)

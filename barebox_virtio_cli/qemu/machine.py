@@ -103,7 +103,6 @@ class Machine:
     def _log_spec(self, spec: RunSpec) -> RunSpec:
         """LOG: the serial line into a log file in the state dir (or onto a socket that bbv
         reads into it, where bbv types the activation), and a QMP socket."""
-
         name, pid = self.target.name, os.getpid()
         stamp = time.strftime("%Y%m%d-%H%M%S")
         self.serial_log = state_dir() / "logs" / f"{name}-{stamp}-{pid}.serial.log"
@@ -200,7 +199,6 @@ class Machine:
 
     def connect_monitor(self, check: Callable[[], None] = lambda: None):
         """bbv's QMP client once QEMU listens on qmp_path (LOG); check: a deferred signal's."""
-
         deadline = time.monotonic() + START_TIMEOUT
         while True:
             check()

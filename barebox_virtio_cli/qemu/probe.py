@@ -62,7 +62,6 @@ def _probe_qmp(binary: str) -> QemuInfo:
     import subprocess
     import threading
 
-
     ours, theirs = socket.socketpair()
     argv = [binary, "-M", "none", "-S", "-nodefaults", "-display", "none",
             *qmp.fd_monitor_args(theirs.fileno())]

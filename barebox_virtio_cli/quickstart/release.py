@@ -34,7 +34,6 @@ def _detail(text: str) -> None:
 def download(version: str, given: str | None) -> Path:
     """The release tarball in the cache, downloaded and verified once; its sum is kept beside
     it, so that later runs, offline too, check the cached file against it."""
-
     name = qs.tarball_name(version)
     cache = cache_dir() / "barebox"
     archive, sum_file = cache / name, cache / f"{name}.sha256"
@@ -75,7 +74,6 @@ def _published_sum(downloader: Downloader, url: str, name: str, version: str) ->
 def unpack(archive: Path, tree: Path) -> None:
     """Safe extraction (util/download's member checks) into a temporary directory beside the
     tree, moved into place only when it is a barebox tree."""
-
     tmp = Path(tempfile.mkdtemp(prefix=".unpack-", dir=tree.parent))
     try:
         with _spinner(f"unpacking {archive.name}"):

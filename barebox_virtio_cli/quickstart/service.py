@@ -138,7 +138,6 @@ def _workdir(given: Path | None) -> Path:
 def _check_machine(target: Target) -> None:
     """Doctor's checks for this target; a missing compiler is left to the toolchain step,
     which can fetch one."""
-
     pkgs = packages()
     host, per_target = gather([target], pkgs)
     problems = [f"{c.item}: {c.detail}" + _packages(c.packages) for c in
@@ -177,7 +176,6 @@ def _tree(src: Path | None, work: Path, version: str, sha256: str | None) -> Pat
 
 def _toolchain(target: Target, tree: Path) -> tuple[str, str]:
     """The compiler `bbv build` would pick; without one, `bbv toolchain fetch` for the target."""
-
     plan = kbuild.plan(tree, load_catalog(), target.name, None, None)
     try:
         found = Finder.default().find(target, plan.defconfig)
@@ -217,7 +215,6 @@ def _build(target: Target, tree: Path, work: Path, defconfig: str, prefix: str) 
 def _disks(work: Path) -> tuple[list[Path], bytes]:
     """A FAT disk with a file on it, kept from the last run if unchanged, and a blank one made
     anew (the raw-write check writes to it); and the token the file and the check use."""
-
     fat, raw = work / qs.FAT_IMAGE, work / qs.RAW_IMAGE
     token = kept_token(work, fat)
     if token is None:
@@ -238,7 +235,6 @@ def _disks(work: Path) -> tuple[list[Path], bytes]:
 def _boot_and_check(target: Target, image: Path, disks: list[Path], token: bytes,
                     timeout: float) -> Path:
     """Boot with both disks, an RNG and the virtio console; run the checks on that console."""
-
     target, info, spec = prepare(RunRequest(
         target=target.name, image=str(image), blk=tuple(str(d) for d in disks), rng=1,
         console=str(runtime_dir() / f"quickstart-{target.name}.console")))
@@ -277,7 +273,6 @@ def _show_step(step) -> None:
 def _table(target: Target, outcomes: list[qs.Outcome]) -> None:
     from rich.markup import escape
     from rich.table import Table
-
 
     table = Table(title=f"virtio devices on {target.name}")
     for column in ("check", "result", "detail"):

@@ -73,7 +73,6 @@ def check_block_image(path: Path, snapshot: bool, check_locks: bool = True) -> P
     """check_locks=False where no QEMU starts here (bbv export)."""
     import shlex
 
-
     path = existing_file(path, "--blk", "; make one with 'bbv image create "
                          f"{shlex.quote(str(path))} --size 8M'")
     mode = path.stat().st_mode
@@ -125,7 +124,6 @@ def _tag_problem(tag: str) -> str:
 def port_forward(text: str, check_free: bool = True) -> str:
     """--port-forward as a hostfwd rule (qemu/args.py), its host port checked to be free:
     QEMU would otherwise start and then fail to set up the rule."""
-
     rule = parse_port_forward(text)
     if not check_free:
         return rule

@@ -51,7 +51,6 @@ def prepare(request: RunRequest, image_optional: bool = False,
     """Everything `bbv run` checks and decides before QEMU starts. image_optional: no image
     is needed (--dump-dtb, a --flash file that holds one already); check_locks=False where no
     QEMU starts here (bbv export): no image locks or host ports are checked then."""
-
     for option, values in (("--image", [request.image]), ("--blk", request.blk),
                            ("--fs", request.fs), ("--firmware", [request.firmware]),
                            ("--dump-dtb", [request.dump_dtb]), ("--dtb", [request.dtb]),
@@ -112,7 +111,6 @@ def _image(target: Target, image: str | None, optional: bool) -> Path | None:
 def _prepare_board(request: RunRequest, attach: bool):
     """prepare() with the board-debugging options (qemu/board.py) checked and applied:
     (target, info, spec, board)."""
-
     if not request.graphic and not any(getattr(request, name) for name in BOARD_FIELDS):
         target, info, spec = prepare(request)  # nothing for qemu/board.py to do (start-up)
         _warn(target, spec)
@@ -147,7 +145,6 @@ def _gdb_stub(request: RunRequest):
 def _checked(request: RunRequest):
     """The request's mode, checked before anything is probed: (request, attach, script);
     --keep-running implies --attach, which implies --console."""
-
     attach = request.attach or request.keep_running
     if (attach or request.console_log) and request.console is None:
         request = request.replace(console="")
@@ -174,7 +171,6 @@ def _built(request: RunRequest) -> RunRequest:
 
 def command_line(request: RunRequest) -> str:
     """--dry-run: the QEMU command line, shell-quoted, one option group a line."""
-
     request, attach, script = _checked(request)
     request = _built(request)
     target, info, spec, board = _prepare_board(request, attach)
@@ -233,7 +229,6 @@ def boot(request: RunRequest) -> int:
 def scripted(request: RunRequest, on_step=None):
     """A scripted boot (--exec/--expect) of an image, not reported: its ScriptResult (session/
     report.py), for commands that judge boots themselves (bbv bisect)."""
-
     request, attach, script = _checked(request)
     if script is None or attach:
         raise UsageError("a scripted boot needs --exec or --expect, and no --attach")

@@ -51,7 +51,6 @@ def script_from(request, implied: bool = False) -> ScriptOptions | None:
 
 def check_exec(commands: list[str]) -> None:
     """Each --exec must be one line barebox's shell runs as given (bbv run and export lava)."""
-
     for command in commands:
         problem = check_command(command)
         if problem:
@@ -84,7 +83,6 @@ def _is_junit(path: Path) -> bool:
 def run_script(machine, options: ScriptOptions, screenshot=None) -> int:
     """Boot the machine (qemu/machine.py), run the script, report; the exit status is 0 only
     if everything held."""
-
     target, spec = machine.target, machine.spec
     where = "serial console" if spec.console is None else "virtio console"
     if not options.json:

@@ -38,7 +38,6 @@ def _target_files(dirs: list[Path]) -> list[Path]:
 def _cached_targets(files: list[Path]) -> list[Target]:
     """Parsing and validating TOML costs more than bbv's whole start-up budget allows, so the
     validated catalog is cached as JSON, keyed on every target file's path, mtime and size."""
-
     cache = cache_dir() / "catalog.json"
     stamps = [[str(path), *stamp(path)] for path in files]
     names = sorted(_field_types())  # a bbv with other Target fields must not reuse the cache

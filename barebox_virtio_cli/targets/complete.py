@@ -44,7 +44,6 @@ def targets_and_arches(ctx, param, incomplete: str) -> list[str]:
 def defconfigs(ctx, param, incomplete: str) -> list[str]:
     """The defconfigs of the tree (--src, else the current directory); without a tree, those
     the catalog's targets name."""
-
     src = Path(ctx.params.get("src") or ".")
     names = sorted(kbuild.defconfigs(src)) if (src / "arch").is_dir() else []
     if not names:

@@ -37,7 +37,6 @@ class SuiteRequest:
 def make_request(src: Path, names: tuple[str, ...], all_targets: bool,
                  devices: RunRequest | None = None, **options) -> SuiteRequest:
     """Check the tree, labgrid and the targets up front; one line for what is wrong."""
-
     if all_targets and names:
         raise UsageError("give target names or --all, not both")
     if not all_targets and not names:
@@ -68,7 +67,6 @@ def make_request(src: Path, names: tuple[str, ...], all_targets: bool,
 
 def _testable(targets: list[Target], src: Path) -> list[Target]:
     """--all: the targets the tree has a defconfig for and this host can boot; others named."""
-
     known = defconfigs(src)
     chosen = []
     for target in targets:
@@ -129,7 +127,6 @@ def _balanced(text: str) -> bool:
 def check_devices(devices: RunRequest) -> None:
     """The device options checked as `bbv run` checks them (run/inputs.py), here before the
     tree, labgrid and the builds rather than in each target's export."""
-
     for blk in devices.blk:
         inputs.check_block_image(Path(blk), devices.snapshot, check_locks=False)
     for index, share in enumerate(devices.fs):
@@ -155,7 +152,6 @@ def check_labgrid() -> None:
 
 def boot_problem(target: Target) -> str | None:
     """Why this host cannot boot the target (doctor's boot checks), or None."""
-
     pkgs = packages()
     facts = TargetFacts(**probe_qemu(target), toolchain="not checked")
     for check in target_checks(target, facts, pkgs):

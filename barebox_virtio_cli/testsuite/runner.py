@@ -37,7 +37,6 @@ class SuiteRun:
 
     def build(self, target: Target, result: res.TargetResult) -> Path | None:
         """Build (or with --no-build find) the target; its image, or None with result.error."""
-
         out = result.build_dir = default_build_dir(self.request.src, target.name)
         if self.request.build:
             from barebox_virtio_cli.build.service import BuildRequest, build
@@ -71,7 +70,6 @@ class SuiteRun:
     def export(self, target: Target, image: Path, result: res.TargetResult) -> Path | None:
         """The labgrid environment of this build with the device options, as `bbv export
         labgrid` writes it; its status lines head the test log."""
-
         assert result.build_dir is not None
         env_file = result.build_dir / res.EXPORT_NAME
         said: list[str] = []
@@ -173,7 +171,6 @@ def _tail(path: Path, size: int = 20000) -> str:
 def run(request: SuiteRequest, live: bool) -> list[res.TargetResult]:
     """Run everything. Stopped by SIGINT, SIGTERM or SIGHUP, it stops every child (the build's
     make, pytest and its QEMU) and raises Signalled."""
-
     lines = TargetLines([t.name for t in request.targets], live)
     suite = SuiteRun(request, lines)
     caught: list[int] = []

@@ -35,7 +35,6 @@ def start_child(argv: list[str], die_with_bbv: bool = True, **popen) -> subproce
     False. A signal meanwhile waits until the child exists, then stops it and is raised:
     Python runs at-fork hooks (logging's, for one) in which what a handler raises is
     swallowed, and the signal would be lost."""
-
     with deferred() as check:
         proc = subprocess.Popen(argv, preexec_fn=set_parent_death_signal if die_with_bbv
                                 else None, **popen)
