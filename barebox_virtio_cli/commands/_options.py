@@ -7,7 +7,7 @@ from __future__ import annotations
 import click
 
 from barebox_virtio_cli.session.options import DEFAULT_TIMEOUT
-from barebox_virtio_cli.util.validate import Number
+from barebox_virtio_cli.util.validate import SECONDS_MAX
 
 
 def _complete(name: str):
@@ -130,3 +130,52 @@ def export_options(func):
                           "TARGET.yaml for each target."),
         click.option("--force", is_flag=True, help="Replace existing files."),
     ])
+
+
+class Number(click.ParamType):
+    """An int or float option with a range, whose error reads as a sentence:
+    "-j '0': give a whole number of at least 1" instead of click's "0 is not in the range x>=1"
+    or "'x' is not a valid integer range"."""
+
+    def __init__(self, kind: type = float, minimum: float | None = None,
+                 exclusive_min: bool = False, maximum: float | None = None,
+                 unit: str = "") -> None:
+        self.kind, self.minimum, self.exclusive_min = kind, minimum, exclusive_min
+        self.maximum, self.unit = maximum, unit
+        self.name = "integer" if kind is int else "number"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, self.kind) and not isinstance(value, bool):
+            number = value
+        else:
+            try:
+                number = self.kind(str(value).strip())
+            except ValueError:
+                number = None
+        if number is None or number != number or not self._in_range(number):
+            self.fail(f"'{value}': give {self.describe()}", param, ctx)
+        return number
+
+    def _in_range(self, number) -> bool:
+        if self.minimum is not None and (number < self.minimum or
+                                         (self.exclusive_min and number == self.minimum)):
+            return False
+        return self.maximum is None or number <= self.maximum
+
+    @classmethod
+    def seconds(cls, minimum: float = 0, exclusive_min: bool = False) -> Number:
+        """A duration option: at most SECONDS_MAX (a day)."""
+        return cls(float, minimum, exclusive_min, maximum=SECONDS_MAX, unit="seconds")
+
+    def describe(self) -> str:
+        what = "a whole number" if self.kind is int else "a number"
+        unit = f" {self.unit}" if self.unit else ""
+        parts = []
+        if self.minimum is not None:
+            parts.append(f"{'more than' if self.exclusive_min else 'at least'} "
+                         f"{self.minimum:g}{unit}")
+        if self.maximum is not None:
+            parts.append(f"at most {self.maximum:g}{unit}")
+        if not parts:
+            return f"{what}{unit and f' of{unit}'}"
+        return f"{what} of {' and '.join(parts)}"

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import click
 
-from barebox_virtio_cli.commands._options import booted_image_options, check_options
-from barebox_virtio_cli.util.validate import Number
+from barebox_virtio_cli.commands._options import Number, booted_image_options, check_options
 
 
 @click.command()

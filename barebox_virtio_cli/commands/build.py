@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
+from barebox_virtio_cli.commands._options import Number
 from barebox_virtio_cli.targets import complete
-from barebox_virtio_cli.util.validate import Number
 
 
 @click.command()

@@ -7,10 +7,11 @@ import sys
 
 import click
 
+from barebox_virtio_cli.commands._options import Number
 from barebox_virtio_cli.console.logic import DEFAULT_ESCAPE, parse_escape
 from barebox_virtio_cli.errors import UsageError
 from barebox_virtio_cli.util import sockets
-from barebox_virtio_cli.util.validate import SECONDS_MAX, Number
+from barebox_virtio_cli.util.validate import SECONDS_MAX
 
 
 def parse_wait(value: str | None, endpoint: str | None) -> tuple[float | None, str | None]:

@@ -7,9 +7,8 @@ from pathlib import Path
 
 import click
 
-from barebox_virtio_cli.commands._options import export_options
+from barebox_virtio_cli.commands._options import Number, export_options
 from barebox_virtio_cli.run.request import RunRequest
-from barebox_virtio_cli.util.validate import Number
 
 
 @click.group()

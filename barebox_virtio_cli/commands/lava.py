@@ -8,8 +8,7 @@ from pathlib import Path
 
 import click
 
-from barebox_virtio_cli.commands._options import targets_options
-from barebox_virtio_cli.util.validate import Number
+from barebox_virtio_cli.commands._options import Number, targets_options
 
 PRIORITIES = ("high", "medium", "low")
 

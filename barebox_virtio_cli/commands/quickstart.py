@@ -7,10 +7,10 @@ from pathlib import Path
 
 import click
 
+from barebox_virtio_cli.commands._options import Number
 from barebox_virtio_cli.quickstart.plan import DEFAULT_VERSION, go_on
 from barebox_virtio_cli.quickstart.service import default_workdir
 from barebox_virtio_cli.targets import complete
-from barebox_virtio_cli.util.validate import Number
 
 
 @click.command()

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import click
 
-from barebox_virtio_cli.commands._options import device_options
-from barebox_virtio_cli.util.validate import Number
+from barebox_virtio_cli.commands._options import Number, device_options
 
 
 class _SplitAtDashes(click.Command):

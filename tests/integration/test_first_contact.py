@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import BBV, ROOT, bbv, one_line_error
 
+from barebox_virtio_cli.commands._options import Number
 from barebox_virtio_cli.errors import UsageError
 from barebox_virtio_cli.util import validate
 
@@ -127,8 +128,8 @@ def test_number_options_read_as_sentences(args, needle):
 
 
 def test_number_type_describes_itself():
-    assert validate.Number(int, 1).describe() == "a whole number of at least 1"
-    assert validate.Number(float, 0, True, unit="seconds").describe() == \
+    assert Number(int, 1).describe() == "a whole number of at least 1"
+    assert Number(float, 0, True, unit="seconds").describe() == \
         "a number of more than 0 seconds"
 
 
