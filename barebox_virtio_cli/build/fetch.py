@@ -20,9 +20,9 @@ from barebox_virtio_cli.build.toolchain import machine_matches, run_probe
 from barebox_virtio_cli.errors import BbvError, UsageError
 from barebox_virtio_cli.targets.catalog import Target, load_catalog
 from barebox_virtio_cli.util import userconfig
-from barebox_virtio_cli.util.download import DownloadBar, Downloader, Progress, extract, parse_sums
+from barebox_virtio_cli.util.download import Downloader, extract, parse_sums
 from barebox_virtio_cli.util.paths import data_dir
-from barebox_virtio_cli.util.status import say
+from barebox_virtio_cli.util.status import Transferred, say, transfer
 from barebox_virtio_cli.util.validate import check_mirror_url
 
 DEFAULT_MIRROR = "https://mirrors.edge.kernel.org/pub/tools/crosstool/files/bin"
@@ -79,7 +79,7 @@ def mirror_downloader() -> Downloader:
 
 
 def fetch(root: Path, mirror: str, version: str, triplet: str, host: str,
-          progress: Progress, force: bool = False,
+          progress: Transferred, force: bool = False,
           downloader: Downloader | None = None,
           verify: Callable[[str], None] | None = None) -> Path:
     """Install the toolchain under root; returns its <prefix> (…/bin/<triplet>-).
@@ -136,7 +136,7 @@ def install(request: FetchRequest) -> tuple[Target, str]:
         mirror_url(os.environ, userconfig.table(userconfig.load(), "toolchain"))
     name = install_name(version, target.crosstool_triplet)
     say(f"fetching {name} for {target.name} from {base}")
-    with DownloadBar(name) as update:
+    with transfer(name) as update:
         prefix = fetch(data_dir() / "toolchains", base, version, target.crosstool_triplet,
                        host_dir(), update, force=request.force,
                        verify=lambda p: _verify(p, target))

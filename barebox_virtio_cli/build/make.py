@@ -10,7 +10,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +18,7 @@ from barebox_virtio_cli.build import kbuild, progress
 from barebox_virtio_cli.errors import BbvError
 from barebox_virtio_cli.util import status
 from barebox_virtio_cli.util.hosttools import on_path
+from barebox_virtio_cli.util.output import echo
 from barebox_virtio_cli.util.processes import start_child, stop
 from barebox_virtio_cli.util.signals import raising
 
@@ -99,15 +100,14 @@ def clean(build_dir: Path, record_name: str) -> None:
 
 @dataclass
 class Progress:
-    """What the live line shows; rich renders it from its refresh thread. One spinner for the
-    whole run (a new one per refresh would always show its first frame)."""
+    """What the live line shows (util/status draws it): make's steps so far, the current one,
+    and the estimate from the previous build."""
 
     label: str
     previous: progress.Previous | None = None
     started: float = field(default_factory=time.monotonic)
     steps: int = 0
     current: str = ""
-    spinner: object = None
 
     def feed(self, line: str) -> None:
         found = kbuild.step(line)
@@ -119,22 +119,6 @@ class Progress:
         elapsed = time.monotonic() - self.started
         return (f"{self.label} {progress.clock(elapsed)} "
                 f"{progress.describe(self.steps, elapsed, self.previous)}  {self.current[:90]}")
-
-    def spinner_at(self, width: int):
-        """The spinner with the line cut to the terminal's width (never wrapped)."""
-        from rich.spinner import Spinner
-        from rich.text import Text
-
-        text = Text(self.text())
-        text.truncate(max(width - 2, 10), overflow="ellipsis")
-        if self.spinner is None:
-            self.spinner = Spinner("dots", text)
-        else:
-            self.spinner.update(text=text)
-        return self.spinner
-
-    def __rich_console__(self, console, options):
-        yield self.spinner_at(options.max_width)
 
 
 @dataclass
@@ -163,7 +147,8 @@ def run(argv: list[str], cwd: Path, log: Path, label: str, verbose: bool,
         raise BbvError(f"cannot run {argv[0]}: {exc.strerror}; on Debian: apt install make") \
             from exc
     # Stopping make is set up first: a signal while rich loads for the display stops it too.
-    with _stopped_on_exit(proc), log.open("a") as logf, _display(shown, verbose):
+    with _stopped_on_exit(proc), log.open("a") as logf, \
+            nullcontext() if verbose else status.spinning(shown.text):
         logf.write(f"$ {' '.join(argv)}\n")
         assert proc.stdout is not None
         for line in proc.stdout:
@@ -173,7 +158,7 @@ def run(argv: list[str], cwd: Path, log: Path, label: str, verbose: bool,
             if len(errors) < 8 and kbuild.error_lines([line]):
                 errors.append(line)
             if verbose:
-                print(line, flush=True)
+                echo(line)
             else:
                 shown.feed(line)
         rc = proc.wait()
@@ -190,19 +175,3 @@ def _stopped_on_exit(proc: subprocess.Popen) -> Iterator[None]:
             yield
     finally:
         stop(proc, grace=10)  # make passes SIGTERM on to the compilers it runs
-
-
-@contextmanager
-def _display(shown: Progress, verbose: bool) -> Iterator[None]:
-    if verbose or status.collecting():
-        yield
-        return
-    from rich.console import Console
-    from rich.live import Live
-
-    console = Console(stderr=True)
-    if not console.is_terminal:
-        yield  # no animation into a pipe or a log; the summary follows
-        return
-    with Live(shown, console=console, refresh_per_second=8, transient=True):
-        yield

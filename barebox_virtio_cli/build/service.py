@@ -20,6 +20,7 @@ from barebox_virtio_cli.build.toolchain import Finder
 from barebox_virtio_cli.errors import BbvError, UsageError
 from barebox_virtio_cli.targets.catalog import Catalog, Target, load_catalog
 from barebox_virtio_cli.util import userconfig
+from barebox_virtio_cli.util.output import markup
 from barebox_virtio_cli.util.paths import cache_dir
 from barebox_virtio_cli.util.signals import deferred
 from barebox_virtio_cli.util.status import say
@@ -360,29 +361,26 @@ def _fail(result, log: Path) -> None:
 
 def print_summary(result: BuildResult) -> None:
     """The target's image (highlighted), what else the build made, the time and the record."""
-    from rich.console import Console
-
-    console = Console(soft_wrap=True)
     image, out = result.image, result.build_dir
     if image is not None and image.is_file():
-        console.print(f"[bold green]{image}[/]  {_size(image)}  (the target's image)")
+        markup(f"[bold green]{image}[/]  {_size(image)}  (the target's image)")
     elif image is not None:
-        console.print(f"[bold red]{image.name} was not built[/]: this defconfig does not "
+        markup(f"[bold red]{image.name} was not built[/]: this defconfig does not "
                       "produce the target's image")
     others = [p for p in result.images if p != image]
     if result.scope == "target":
         stale = f"; the {_count(others)} also in images/ are older" if others else ""
-        console.print(f"built only the target's image (--all-images builds every image of "
+        markup(f"built only the target's image (--all-images builds every image of "
                       f"the defconfig{stale})")
     elif image is not None:
         if others:
-            console.print(f"and {_count(others)} in {out / 'images'}")
+            markup(f"and {_count(others)} in {out / 'images'}")
     else:  # a defconfig no target boots: show what it made
         for p in others[:12]:
-            console.print(f"{p}  {_size(p)}")
+            markup(f"{p}  {_size(p)}")
         if len(others) > 12:
-            console.print(f"... and {len(others) - 12} more in {out / 'images'}")
-    console.print(f"built in {result.seconds:.1f} s; recorded in "
+            markup(f"... and {len(others) - 12} more in {out / 'images'}")
+    markup(f"built in {result.seconds:.1f} s; recorded in "
                   f"{out / buildrecord.RECORD_NAME}")
 
 

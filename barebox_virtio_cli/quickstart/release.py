@@ -7,24 +7,15 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 from barebox_virtio_cli.build import kbuild
 from barebox_virtio_cli.errors import BbvError
 from barebox_virtio_cli.quickstart import plan as qs
 from barebox_virtio_cli.util.atomic import replacing, write_text
-from barebox_virtio_cli.util.download import (
-    DownloadBar,
-    Downloader,
-    NotFound,
-    extract,
-    parse_sums,
-    sha256_file,
-)
+from barebox_virtio_cli.util.download import Downloader, NotFound, extract, parse_sums, sha256_file
 from barebox_virtio_cli.util.paths import cache_dir
-from barebox_virtio_cli.util.status import say
+from barebox_virtio_cli.util.status import say, spinning, transfer
 
 
 def _detail(text: str) -> None:
@@ -52,7 +43,7 @@ def download(version: str, given: str | None) -> Path:
     cache.mkdir(parents=True, exist_ok=True)
     with replacing(archive, suffix=".part") as tmp:
         _detail(f"downloading {base}/{name}")
-        with DownloadBar(name) as update:
+        with transfer(name) as update:
             downloader.to_file(f"{base}/{name}", tmp, update, sha256=expected)
     write_text(sum_file, f"{expected}  {name}\n")
     _detail(f"sha256 {expected} verified; cached in {archive}")
@@ -76,7 +67,7 @@ def unpack(archive: Path, tree: Path) -> None:
     tree, moved into place only when it is a barebox tree."""
     tmp = Path(tempfile.mkdtemp(prefix=".unpack-", dir=tree.parent))
     try:
-        with _spinner(f"unpacking {archive.name}"):
+        with spinning(lambda: f"unpacking {archive.name}"):
             extract(archive, tmp)
         found = [p for p in tmp.iterdir() if kbuild.is_barebox_tree(p)]
         if not found:
@@ -87,12 +78,3 @@ def unpack(archive: Path, tree: Path) -> None:
         found[0].rename(tree)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-
-
-@contextmanager
-def _spinner(text: str) -> Iterator[None]:
-    from rich.console import Console
-
-    console = Console(stderr=True)
-    with console.status(text) if console.is_terminal else nullcontext():
-        yield

@@ -13,8 +13,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import click
-
 from barebox_virtio_cli.build import kbuild
 from barebox_virtio_cli.build.record import read_record
 from barebox_virtio_cli.build.service import BuildRequest, build, print_summary
@@ -33,7 +31,7 @@ from barebox_virtio_cli.run.service import prepare
 from barebox_virtio_cli.session.scripted import Script, run_session
 from barebox_virtio_cli.targets.catalog import Target, load_catalog
 from barebox_virtio_cli.util.hosttools import not_installed, which
-from barebox_virtio_cli.util.output import stdout_console
+from barebox_virtio_cli.util.output import escape, markup, table
 from barebox_virtio_cli.util.paths import data_dir, runtime_dir
 from barebox_virtio_cli.util.status import say
 
@@ -100,22 +98,19 @@ class _Steps:
     'step N/M (name) failed: why; how to fix it'."""
 
     def __init__(self, target: str) -> None:
-        from rich.console import Console
-
         self.target, self.index = target, 0
-        self.console = Console(stderr=True, soft_wrap=True)
 
     @contextmanager
     def step(self) -> Iterator[None]:
         name = qs.STEPS[self.index]
-        self.console.print(f"[bold]bbv quickstart \\[{self.index + 1}/{len(qs.STEPS)}] "
-                           f"{name}[/]")
+        markup(f"[bold]bbv quickstart \\[{self.index + 1}/{len(qs.STEPS)}] {name}[/]",
+               err=True)
         started = time.monotonic()
         try:
             yield
         except BbvError as exc:
             raise qs.step_error(self.index, name, self.target, exc) from exc
-        self.console.print(f"  [green]done[/] ({time.monotonic() - started:.1f} s)")
+        markup(f"  [green]done[/] ({time.monotonic() - started:.1f} s)", err=True)
         self.index += 1
 
 
@@ -256,7 +251,7 @@ def _boot_and_check(target: Target, image: Path, disks: list[Path], token: bytes
     _table(target, outcomes)
     if result.error or not all(o.ok for o in outcomes):
         for line in result.last_lines if result.error else []:
-            click.echo(f"    {line}", err=True)
+            say(line, prefix="    ")
         failed = [o.name for o in outcomes if not o.ok]
         raise BbvError(f"{len(failed)} of {len(outcomes)} checks failed ({', '.join(failed)})"
                        + (f": {result.error}" if result.error else ""))
@@ -271,12 +266,6 @@ def _show_step(step) -> None:
 
 
 def _table(target: Target, outcomes: list[qs.Outcome]) -> None:
-    from rich.markup import escape
-    from rich.table import Table
-
-    table = Table(title=f"virtio devices on {target.name}")
-    for column in ("check", "result", "detail"):
-        table.add_column(column)
-    for o in outcomes:
-        table.add_row(o.name, "[green]ok[/]" if o.ok else "[red]FAILED[/]", escape(o.detail))
-    stdout_console().print(table)  # whole values in a pipe, as bbv targets and doctor
+    table(f"virtio devices on {target.name}", ("check", "result", "detail"),
+          [(o.name, "[green]ok[/]" if o.ok else "[red]FAILED[/]", escape(o.detail))
+           for o in outcomes])

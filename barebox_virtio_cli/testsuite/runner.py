@@ -20,7 +20,6 @@ from barebox_virtio_cli.errors import BbvError, UsageError
 from barebox_virtio_cli.export.service import labgrid_file
 from barebox_virtio_cli.targets.catalog import Target
 from barebox_virtio_cli.testsuite import results as res
-from barebox_virtio_cli.testsuite.display import TargetLines
 from barebox_virtio_cli.testsuite.groups import ProcessGroups
 from barebox_virtio_cli.testsuite.request import SUITE, SuiteRequest
 from barebox_virtio_cli.util import status
@@ -29,7 +28,7 @@ from barebox_virtio_cli.util.signals import STOP_SIGNALS, Signalled, handling
 
 
 class SuiteRun:
-    def __init__(self, request: SuiteRequest, lines: TargetLines) -> None:
+    def __init__(self, request: SuiteRequest, lines: status.Rows) -> None:
         self.request = request
         self.lines = lines
         self.groups = ProcessGroups()
@@ -171,7 +170,7 @@ def _tail(path: Path, size: int = 20000) -> str:
 def run(request: SuiteRequest, live: bool) -> list[res.TargetResult]:
     """Run everything. Stopped by SIGINT, SIGTERM or SIGHUP, it stops every child (the build's
     make, pytest and its QEMU) and raises Signalled."""
-    lines = TargetLines([t.name for t in request.targets], live)
+    lines = status.Rows([t.name for t in request.targets], live)
     suite = SuiteRun(request, lines)
     caught: list[int] = []
 

@@ -1,6 +1,7 @@
-"""Downloads, for every caller (toolchains, barebox releases): HTTP GET with retries, a progress
-bar, sha256 of files and of checksum lists, and archive extraction that refuses any member
-that would land or link outside the destination."""
+"""Downloads, for every caller (toolchains, barebox releases): HTTP GET with retries, progress
+through a callback (util/status.transfer draws the bar), sha256 of files and of checksum lists,
+and archive extraction that refuses any member that would land or link outside the
+destination."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from barebox_virtio_cli.errors import BbvError
+from barebox_virtio_cli.util.status import Transferred
 from barebox_virtio_cli.util.validate import url_problem
 
 ATTEMPTS = 4
@@ -20,7 +22,6 @@ BACKOFF = 0.5  # seconds, doubled after each failed attempt
 RETRY_STATUS = (500, 502, 503, 504)
 _SUM_LINE = re.compile(r"^([0-9a-fA-F]{64})\s+\*?(\S+)\s*$")
 
-Progress = Callable[[int, int], None]  # (bytes so far, total or 0)
 
 
 class NotFound(BbvError):
@@ -55,7 +56,7 @@ class Downloader:
     def text(self, url: str) -> str:
         return self._failing_clearly(url, lambda: self._get(url).text)
 
-    def to_file(self, url: str, path: Path, progress: Progress,
+    def to_file(self, url: str, path: Path, progress: Transferred,
                 sha256: str | None = None) -> str:
         """Download url into path; returns the sha256 of what was written. With sha256 given,
         a download that does not match it is deleted and refused."""
@@ -74,7 +75,7 @@ class Downloader:
         response.raise_for_status()
         return response
 
-    def _restarting(self, url: str, path: Path, progress: Progress) -> str:
+    def _restarting(self, url: str, path: Path, progress: Transferred) -> str:
         """The transfer again from the start after an interruption, up to attempts times."""
         delay = self.backoff
         for attempt in range(1, self.attempts + 1):
@@ -88,7 +89,7 @@ class Downloader:
             delay *= 2
         raise AssertionError("unreachable")
 
-    def _stream(self, url: str, path: Path, progress: Progress) -> str:
+    def _stream(self, url: str, path: Path, progress: Transferred) -> str:
         import requests
 
         digest = hashlib.sha256()
@@ -184,36 +185,6 @@ def _reason(exc: Exception) -> str:
         if known in text:
             return known
     return type(exc).__name__
-
-
-class DownloadBar:
-    """A rich download bar on a terminal, nothing otherwise; `with` gives its Progress."""
-
-    def __init__(self, name: str):
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            DownloadColumn,
-            Progress,
-            TimeRemainingColumn,
-            TransferSpeedColumn,
-        )
-
-        console = Console(stderr=True)
-        self.bar = Progress("{task.description}", BarColumn(), DownloadColumn(),
-                            TransferSpeedColumn(), TimeRemainingColumn(), console=console,
-                            transient=True, disable=not console.is_terminal)
-        self.task = self.bar.add_task(name, total=None)
-
-    def __enter__(self) -> Progress:
-        self.bar.start()
-        return self.update
-
-    def __exit__(self, *exc) -> None:
-        self.bar.stop()
-
-    def update(self, done: int, total: int) -> None:
-        self.bar.update(self.task, completed=done, total=total or None)
 
 
 def sha256_file(path: Path) -> str:

@@ -7,6 +7,7 @@ import pytest
 
 from barebox_virtio_cli.build import kbuild, progress
 from barebox_virtio_cli.build.make import Progress
+from barebox_virtio_cli.util.status import Spinning
 
 pytestmark = pytest.mark.pure
 PREV = progress.Previous(steps=1000, seconds=100.0)
@@ -61,14 +62,15 @@ def test_kind_separates_fresh_from_incremental_and_target_from_all():
 
 def test_the_spinner_is_one_object_and_moves():
     shown = Progress("building x", PREV)
-    first = shown.spinner_at(200)
+    line = Spinning(shown.text)
+    first = line.at(200)
     shown.feed("  CC      common/version.o")
-    second = shown.spinner_at(200)
+    second = line.at(200)
     assert first is second
     frames = {str(second.render(t)) for t in (0.0, 0.09, 0.18, 0.27)}
     assert len(frames) == 4
     assert "1/~1000 steps" in str(second.text) and "common/version.o" in str(second.text)
-    assert len(str(shown.spinner_at(40).text)) == 38  # cut to the terminal, never wrapped
+    assert len(str(line.at(40).text)) == 38  # cut to the terminal, never wrapped
 
 
 def test_kconfig_report_does_not_repeat_single_options():
