@@ -17,6 +17,7 @@ from barebox_virtio_cli.debug.gdbrun import arch_commands, find_gdb
 from barebox_virtio_cli.debug.reloc import offset_from_iomem
 from barebox_virtio_cli.debug.symbols import Symbols, find_symbols
 from barebox_virtio_cli.errors import BbvError, UsageError
+from barebox_virtio_cli.run.inputs import existing_file
 from barebox_virtio_cli.targets.catalog import Target
 from barebox_virtio_cli.util.jsonfile import read_object, write_json
 from barebox_virtio_cli.util.paths import runtime_dir
@@ -81,6 +82,10 @@ class Attach:
 def plan_attach(target: Target, endpoint_text: str | None, image: str | None,
                 build_dir: str | None, iomem: tuple[str, str] | None = None) -> Attach:
     """Everything `bbv gdb` decides before gdb starts; `iomem` is (its name, its text)."""
+    # The paths given come first: a typo there is the one thing to report, not the endpoint.
+    given = existing_file(Path(image), "--image") if image else None
+    if build_dir and not Path(build_dir).is_dir():
+        raise UsageError(f"--build-dir {build_dir}: no such directory")
     record = running_stub(target.name)
     if endpoint_text:
         stub = endpoints.parse(endpoint_text)
@@ -91,7 +96,7 @@ def plan_attach(target: Target, endpoint_text: str | None, image: str | None,
                          "is running; start one, or pass the endpoint it printed")
     same_run = record is not None and \
         endpoints.gdb_remote(endpoints.parse(record["endpoint"])) == endpoints.gdb_remote(stub)
-    image_path = _image(target, image, build_dir, record if same_run else None)
+    image_path = given or _image(target, build_dir, record if same_run else None)
     symbols = find_symbols(image_path, Path(build_dir) if build_dir else None, target.name)
     try:
         elf = read_elf(symbols.barebox)
@@ -111,12 +116,7 @@ def _iomem_offset(name: str, text: str, elf) -> int:
     return offset
 
 
-def _image(target: Target, image: str | None, build_dir: str | None,
-           record: dict | None) -> Path | None:
-    if image:
-        from barebox_virtio_cli.run.inputs import existing_file
-
-        return existing_file(Path(image), "--image")
+def _image(target: Target, build_dir: str | None, record: dict | None) -> Path | None:
     if build_dir:
         path = Path(build_dir) / "images" / target.image
         return path.resolve() if path.is_file() else None

@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from barebox_virtio_cli.errors import BbvError, UsageError
+from barebox_virtio_cli.errors import BbvError
 
 
 @dataclass
@@ -39,9 +39,7 @@ def pbl_of(build_dir: Path, image: Path) -> Path | None:
 
 
 def find_symbols(image: Path | None, build_dir: Path | None, target_name: str) -> Symbols:
-    if build_dir is not None:
-        if not build_dir.is_dir():
-            raise UsageError(f"--build-dir {build_dir}: no such directory")
+    if build_dir is not None:  # a directory: debug/session.plan_attach checked it
         where, other = f"in {build_dir}", "point --build-dir at the build of the image"
     elif image is not None:
         build_dir = build_dir_of(image)

@@ -323,3 +323,12 @@ def test_image_that_is_a_directory_says_so(build, tmp_path):
     result = bbv("gdb", "-t", "vexpress", "--image", str(tmp_path), "tcp::1", timeout=60)
     assert result.returncode == 2
     assert result.stderr == f"bbv: error: --image {tmp_path}: is a directory, not a file\n"
+
+
+@pytest.mark.parametrize("option, what", [("--image", "file"), ("--build-dir", "directory")])
+def test_a_missing_path_is_reported_before_the_missing_endpoint(tmp_path, option, what):
+    """No ENDPOINT and no running stub either: the path typed wrong is the one line."""
+    missing = tmp_path / "nonexistent"
+    result = bbv("gdb", "-t", "vexpress", option, str(missing), timeout=60)
+    assert result.returncode == 2
+    assert result.stderr == f"bbv: error: {option} {missing}: no such {what}\n"
