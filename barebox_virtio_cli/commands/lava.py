@@ -22,7 +22,7 @@ def _server_options(func):
                      help="LAVA server URL instead of an identity [env BBV_LAVA_URL]."),
         click.option("--token", envvar="BBV_LAVA_TOKEN", metavar="TOKEN",
                      help="API token (never printed) [env BBV_LAVA_TOKEN]."),
-        click.option("--timeout", type=Number(float, 0, exclusive_min=True, unit="seconds"),
+        click.option("--timeout", type=Number.seconds(0, exclusive_min=True),
                      metavar="S", help="Give up after S seconds and cancel the unfinished "
                                        "jobs."),
         click.option("-v", "--verbose", is_flag=True, help="Show the job logs as they come."),

@@ -121,6 +121,9 @@ def test_run_bad_values_one_line_before_qemu(tree, args, needle):
     (["console", "--linger", "x", "/tmp/x"], "a number"),
     (["quickstart", "--timeout", "0"], "more than 0"),
     (["export", "lava", "--job-timeout", "0", "-o", "-"], "at least 1"),
+    # durations have one parser: a day at most, never inf (which no wait can honour)
+    (["lava", "wait", "--timeout", "inf", "1"], "at most 86400 seconds"),
+    (["lava", "submit", "--timeout", "1e10", "-t", "vexpress"], "at most 86400 seconds"),
 ])
 def test_number_options_read_as_sentences(args, needle):
     line = one_line_error(bbv(*args), 2, needle)
