@@ -12,6 +12,7 @@ APT_PACKAGES=(
     binutils-mips-linux-gnu binutils-riscv64-linux-gnu
     mtools dosfstools fdisk lz4 xz-utils lava-common lava-dispatcher device-tree-compiler ccache
     postgresql lava-server lavacli
+    openssl u-boot-tools cpio cryptsetup-bin
 )
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

@@ -19,26 +19,28 @@ def doctor(names: tuple[str, ...], as_json: bool) -> None:
     """Check that this host can build and boot each target (or the TARGETs named).
 
     Shows QEMU and its version, the cross compiler, make and barebox's host build tools,
-    firmware and optional tools, and for anything missing the Debian/Ubuntu and Fedora
-    packages to install. Exits 1 when a named target cannot be built or booted.
+    firmware and optional tools, what barebox's test suite (bbv test) needs on the host, and
+    for anything missing the Debian/Ubuntu and Fedora packages to install. Exits 1 when a
+    named target cannot be built or booted.
     """
     found = diagnose(list(names))
     host, per_target, verdicts, hints = found.host, found.per_target, found.verdicts, found.hints
     if as_json:
         click.echo(json.dumps({
             "host": [c.to_json() for c in host],
+            "suite": [c.to_json() for c in found.suite],
             "targets": {name: {"build": verdicts[name].build, "boot": verdicts[name].boot,
                                "checks": [c.to_json() for c in checks]}
                         for name, checks in per_target.items()},
             "install": hints,
         }, indent=2))
     else:
-        _print_table(host, per_target, verdicts, hints)
+        _print_table(host, per_target, verdicts, hints, found.suite)
     if found.failed(list(names)):
         raise SystemExit(1)
 
 
-def _print_table(host, per_target, verdicts, hints) -> None:
+def _print_table(host, per_target, verdicts, hints, suite) -> None:
     from rich.table import Table
 
     from barebox_virtio_cli.util.output import stdout_console
@@ -58,10 +60,16 @@ def _print_table(host, per_target, verdicts, hints) -> None:
         targets.add_row(name, by_item.get("qemu", ""), by_item.get("firmware", "-"),
                         by_item.get("compiler", ""), yes_no[verdicts[name].build],
                         yes_no[verdicts[name].boot])
-    console.print(tools, targets)
-    missing = [c for c in [*host, *(c for cs in per_target.values() for c in cs)] if not c.ok]
+    tests = Table(title="barebox's test suite (bbv test)")
+    for column in ("needs", "found"):
+        tests.add_column(column)
+    for c in suite:
+        tests.add_row(c.item, _status(c))
+    console.print(tools, targets, tests)
+    missing = [c for c in [*host, *(c for cs in per_target.values() for c in cs), *suite]
+               if not c.ok]
     for c in missing:
-        where = "" if c.scope == "host" else f"{c.scope}: "
+        where = {"host": "", "suite": "test suite: "}.get(c.scope, f"{c.scope}: ")
         packages = ", ".join(f"{_DISTRO_NAMES[d]} {p}" for d, p in c.packages.items() if p)
         console.print(f"{where}{c.item}: {c.detail}" + (f" ({packages})" if packages else ""),
                       markup=False, highlight=False, soft_wrap=True)

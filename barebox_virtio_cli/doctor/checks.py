@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from barebox_virtio_cli.targets.target import Target
+from barebox_virtio_cli.testsuite.requirements import HostFacts, Requirement, problem
 
 DISTROS = ("debian", "fedora")
 INSTALL = {"debian": "apt install", "fedora": "dnf install"}
@@ -130,3 +131,19 @@ def install_hints(checks: list[Check]) -> dict[str, str]:
         if names:
             hints[distro] = f"{INSTALL[distro]} {' '.join(names)}"
     return hints
+
+
+def suite_checks(reqs: list[Requirement], facts: HostFacts) -> list[Check]:
+    """barebox's test suite's host requirements (configs/suite/requirements.toml) as checks:
+    needed for test/py, the tests that go without each named in its detail."""
+    checks = []
+    for req in reqs:
+        missing = problem(req, facts)
+        tests = ", ".join(req.tests)
+        packages = {} if missing is None or req.pip else dict(req.packages)
+        detail = f"found; used by {tests}" if missing is None else \
+            f"{missing}: {tests} {'error' if req.outcome == 'error' else 'skipped'}" + \
+            ("" if packages else f"; {req.how_to_install()}")
+        checks.append(Check("suite", req.name, missing is None, "test/py", detail, packages,
+                            summary="found" if missing is None else ""))
+    return checks

@@ -4,7 +4,10 @@ them are pure, in doctor/checks.py."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,12 +19,14 @@ from barebox_virtio_cli.doctor.checks import (
     Verdict,
     host_checks,
     install_hints,
+    suite_checks,
     target_checks,
     verdict,
 )
 from barebox_virtio_cli.errors import BbvError
 from barebox_virtio_cli.qemu.probe import probe
 from barebox_virtio_cli.targets.catalog import Target, load_catalog
+from barebox_virtio_cli.testsuite.requirements import HostFacts, Requirement, parse_requirements
 from barebox_virtio_cli.util.hosttools import on_path, which
 from barebox_virtio_cli.util.paths import builtin_configs_dir
 from barebox_virtio_cli.util.tomlfile import read_toml
@@ -38,6 +43,60 @@ def load_packages(path: Path) -> Packages:
 
 def packages() -> Packages:
     return load_packages(builtin_configs_dir() / "doctor" / "packages.toml")
+
+
+def suite_requirements() -> list[Requirement]:
+    """configs/suite/requirements.toml: what barebox's test suite needs on the host."""
+    path = builtin_configs_dir() / "suite" / "requirements.toml"
+    return parse_requirements(read_toml(path, "test suite requirements"), str(path))
+
+
+def _openssl_pubin_private_key() -> str | None:
+    """Whether `openssl pkey -pubin` reads a private key file, as bareboxtlv-generator --sign
+    has it do (OpenSSL 3.0 does not). None: it does, or there is no openssl to ask."""
+    if which("openssl") is None:
+        return None
+    with tempfile.TemporaryDirectory(prefix="bbv-openssl-") as tmp:
+        key = os.path.join(tmp, "key.pem")
+        try:
+            subprocess.run(["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt",
+                            "ec_paramgen_curve:P-256", "-out", key], check=True,
+                           capture_output=True, timeout=30)
+            got = subprocess.run(["openssl", "pkey", "-pubin", "-pubout", "-in", key],
+                                 capture_output=True, text=True, timeout=30)
+            version = subprocess.run(["openssl", "version"], capture_output=True, text=True,
+                                     timeout=30).stdout.strip()
+        except (OSError, subprocess.SubprocessError) as exc:
+            return f"openssl did not answer: {exc}"
+    if got.returncode == 0 and "PUBLIC KEY" in got.stdout:
+        return None
+    name = " ".join(version.split()[:2]) or "openssl"
+    return f"{name}: 'openssl pkey -pubin' does not read a private key"
+
+
+# The behaviour probes configs/suite/requirements.toml names (probe = "NAME").
+PROBES = {"openssl-pubin-private-key": _openssl_pubin_private_key}
+
+
+def _importable(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def suite_facts(reqs: list[Requirement]) -> HostFacts:
+    """Probe what the requirements ask about, each thing once."""
+    def wanted(kind: str) -> set[str]:
+        return {r.what for r in reqs if r.kind == kind}
+
+    probes = {}
+    for name in wanted("probe"):
+        probe_fn = PROBES.get(name)
+        probes[name] = probe_fn() if probe_fn else f"bbv has no probe '{name}'"
+    return HostFacts(modules=frozenset(m for m in wanted("python") if _importable(m)),
+                     programs=frozenset(p for p in wanted("program") if which(p)),
+                     probes=probes)
 
 
 def probe_qemu(target: Target) -> dict:
@@ -86,6 +145,7 @@ class Diagnosis:
     per_target: dict[str, list[Check]]
     verdicts: dict[str, Verdict]
     hints: dict[str, str]  # distro -> one install command for everything missing
+    suite: list[Check]  # barebox's test suite's host requirements (bbv test)
 
     def failed(self, names: list[str]) -> list[str]:
         """The named targets this host cannot build or boot."""
@@ -98,6 +158,8 @@ def diagnose(names: list[str]) -> Diagnosis:
     targets = [catalog.get(n) for n in dict.fromkeys(names)] or \
         [catalog.targets[n] for n in catalog.names()]
     host, per_target = gather(targets, packages())
+    reqs = suite_requirements()
+    suite = suite_checks(reqs, suite_facts(reqs))
     verdicts = {name: verdict(host, checks) for name, checks in per_target.items()}
-    hints = install_hints([*host, *(c for cs in per_target.values() for c in cs)])
-    return Diagnosis(host, per_target, verdicts, hints)
+    hints = install_hints([*host, *(c for cs in per_target.values() for c in cs), *suite])
+    return Diagnosis(host, per_target, verdicts, hints, suite)

@@ -10,11 +10,12 @@ from pathlib import Path
 from barebox_virtio_cli.build.kbuild import check_tree as check_barebox_tree
 from barebox_virtio_cli.build.kbuild import defconfigs
 from barebox_virtio_cli.doctor.checks import TargetFacts, target_checks
-from barebox_virtio_cli.doctor.host import packages, probe_qemu
+from barebox_virtio_cli.doctor.host import packages, probe_qemu, suite_facts, suite_requirements
 from barebox_virtio_cli.errors import BbvError, UsageError
 from barebox_virtio_cli.run import inputs
 from barebox_virtio_cli.run.request import RunRequest
 from barebox_virtio_cli.targets.catalog import Target, load_catalog
+from barebox_virtio_cli.testsuite.requirements import Unmet, unmet
 from barebox_virtio_cli.util.status import say
 
 SUITE = "test/py"
@@ -48,6 +49,8 @@ def make_request(src: Path, names: tuple[str, ...], all_targets: bool,
     targets = [catalog.get(n) for n in dict.fromkeys(names)]
     check_tree(src)
     check_labgrid()
+    for missing in host_requirements(src):
+        say(f"warning: {missing.warning()}")
     if all_targets:
         targets = _testable(list(catalog.targets.values()), src)
     for target in [] if all_targets else targets:
@@ -148,6 +151,19 @@ def check_labgrid() -> None:
     if importlib.util.find_spec("labgrid") is None or importlib.util.find_spec("pytest") is None:
         raise BbvError("barebox's test suite runs under labgrid's pytest plugin, which is not "
                        "installed for this Python; pip install 'bbv[labgrid]'")
+
+
+def host_requirements(src: Path) -> list[Unmet]:
+    """What the host lacks that the tree's test suite uses (configs/suite/requirements.toml),
+    each with the tests of the tree that go without it."""
+    reqs = suite_requirements()
+    sources: dict[str, str | None] = {}
+    for path in {t.partition("::")[0] for r in reqs for t in r.tests}:
+        try:
+            sources[path] = (src / path).read_text(errors="replace")
+        except OSError:
+            sources[path] = None
+    return unmet(reqs, suite_facts(reqs), sources)
 
 
 def boot_problem(target: Target) -> str | None:

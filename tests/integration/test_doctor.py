@@ -134,9 +134,14 @@ def test_doctor_with_only_some_tools_names_the_missing_packages(tmp_path):
                                     "fedora": "gcc-arm-linux-gnu"}
     bison = next(c for c in data["host"] if c["item"] == "bison")
     assert not bison["ok"] and bison["packages"]["debian"] == "bison"
-    # mkfs.vfat and sfdisk are also looked for in /usr/sbin and /sbin, where Debian puts them.
+    # mkfs.vfat, sfdisk and veritysetup are also looked for in /usr/sbin and /sbin, where
+    # Debian puts them; cpio, openssl and mkimage are what barebox's test suite runs.
     assert data["install"]["debian"].split()[2:] == sorted(
-        {"bison", "ccache", "gcc-arm-linux-gnueabihf", "mtools", "socat"})
+        {"bison", "ccache", "gcc-arm-linux-gnueabihf", "mtools", "socat", "cpio", "openssl",
+         "u-boot-tools"})
+    suite = {c["item"]: c for c in data["suite"]}
+    assert not suite["mkimage"]["ok"] and suite["mkimage"]["packages"]["debian"] == "u-boot-tools"
+    assert "test/py/test_fit.py skipped" in suite["mkimage"]["detail"]
 
 
 @need("arm-linux-gnueabihf-gcc", "make", "gcc", "bison", "flex", "lz4", "xz")
@@ -175,3 +180,24 @@ def test_every_target_has_a_qemu_check(target):
     checks = target_checks(catalog().get(target), facts, pkgs())
     assert checks[0].item == catalog().get(target).qemu and not checks[0].ok
     assert checks[0].packages.get("debian") and checks[0].packages.get("fedora")
+
+
+@need("openssl")
+def test_doctor_probes_whether_openssl_pkey_pubin_reads_a_private_key(tmp_path):
+    """bareboxtlv-generator --sign runs `openssl pkey -pubin -pubout -in KEY` on a private key:
+    the probe's verdict is what that command does with a real private key here."""
+    key = tmp_path / "key.pem"
+    subprocess.run(["openssl", "genpkey", "-algorithm", "RSA", "-out", str(key)], check=True,
+                   capture_output=True)
+    reads = subprocess.run(["openssl", "pkey", "-pubin", "-pubout", "-in", str(key)],
+                           capture_output=True).returncode == 0
+    done = _doctor(["vexpress", "--json"])
+    check = next(c for c in json.loads(done.stdout)["suite"]
+                 if c["item"].startswith("openssl pkey"))
+    assert check["ok"] is reads
+    version = subprocess.run(["openssl", "version"], capture_output=True, text=True).stdout
+    if version.startswith("OpenSSL 3.0."):  # Debian 12's
+        assert not check["ok"]
+        assert check["detail"].startswith(f"{' '.join(version.split()[:2])}: 'openssl pkey "
+                                          "-pubin' does not read a private key: "
+                                          "test/py/test_tlv.py error")

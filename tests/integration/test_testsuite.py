@@ -271,3 +271,25 @@ def test_target_this_host_cannot_boot_points_at_doctor(tree, tmp_path):
     line = error_line(done)
     assert "this host cannot boot target 'malta': qemu-system-mips: not on PATH" in line
     assert line.endswith("'bbv doctor malta' lists what to install")
+
+
+@need("qemu-system-arm")
+def test_host_requirements_are_named_with_their_tests_before_any_build(tmp_path):
+    """A tree whose suite has a test that needs mkimage, on a host (PATH) without it: bbv
+    names that test and the package before it builds or boots anything."""
+    tree = make_tree(tmp_path)
+    (tree / "test" / "py" / "test_fit.py").write_text(
+        "def test_fit_dryrun(barebox):\n    pass\n\n\ndef test_fit(barebox):\n    pass\n")
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    os.symlink(shutil.which("qemu-system-arm"), bindir / "qemu-system-arm")
+    done = bbv("test", "vexpress", "--src", str(tree), "--no-build", path=str(bindir))
+    assert done.returncode == 1
+    lines = done.stderr.splitlines()
+    warning = "bbv: warning: mkimage not on PATH: test/py/test_fit.py (test_fit_dryrun, " \
+              "test_fit) will be skipped; apt install u-boot-tools"
+    assert warning in lines, done.stderr
+    first_step = next(i for i, line in enumerate(lines) if line.startswith("bbv: vexpress:"))
+    assert lines.index(warning) < first_step
+    # what the tree's suite does not have (test_tlv.py) is not warned about
+    assert "crcmod" not in done.stderr and "openssl" not in done.stderr

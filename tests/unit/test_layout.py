@@ -16,7 +16,8 @@ PACKAGE = ROOT / "barebox_virtio_cli"
 PURE = {"errors", "util.validate", "run.request", "qemu.args", "qemu.info", "build.kbuild",
         "console.logic", "session.shell", "session.report", "images.plan", "doctor.checks",
         "quickstart.plan", "export.jobs", "targets.target",
-        "lava.identity", "lava.results", "lava.state", "bisect.steps"}
+        "lava.identity", "lava.results", "lava.state", "bisect.steps",
+        "testsuite.requirements"}
 
 
 def module_name(path: Path) -> str:
@@ -202,6 +203,7 @@ STARTERS = {
     "testsuite.groups": "pytest, in a process group of its own",
     "bisect.service": "the user's check command (-- CMD), in a process group of its own",
     "bisect.workspace": "git (worktree, bisect)",
+    "doctor.host": "openssl, to probe a behaviour barebox's test suite depends on",
 }
 _STARTING = {("subprocess", "Popen"), ("subprocess", "run"), ("subprocess", "call"),
              ("subprocess", "check_call"), ("subprocess", "check_output"), ("pexpect", "spawn"),
