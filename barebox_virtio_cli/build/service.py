@@ -16,7 +16,7 @@ from barebox_virtio_cli.build import ccache as ccache_mod
 from barebox_virtio_cli.build import kbuild, progress
 from barebox_virtio_cli.build import make as make_runner
 from barebox_virtio_cli.build import record as buildrecord
-from barebox_virtio_cli.build.toolchain import Finder
+from barebox_virtio_cli.build.toolchain import Finder, Toolchain
 from barebox_virtio_cli.errors import BbvError, UsageError
 from barebox_virtio_cli.targets.catalog import Catalog, Target, load_catalog
 from barebox_virtio_cli.util import userconfig
@@ -46,6 +46,7 @@ class BuildRequest:
     all_images: bool | None = None  # None: only the target's image when a target is named
     no_ccache: bool = False
     index: bool = True  # `bbv run` boots this build from now on (False: bbv bisect's builds)
+    exact: bool = False  # only the defconfig and kconfig_add, none of bbv's or the target's
 
 
 class BuildFailed(BbvError):
@@ -73,7 +74,8 @@ def build(req: BuildRequest) -> BuildResult:
     plan = kbuild.plan(src, catalog, req.target, req.arch, req.defconfig)
     say(f"defconfig: {plan.defconfig} (ARCH={plan.arch}; {plan.why})")
     out = _build_dir(src, plan, req.build_dir)
-    fragments, fragment_files = _fragments(plan, src, req.kconfig_add, req.target_tools)
+    fragments, fragment_files = _fragments(plan, src, req.kconfig_add, req.target_tools,
+                                           req.exact)
     _check_user_fragments(src, plan, fragment_files[len(fragment_files) - len(req.kconfig_add):])
     if not req.clean:
         _check_build_dir(src, out, plan, catalog)
@@ -150,6 +152,24 @@ def build(req: BuildRequest) -> BuildResult:
     return BuildResult(out, image, images, seconds, scope, record)
 
 
+def find_toolchain(src: Path, arch: str, defconfig: str) -> Toolchain:
+    """The compiler `bbv build --arch ARCH --defconfig DEFCONFIG` would use (BbvError if none)."""
+    catalog = load_catalog()
+    plan = kbuild.plan(src, catalog, None, arch, defconfig)
+    bits = kbuild.defconfig_bits(src, plan.arch, plan.defconfig)
+    return Finder.default().find(_toolchain_target(catalog, plan, bits), plan.defconfig, None)
+
+
+def toolchain_package(src: Path, arch: str, defconfig: str) -> str:
+    """The key of configs/doctor/packages.toml's [toolchains] for this defconfig's compiler."""
+    catalog = load_catalog()
+    plan = kbuild.plan(src, catalog, None, arch, defconfig)
+    target = _toolchain_target(catalog, plan, kbuild.defconfig_bits(src, plan.arch,
+                                                                    plan.defconfig))
+    return target.gcc_machine[0] if target.gcc_machine and target.gcc_machine[0] != "*" \
+        else arch
+
+
 def _ccache(no_ccache: bool) -> ccache_mod.Ccache | None:
     if not ccache_mod.wanted(no_ccache, userconfig.load()):
         return None
@@ -194,10 +214,11 @@ def _build_dir(src: Path, plan: kbuild.Plan, given: Path | None) -> Path:
     return out
 
 
-def _fragments(plan: kbuild.Plan, src: Path, given: tuple[str, ...],
-               target_tools: bool) -> tuple[list[str], list[Path | str]]:
-    """bbv's and the target's fragments (skipped if this tree lacks the file), then the user's."""
-    ours = own_fragments(plan.target, target_tools)
+def _fragments(plan: kbuild.Plan, src: Path, given: tuple[str, ...], target_tools: bool,
+               exact: bool = False) -> tuple[list[str], list[Path | str]]:
+    """bbv's and the target's fragments (skipped if this tree lacks the file), then the user's;
+    exact: the user's only."""
+    ours = [] if exact else own_fragments(plan.target, target_tools)
     names, items = [], []
     for name in ours:
         if kbuild.CONFIG_LINE.match(name) or (src / name).is_file():
