@@ -35,7 +35,7 @@ class TreeEnv:
     devices: dict[str, str] = field(default_factory=dict)  # test_devices.py: name -> text
 
 
-def _loader():
+def labgrid_loader():
     """PyYAML's safe loader, reading tags such as !template as plain scalars."""
     import yaml
 
@@ -54,7 +54,7 @@ def parse_env(path: Path, text: str) -> TreeEnv | None:
     import yaml
 
     try:
-        data = yaml.load(text, Loader=_loader())  # noqa: S506 - a safe loader subclass
+        data = yaml.load(text, Loader=labgrid_loader())  # noqa: S506 - a safe loader subclass
     except yaml.YAMLError:
         return None
     try:

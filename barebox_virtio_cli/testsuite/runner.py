@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 from barebox_virtio_cli.build.record import default_build_dir, read_record
@@ -25,6 +26,17 @@ from barebox_virtio_cli.testsuite.request import SUITE, SuiteRequest
 from barebox_virtio_cli.util import status
 from barebox_virtio_cli.util.atomic import write_text
 from barebox_virtio_cli.util.signals import STOP_SIGNALS, Signalled, handling
+
+
+@dataclass(frozen=True)
+class Files:
+    """Where one test run writes: its log, the plugin's events, labgrid's console log and
+    (if asked) pytest's JUnit report."""
+
+    log: Path
+    events: Path
+    console: Path
+    junit: Path | None = None
 
 
 class SuiteRun:
@@ -88,19 +100,27 @@ class SuiteRun:
     def test(self, target: Target, env_file: Path, result: res.TargetResult) -> None:
         assert result.build_dir is not None
         out = result.build_dir
-        events = out / res.EVENTS_NAME
-        events.write_text("")
-        result.log = out / res.LOG_NAME
         junit = (self.request.junit_dir / f"{target.name}.xml"
                  if self.request.junit_dir else None)
-        argv = res.pytest_argv(sys.executable, env_file, SUITE, junit, self.request.keyword,
-                               out / res.CONSOLE_DIR, self.request.pytest_args)
-        env = {**os.environ, "LG_BUILDDIR": str(out), "BBV_TEST_EVENTS": str(events)}
+        self.pytest(target.name, env_file, result, Files(out / res.LOG_NAME,
+                    out / res.EVENTS_NAME, out / res.CONSOLE_DIR, junit),
+                    self.request.pytest_args, self.export_notes.get(target.name, ""))
+
+    def pytest(self, name: str, env_file: Path, result: res.TargetResult, files: Files,
+               extra: list[str], header: str = "") -> None:
+        """barebox's test/py on one labgrid environment, LG_BUILDDIR the result's build."""
+        assert result.build_dir is not None
+        files.events.write_text("")
+        result.log = files.log
+        argv = res.pytest_argv(sys.executable, env_file, SUITE, files.junit, self.request.keyword,
+                               files.console, extra)
+        env = {**os.environ, "LG_BUILDDIR": str(result.build_dir),
+               "BBV_TEST_EVENTS": str(files.events)}
         env.pop("LG_ENV", None)
-        self.lines.set(target.name, "booting")
+        self.lines.set(name, "booting")
         started = time.monotonic()
         with open(result.log, "wb") as log:
-            log.write(self.export_notes.get(target.name, "").encode())
+            log.write(header.encode())
             log.write(f"$ {shlex.join(argv)}\n".encode())
             log.flush()
             proc = self.groups.start(argv, cwd=self.request.src, env=env, stdout=log,
@@ -109,19 +129,19 @@ class SuiteRun:
                 return
             try:
                 while proc.poll() is None:
-                    self._show(target.name, events)
+                    self._show(name, files.events)
                     time.sleep(0.2)
             finally:
                 self.groups.finish(proc)
         result.duration = time.monotonic() - started
-        result.collected, result.tests, _ = res.read_events(events.read_text())
+        result.collected, result.tests, _ = res.read_events(files.events.read_text())
         if self.groups.stopping:
             return  # stopped by a signal: no verdict on a cut-off run
         if proc.returncode == 5:
             result.error = res.no_tests_ran(self.request.keyword, self.request.pytest_args)
         elif proc.returncode not in (0, 1):
             result.error = res.pytest_failure(proc.returncode, _tail(result.log))
-        self.lines.set(target.name, _verdict(result))
+        self.lines.set(name, _verdict(result))
 
     def _show(self, name: str, events: Path) -> None:
         try:

@@ -17,37 +17,16 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from conftest import BBV, ROOT, bbv, need
+from conftest import BBV, bbv, need
 from process_helpers import CROSS
+from suite_helpers import FIXTURE, TINY_TESTS, make_tree
 
 from barebox_virtio_cli.errors import BbvError, UsageError
 from barebox_virtio_cli.run.request import RunRequest
 from barebox_virtio_cli.testsuite import request as suite
 from barebox_virtio_cli.testsuite import results as res
 
-FIXTURE = ROOT / "tests" / "fixtures" / "minibarebox"
-TINYGUEST = ROOT / "tests" / "tinyguest" / "tinyguest.s"
-TINY_RULE = """
-# bbv test tests: the image is the tiny guest (tests/tinyguest), which QEMU boots.
-$(objtree)/images/$(image): $(srctree)/tinyguest.s
-\t@mkdir -p $(dir $@)
-\t@$(CROSS_COMPILE)as -o $(objtree)/tinyguest.o $<
-\t@$(CROSS_COMPILE)ld -Ttext=0x40010000 -o $(objtree)/tinyguest.elf $(objtree)/tinyguest.o
-\t@$(CROSS_COMPILE)objcopy -O binary $(objtree)/tinyguest.elf $@
-"""
-TINY_TESTS = 10  # tests/fixtures/minibarebox/test/py/test_tiny.py
 tools = need("make", "qemu-system-arm", f"{CROSS}gcc", f"{CROSS}as", f"{CROSS}objcopy")
-
-
-def make_tree(base: Path, devel_config: str | None = None) -> Path:
-    tree = base / "barebox"
-    shutil.copytree(FIXTURE, tree)
-    shutil.copy(TINYGUEST, tree / "tinyguest.s")
-    with (tree / "Makefile").open("a") as fh:
-        fh.write(TINY_RULE)
-    if devel_config is not None:
-        (tree / "common" / "boards" / "configs" / "devel.config").write_text(devel_config)
-    return tree
 
 
 @pytest.fixture(scope="module")
