@@ -24,7 +24,16 @@ class _SplitAtDashes(click.Command):
 
 
 @click.command(cls=_SplitAtDashes)
-@click.argument("names", nargs=-1, metavar="[TARGET]...")
+@click.argument("names", nargs=-1, metavar="[TARGET|JOB]...")
+@click.option("--ci", is_flag=True,
+              help="barebox's CI matrix as the tree's .github/workflows/test-labgrid-pytest.yml "
+                   "defines it: JOB is a matrix entry's defconfig (none: every job).")
+@click.option("--list", "list_only", is_flag=True,
+              help="With --ci: print the matrix (jobs, envs, fragments) and what this host "
+                   "lacks to run each env; build and run nothing.")
+@click.option("-O", "--build-dir", "build_base", type=click.Path(path_type=Path, file_okay=False),
+              help="With --ci: put each job's build in DIR/build-ARCH-DEFCONFIG [default: "
+                   "SRC/build-ci-ARCH-DEFCONFIG].")
 @click.option("--all", "all_targets", is_flag=True,
               help="Every catalog target this tree has a defconfig for and this host can boot.")
 @click.option("--src", type=click.Path(path_type=Path, file_okay=False),
@@ -45,7 +54,8 @@ class _SplitAtDashes(click.Command):
               help="Write one JUnit XML file per target, DIR/TARGET.xml.")
 @device_options
 @click.pass_context
-def test(ctx: click.Context, names: tuple[str, ...], all_targets: bool, src: Path | None,
+def test(ctx: click.Context, names: tuple[str, ...], ci: bool, list_only: bool,
+         build_base: Path | None, all_targets: bool, src: Path | None,
          no_build: bool, devel: bool, kconfig_add: tuple[str, ...], keyword: str | None,
          jobs: int, make_jobs: int | None, as_json: bool, junit_dir: Path | None,
          **devices) -> None:
@@ -54,12 +64,23 @@ def test(ctx: click.Context, names: tuple[str, ...], all_targets: bool, src: Pat
     The device options are those of 'bbv run'. Arguments after -- go to pytest (and barebox's
     conftest), e.g. -- -x --bootarg X.
 
+    With --ci, run barebox's own CI jobs instead: each JOB's defconfig built once with the
+    fragments CI merges, then test/py on every env (yaml) of the job this host can run, with
+    barebox's own yaml and the job's lgargs.
+
     \b
     Examples, in a barebox source tree:
       bbv test vexpress armv8 malta riscv64
       bbv test --all -j 2 --json
       bbv test vexpress --blk disk.img --rng -k shell -- -x
+      bbv test --ci --list
+      bbv test --ci multi_v7_defconfig -j 2 --junit-dir results
     """
+    if ci or list_only or build_base is not None:
+        _ci(ctx, names, list_only, build_base, src, all_targets=all_targets, devel=devel,
+            kconfig_add=kconfig_add, no_build=no_build, keyword=keyword, jobs=jobs,
+            make_jobs=make_jobs, as_json=as_json, junit_dir=junit_dir, ci=ci, devices=devices)
+        return
     from barebox_virtio_cli.run.request import RunRequest
     from barebox_virtio_cli.testsuite import results, runner
     from barebox_virtio_cli.testsuite.request import make_request
@@ -107,3 +128,119 @@ def _report(outcome) -> None:
     if count:
         common = "; ".join(f"{reason} ({n})" for reason, n in reasons)
         console.print(f"{count} skipped; most common: {common}", markup=False)
+
+
+def _ci(ctx: click.Context, names: tuple[str, ...], list_only: bool, build_base: Path | None,
+        src: Path | None, **options) -> None:
+    """bbv test --ci [JOB]...: barebox's CI matrix from the tree's workflow."""
+    from barebox_virtio_cli.ci import matrix, runner
+    from barebox_virtio_cli.ci import results as ci_results
+    from barebox_virtio_cli.errors import UsageError
+    from barebox_virtio_cli.run.request import RunRequest
+    from barebox_virtio_cli.testsuite.request import check_keyword, check_labgrid
+    from barebox_virtio_cli.testsuite.request import check_tree as check_suite
+    from barebox_virtio_cli.util.signals import Signalled
+    from barebox_virtio_cli.util.status import say
+
+    if not options["ci"]:
+        raise UsageError(f"{'--list' if list_only else '-O/--build-dir'} belongs to --ci; "
+                         "add --ci")
+    given = [flag for flag, on in (("--all", options["all_targets"]),
+                                   ("--devel", options["devel"]),
+                                   ("--kconfig-add", options["kconfig_add"]),
+                                   ("device options", RunRequest(**options["devices"])
+                                    != RunRequest())) if on]
+    if given:
+        raise UsageError(f"--ci runs the jobs as barebox's CI does; {given[0]} does not go "
+                         "with it")
+    check_keyword(options["keyword"])
+    tree = (src or Path.cwd()).resolve()
+    plan = matrix.load(tree, list(names), given=src is not None)
+    if list_only:
+        _print_matrix(plan, options["as_json"])
+        return
+    check_suite(tree)
+    check_labgrid()
+    matrix.check_runnable(plan, named=bool(names))
+    junit_dir = options["junit_dir"]
+    if junit_dir is not None:
+        junit_dir = junit_dir.resolve()
+        junit_dir.mkdir(parents=True, exist_ok=True)
+    for note in plan.workflow.notes:
+        say(note)
+    ci_options = runner.CiOptions(
+        build_base=build_base.resolve() if build_base else None, jobs=options["jobs"],
+        make_jobs=options["make_jobs"], junit_dir=junit_dir, keyword=options["keyword"],
+        pytest_args=ctx.meta.get("pytest_args", []), build=not options["no_build"])
+    try:
+        outcome = runner.run(plan, ci_options, live=sys.stderr.isatty() and not options["as_json"])
+    except Signalled as stopped:
+        say(f"stopped by signal {stopped.signum}")
+        raise
+    if options["as_json"]:
+        click.echo(json.dumps(ci_results.to_json(outcome), indent=2))
+    else:
+        _ci_report(outcome)
+    sys.exit(ci_results.exit_status(outcome))
+
+
+def _ci_report(outcome) -> None:
+    from rich.table import Table
+
+    from barebox_virtio_cli.ci import results as ci_results
+    from barebox_virtio_cli.util.output import stdout_console
+
+    console = stdout_console()
+    console.soft_wrap = True
+    table = Table(title="barebox CI jobs (test-labgrid-pytest.yml)")
+    for column in ci_results.COLUMNS:
+        table.add_column(column, justify="left" if column in ("job", "env") else "right")
+    for row in ci_results.table_rows(outcome):
+        table.add_row(*row)
+    console.print(table)
+    for env, name, reason, log in ci_results.problems(outcome):
+        console.print(f"  {env}: {name}" + (f" - {reason}" if reason else "")
+                      + (f" (log: {log})" if log else ""), markup=False)
+
+
+def _print_matrix(plan, as_json: bool) -> None:
+    from barebox_virtio_cli.ci.workflow import describe_rules
+    from barebox_virtio_cli.util.output import stdout_console
+
+    if as_json:
+        click.echo(json.dumps([{
+            "job": j.job.defconfig, "arch": j.job.arch, "lgenv": j.job.lgenv,
+            "lgargs": j.job.lgargs, "osimg": j.job.osimg, "fragments": j.fragments,
+            "not_tested": j.not_tested,
+            "envs": [{"env": e.name, "yaml": e.path, "runnable": not j.missing[e.name],
+                      "missing": [{"item": m.item, "detail": m.detail, "debian": m.package}
+                                  for m in j.missing[e.name]]} for e in j.envs]}
+            for j in plan.jobs], indent=2))
+        return
+    from rich.table import Table
+
+    console = stdout_console()
+    console.soft_wrap = True
+    table = Table(title=f"barebox CI matrix ({plan.src}/.github/workflows/"
+                        "test-labgrid-pytest.yml)")
+    for column in ("job", "ARCH", "env", "runs here", "missing (Debian package)"):
+        table.add_column(column)
+    for j in plan.jobs:
+        extra = "".join(f" {k}={v}" for k, v in (("lgargs", j.job.lgargs),
+                                                  ("osimg", j.job.osimg)) if v)
+        for i, e in enumerate(j.envs or [None]):
+            missing = j.missing.get(e.name, []) if e else []
+            table.add_row(j.job.defconfig + extra if i == 0 else "", j.job.arch if i == 0
+                          else "", e.name if e else f"(no yaml for {j.job.lgenv})",
+                          "[red]no[/]" if missing or not e else "[green]yes[/]",
+                          "; ".join(map(str, missing)))
+    console.print(table)
+    console.print(f"fragments (KCONFIG_ADD): {describe_rules(plan.workflow)}", markup=False)
+    for j in plan.jobs:
+        if j.not_tested:
+            console.print(f"{j.job.defconfig}: CI skips {', '.join(j.not_tested)} (no "
+                          f"{' or '.join(plan.workflow.drivers)})", markup=False)
+    for step in plan.workflow.steps_not_followed:
+        console.print(f"not reproduced: the workflow's step '{step}'", markup=False)
+    for note in plan.workflow.notes:
+        console.print(f"note: {note}", markup=False)

@@ -1,0 +1,140 @@
+"""`bbv test --ci` end to end on the miniature barebox tree, in real QEMU: the tree's own
+workflow (tests/fixtures/minibarebox/.github/workflows/test-labgrid-pytest.yml: a multi_v7 job
+whose glob holds an env the tiny guest answers, an env whose QEMU binary no host has and a board
+env CI skips; a tinyos job with lgargs and an osimg), read, built once per defconfig with the
+workflow's fragments, and tested with the tree's own yamls. Pure logic:
+tests/unit/test_ci_logic.py; a real barebox CI job: tests/barebox/test_suite_barebox.py."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import xml.etree.ElementTree as ET
+
+import pytest
+from conftest import bbv, error_line, need
+from process_helpers import CROSS
+from suite_helpers import FIXTURE, TINY_TESTS, make_tree
+
+tools = need("make", "qemu-system-arm", f"{CROSS}gcc", f"{CROSS}as", f"{CROSS}objcopy")
+V7, TINYOS = "dt-2nd@multi_v7_defconfig", "tinyos_defconfig"
+MISSING = "missing@multi_v7_defconfig"
+
+
+@pytest.fixture
+def tree(tmp_path):
+    return make_tree(tmp_path)
+
+
+def by_env(stdout: str) -> dict[str, dict]:
+    return {r["env"]: r for r in json.loads(stdout)}
+
+
+@tools
+@pytest.mark.qemu
+def test_every_job_one_build_each_with_the_workflows_fragments(tree, tmp_path):
+    (tree / "tinyos.img").write_bytes(bytes(65536))  # the osimg CI would download
+    junit = tmp_path / "junit"
+    done = bbv("test", "--ci", "--src", str(tree), "--json", "-j", "2", "--junit-dir",
+               str(junit))
+    assert done.returncode == 0, done.stderr
+    results = by_env(done.stdout)
+    assert list(results) == [V7, MISSING, TINYOS]  # board@ has no QEMUDriver: CI skips it
+    v7, missing, tinyos = results[V7], results[MISSING], results[TINYOS]
+    assert {k: v7[k] for k in ("defconfig", "passed", "failed", "skipped", "xfailed",
+                               "error")} == {"defconfig": "multi_v7_defconfig", "passed": 6,
+                                             "failed": 0, "skipped": 3, "xfailed": 1,
+                                             "error": None}
+    assert len(v7["tests"]) == TINY_TESTS and v7["duration"] > 0
+    # the job's lgargs (--runxfail) reach pytest: the xfail test passes
+    assert (tinyos["passed"], tinyos["xfailed"]) == (7, 0)
+    assert missing["ran"] is False
+    assert missing["error"] == "not run: qemu-system-bbvnone: not on PATH"
+    # one build per defconfig, CI's fragments in it: testfs only in the multi_v7 job's yamls
+    assert sorted(p.name for p in tree.glob("build-*")) == [
+        "build-ci-arm-multi_v7_defconfig", "build-ci-arm-tinyos_defconfig"]
+    v7_config = (tree / "build-ci-arm-multi_v7_defconfig" / ".config").read_text()
+    os_config = (tree / "build-ci-arm-tinyos_defconfig" / ".config").read_text()
+    for option in ("CONFIG_SELFTEST=y", "CONFIG_DM_TEST=y", "CONFIG_TLV_SIG_TEST=y"):
+        assert option in v7_config
+    assert "CONFIG_SELFTEST=y" in os_config and "CONFIG_DM_TEST" not in os_config
+    assert "# CONFIG_BAREBOXENV_TARGET is not set" in v7_config  # disable_target_tools
+    record = json.loads((tree / "build-ci-arm-multi_v7_defconfig" / "bbv-build.json")
+                        .read_text())
+    assert record["kconfig"] == [f"common/boards/configs/{f}.config" for f in (
+        "enable_self_test", "disable_target_tools", "enable_dm_testing", "enable_tlv_sig_testing")]
+    assert done.stderr.count("building multi_v7_defconfig") == 1
+    # JUnit as CI names it, and the labgrid console log per env
+    assert sorted(p.name for p in junit.iterdir()) == [f"{V7}.tests.xml", f"{TINYOS}.tests.xml"]
+    suite = ET.parse(junit / f"{V7}.tests.xml").getroot().find("testsuite")
+    assert (suite.get("tests"), suite.get("failures")) == (str(TINY_TESTS), "0")
+    assert any((tree / "build-ci-arm-multi_v7_defconfig" / "log" / V7).iterdir())
+    log = (tree / "build-ci-arm-tinyos_defconfig" / f"bbv-ci-{TINYOS}.log").read_text()
+    assert f"--lg-env {tree}/test/arm/tinyos_defconfig.yaml" in log
+    assert "--verbosity=1 --runxfail test/py" in log
+
+
+@tools
+@pytest.mark.qemu
+def test_a_failing_env_the_table_and_an_incremental_rebuild(tree):
+    first = bbv("test", "--ci", "multi_v7_defconfig", "--src", str(tree))
+    assert first.returncode == 0, first.stderr
+    row = next(line for line in first.stdout.splitlines() if V7 in line)
+    cells = [c.strip() for c in row.strip("│| ").split("│")]
+    # job, env, build, passed, failed, skipped, xfailed, errors, time
+    assert cells[:2] == ["multi_v7_defconfig", V7] and cells[2].endswith(" s")
+    assert cells[3:8] == ["6", "0", "3", "1", "0"] and cells[8].endswith(" s")
+    assert f"{MISSING}: (not run) - qemu-system-bbvnone: not on PATH" in first.stdout
+    done = bbv("test", "--ci", "multi_v7", "--src", str(tree), "--no-build", "--json",
+               env={"BBV_TINY_FAIL": "1"})
+    assert done.returncode == 1, done.stderr
+    v7 = by_env(done.stdout)[V7]
+    assert (v7["passed"], v7["failed"], v7["build_seconds"]) == (5, 1, None)
+    again = bbv("test", "--ci", "multi_v7", "--src", str(tree), "-k", "echo")
+    assert again.returncode == 0
+    build_log = (tree / "build-ci-arm-multi_v7_defconfig" / "bbv-build.log").read_text()
+    assert "configuring" not in build_log  # the same fragments: incremental, no reconfigure
+
+
+@tools
+def test_list_names_what_each_env_lacks(tree):
+    done = bbv("test", "--ci", "--list", "--json", "--src", str(tree))
+    assert done.returncode == 0, done.stderr
+    jobs = {j["job"]: j for j in json.loads(done.stdout)}
+    assert list(jobs) == ["multi_v7_defconfig", "tinyos_defconfig"]
+    v7, tinyos = jobs["multi_v7_defconfig"], jobs["tinyos_defconfig"]
+    assert v7["not_tested"] == ["board@multi_v7_defconfig"]
+    assert [(e["env"], e["runnable"]) for e in v7["envs"]] == [(V7, True), (MISSING, False)]
+    assert v7["envs"][1]["missing"] == [{"item": "qemu-system-bbvnone", "detail": "not on PATH",
+                                         "debian": ""}]
+    assert (tinyos["lgargs"], tinyos["osimg"]) == ("--runxfail", "tinyos.img")
+    assert tinyos["envs"][0]["missing"][0]["item"] == "tinyos.img"
+    assert tinyos["fragments"] == ["common/boards/configs/enable_self_test.config",
+                                   "common/boards/configs/disable_target_tools.config"]
+    text = bbv("test", "--ci", "--list", "--src", str(tree))
+    assert "enable_dm_testing.config enable_tlv_sig_testing.config (when a yaml uses testfs)" \
+        in text.stdout
+    assert not list(tree.glob("build-*"))  # --list builds nothing
+
+
+@tools
+def test_bad_input_one_line_each(tree, tmp_path):
+    done = bbv("test", "--ci", "multi_v9_defconfig", "--src", str(tree))
+    assert "no CI job 'multi_v9_defconfig' in the workflow's matrix; did you mean " \
+           "multi_v7_defconfig" in error_line(done, 2)
+    done = bbv("test", "--ci", "tinyos_defconfig", "--src", str(tree))
+    line = error_line(done, 1)
+    assert "CI job tinyos_defconfig: this host can run none of its envs (tinyos_defconfig: " \
+           "tinyos.img: OS image not in the tree" in line
+    done = bbv("test", "--ci", "--src", str(tmp_path))
+    assert "is not a barebox source tree" in error_line(done, 2)
+    old = tmp_path / "old"
+    shutil.copytree(FIXTURE, old, ignore=shutil.ignore_patterns(".github"))
+    done = bbv("test", "--ci", "--src", str(old))
+    assert "has no .github/workflows/test-labgrid-pytest.yml" in error_line(done, 2)
+    assert "test with 'bbv test TARGET'" in error_line(done, 2)
+    done = bbv("test", "--list", "--src", str(tree))
+    assert "--list belongs to --ci" in error_line(done, 2)
+    done = bbv("test", "--ci", "--rng", "--src", str(tree))
+    assert "device options does not go with it" in error_line(done, 2)
+    assert not list(tree.glob("build-*"))
