@@ -19,7 +19,6 @@ from barebox_virtio_cli.ci.matrix import CiPlan, JobPlan
 from barebox_virtio_cli.ci.results import EnvResult
 from barebox_virtio_cli.errors import BbvError
 from barebox_virtio_cli.testsuite import results as res
-from barebox_virtio_cli.testsuite.display import TargetLines
 from barebox_virtio_cli.testsuite.request import SuiteRequest
 from barebox_virtio_cli.testsuite.runner import Files, SuiteRun
 from barebox_virtio_cli.util import status
@@ -46,7 +45,7 @@ def build_dir(plan: CiPlan, job: JobPlan, options: CiOptions) -> Path:
 
 
 class CiRun:
-    def __init__(self, plan: CiPlan, options: CiOptions, lines: TargetLines) -> None:
+    def __init__(self, plan: CiPlan, options: CiOptions, lines: status.Rows) -> None:
         self.plan, self.options = plan, options
         self.suite = SuiteRun(SuiteRequest(src=plan.src, targets=[], keyword=options.keyword,
                                            jobs=options.jobs, pytest_args=options.pytest_args),
@@ -148,7 +147,7 @@ class CiRun:
 def run(plan: CiPlan, options: CiOptions, live: bool) -> list[EnvResult]:
     """Run every chosen job. Stopped by SIGINT, SIGTERM or SIGHUP, it stops every child (the
     build's make, pytest and its QEMU) and raises Signalled."""
-    lines = TargetLines([e.name for j in plan.jobs for e in j.envs], live)
+    lines = status.Rows([e.name for j in plan.jobs for e in j.envs], live)
     ci = CiRun(plan, options, lines)
     caught: list[int] = []
 

@@ -137,7 +137,11 @@ def _ci(ctx: click.Context, names: tuple[str, ...], list_only: bool, build_base:
     from barebox_virtio_cli.ci import results as ci_results
     from barebox_virtio_cli.errors import UsageError
     from barebox_virtio_cli.run.request import RunRequest
-    from barebox_virtio_cli.testsuite.request import check_keyword, check_labgrid
+    from barebox_virtio_cli.testsuite.request import (
+        check_keyword,
+        check_labgrid,
+        host_requirements,
+    )
     from barebox_virtio_cli.testsuite.request import check_tree as check_suite
     from barebox_virtio_cli.util.signals import Signalled
     from barebox_virtio_cli.util.status import say
@@ -161,6 +165,8 @@ def _ci(ctx: click.Context, names: tuple[str, ...], list_only: bool, build_base:
         return
     check_suite(tree)
     check_labgrid()
+    for missing in host_requirements(tree):
+        say(f"warning: {missing.warning()}")
     matrix.check_runnable(plan, named=bool(names))
     junit_dir = options["junit_dir"]
     if junit_dir is not None:
