@@ -72,7 +72,7 @@ class Missing:
 
 
 @dataclass(frozen=True)
-class HostFacts:
+class EnvFacts:
     """What the host has, as far as a job's envs go; gathered by ci/matrix.py."""
 
     qemu: dict[str, str | None]  # binary name -> path
@@ -85,7 +85,7 @@ class HostFacts:
     firmware_packages: dict[str, str]  # file name -> Debian package
 
 
-def missing(env: CiEnv, job: CiJob, facts: HostFacts) -> list[Missing]:
+def missing(env: CiEnv, job: CiJob, facts: EnvFacts) -> list[Missing]:
     """What this host lacks to run the env ([]: it can run it)."""
     out = [facts.toolchain] if facts.toolchain else []
     if env.qemu_bin:

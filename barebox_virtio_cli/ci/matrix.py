@@ -11,7 +11,7 @@ from pathlib import Path
 
 from barebox_virtio_cli.build.kbuild import check_tree
 from barebox_virtio_cli.ci import envs as ci_envs
-from barebox_virtio_cli.ci.envs import CiEnv, HostFacts, Missing
+from barebox_virtio_cli.ci.envs import CiEnv, EnvFacts, Missing
 from barebox_virtio_cli.ci.workflow import WORKFLOW, CiJob, Workflow, WorkflowError, read_workflow
 from barebox_virtio_cli.ci.workflow import select as select_jobs
 from barebox_virtio_cli.errors import BbvError, UsageError
@@ -121,7 +121,7 @@ def _toolchain(src: Path, job: CiJob, pkgs) -> tuple[Missing | None, str | None]
 
 
 def _facts(src: Path, job: CiJob, envs: list[CiEnv], toolchain: Missing | None,
-           pkgs) -> HostFacts:
+           pkgs) -> EnvFacts:
     from barebox_virtio_cli.qemu.probe import probe
 
     qemu, machines, datadirs = {}, {}, []
@@ -139,7 +139,7 @@ def _facts(src: Path, job: CiJob, envs: list[CiEnv], toolchain: Missing | None,
     for name in dict.fromkeys(f for e in envs for f in e.firmware):
         firmware[name] = next((os.path.join(d, name) for d in datadirs
                                if os.path.isfile(os.path.join(d, name))), None)
-    return HostFacts(
+    return EnvFacts(
         qemu=qemu, machines=machines, firmware=firmware,
         osimg=bool(job.osimg) and (src / job.osimg).is_file(), toolchain=toolchain,
         osimg_hint="CI downloads it with scripts/fetch-os.sh (network)"

@@ -119,14 +119,14 @@ X86 = """targets:
 """
 
 
-def facts(**changes) -> ci_envs.HostFacts:
+def facts(**changes) -> ci_envs.EnvFacts:
     base = dict(qemu={"qemu-system-x86_64": "/usr/bin/qemu-system-x86_64"},
                 machines={"qemu-system-x86_64": ["pc", "q35"]},
                 firmware={"OVMF.fd": "/usr/share/qemu/OVMF.fd"}, osimg=False,
                 osimg_hint="CI downloads it", toolchain=None,
                 qemu_packages={"qemu-system-x86_64": "qemu-system-x86"},
                 firmware_packages={"OVMF.fd": "ovmf"})
-    return ci_envs.HostFacts(**{**base, **changes})
+    return ci_envs.EnvFacts(**{**base, **changes})
 
 
 def test_env_parse_and_what_ci_tests():
