@@ -1,8 +1,9 @@
 """`bbv bisect` as a service: the first commit that breaks a check, found with `git bisect` in a
-worktree of bbv's own (bisect/workspace.py), each commit built in process by build/service.py
-(one persistent build directory, incremental, ccache, the target's image only) and checked by a
-scripted boot (run/service.py), barebox's suite (bbv test) or any command (git's convention).
-The decisions live in bisect/steps.py; commands/bisect.py parses options and renders."""
+repository of bbv's own sharing the user's objects (bisect/workspace.py), each commit built in
+process by build/service.py (one persistent build directory, incremental, ccache, the target's
+image only) and checked by a scripted boot (run/service.py), barebox's suite (bbv test) or any
+command (git's convention). The decisions live in bisect/steps.py; commands/bisect.py parses
+options and renders."""
 
 from __future__ import annotations
 
@@ -57,7 +58,7 @@ class _Checker:
 
     def _test(self, build_dir: Path, tree: Path) -> tuple[str, str]:
         """barebox's suite through bbv test's runner, on what was built: the runner tests
-        SRC/build-TARGET, so that name in the worktree points at the build directory."""
+        SRC/build-TARGET, so that name in the tree points at the build directory."""
         from barebox_virtio_cli.testsuite import results as res
         from barebox_virtio_cli.testsuite import runner
         from barebox_virtio_cli.testsuite.request import SuiteRequest
@@ -186,7 +187,7 @@ class _Bisection:
         self.count = 0
 
     def step(self, sha: str, role: str = "step") -> st.CommitStep:
-        """Build the worktree's HEAD (sha) and check it, --repeat times unless one fails."""
+        """Build the tree's HEAD (sha) and check it, --repeat times unless one fails."""
         from barebox_virtio_cli.bisect.workspace import subject
 
         self.count += 1
@@ -215,15 +216,14 @@ class _Bisection:
         return step
 
     def build(self, step: st.CommitStep) -> tuple[Path | None, str]:
-        """The target's image built from the worktree, or None and the first error line."""
+        """The target's image built from the tree, or None and the first error line."""
         from barebox_virtio_cli.build.service import BuildFailed, BuildRequest, build
+        from barebox_virtio_cli.util import status
 
         request = BuildRequest(self.target.name, src=self.space.tree,
                                build_dir=self.space.build_dir, all_images=False,
                                no_ccache=self.request.no_ccache, jobs=self.request.jobs,
                                index=False)
-        from barebox_virtio_cli.util import status
-
         started = time.monotonic()
         self.space.building(step.commit)
         try:
@@ -251,13 +251,14 @@ def bisect(request: BisectRequest,
     request, repo, good, bad, target = check_request(request)
     outcome = st.BisectOutcome(target.name, good, bad)
     space = Workspace.for_repo(repo, target.name)
-    with space.locked(), space.worktree(bad) as tree:
-        set_times = space.restore_times()
-        if set_times:
-            say(f"worktree {tree} at {bad[:12]}; {space.build_dir} is kept between runs "
-                f"(incremental build)")
+    with space.locked(), space.checked_out(bad) as tree:
+        space.restore_times()
+        how = "made" if space.created else "kept"
+        if (space.build_dir / ".config").is_file():
+            say(f"tree {tree} ({how}) at {bad[:12]}; {space.build_dir} is kept between runs "
+                "(incremental build)")
         else:
-            say(f"worktree {tree} at {bad[:12]}; building in {space.build_dir}")
+            say(f"tree {tree} ({how}) at {bad[:12]}; building in {space.build_dir}")
         run = _Bisection(request, repo, target, space, on_step)
         for sha, expected in ((bad, st.BAD), (good, st.GOOD)):
             if space.head() != sha:

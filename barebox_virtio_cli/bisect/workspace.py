@@ -1,9 +1,10 @@
-"""Side effects of `bbv bisect` on git: the user's repository read, never changed, except for
-one linked `git worktree` in bbv's cache directory where `git bisect` runs, removed at the end
-(git keeps refs/bisect/* and BISECT_* per worktree, so no bisection shows in the user's
-checkout). Beside it, kept between runs, the build directory, and what the build directory was
-last built from, so that a new worktree's files keep the times make needs for an incremental
-build (see Workspace.restore_times)."""
+"""Side effects of `bbv bisect` on git: the user's repository read, never changed. `git bisect`
+runs in a repository of bbv's own in its cache directory, kept between runs: made once with `git
+init`, its objects the user's (through objects/info/alternates: nothing copied), so that no
+worktree is registered in the user's repository and no bisection state reaches it, and checked
+out anew each run (git rewrites only the files that differ). Beside it, also kept, the build
+directory, and what it was last built from, so that a tree made anew gives its files the times
+make needs for an incremental build (see Workspace.restore_times)."""
 
 from __future__ import annotations
 
@@ -28,21 +29,21 @@ _GIT_ENV_DROP = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIREC
 def git(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
     """git with its output collected, in the C locale, never prompting; it never outlives bbv.
     check: a failure is a BbvError naming git's message."""
-    from barebox_virtio_cli.util.processes import start_child, stop
+    from barebox_virtio_cli.util.processes import start_child, stop_group
 
     env = {k: v for k, v in os.environ.items() if k not in _GIT_ENV_DROP}
     env.update(LC_ALL="C", LANGUAGE="C", GIT_TERMINAL_PROMPT="0")
     argv = ["git", "-c", "advice.detachedHead=false", "-c", "core.hooksPath=/dev/null", *args]
-    try:
+    try:  # a group of its own: what git starts (a filter, a hook) is stopped with it
         proc = start_child(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                           errors="replace")
+                           errors="replace", start_new_session=True)
     except OSError as exc:
         raise BbvError(f"cannot run git: {exc.strerror}; on Debian: apt install git") from None
     try:
         out, err = proc.communicate()
     finally:
-        stop(proc)
+        stop_group(proc)
     done = subprocess.CompletedProcess(argv, proc.returncode, out, err)
     if check and done.returncode != 0:
         message = (err.strip() or out.strip()).splitlines()
@@ -86,14 +87,15 @@ def subject(repo: Path, sha: str) -> str:
 
 
 class Workspace:
-    """bbv's directory for bisecting one repository on one target: tree/ (the worktree, only
-    while bisecting), build/ (kept), times.json (what build/ was built from), bisect.log."""
+    """bbv's directory for bisecting one repository on one target, all kept between runs:
+    tree/ (where git bisect runs), build/, times.json (what build/ was built from),
+    bisect.log."""
 
     def __init__(self, root: Path, repo: Path) -> None:
         self.root, self.repo = root, repo
         self.tree, self.build_dir = root / "tree", root / "build"
         self.log = root / "bisect.log"
-        self._lock: int | None = None
+        self.created = False  # the tree was made in this run (not kept from an earlier one)
 
     @classmethod
     def for_repo(cls, repo: Path, target: str) -> Workspace:
@@ -121,40 +123,66 @@ class Workspace:
             os.close(fd)
 
     @contextmanager
-    def worktree(self, sha: str) -> Iterator[Path]:
-        """The linked worktree at sha, detached; removed on every way out. Adding and
-        removing are not cut by a signal (it is acted on right after)."""
+    def checked_out(self, sha: str) -> Iterator[Path]:
+        """The tree at sha: detached, clean, no bisection in progress. Kept between runs and
+        checked out anew (git rewrites only the files that differ, so the others keep times
+        older than the build directory's objects); made when missing or unusable. On every way
+        out its bisection state goes (the tree stays)."""
         from barebox_virtio_cli.util.signals import deferred
 
-        with deferred():
-            self.remove()  # left by a bbv that was killed (SIGKILL) in an earlier run
-            git(["worktree", "add", "--detach", "--force", str(self.tree), sha], self.repo)
+        self.created = not self._reuse(sha)
+        if self.created:
+            self._create(sha)
         try:
             yield self.tree
         finally:
             with deferred():
-                self.remove()
+                self.run("bisect", "reset", "HEAD", check=False)
 
-    def remove(self) -> None:
-        """git worktree remove; should git fail or the tree be half made, its directory and
-        exactly its entry in the repository's worktrees/ go (never `git worktree prune`, which
-        would prune the user's own stale entries too)."""
-        if self.tree.exists():
-            git(["worktree", "remove", "--force", "--force", str(self.tree)], self.repo,
-                check=False)
-        shutil.rmtree(self.tree, ignore_errors=True)
-        common = Path(git(["rev-parse", "--path-format=absolute", "--git-common-dir"],
-                          self.repo).stdout.strip())
-        ours = str(self.tree / ".git")
-        for admin in (common / "worktrees").glob("*"):
-            try:
-                points_at = (admin / "gitdir").read_text().strip()
-            except OSError:
-                continue
-            if points_at == ours:
-                shutil.rmtree(admin, ignore_errors=True)
+    def _objects(self) -> str:
+        return git(["rev-parse", "--path-format=absolute", "--git-path", "objects"],
+                   self.repo).stdout.strip()
 
-    # --- git bisect in the worktree ---------------------------------------------------------
+    def _reuse(self, sha: str) -> bool:
+        """Check the kept tree out at sha; False if there is none or git cannot."""
+        alternates = self.tree / ".git" / "objects" / "info" / "alternates"
+        try:
+            if alternates.read_text().strip() != self._objects():
+                return False
+        except OSError:
+            return False
+        # Left by a git killed with an earlier bbv (SIGKILL); the workspace lock is ours.
+        (self.tree / ".git" / "index.lock").unlink(missing_ok=True)
+        return all(self.run(*args, check=False).returncode == 0 for args in (
+            ("bisect", "reset", "HEAD"), ("checkout", "-q", "--detach", "--force", sha),
+            ("clean", "-ffdxq")))
+
+    def _create(self, sha: str) -> None:
+        """A new repository in tree.new whose objects are the user's (alternates: nothing
+        copied, no worktree registered in their repository), checked out at sha, then renamed
+        to tree. A signal or an error on the way removes tree.new."""
+        from barebox_virtio_cli.util.signals import deferred
+
+        new = self.root / "tree.new"
+        with deferred():
+            for path in (self.tree, new):
+                shutil.rmtree(path, ignore_errors=True)
+        try:
+            git(["init", "-q", str(new)], self.root)
+            objects = self._objects()
+            (new / ".git" / "objects" / "info" / "alternates").write_text(objects + "\n")
+            shallow = Path(objects).parent / "shallow"  # a shallow clone's boundary
+            if shallow.is_file():
+                shutil.copyfile(shallow, new / ".git" / "shallow")
+            git(["config", "gc.auto", "0"], new)
+            git(["checkout", "-q", "--detach", "--force", sha], new)
+        except BaseException:
+            with deferred():
+                shutil.rmtree(new, ignore_errors=True)
+            raise
+        new.rename(self.tree)
+
+    # --- git bisect in the tree -------------------------------------------------------------
 
     def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         return git(list(args), self.tree, check)
@@ -181,12 +209,15 @@ class Workspace:
     # --- file times for incremental builds across runs ---------------------------------------
 
     def restore_times(self) -> int:
-        """Give the new worktree's files the times make needs: the build directory was built
-        from a known commit (times.json), so every file unchanged since then gets OLD_TIME
-        (older than its objects) and only the changed ones stay new. Without a known commit
-        (a first run) nothing changes and make builds everything. The number of files set."""
+        """Give a tree made anew the times make needs: the build directory was built from a
+        known commit (times.json), so every file unchanged since then gets OLD_TIME (older
+        than its objects) and only the changed ones stay new. Without a known commit (a first
+        run) nothing changes and make builds everything. A kept tree needs none of this. The
+        number of files set."""
         from barebox_virtio_cli.util.jsonfile import read_object
 
+        if not self.created:
+            return 0
         state = read_object(self.root / "times.json") or {}
         base = state.get("base")
         if not base or not (self.build_dir / ".config").is_file() or \
@@ -202,6 +233,8 @@ class Workspace:
                 except OSError:
                     continue
                 count += 1
+        # The index learns the new times, else the next checkout rewrites every file.
+        self.run("update-index", "-q", "--refresh", check=False)
         return count
 
     def building(self, sha: str) -> None:
@@ -225,3 +258,4 @@ class Workspace:
     def _changed(self, base: str, sha: str | None = None) -> set[str]:
         args = ["diff", "--no-renames", "--name-only", "-z", base] + ([sha] if sha else [])
         return {n for n in self.run(*args).stdout.split("\0") if n}
+

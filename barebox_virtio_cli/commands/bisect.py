@@ -32,8 +32,8 @@ from barebox_virtio_cli.commands._options import Number, booted_image_options, c
 def bisect(good: str, bad: str, src: Path | None, test: str | None, repeat: int,
            boot_fail_skip: bool, jobs: int | None, no_ccache: bool, as_json: bool,
            command: tuple[str, ...], **boot) -> None:
-    """Find the commit that broke a boot, a command or a test, with git bisect in a worktree
-    of bbv's own: your checkout, branch, index and stash stay as they are.
+    """Find the commit that broke a boot, a command or a test, with git bisect in a tree of
+    bbv's own: your checkout, branch, index and stash stay as they are.
 
     \b
     Each commit is built (incrementally, in one build directory per target kept between runs)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -54,6 +55,9 @@ def make_history(base: Path) -> tuple[Path, dict[str, str]]:
         "c5 ls without virtioblk0": lambda: guest.write_text(good.replace("virtioblk0  ", "")),
         "c6 notes": lambda: (repo / "NOTES").write_text("three\n"),
     }
+    # A filter git knows only when a test configures it (test_signal_while_the_tree_is_made)
+    (repo / ".gitattributes").write_text("slow.txt filter=bbvslow\n")
+    (repo / "slow.txt").write_text("slow\n")
     git(repo, "init", "-q", "-b", "work")
     shas = {}
     for subject, edit in edits.items():
@@ -105,8 +109,12 @@ def one_error_line(done: subprocess.CompletedProcess) -> str:
 
 
 def leftovers(bbv_dirs: Path) -> list[str]:
-    """make, QEMU or a worktree of bbv bisect's still there."""
-    found = [str(p) for p in (bbv_dirs / "cache" / "bisect").glob("*/tree")]
+    """make or QEMU still running, a half-made tree, or a bisection left in progress in bbv's
+    kept tree."""
+    found = [str(p) for p in (bbv_dirs / "cache" / "bisect").glob("*/tree.new")]
+    for tree in (bbv_dirs / "cache" / "bisect").glob("*/tree"):
+        if subprocess.run(["git", "bisect", "log"], cwd=tree, capture_output=True).returncode == 0:
+            found.append(f"a bisection in progress in {tree}")
     for proc in Path("/proc").iterdir():
         try:
             argv = (proc / "cmdline").read_bytes().decode(errors="replace")
@@ -154,7 +162,7 @@ def test_table_and_a_second_run_builds_incrementally(history, bbv_dirs):
     again = bisect(repo, "--good", shas["c0"], "--bad", shas["c6"], *CHECK)
     assert again.returncode == 0, again.stderr
     assert "is kept between runs (incremental build)" in again.stderr
-    assert "configuring in" not in again.stderr
+    assert "(kept) at" in again.stderr and "configuring in" not in again.stderr
     assert snapshot(repo) == before
 
 
@@ -207,30 +215,42 @@ def test_test_check_runs_barebox_suite_through_bbv_test(history):
 
 
 @tools
-def test_a_new_worktree_keeps_unchanged_files_older_than_the_kept_build(history, tmp_path):
-    """The worktree is made anew each run; files unchanged since the build directory's last
-    successful build get an old time, so make rebuilds only what changed."""
+def test_kept_tree_keeps_file_times_and_a_tree_made_anew_gets_old_ones(history, tmp_path,
+                                                                      bbv_dirs):
+    """The tree is kept between runs: checked out anew, git rewrites only the files that
+    differ, so the others stay older than the kept build. A tree made anew (lost, or a first
+    run) gets an old time on every file unchanged since the build directory's last successful
+    build, so make rebuilds only what changed, and keeps it on the next checkout."""
     repo, shas = history
     seen = tmp_path / "mtimes"
     script = tmp_path / "mtimes.sh"
     script.write_text(f"""#!/bin/sh
-echo "$BBV_BISECT_COMMIT $(stat -c %Y "$BBV_BISECT_SRC/Kconfig") \
+echo "$BBV_BISECT_COMMIT $(stat -c %Y "$BBV_BISECT_SRC/Kconfig") \\
 $(stat -c %Y "$BBV_BISECT_SRC/NOTES")" >> {seen}
 grep -q virtioblk0 "$BBV_BISECT_IMAGE"
 """)
     script.chmod(0o755)
     args = ("--good", shas["c1"], "--bad", shas["c6"], "--", str(script))
-    assert bisect(repo, *args).returncode == 0
-    first = seen.read_text().splitlines()
-    seen.unlink()
-    again = bisect(repo, *args)
-    assert again.returncode == 0 and "is kept between runs" in again.stderr
-    second = seen.read_text().splitlines()
+
+    def run() -> tuple[subprocess.CompletedProcess, list[str]]:
+        seen.unlink(missing_ok=True)
+        done = bisect(repo, *args)
+        assert done.returncode == 0, done.stderr
+        return done, seen.read_text().splitlines()[0].split()
+
     old = str(946684800)
-    assert first[0].split()[1] != old  # no build to keep yet: a fresh checkout
+    done, first = run()
+    assert "(made) at" in done.stderr and first[1] != old  # no build to keep yet
+    done, second = run()
+    assert "(kept) at" in done.stderr and second[0] == shas["c6"]
+    assert second[1] == first[1]  # Kconfig never changed: not rewritten
+    [tree] = (bbv_dirs / "cache" / "bisect").glob("*/tree")
+    shutil.rmtree(tree)
+    done, third = run()
     # Kconfig never changed: old; NOTES changed in c6, after any commit built last: new
-    assert second[0].split()[0] == shas["c6"] and second[0].split()[1] == old
-    assert second[0].split()[2] != old
+    assert "(made) at" in done.stderr and third[1] == old and third[2] != old
+    done, fourth = run()
+    assert "(kept) at" in done.stderr and fourth[1] == old
 
 
 @tools
@@ -391,5 +411,33 @@ def test_signal_at_each_stage_stops_everything_and_exits_128_plus_n(history, bbv
             proc.kill()
             proc.wait()
     assert proc.returncode == 128 + sig, proc.stderr
+    assert not leftovers(bbv_dirs) and not pids_with_arg(seconds)
+    assert snapshot(repo) == before
+
+
+@tools
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_while_the_tree_is_made_exits_128_plus_n_and_leaves_nothing(
+        history, bbv_dirs, tmp_path, sig):
+    """A first run makes its tree (25 000 files for barebox); a filter that sleeps while git
+    checks out slow.txt holds the making long enough to be signalled right in it."""
+    repo, shas = history
+    before = snapshot(repo)
+    seconds = str(1700 + os.getpid() % 1000)
+    config = tmp_path / "gitconfig"
+    config.write_text(f'[filter "bbvslow"]\n\tsmudge = sleep {seconds}; cat\n')
+    proc = start(repo, "--good", shas["c0"], "--bad", shas["c6"], *CHECK,
+                 env={"GIT_CONFIG_GLOBAL": str(config)})
+    try:
+        wait_for(lambda: any(cmdline(p).startswith("sleep ") for p in pids_with_arg(seconds)))
+        assert list((bbv_dirs / "cache" / "bisect").glob("*/tree.new"))  # in the making
+        proc.send_signal(sig)
+        proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 128 + sig, proc.stderr
+    assert not list((bbv_dirs / "cache" / "bisect").glob("*/tree*"))
     assert not leftovers(bbv_dirs) and not pids_with_arg(seconds)
     assert snapshot(repo) == before
