@@ -5,9 +5,10 @@ run, over the same commits with the same check:
           bisect run` of: make the target's image in that directory (125 if it fails), then
           `bbv run -t T --image ... --exec ... --expect ...`; then `git bisect reset`
   bbv:    `bbv bisect -t T --good GOOD --bad BAD --exec ... --expect ...` on REPO, timed
-          cold  (no bisection build directory yet, empty ccache: a first bisect of the tree),
-          warm  (build directory kept from an earlier bisect, ccache emptied: no cache hits),
-          again (build directory and ccache both kept: the same range bisected again)
+          cold  (no tree, no build directory yet, empty ccache: a first bisect of the tree),
+          warm  (tree and build directory kept from an earlier bisect; ccache and the kept
+                 images emptied: every commit built, no cache hits),
+          again (everything kept: the same range bisected again; kept images are booted)
 
     python benchmarks/bisect.py REPO -t vexpress --good G --bad B --exec CMD --expect RE
 
@@ -67,10 +68,14 @@ make -j{os.cpu_count()} ARCH={record['arch']} O={out} CROSS_COMPILE={record['too
     done = subprocess.run(["git", "bisect", "run", str(script)], cwd=clone, env=env,
                           capture_output=True, text=True)
     seconds = time.perf_counter() - started
+    log = subprocess.run(["git", "bisect", "log"], cwd=clone, env=env, capture_output=True,
+                         text=True).stdout
     run(["git", "bisect", "reset"], clone, env)
     first = next((line.split()[0] for line in done.stdout.splitlines()
                   if line.endswith("is the first bad commit")), "none")
-    return seconds, first
+    answers = [line.split()[2] for line in log.splitlines()
+               if line.startswith("git bisect ") and line.split()[2] in ("good", "bad", "skip")]
+    return seconds, f"{first[:12]} (log: {' '.join(answers)})"
 
 
 def bbv_side(repo: Path, args, env: dict[str, str]) -> tuple[float, str, list[dict]]:
@@ -110,17 +115,24 @@ def main() -> None:
             if label == "script":
                 script_s, script_first = script_side(repo, args, env)
                 print(f"script (git bisect run: make + bbv run --exec): {script_s:.1f} s, "
-                      f"first bad {script_first[:12]}; {_load()}", flush=True)
+                      f"first bad {script_first}; {_load()}", flush=True)
                 continue
             if label in ("cold", "warm"):
                 shutil.rmtree(f"{tmp}/ccache", ignore_errors=True)
+                for images in Path(tmp, "cache", "bisect").glob("*/images"):
+                    shutil.rmtree(images)
             seconds, first, steps = bbv_side(repo, args, env)
-            built = sum(s["build_seconds"] for s in steps)
+            build_s = sum(s["build_seconds"] for s in steps)
+            built = sum(1 for s in steps if s["build_seconds"])
             checked = sum(s["check_seconds"] for s in steps)
             ratio = f"; ratio {seconds / script_s:.2f}" if script_s else ""
-            print(f"bbv bisect {label}: {seconds:.1f} s (builds {built:.1f} s, checks "
-                  f"{checked:.1f} s, {len(steps)} commits incl. both ends), first bad "
-                  f"{first[:12]}{ratio}; {_load()}", flush=True)
+            print(f"bbv bisect {label}: {seconds:.1f} s (builds {build_s:.1f} s, checks "
+                  f"{checked:.1f} s, {len(steps)} commits incl. both ends, {built} built), "
+                  f"first bad {first[:12]}{ratio}; {_load()}", flush=True)
+            for s in steps:
+                print(f"  {s['commit'][:12]} {s['role']:9} {s['result']:4} build "
+                      f"{s['build_seconds']:6.1f} s check {s['check_seconds']:5.1f} s "
+                      f"{s['note'][:90]}", flush=True)
 
 
 def _load() -> str:

@@ -216,10 +216,17 @@ class _Bisection:
         return step
 
     def build(self, step: st.CommitStep) -> tuple[Path | None, str]:
-        """The target's image built from the tree, or None and the first error line."""
+        """The target's image built from the tree, or None and the first error line. A boot
+        check takes the image of an earlier build of the same commit and configuration (a
+        command or the suite may read the build directory, which must then be at the commit)."""
         from barebox_virtio_cli.build.service import BuildFailed, BuildRequest, build
         from barebox_virtio_cli.util import status
 
+        reuse = not self.request.command and self.request.test is None
+        kept = self.space.kept_image(step.commit) if reuse else None
+        if kept is not None:
+            say(f"[{self.count}] {step.commit[:12]}: built before, its image kept: not built")
+            return kept, ""
         request = BuildRequest(self.target.name, src=self.space.tree,
                                build_dir=self.space.build_dir, all_images=False,
                                no_ccache=self.request.no_ccache, jobs=self.request.jobs,
@@ -236,6 +243,8 @@ class _Bisection:
         self.space.built(step.commit)
         if result.image is None or not result.image.is_file():
             return None, f"the build made no {self.target.image}"
+        if reuse:
+            self.space.keep_image(step.commit, result.image)
         return result.image, ""
 
 

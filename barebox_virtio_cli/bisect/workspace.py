@@ -22,6 +22,9 @@ from barebox_virtio_cli.errors import BbvError, UsageError
 
 # Older than any build output, so that make takes an unchanged source file for up to date.
 OLD_TIME = 946684800  # 2000-01-01
+IMAGES_KEPT = 32  # images of earlier builds kept for reuse (about 1 MB each)
+# What decides the image a commit builds to, besides the commit (the build record's fields).
+_BUILD_KEY = ("target", "arch", "defconfig", "kconfig", "toolchain", "gcc", "gcc_version")
 _GIT_ENV_DROP = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY",
                  "GIT_COMMON_DIR", "GIT_NAMESPACE")
 
@@ -88,13 +91,13 @@ def subject(repo: Path, sha: str) -> str:
 
 class Workspace:
     """bbv's directory for bisecting one repository on one target, all kept between runs:
-    tree/ (where git bisect runs), build/, times.json (what build/ was built from),
-    bisect.log."""
+    tree/ (where git bisect runs), build/, times.json (what build/ was built from), images/
+    (the last images built, by commit), bisect.log."""
 
     def __init__(self, root: Path, repo: Path) -> None:
         self.root, self.repo = root, repo
         self.tree, self.build_dir = root / "tree", root / "build"
-        self.log = root / "bisect.log"
+        self.log, self.images = root / "bisect.log", root / "images"
         self.created = False  # the tree was made in this run (not kept from an earlier one)
 
     @classmethod
@@ -259,3 +262,37 @@ class Workspace:
         args = ["diff", "--no-renames", "--name-only", "-z", base] + ([sha] if sha else [])
         return {n for n in self.run(*args).stdout.split("\0") if n}
 
+    # --- images of earlier builds, by commit ---------------------------------------------------
+
+    def kept_image(self, sha: str) -> Path | None:
+        """The image sha built to in an earlier step or run, if the build directory's
+        configuration (defconfig, fragments, toolchain and its version) is still the one it
+        was built with."""
+        from barebox_virtio_cli.util.jsonfile import read_object
+
+        image = self.images / f"{sha}.img"
+        kept, now = read_object(self.images / f"{sha}.json"), self._build_key()
+        if not now["toolchain"] or kept != now or not image.is_file():
+            return None
+        return image
+
+    def keep_image(self, sha: str, image: Path) -> None:
+        """Keep what sha built to (the IMAGES_KEPT newest only); its record is written last."""
+        from barebox_virtio_cli.util.atomic import replacing
+        from barebox_virtio_cli.util.jsonfile import write_json
+
+        self.images.mkdir(exist_ok=True)
+        with replacing(self.images / f"{sha}.img") as tmp:
+            shutil.copyfile(image, tmp)
+        write_json(self.images / f"{sha}.json", self._build_key())
+        records = sorted(self.images.glob("*.json"), key=lambda p: p.stat().st_mtime)
+        for old in records[:-IMAGES_KEPT]:
+            old.unlink(missing_ok=True)
+            old.with_suffix(".img").unlink(missing_ok=True)
+
+    def _build_key(self) -> dict:
+        from barebox_virtio_cli.build.record import RECORD_NAME
+        from barebox_virtio_cli.util.jsonfile import read_object
+
+        record = read_object(self.build_dir / RECORD_NAME) or {}
+        return {name: record.get(name) for name in _BUILD_KEY}

@@ -150,7 +150,8 @@ def test_names_the_first_bad_commit_skips_the_unbuildable_and_leaves_the_checkou
 
 
 @tools
-def test_table_and_a_second_run_builds_incrementally(history, bbv_dirs):
+def test_table_and_a_second_run_builds_incrementally_or_reuses_images(history,
+                                                                        bbv_dirs):
     repo, shas = history
     before = snapshot(repo)
     done = bisect(repo, "--good", shas["c0"], "--bad", shas["c6"], *CHECK)
@@ -163,6 +164,15 @@ def test_table_and_a_second_run_builds_incrementally(history, bbv_dirs):
     assert again.returncode == 0, again.stderr
     assert "is kept between runs (incremental build)" in again.stderr
     assert "(kept) at" in again.stderr and "configuring in" not in again.stderr
+    # the same commits, the same configuration: their images are booted again, not rebuilt
+    assert f"[1] {shas['c6'][:12]}: built before, its image kept: not built" in again.stderr
+    assert f"{shas['c3'][:12]}: built before" not in again.stderr  # it never built
+    [record] = bbv_dirs.glob("cache/bisect/*/build/bbv-build.json")
+    record.write_text(record.read_text().replace('"gcc_version": "', '"gcc_version": "0.'))
+    other = bisect(repo, "--good", shas["c0"], "--bad", shas["c6"], *CHECK)
+    assert other.returncode == 0, other.stderr  # another compiler: the bad end is built
+    assert f"[1] {shas['c6'][:12]}: built before" not in other.stderr
+    assert f"[2] {shas['c0'][:12]}: built before, its image kept" in other.stderr
     assert snapshot(repo) == before
 
 
