@@ -4,6 +4,7 @@ install. The facts are gathered by doctor/host.py, the checks computed in doctor
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 
@@ -15,7 +16,12 @@ from barebox_virtio_cli.targets import complete
 @click.command()
 @click.argument("names", nargs=-1, metavar="[TARGET]...", shell_complete=complete.target_names)
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
-def doctor(names: tuple[str, ...], as_json: bool) -> None:
+@click.option("--ci", is_flag=True,
+              help="Instead: which envs of barebox's CI matrix (the tree's test-labgrid-pytest "
+                   "workflow) this host can run, and the Debian packages for the others.")
+@click.option("--src", type=click.Path(path_type=Path, file_okay=False),
+              help="With --ci: the barebox source tree [default: current directory].")
+def doctor(names: tuple[str, ...], as_json: bool, ci: bool, src: Path | None) -> None:
     """Check that this host can build and boot each target (or the TARGETs named).
 
     Shows QEMU and its version, the cross compiler, make and barebox's host build tools,
@@ -23,6 +29,9 @@ def doctor(names: tuple[str, ...], as_json: bool) -> None:
     for anything missing the Debian/Ubuntu and Fedora packages to install. Exits 1 when a
     named target cannot be built or booted.
     """
+    if ci or src is not None:
+        _ci(names, as_json, ci, src)
+        return
     found = diagnose(list(names))
     host, per_target, verdicts, hints = found.host, found.per_target, found.verdicts, found.hints
     if as_json:
@@ -89,3 +98,42 @@ def _status(check: Check) -> str:
     if check.ok:
         return f"[green]{check.summary or check.detail}[/]"
     return "[yellow]missing[/]" if check.needed_for == "optional" else "[red]missing[/]"
+
+
+def _ci(names: tuple[str, ...], as_json: bool, ci: bool, src: Path | None) -> None:
+    """bbv doctor --ci: the CI matrix's envs, runnable here or not, with what to install."""
+    from barebox_virtio_cli.ci import matrix
+    from barebox_virtio_cli.errors import UsageError
+    from barebox_virtio_cli.util.output import stdout_console
+
+    if not ci:
+        raise UsageError("--src belongs to --ci; add --ci")
+    if names:
+        raise UsageError("--ci checks the CI matrix's envs, not targets; give no TARGET")
+    plan = matrix.load((src or Path.cwd()).resolve(), [], given=src is not None)
+    rows = [(j.job.defconfig, e.name, j.missing[e.name]) for j in plan.jobs for e in j.envs]
+    packages = sorted({m.package for *_, lacks in rows for m in lacks
+                       if m.package and " " not in m.package})
+    if as_json:
+        click.echo(json.dumps({"envs": [
+            {"job": job, "env": env, "runnable": not lacks,
+             "missing": [{"item": m.item, "detail": m.detail, "debian": m.package}
+                         for m in lacks]} for job, env, lacks in rows],
+            "install": {"debian": f"apt install {' '.join(packages)}"} if packages else {}},
+            indent=2))
+    else:
+        from rich.table import Table
+
+        table = Table(title="barebox CI envs on this host")
+        for column in ("job", "env", "runs here", "missing (Debian package)"):
+            table.add_column(column)
+        for job, env, lacks in rows:
+            table.add_row(job, env, "[red]no[/]" if lacks else "[green]yes[/]",
+                          "; ".join(map(str, lacks)))
+        console = stdout_console()
+        console.soft_wrap = True
+        console.print(table)
+        if packages:
+            console.print(f"Debian/Ubuntu: apt install {' '.join(packages)}", markup=False)
+    if any(lacks for *_, lacks in rows):
+        raise SystemExit(1)

@@ -138,3 +138,17 @@ def test_bad_input_one_line_each(tree, tmp_path):
     done = bbv("test", "--ci", "--rng", "--src", str(tree))
     assert "device options does not go with it" in error_line(done, 2)
     assert not list(tree.glob("build-*"))
+
+
+@tools
+def test_doctor_ci_lists_the_envs_and_exits_1_for_one_it_cannot_run(tree):
+    done = bbv("doctor", "--ci", "--json", "--src", str(tree))
+    assert done.returncode == 1, done.stderr
+    envs = {e["env"]: e for e in json.loads(done.stdout)["envs"]}
+    assert list(envs) == [V7, MISSING, TINYOS]
+    assert envs[V7]["runnable"] and not envs[MISSING]["runnable"]
+    assert envs[TINYOS]["missing"][0]["item"] == "tinyos.img"
+    (tree / "tinyos.img").write_bytes(b"")
+    done = bbv("doctor", "--ci", "--src", str(tree))
+    assert done.returncode == 1 and "qemu-system-bbvnone: not on PATH" in done.stdout
+    assert "--src belongs to --ci" in error_line(bbv("doctor", "--src", str(tree)), 2)
