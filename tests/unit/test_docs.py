@@ -40,6 +40,8 @@ FOREIGN |= {"--no-install-recommends", "--config", "--db", "--fixup", "--superus
             "--user", "--secret", "--worker", "--bind", "--workers", "--host", "--port",
             "--log-file", "--event-url", "--name", "--ws-url", "--worker-dir", "--ping-interval",
             "--uri", "--username", "--repeat", "--rounds"}
+# pytest's options barebox's CI workflow passes (bbv test --ci, on commands/test.md).
+FOREIGN |= {"--verbosity", "--runxfail"}
 
 
 def pages_of(name: str) -> list[Path]:
