@@ -11,6 +11,7 @@ from pathlib import Path
 
 from barebox_virtio_cli.build.record import find_image
 from barebox_virtio_cli.errors import BbvError, UsageError
+from barebox_virtio_cli.images.arch import HEAD_SIZE, image_arch, mismatch
 from barebox_virtio_cli.images.inuse import lock_conflict
 from barebox_virtio_cli.qemu.args import EnvEntry, parse_port_forward
 from barebox_virtio_cli.qemu.info import QemuInfo
@@ -22,7 +23,7 @@ from barebox_virtio_cli.util.ports import bind_error, in_use
 
 def resolve_image(target: Target, image: str | None, cwd: Path) -> Path:
     if image is not None:
-        return check_image(existing_file(Path(image), "--image"), "--image")
+        return check_image(existing_file(Path(image), "--image"), "--image", target)
 
     found, looked = find_image(target.name, target.image, cwd)
     if found is None:
@@ -53,9 +54,10 @@ def shown(path: Path | str, most: int = 120) -> str:
     return text if len(text) <= most else f"{text[:most // 2]}...{text[-most // 2:]}"
 
 
-def check_image(path: Path, option: str) -> Path:
+def check_image(path: Path, option: str, target: Target) -> Path:
     """A file QEMU can boot: not a device or FIFO, not empty, not text (a barebox image is
-    binary); QEMU would take any of them and barebox would never come."""
+    binary), not an image of another architecture than the target's (when its header says
+    which); QEMU would take any of them and barebox would never come."""
     info = path.stat()
     if not stat.S_ISREG(info.st_mode):
         raise UsageError(f"{option} {path}: not a regular file; give a barebox image "
@@ -66,6 +68,11 @@ def check_image(path: Path, option: str) -> Path:
         head = fh.read(4096)
     if _TEXT.fullmatch(head):
         raise UsageError(f"{option} {path}: is a text file, not a barebox image")
+    found = image_arch(head[:HEAD_SIZE])
+    if mismatch(found, target.arch, target.bits):
+        raise UsageError(f"{option} {path}: is an image for {found.describe()} and target "
+                         f"'{target.name}' is {target.bits}-bit {target.arch}; boot it with "
+                         "the target it was built for (-t TARGET, see 'bbv targets')")
     return path
 
 

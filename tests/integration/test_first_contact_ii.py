@@ -152,6 +152,54 @@ def test_image_that_cannot_boot_is_refused_before_qemu(images):
                        needle)
 
 
+# Images with barebox's headers as its sources lay them out (pbl_macros.h's mips_barebox_10h;
+# the arm64 Image header of its dt-2nd images), made by the cross binutils tests/run.sh installs.
+MIPS_HEAD = """.set noreorder
+b 1f
+nop
+.org 0x10
+.asciz "barebox"
+.align 4
+1: b 1b
+nop
+"""
+ARM64_HEAD = """b 1f
+.org 0x38
+.ascii "ARM\\x64"
+.asciz "barebox"
+.align 4
+1: b 1b
+"""
+
+
+def assembled(tmp: Path, prefix: str, name: str, source: str) -> tuple[Path, Path]:
+    """The ELF object and the raw image (its .text) of source."""
+    (tmp / f"{name}.s").write_text(source)
+    obj, raw = tmp / f"{name}.o", tmp / f"{name}.img"
+    subprocess.run([f"{prefix}as", "-o", str(obj), str(tmp / f"{name}.s")], check=True)
+    subprocess.run([f"{prefix}objcopy", "-O", "binary", "-j", ".text", str(obj), str(raw)],
+                   check=True)
+    return obj, raw
+
+
+@need("qemu-system-mips", "qemu-system-arm", "mips-linux-gnu-as", "aarch64-linux-gnu-as")
+def test_image_of_another_architecture_is_refused_before_qemu(images):
+    mips_elf, mips_img = assembled(images, "mips-linux-gnu-", "mips", MIPS_HEAD)
+    _, arm64_img = assembled(images, "aarch64-linux-gnu-", "arm64", ARM64_HEAD)
+    for target, image, what in (("vexpress", mips_img, "mips"),
+                                ("vexpress", mips_elf, "mips"),
+                                ("vexpress", arm64_img, "64-bit arm"),
+                                ("malta", arm64_img, "64-bit arm")):
+        done = bbv("run", "-t", target, "--image", str(image), "--dry-run", cwd=images)
+        one_line_error(done, 2, f"--image {image}: is an image for {what} and target "
+                       f"'{target}' is",
+                       "-t TARGET")
+    for target, image in (("malta", mips_img), ("malta", mips_elf),
+                          ("vexpress", images / "images" / "barebox-dt-2nd.img")):  # unknown
+        done = bbv("run", "-t", target, "--image", str(image), "--dry-run", cwd=images)
+        assert done.returncode == 0, done.stderr
+
+
 @need("qemu-system-mips", "qemu-system-arm")
 def test_qemu_of_another_arch_gets_bbvs_hint(images):
     one_line_error(bbv("run", "-t", "vexpress", "--qemu", "qemu-system-mips", "--dry-run",

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.pure
 PACKAGE = ROOT / "barebox_virtio_cli"
 PURE = {"errors", "util.validate", "run.request", "qemu.args", "qemu.info", "build.kbuild",
         "console.logic", "session.shell", "session.report", "images.plan", "doctor.checks",
-        "quickstart.plan", "export.jobs", "targets.target",
+        "quickstart.plan", "export.jobs", "targets.target", "images.arch",
         "lava.identity", "lava.results", "lava.state", "bisect.steps",
         "testsuite.requirements", "ci.workflow", "ci.envs"}
 
