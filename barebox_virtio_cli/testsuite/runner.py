@@ -139,7 +139,9 @@ class SuiteRun:
             return  # stopped by a signal: no verdict on a cut-off run
         if proc.returncode == 5:
             result.error = res.no_tests_ran(self.request.keyword, self.request.pytest_args)
-        elif proc.returncode not in (0, 1):
+        elif proc.returncode not in (0, 1) or (proc.returncode == 1 and not result.tests):
+            # 1 without a single result: pytest failed before any test (a plugin that does
+            # not import, a broken conftest.py), not a test that failed
             result.error = res.pytest_failure(proc.returncode, _tail(result.log))
         self.lines.set(name, _verdict(result))
 
