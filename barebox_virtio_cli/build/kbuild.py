@@ -118,12 +118,19 @@ def foreign_symbols(src: Path, arch: str, settings: dict[str, str]) -> dict[str,
             if "" not in owners and arch not in owners}
 
 
-def _kconfig_files(src: Path):
+def defined_symbols(src: Path) -> set[str]:
+    """Every symbol the tree's Kconfig files define (without CONFIG_), test/Kconfig's too
+    (CMD_SELFTEST is there); scripts/kconfig's own test files are not the tree's."""
+    return {name for path in _kconfig_files(src, _NO_KCONFIG - {"test"})
+            for name in _KCONFIG_SYMBOL.findall(_read(path))}
+
+
+def _kconfig_files(src: Path, skip: set[str] = _NO_KCONFIG):
     """Kconfig files of the tree, without walking into build directories or tools."""
     import os
 
     for top, dirs, files in os.walk(src):
-        dirs[:] = [d for d in dirs if not d.startswith((".", "build")) and d not in _NO_KCONFIG
+        dirs[:] = [d for d in dirs if not d.startswith((".", "build")) and d not in skip
                    and not os.path.exists(os.path.join(top, d, ".config"))]
         for name in files:
             if name.startswith("Kconfig"):

@@ -43,6 +43,10 @@ class _SplitAtDashes(click.Command):
               help="Merge common/boards/configs/devel.config into the build (MAKEALL -d).")
 @click.option("--kconfig-add", "kconfig_add", multiple=True, metavar="FILE|CONFIG_X=y",
               help="Config fragment merged into each build, as in 'bbv build' (repeatable).")
+@click.option("--full", is_flag=True,
+              help="More of the suite than barebox's CI runs: merge what its skipped tests ask "
+                   "for (configs/suite/full.toml, checked against the tree's Kconfig) and give "
+                   "each target the network and framebuffer it can carry.")
 @click.option("-k", "keyword", metavar="EXPR", help="Only tests matching EXPR (pytest -k).")
 @click.option("-j", "--jobs", type=Number(int, 1, maximum=64), default=1, show_default=True,
               help="Test runs of different targets at the same time (builds stay one at a "
@@ -56,7 +60,8 @@ class _SplitAtDashes(click.Command):
 @click.pass_context
 def test(ctx: click.Context, names: tuple[str, ...], ci: bool, list_only: bool,
          build_base: Path | None, all_targets: bool, src: Path | None,
-         no_build: bool, devel: bool, kconfig_add: tuple[str, ...], keyword: str | None,
+         no_build: bool, devel: bool, kconfig_add: tuple[str, ...], full: bool,
+         keyword: str | None,
          jobs: int, make_jobs: int | None, as_json: bool, junit_dir: Path | None,
          **devices) -> None:
     """Build each TARGET and run barebox's own test suite (test/py) on it under labgrid.
@@ -73,6 +78,7 @@ def test(ctx: click.Context, names: tuple[str, ...], ci: bool, list_only: bool,
       bbv test vexpress armv8 malta riscv64
       bbv test --all -j 2 --json
       bbv test vexpress --blk disk.img --rng -k shell -- -x
+      bbv test vexpress --full
       bbv test --ci --list
       bbv test --ci multi_v7_defconfig -j 2 --junit-dir results
     """
@@ -89,7 +95,7 @@ def test(ctx: click.Context, names: tuple[str, ...], ci: bool, list_only: bool,
 
     request = make_request(
         (src or Path.cwd()).resolve(), names, all_targets, devices=RunRequest(**devices),
-        build=not no_build, kconfig=results.fragments(devel, list(kconfig_add)),
+        build=not no_build, kconfig=results.fragments(devel, list(kconfig_add)), full=full,
         keyword=keyword, jobs=jobs, make_jobs=make_jobs, junit_dir=junit_dir,
         pytest_args=ctx.meta.get("pytest_args", []))
     try:
@@ -100,11 +106,11 @@ def test(ctx: click.Context, names: tuple[str, ...], ci: bool, list_only: bool,
     if as_json:
         click.echo(json.dumps(results.to_json(outcome), indent=2))
     else:
-        _report(outcome)
+        _report(outcome, every_skip=full)
     sys.exit(results.exit_status(outcome))
 
 
-def _report(outcome) -> None:
+def _report(outcome, every_skip: bool = False) -> None:
     from rich.table import Table
 
     from barebox_virtio_cli.testsuite import results as plan
@@ -125,7 +131,11 @@ def _report(outcome) -> None:
         console.print(f"  {target}: {name}" + (f" - {reason}" if reason else "")
                       + (f" (log: {log})" if log else ""), markup=False)
     count, reasons = plan.skip_reasons(outcome)
-    if count:
+    if count and every_skip:
+        console.print(f"{count} skipped:")
+        for target, name, reason in plan.skips(outcome):
+            console.print(f"  {target}: {name} - {reason}", markup=False)
+    elif count:
         common = "; ".join(f"{reason} ({n})" for reason, n in reasons)
         console.print(f"{count} skipped; most common: {common}", markup=False)
 

@@ -45,8 +45,9 @@ def write(output: str | None, force: bool, files: list[tuple[str, str]]) -> list
 
 
 def labgrid_file(request: RunRequest, barebox_src: Path | None,
-                 no_strategy: bool) -> tuple[str, str]:
-    """(target name, labgrid environment)."""
+                 no_strategy: bool, more_features: tuple[str, ...] = ()) -> tuple[str, str]:
+    """(target name, labgrid environment); more_features (bbv test --full) are declared
+    besides those of barebox's files."""
     target, info, spec = prepare(request, check_locks=False)
     groups = build_command(target, spec, info)
     strategy = None if no_strategy else _strategy(barebox_src)
@@ -56,6 +57,7 @@ def labgrid_file(request: RunRequest, barebox_src: Path | None,
 
         declared = for_env(target, strategy.parent.parent, spec.image, Path(info.binary).name,
                            spec.machine or target.machine)
+        declared.features = list(dict.fromkeys([*declared.features, *more_features]))
         say(f"features: {', '.join(declared.features)} (from {declared.source})")
         if declared.dropped:
             say(f"features left out (bbv cannot provide them): {', '.join(declared.dropped)}")

@@ -13,6 +13,8 @@ DEVICE_KINDS = ("blk", "rng", "console", "input", "net", "9p")
 # labgrid features of barebox's test suite a bbv boot can provide (export/features.py). The
 # transport feature (virtio-mmio/virtio-pci) follows `transport` and is not listed in a file.
 FEATURES = ("pci", "network", "testfs", "barebox-state", "policies", "modules")
+# What `bbv test --full` may give a target beyond barebox's yaml (testsuite/full.py).
+FULL_EXTRAS = ("network", "framebuffer")
 
 
 @dataclass
@@ -68,6 +70,10 @@ class Target:
     net_fallback: str = ""
     # The barebox labgrid environment (test/<arch>/*.yaml of the tree) this target boots like.
     labgrid_env: str = ""
+    # What `bbv test --full` gives this target, each checked on real barebox: "network" (the
+    # labgrid feature: the NIC barebox's conftest adds has a barebox driver) and
+    # "framebuffer" (the `graphic` display device, for test_fbtest.py).
+    full_extras: list[str] = field(default_factory=list)
 
 
 _CHOICES = {
@@ -124,6 +130,14 @@ def parse_target(path: Path, data: dict) -> Target:
     bad = [f for f in data.get("features", []) if f not in FEATURES]
     if bad:
         raise BbvError(f"{path}: field 'features' has unknown features {bad}; known: {FEATURES}")
+    bad = [f for f in data.get("full_extras", []) if f not in FULL_EXTRAS]
+    if bad:
+        raise BbvError(f"{path}: field 'full_extras' has unknown entries {bad}; known: "
+                       f"{FULL_EXTRAS}")
+    if data.get("full_extras") and "framebuffer" in data["full_extras"] and \
+            not data.get("graphic"):
+        raise BbvError(f"{path}: field 'full_extras' names framebuffer, but 'graphic' gives "
+                       "no display device")
     if data["transport"] == "mmio" and data.get("mmio_transports", 0) <= 0:
         raise BbvError(f"{path}: field 'mmio_transports' must be set for an mmio target")
     if data.get("pflash_mib", 0) < 0 or (data.get("pflash_mib") and data["load"] != "bios"):

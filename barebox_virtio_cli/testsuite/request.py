@@ -8,15 +8,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from barebox_virtio_cli.build.kbuild import check_tree as check_barebox_tree
-from barebox_virtio_cli.build.kbuild import defconfigs
+from barebox_virtio_cli.build.kbuild import defconfigs, defined_symbols
 from barebox_virtio_cli.doctor.checks import TargetFacts, target_checks
 from barebox_virtio_cli.doctor.host import packages, probe_qemu, suite_facts, suite_requirements
 from barebox_virtio_cli.errors import BbvError, UsageError
 from barebox_virtio_cli.run import inputs
 from barebox_virtio_cli.run.request import RunRequest
 from barebox_virtio_cli.targets.catalog import Target, load_catalog
+from barebox_virtio_cli.testsuite.full import FullSet, full_build, full_env, parse_full
 from barebox_virtio_cli.testsuite.requirements import Unmet, unmet
+from barebox_virtio_cli.util.paths import builtin_configs_dir
 from barebox_virtio_cli.util.status import say
+from barebox_virtio_cli.util.tomlfile import read_toml
 
 SUITE = "test/py"
 
@@ -33,10 +36,12 @@ class SuiteRequest:
     junit_dir: Path | None = None
     devices: RunRequest = field(default_factory=RunRequest)  # bbv run's device options
     pytest_args: list[str] = field(default_factory=list)
+    full: FullSet | None = None  # --full: the features and devices each target gets
 
 
 def make_request(src: Path, names: tuple[str, ...], all_targets: bool,
-                 devices: RunRequest | None = None, **options) -> SuiteRequest:
+                 devices: RunRequest | None = None, full: bool = False,
+                 **options) -> SuiteRequest:
     """Check the tree, labgrid and the targets up front; one line for what is wrong."""
     if all_targets and names:
         raise UsageError("give target names or --all, not both")
@@ -65,7 +70,28 @@ def make_request(src: Path, names: tuple[str, ...], all_targets: bool,
         devices = devices.replace(snapshot=True)  # runs at the same time share the images
     if options.get("junit_dir") is not None:
         options["junit_dir"] = _output_dir(options["junit_dir"], "--junit-dir")
+    if full:
+        options["full"] = load_full()
+        options["kconfig"] = [*full_kconfig(src, options["full"]), *options.get("kconfig", [])]
+        for target in targets:
+            for note in full_env(options["full"], target.full_extras, target.name).notes:
+                say(f"--full: {note}")
     return SuiteRequest(src=src, targets=targets, devices=devices, **options)
+
+
+def load_full() -> FullSet:
+    """configs/suite/full.toml: what --full gives back to the suite."""
+    path = builtin_configs_dir() / "suite" / "full.toml"
+    return parse_full(read_toml(path, "--full's groups"), str(path))
+
+
+def full_kconfig(src: Path, full: FullSet) -> list[str]:
+    """--full's fragment for this tree: the tree's CI fragments it has, and the options its
+    Kconfig defines; what is dropped is said."""
+    merged = full_build(full, defined_symbols(src), lambda path: (src / path).is_file())
+    for note in merged.notes:
+        say(f"--full: {note}")
+    return merged.kconfig
 
 
 def _testable(targets: list[Target], src: Path) -> list[Target]:

@@ -87,7 +87,9 @@ def to_json(results: list[TargetResult]) -> list[dict]:
              "build_seconds": None if r.build_seconds is None else round(r.build_seconds, 1),
              "error": r.error or None,
              "log": str(r.log) if r.log else None,
-             "tests": [{"name": t.name, "outcome": t.outcome} for t in r.tests]}
+             "tests": [{"name": t.name, "outcome": t.outcome,
+                        **({"reason": t.reason} if t.reason and t.outcome != "passed" else {})}
+                       for t in r.tests]}
             for r in results]
 
 
@@ -115,6 +117,12 @@ def skip_reasons(results: list[TargetResult], most: int = 5) -> tuple[int, list[
         _CONFIG.sub("CONFIG_*", t.reason) if t.reason else "(no reason given)"
         for r in results for t in r.tests if t.outcome == "skipped")
     return sum(reasons.values()), reasons.most_common(most)
+
+
+def skips(results: list[TargetResult]) -> list[tuple[str, str, str]]:
+    """(target, test name, reason) for every skipped test."""
+    return [(r.target, t.name, t.reason or "(no reason given)") for r in results
+            for t in r.tests if t.outcome == "skipped"]
 
 
 def table_rows(results: list[TargetResult]) -> list[list[str]]:

@@ -21,6 +21,7 @@ from barebox_virtio_cli.errors import BbvError, UsageError
 from barebox_virtio_cli.export.service import labgrid_file
 from barebox_virtio_cli.targets.catalog import Target
 from barebox_virtio_cli.testsuite import results as res
+from barebox_virtio_cli.testsuite.full import full_env
 from barebox_virtio_cli.testsuite.groups import ProcessGroups
 from barebox_virtio_cli.testsuite.request import SUITE, SuiteRequest
 from barebox_virtio_cli.util import status
@@ -85,9 +86,16 @@ class SuiteRun:
         env_file = result.build_dir / res.EXPORT_NAME
         said: list[str] = []
         order = self.request.devices.replace(target=target.name, image=str(image))
+        features: tuple[str, ...] = ()
+        if self.request.full is not None:
+            extra = full_env(self.request.full, target.full_extras, target.name)
+            features = tuple(extra.features)
+            if "framebuffer" in extra.devices:
+                order = order.replace(qemu_arg=(*order.qemu_arg, *target.graphic))
         try:
             with status.collected(said):
-                _, text = labgrid_file(order, self.request.src, no_strategy=False)
+                _, text = labgrid_file(order, self.request.src, no_strategy=False,
+                                       more_features=features)
         except UsageError:
             raise
         except BbvError as exc:

@@ -272,3 +272,45 @@ def test_host_requirements_are_named_with_their_tests_before_any_build(tmp_path)
     assert lines.index(warning) < first_step
     # what the tree's suite does not have (test_tlv.py) is not warned about
     assert "crcmod" not in done.stderr and "openssl" not in done.stderr
+
+
+@tools
+@pytest.mark.qemu
+def test_full_merges_its_fragment_into_the_build_and_gives_the_target_its_extras(tmp_path):
+    """--full on the miniature tree, real make: what its Kconfig defines reaches .config, the
+    rest is named and dropped; vexpress gets the network feature and its framebuffer."""
+    tree = make_tree(tmp_path)
+    done = bbv("test", "vexpress", "--src", str(tree), "--full", "--json")
+    assert done.returncode == 0, done.stderr
+    notes = [line for line in done.stderr.splitlines() if line.startswith("bbv: --full: ")]
+    assert "bbv: --full: CONFIG_CMD_BTHREAD is not in this tree's Kconfig: dropped (bthread)" \
+        in notes
+    assert "bbv: --full: common/boards/configs/enable_dm_testing.config is not in this tree: " \
+           "not merged (dm-verity)" in notes
+    build = tree / "build-vexpress"
+    config = (build / ".config").read_text().splitlines()
+    for option in ("CONFIG_SELFTEST=y", "CONFIG_CMD_SELFTEST=y", "CONFIG_CMD_NVMEM=y",
+                   "CONFIG_NVMEM_RMEM=y", "CONFIG_CMD_FBTEST=y", "CONFIG_NET=y"):
+        assert option in config, option
+    assert not any("BTHREAD" in line for line in config)
+    record = json.loads((build / "bbv-build.json").read_text())
+    assert "common/boards/configs/enable_self_test.config" in record["kconfig"]
+    env = (build / res.EXPORT_NAME).read_text()
+    assert "- network" in env and "-device ramfb" in env
+    [result] = json.loads(done.stdout)
+    outcomes = {t["name"].rpartition("::")[2]: t for t in result["tests"]}
+    assert outcomes["test_xfail"]["outcome"] == "passed"  # the network feature is declared
+    assert outcomes["test_missing_feature"] == {
+        "name": "test/py/test_tiny.py::test_missing_feature", "outcome": "skipped",
+        "reason": "modules feature not enabled for this board"}
+    # --no-build finds what --full merged in the build; the text lists every skip's reason
+    again = bbv("test", "vexpress", "--src", str(tree), "--full", "--no-build", "-k",
+                "true or missing_feature")
+    assert again.returncode == 0, again.stderr
+    assert "1 skipped:\n  vexpress: test/py/test_tiny.py::test_missing_feature - modules " \
+           "feature not enabled for this board" in again.stdout
+    # pytest that ends with status 1 before any test ran is an error, not a green run
+    broken = bbv("test", "vexpress", "--src", str(tree), "--no-build", "--json", "--", "-p",
+                 "no_such_plugin_bbv")
+    assert broken.returncode == 1
+    assert "no_such_plugin_bbv" in json.loads(broken.stdout)[0]["error"]

@@ -17,7 +17,7 @@ PURE = {"errors", "util.validate", "run.request", "qemu.args", "qemu.info", "bui
         "console.logic", "session.shell", "session.report", "images.plan", "doctor.checks",
         "quickstart.plan", "export.jobs", "targets.target", "images.arch",
         "lava.identity", "lava.results", "lava.state", "bisect.steps",
-        "testsuite.requirements", "ci.workflow", "ci.envs"}
+        "testsuite.requirements", "testsuite.full", "ci.workflow", "ci.envs"}
 
 
 def module_name(path: Path) -> str:

@@ -63,7 +63,12 @@ def test_events_give_progress_counts_and_json():
     assert result.failed == 1 and not result.ok
     [data] = res.to_json([result])
     assert (data["passed"], data["failed"], data["skipped"], data["xfailed"]) == (1, 1, 1, 0)
-    assert data["tests"][1] == {"name": "t.py::b", "outcome": "error"}
+    assert data["tests"][0] == {"name": "t.py::a", "outcome": "passed"}
+    assert data["tests"][1] == {"name": "t.py::b", "outcome": "error", "reason": "boom"}
+    assert data["tests"][2]["reason"] == \
+        "skipping test due to disabled CONFIG_A,CONFIG_B dependency"
+    assert res.skips([result]) == [
+        ("vexpress", "t.py::c", "skipping test due to disabled CONFIG_A,CONFIG_B dependency")]
     assert res.table_rows([result]) == [["vexpress", "1.2 s", "1", "1", "1", "0", "3.0 s"]]
     assert res.exit_status([result]) == 1
     assert res.exit_status([res.TargetResult("x", tests=tests[:1])]) == 0
