@@ -86,8 +86,11 @@ def tree_envs(src: Path) -> list[TreeEnv]:
 
 
 def matching(envs: list[TreeEnv], defconfig: str, qemu_bin: str, machine: str) -> list[TreeEnv]:
-    return [e for e in envs
-            if e.defconfig == defconfig and e.qemu_bin == qemu_bin and e.machine == machine]
+    """barebox's files for the defconfig, QEMU binary and machine type (its options, such as
+    virt's highmem=off, aside)."""
+    kind = machine.partition(",")[0]
+    return [e for e in envs if e.defconfig == defconfig and e.qemu_bin == qemu_bin
+            and e.machine.partition(",")[0] == kind]
 
 
 def union(target: Target, matched: list[TreeEnv]) -> list[str]:

@@ -74,6 +74,9 @@ class Target:
     # labgrid feature: the NIC barebox's conftest adds has a barebox driver) and
     # "framebuffer" (the `graphic` display device, for test_fbtest.py).
     full_extras: list[str] = field(default_factory=list)
+    # The machine `bbv test --full` boots instead of `machine` when its extras need another
+    # (ARM32 virt: highmem=off keeps PCI's ECAM below 4 GiB, where a 32-bit barebox finds it).
+    full_machine: str = ""
 
 
 _CHOICES = {

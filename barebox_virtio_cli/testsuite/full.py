@@ -26,6 +26,7 @@ class Group:
     fragments: tuple[str, ...] = ()
     features: tuple[str, ...] = ()
     devices: tuple[str, ...] = ()
+    env: tuple[str, ...] = ()  # barebox environment entries (fw_cfg), PATH=VALUE
 
 
 @dataclass(frozen=True)
@@ -43,13 +44,16 @@ def parse_full(data: dict, source: str) -> FullSet:
         bad = [o for o in entry.get("kconfig", []) if not _OPTION.match(o)]
         if bad:
             raise BbvError(f"{where}: kconfig entries are CONFIG_X=VALUE, not {bad[0]!r}")
+        bad = [e for e in entry.get("env", []) if "=" not in e]
+        if bad:
+            raise BbvError(f"{where}: env entries are PATH=VALUE, not {bad[0]!r}")
         unknown = [d for d in entry.get("devices", []) if d not in DEVICES]
         if unknown:
             raise BbvError(f"{where}: unknown device {unknown[0]!r} (known: "
                            f"{', '.join(DEVICES)})")
         groups.append(Group(str(entry["name"]), *(tuple(str(v) for v in entry.get(key, []))
                                                   for key in ("tests", "kconfig", "fragments",
-                                                              "features", "devices"))))
+                                                              "features", "devices", "env"))))
     return FullSet(groups, {str(k): str(v) for k, v in data.get("left_out", {}).items()})
 
 
@@ -86,12 +90,14 @@ class FullEnv:
 
     features: list[str]
     devices: list[str]
+    env: list[str]  # PATH=VALUE entries of barebox's environment
     notes: list[str]
 
 
 def full_env(full: FullSet, extras: list[str], target: str) -> FullEnv:
-    """The features and devices of the groups the target can carry (its `full_extras`)."""
-    features, devices, notes = [], [], []
+    """The features, devices and environment of the groups the target can carry (its
+    `full_extras`)."""
+    features, devices, env, notes = [], [], [], []
     for group in full.groups:
         wanted = [*group.features, *group.devices]
         lacking = [w for w in wanted if w not in extras]
@@ -101,7 +107,8 @@ def full_env(full: FullSet, extras: list[str], target: str) -> FullEnv:
             continue
         features += group.features
         devices += group.devices
-    return FullEnv(list(dict.fromkeys(features)), list(dict.fromkeys(devices)), notes)
+        env += group.env
+    return FullEnv(*(list(dict.fromkeys(x)) for x in (features, devices, env)), notes)
 
 
 def suite_symbols(text: str) -> set[str]:

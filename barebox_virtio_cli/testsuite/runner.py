@@ -90,6 +90,8 @@ class SuiteRun:
         if self.request.full is not None:
             extra = full_env(self.request.full, target.full_extras, target.name)
             features = tuple(extra.features)
+            order = order.replace(env=(*order.env, *extra.env),
+                                  machine=order.machine or target.full_machine or None)
             if "framebuffer" in extra.devices:
                 order = order.replace(qemu_arg=(*order.qemu_arg, *target.graphic))
         try:

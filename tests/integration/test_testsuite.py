@@ -297,6 +297,8 @@ def test_full_merges_its_fragment_into_the_build_and_gives_the_target_its_extras
     assert "common/boards/configs/enable_self_test.config" in record["kconfig"]
     env = (build / res.EXPORT_NAME).read_text()
     assert "- network" in env and "-device ramfb" in env
+    assert "machine: virt,highmem=off" in env
+    assert "name=opt/org.barebox.env/nv/dev.fb0.enable,string=1" in env
     [result] = json.loads(done.stdout)
     outcomes = {t["name"].rpartition("::")[2]: t for t in result["tests"]}
     assert outcomes["test_xfail"]["outcome"] == "passed"  # the network feature is declared

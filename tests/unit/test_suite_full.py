@@ -44,6 +44,7 @@ def test_the_shipped_groups_parse_and_each_test_file_is_answered_or_left_out_onc
     ({"name": "x"}, "needs a name and tests"),
     ({"name": "x", "tests": ["t.py"], "kconfig": ["NVMEM=y"]}, "CONFIG_X=VALUE, not 'NVMEM=y'"),
     ({"name": "x", "tests": ["t.py"], "devices": ["vga"]}, "unknown device 'vga'"),
+    ({"name": "x", "tests": ["t.py"], "env": ["nv/x"]}, "env entries are PATH=VALUE"),
 ])
 def test_a_malformed_group_is_one_error_naming_the_file(group, says):
     with pytest.raises(BbvError, match=says) as caught:
@@ -78,9 +79,10 @@ def test_a_target_gets_the_features_and_devices_it_carries_and_a_note_for_the_re
     full = shipped()
     both = full_env(full, ["network", "framebuffer"], "vexpress")
     assert both.features == ["network"] and both.devices == ["framebuffer"]
+    assert both.env == ["nv/dev.fb0.enable=1"]  # ramfb shows nothing until fb0 is enabled
     assert both.notes == []
     none = full_env(full, [], "malta")
-    assert none.features == [] and none.devices == []
+    assert none.features == [] and none.devices == [] and none.env == []
     assert none.notes == [
         "malta: no framebuffer for test/py/test_fbtest.py (not checked on this target)",
         "malta: no network for test/py/test_network.py (not checked on this target)"]
@@ -89,6 +91,7 @@ def test_a_target_gets_the_features_and_devices_it_carries_and_a_note_for_the_re
 def test_the_catalog_says_which_targets_carry_what():
     catalog = load_catalog()
     assert catalog.get("vexpress").full_extras == ["network", "framebuffer"]
+    assert catalog.get("vexpress").full_machine == "virt,highmem=off"
     for target in catalog.targets.values():
         if "framebuffer" in target.full_extras:
             assert target.graphic, target.name
