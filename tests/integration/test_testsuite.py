@@ -285,8 +285,7 @@ def test_full_merges_its_fragment_into_the_build_and_gives_the_target_its_extras
     notes = [line for line in done.stderr.splitlines() if line.startswith("bbv: --full: ")]
     assert "bbv: --full: CONFIG_CMD_BTHREAD is not in this tree's Kconfig: dropped (bthread)" \
         in notes
-    assert "bbv: --full: common/boards/configs/enable_dm_testing.config is not in this tree: " \
-           "not merged (dm-verity)" in notes
+    assert not any("not in this tree:" in note for note in notes)  # it has CI's fragments
     build = tree / "build-vexpress"
     config = (build / ".config").read_text().splitlines()
     for option in ("CONFIG_SELFTEST=y", "CONFIG_CMD_SELFTEST=y", "CONFIG_CMD_NVMEM=y",

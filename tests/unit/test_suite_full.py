@@ -54,16 +54,22 @@ def test_a_malformed_group_is_one_error_naming_the_file(group, says):
 
 def test_on_the_miniature_tree_what_its_kconfig_lacks_is_dropped_with_a_note():
     merged = full_build(shipped(), defined_symbols(MINI), lambda p: (MINI / p).is_file())
-    assert merged.kconfig[0] == "common/boards/configs/enable_self_test.config"
+    assert merged.kconfig[:3] == [f"common/boards/configs/{name}.config" for name in
+                                  ("enable_self_test", "enable_dm_testing",
+                                   "enable_tlv_sig_testing")]
     assert {"CONFIG_CMD_NVMEM=y", "CONFIG_NVMEM_RMEM=y", "CONFIG_CMD_SELFTEST=y",
             "CONFIG_CMD_FBTEST=y", "CONFIG_NET=y", "CONFIG_CMD_TFTP=y"} <= set(merged.kconfig)
     assert not any(o.startswith(("CONFIG_BTHREAD=", "CONFIG_CMD_BTHREAD=", "CONFIG_CMD_MD="))
                    for o in merged.kconfig[1:])
     assert "CONFIG_BTHREAD is not in this tree's Kconfig: dropped (bthread)" in merged.notes
     assert "CONFIG_CMD_BTHREAD is not in this tree's Kconfig: dropped (bthread)" in merged.notes
-    assert "common/boards/configs/enable_dm_testing.config is not in this tree: not merged " \
-           "(dm-verity)" in merged.notes
+    assert not any("not in this tree:" in note for note in merged.notes)
     assert len(merged.notes) == len(set(merged.notes))
+    older = full_build(shipped(), defined_symbols(MINI),
+                       lambda p: p != "common/boards/configs/enable_dm_testing.config")
+    assert "common/boards/configs/enable_dm_testing.config" not in older.kconfig
+    assert "common/boards/configs/enable_dm_testing.config is not in this tree: not merged " \
+           "(dm-verity)" in older.notes
 
 
 def test_a_tree_with_everything_gets_every_fragment_and_option_in_order_without_notes():
