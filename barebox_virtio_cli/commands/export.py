@@ -44,25 +44,32 @@ def labgrid(output: str | None, force: bool, targets: tuple[str, ...], barebox_s
               help="LAVA job name (default: bbv <target>; with several -t: NAME <target>).")
 @click.option("--exec", "commands", multiple=True, metavar="CMD",
               help="barebox command to run after boot as an interactive test (repeatable).")
+@click.option("--expect", "expectations", multiple=True, metavar="REGEX",
+              help="Must match the --exec output (the boot log without --exec): a test case "
+                   "(repeatable).")
 @click.option("--job-timeout", type=Number(int, 1, maximum=24 * 60, unit="minutes"), default=10,
               show_default=True, metavar="MINUTES", help="Timeout of the whole job.")
 def lava(output: str | None, force: bool, targets: tuple[str, ...], job_name: str | None,
-         commands: tuple[str, ...], job_timeout: int, **options) -> None:
+         commands: tuple[str, ...], expectations: tuple[str, ...], job_timeout: int,
+         **options) -> None:
     """Write a LAVA job definition (device type qemu) that boots barebox with these devices.
 
     \b
     Example:
-      bbv export lava -t vexpress --blk a.img --rng --exec 'ls /dev' -o job.yaml
+      bbv export lava -t vexpress --blk a.img --rng --exec 'ls /dev' \\
+          --expect virtioblk0 -o job.yaml
       lavacli jobs submit job.yaml
     """
     from barebox_virtio_cli.export.service import lava_file, per_target, write
     from barebox_virtio_cli.session.options import check_exec
+    from barebox_virtio_cli.session.report import compile_patterns
 
     check_exec(list(commands))
+    compile_patterns(list(expectations))
     requests = per_target(RunRequest(**options), targets)
     several = len(requests) > 1
     files = [lava_file(r, f"{job_name} {r.target}" if several and job_name else job_name,
-                       list(commands), job_timeout) for r in requests]
+                       list(commands), job_timeout, list(expectations)) for r in requests]
     _echo(write(output, force, files))
 
 

@@ -137,10 +137,10 @@ def check_lava_spec(spec: RunSpec) -> None:
 
 def lava_job(target: Target, spec: RunSpec, groups: list[list[str]], job_name: str,
              commands: list[str], minutes: int,
-             url: Callable[[Path], str] = lava_url) -> dict:
+             url: Callable[[Path], str] = lava_url, expectations: list[str] = ()) -> dict:
     """A LAVA job for the 'qemu' device type: deploy to tmpfs, boot to the barebox prompt, and
-    run `commands` as an interactive test. Image files become URLs (`url`: file:// ones by
-    default) with image_arg."""
+    run `commands` and check `expectations` (bbv run's --exec and --expect) as an interactive
+    test. Image files become URLs (`url`: file:// ones by default) with image_arg."""
     check_lava_spec(spec)
     image_key, firmware_key = _images(target, spec)
     images = {"barebox": {"url": url(spec.image),
@@ -169,45 +169,137 @@ def lava_job(target: Target, spec: RunSpec, groups: list[list[str]], job_name: s
             group = ["-chardev", "pty,id=con0"]  # the socket path only exists on this machine
         extra.append(shlex.join(group))
     context["extra_options"] = extra
+    boot = {"method": "qemu", "media": "tmpfs", "timeout": {"minutes": 2},
+            "parameters": {"kernel-start-message": ""},
+            "auto_login": {"login_prompt": AUTOBOOT_OR_PROMPT, "username": ""},
+            "prompts": [PROMPT]}
+    if expectations and not commands:
+        # --expect alone judges the boot log, which the boot action's login would consume:
+        # the boot only starts QEMU and the test reads the log.
+        boot = {key: boot[key] for key in ("method", "media", "timeout")}
     actions: list[dict] = [
         {"deploy": {"to": "tmpfs", "timeout": {"minutes": 2}, "images": images}},
         # LAVA first waits for the kernel-start-message ("Linux version [0-9]"), which
         # barebox never prints: the prompt is what shows it booted. Like `bbv run`, the job
         # stops the autoboot countdown with a key (auto_login sends the empty username and
         # Enter), so barebox never tries its default boot (net boot, disk0 on EFI).
-        {"boot": {"method": "qemu", "media": "tmpfs", "timeout": {"minutes": 2},
-                  "parameters": {"kernel-start-message": ""},
-                  "auto_login": {"login_prompt": AUTOBOOT_OR_PROMPT, "username": ""},
-                  "prompts": [PROMPT]}},
+        {"boot": boot},
     ]
-    if commands:
+    if commands or expectations:
         actions.append({"test": {"timeout": {"minutes": 2}, "interactive": [
-            {"name": "bbv", "prompts": [PROMPT], "script": interactive_steps(commands)}]}})
+            {"name": "bbv", "prompts": [NEVER if expectations else PROMPT],
+             "script": interactive_steps(commands, keep=bool(expectations))
+             + expectation_steps(expectations, bool(commands))}]}})
     return {"device_type": "qemu", "job_name": job_name, "visibility": "public",
             "timeouts": {"job": {"minutes": minutes}, "action": {"minutes": min(minutes, 2)}},
             "priority": "medium", "context": context, "actions": actions}
 
 
-def interactive_steps(commands: list[str]) -> list[dict]:
+def interactive_steps(commands: list[str], keep: bool = False) -> list[dict]:
     """One interactive step per command, passing only when barebox reports exit status 0: the
     line typed is `bbv run --exec`'s (the command, then `echo bbv-rc-NONCE=$?`), and the step
-    waits for the marker with status 0 (success) or another status (failure)."""
+    waits for the marker with status 0 (success) or another status (failure).
+
+    keep: the steps consume nothing of what LAVA read, so that expectation_steps still see
+    the commands' output. LAVA's dispatcher (pexpect) drops the text before the end of each
+    match; here every pattern is a lookahead at the start of what it holds, and each step
+    waits for its marker and the prompt after it (barebox may eat what is typed before)."""
     steps = []
     for index, command in enumerate(commands):
         problem = sh.check_command(command)
         if problem:
             raise UsageError(f"--exec {sh.shorten(command)!r} {problem}")
         nonce = f"lava{index + 1:0{sh.NONCE_LENGTH - 4}d}"
-        steps.append({"name": _case_name(command, index),
-                      "command": sh.command_line(command, nonce),
-                      "successes": [{"message": f"{sh.MARKER}{nonce}=0\\s"}],
-                      "failures": [{"message": f"{sh.MARKER}{nonce}=[1-9]"}]})
+        passed, failed = f"{sh.MARKER}{nonce}=0\\s", f"{sh.MARKER}{nonce}=[1-9]"
+        step = {"name": _case_name(command, index),
+                "command": sh.command_line(command, nonce)}
+        if keep:
+            passed, failed = (rf"\A(?=[\s\S]*?{marker}[\s\S]*?{PROMPT})"
+                              for marker in (passed, failed))
+            step["wait_for_prompt"] = False
+        steps.append({**step, "successes": [{"message": passed}],
+                      "failures": [{"message": failed}]})
     return steps
 
 
-def _case_name(command: str, index: int) -> str:
+# The interactive script's prompt when the steps keep what LAVA read (interactive_steps): a
+# prompt seen earlier would otherwise end the wait for a step's own marker.
+NEVER = "(?!)"
+_LAVA_MARKER = rf"{sh.MARKER}lava\d+=\d"
+_GLOBAL_FLAGS = re.compile(r"\(\?([aiLmsux]+)\)")
+
+
+def expectation_steps(expectations: list[str], after_commands: bool) -> list[dict]:
+    """One named step per --expect, a test case that passes when the pattern matches where
+    `bbv run` looks (session/report.checked_text): the commands' output (not the typed lines,
+    not the markers), or without commands the boot log up to the autoboot countdown or
+    prompt. Success and failure are the same look ahead from the start of what LAVA read,
+    found or not found, so that neither consumes anything (see interactive_steps). LAVA's
+    dispatcher searches the last 4000 characters it read (lava_dispatcher.shell.ShellCommand's
+    searchwindowsize), so an expectation sees no further back."""
+    from barebox_virtio_cli.session.report import compile_patterns
+
+    compile_patterns(expectations)
+    steps = []
+    if expectations and not after_commands:
+        # the boot log is complete once the countdown or the prompt shows
+        steps.append({"command": None, "wait_for_prompt": False, "successes": [
+            {"message": rf"\A(?=[\s\S]*?(?:{AUTOBOOT_OR_PROMPT}))"}]})
+    for index, pattern in enumerate(expectations):
+        where = lava_expectation(pattern, after_commands)
+        steps.append({"name": _case_name(pattern, index, "expect-"), "command": None,
+                      "wait_for_prompt": False,
+                      "successes": [{"message": rf"\A(?={where})"}],
+                      "failures": [{"message": rf"\A(?!{where})"}]})
+    return steps
+
+
+def lava_expectation(pattern: str, after_commands: bool) -> str:
+    """An --expect pattern as LAVA's dispatcher must look for it from the start of what it
+    read, with bbv run's meaning: ^ and $ per line and . not across lines (pexpect compiles
+    with DOTALL), line ends as the console sends them (\\r\\n), in the commands' output:
+    after the end of a typed line (...=$?) and before the next status marker; or before the
+    autoboot countdown or prompt."""
+    flags = ""
+    while found := _GLOBAL_FLAGS.match(pattern):  # global flags must lead; scoped they nest
+        flags, pattern = flags + found[1], pattern[found.end():]
+    flags = "".join(dict.fromkeys(flags + "m"))
+    end = "\n)" if "x" in flags else ")"  # a verbose pattern's # comment ends at a newline
+    scoped = f"(?{flags}{'' if 's' in flags else '-s'}:{_console_line_ends(pattern)}{end}"
+    if after_commands:
+        return rf"[\s\S]*?=\$\?\r*\n(?:(?!{_LAVA_MARKER})[\s\S])*?(?!{_LAVA_MARKER}){scoped}"
+    return rf"(?:(?!{AUTOBOOT_OR_PROMPT})[\s\S])*?{scoped}"
+
+
+def _console_line_ends(pattern: str) -> str:
+    """$ and \\n outside character classes also across the \\r a console puts before \\n."""
+    out, index, in_class = [], 0, False
+    while index < len(pattern):
+        char = pattern[index]
+        if char == "\\":
+            pair = pattern[index:index + 2]
+            out.append(r"(?:\r*\n)" if pair == r"\n" and not in_class else pair)
+            index += 2
+            continue
+        if in_class:
+            in_class = char != "]"
+        elif char == "[":
+            end = index + 1 + (pattern[index + 1:index + 2] == "^")
+            end += pattern[end:end + 1] == "]"  # a ] first in the class is a character
+            out.append(pattern[index:end])
+            index, in_class = end, True
+            continue
+        elif char == "$":
+            char = r"(?=\r*$)"
+        out.append(char)
+        index += 1
+    return "".join(out)
+
+
+def _case_name(text: str, index: int, prefix: str = "") -> str:
     """LAVA test case names: letters, digits and -_. only."""
-    return f"{index + 1}-" + (re.sub(r"[^-_a-zA-Z0-9.]+", "_", command).strip("_")[:40] or "cmd")
+    return f"{prefix}{index + 1}-" + \
+        (re.sub(r"[^-_a-zA-Z0-9.]+", "_", text).strip("_")[:40] or "cmd")
 
 
 def to_yaml(data: dict, header: str) -> str:

@@ -78,23 +78,24 @@ def _strategy(barebox_src: Path | None) -> Path:
 
 
 def lava_file(request: RunRequest, job_name: str | None, commands: list[str],
-              job_timeout: int) -> tuple[str, str]:
+              job_timeout: int, expectations: list[str] = ()) -> tuple[str, str]:
     """(target name, LAVA job); job_name None: 'bbv TARGET'."""
-    name, job = lava_definition(request, job_name, commands, job_timeout)
+    name, job = lava_definition(request, job_name, commands, job_timeout,
+                                expectations=expectations)
     return name, to_yaml(job, f"LAVA job for bbv target '{name}', written by 'bbv export "
                               "lava'; image URLs are file:// paths on this machine")
 
 
 def lava_definition(request: RunRequest, job_name: str | None, commands: list[str],
                     job_timeout: int, url: Callable[[str, Path], str] | None = None,
-                    ) -> tuple[str, dict]:
+                    expectations: list[str] = ()) -> tuple[str, dict]:
     """(target name, LAVA job as data), the warnings said; url(target name, file) gives each
     image file's URL (default: file:// URLs, see export.jobs.lava_job)."""
     target, info, spec = prepare(request, check_locks=False)
     groups = build_command(target, spec, info)
     extra = {"url": lambda path: url(target.name, path)} if url else {}
     job = lava_job(target, spec, groups, job_name or f"bbv {target.name}", commands,
-                   job_timeout, **extra)
+                   job_timeout, expectations=list(expectations), **extra)
     for warning in lava_warnings(target, spec):
         say(f"warning: {warning}")
     return target.name, job

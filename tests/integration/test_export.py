@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import TESTS, bbv, need
+from conftest import TESTS, bbv, need, one_line_error
 from process_helpers import CROSS, TINYGUEST, assemble
 
 from barebox_virtio_cli.export.jobs import prefix_ids
@@ -363,3 +363,56 @@ def test_lava_job_passes_on_lavas_own_dispatcher(setup, lava_guest, lava_device_
     command = next(line for line in log.splitlines() if "Boot command:" in line)
     assert "-machine virt" in command and "-cpu cortex-a7" in command
     assert "virtio-blk-device,drive=hd0" in command and "virtio-rng-device" in command
+
+
+# What bbv run says of each, on the tiny guest's `ls /dev` ("full  hwrng0  null  virtioblk0
+# virtioblk1  zero") and `echo hello $?`: the output, never the typed line or the marker.
+EXPECTED_VERDICTS = {r"^hello 0$": "pass", r"null\s+virtio": "pass", r"(?i)^FULL": "pass",
+                     "echo hello": "fail", "^zero": "fail", "bbv-rc": "fail", "nowhere": "fail"}
+
+
+@pytest.mark.qemu
+@pytest.mark.skipif(not _lava_run_usable(),
+                    reason=f"needs lava-run (lava-dispatcher) and a writable {LAVA_TMP}")
+@need("qemu-system-arm", f"{CROSS}as", f"{CROSS}ld", f"{CROSS}objcopy")
+def test_lava_expectations_judged_by_lavas_own_dispatcher(setup, lava_guest,
+                                                          lava_device_types):
+    expects = [a for pattern in EXPECTED_VERDICTS for a in ("--expect", pattern)]
+    done = bbv("export", "lava", "-t", "vexpress", "--image", str(lava_guest), "--exec",
+               "ls /dev", "--exec", "echo hello $?", *expects, "-o", "job.yaml", cwd=setup)
+    assert done.returncode == 0, done.stderr
+    assert lava_validate(setup / "job.yaml").returncode == 0
+    log, results = lava_run(setup / "job.yaml", lava_device_types, setup)
+    assert "Job finished correctly" in log, log[-3000:]
+    cases = [(r["case"], r["result"]) for r in results if r.get("definition") == "0_bbv"]
+    assert cases[:2] == [("1-ls_dev", "pass"), ("2-echo_hello", "pass")], log[-3000:]
+    assert [result for _, result in cases[2:]] == list(EXPECTED_VERDICTS.values()), cases
+    assert cases[2][0] == "expect-1-hello_0"
+    # bbv run on the same guest gives the same verdicts
+    run = bbv("run", "-t", "vexpress", "--image", str(lava_guest), "--exec", "ls /dev",
+              "--exec", "echo hello $?", *expects, "--json", cwd=setup, timeout=120)
+    mine = json.loads(run.stdout)["expectations"]
+    assert ["pass" if e["ok"] else "fail" for e in mine] == list(EXPECTED_VERDICTS.values())
+
+
+@pytest.mark.qemu
+@pytest.mark.skipif(not _lava_run_usable(),
+                    reason=f"needs lava-run (lava-dispatcher) and a writable {LAVA_TMP}")
+@need("qemu-system-arm", f"{CROSS}as", f"{CROSS}ld", f"{CROSS}objcopy")
+def test_lava_expectations_on_the_boot_log_without_exec(setup, lava_guest, lava_device_types):
+    done = bbv("export", "lava", "-t", "vexpress", "--image", str(lava_guest), "--expect",
+               r"^model: bbv tiny", "--expect", "Unknown command", "-o", "job.yaml", cwd=setup)
+    assert done.returncode == 0, done.stderr
+    assert lava_validate(setup / "job.yaml").returncode == 0
+    log, results = lava_run(setup / "job.yaml", lava_device_types, setup)
+    assert "Job finished correctly" in log, log[-3000:]
+    cases = [(r["case"], r["result"]) for r in results if r.get("definition") == "0_bbv"]
+    assert cases == [("expect-1-model_bbv_tiny", "pass"),
+                     ("expect-2-Unknown_command", "fail")], log[-3000:]
+
+
+def test_lava_bad_expectation_is_one_line(setup):
+    done = bbv("export", "lava", "-t", "vexpress", "--expect", "a[", cwd=setup)
+    one_line_error(done, 2, "--expect 'a[' is not a valid regular expression: "
+                   "unterminated character set at position 1")
+    assert not done.stdout

@@ -95,10 +95,10 @@ def test_board_options_match_golden_file(name):
     assert text == golden.read_text()
 
 
-def render_lava_job(name: str) -> str:
+def render_lava_job(name: str, commands=("ls /dev", "devinfo"), expectations=()) -> str:
     """The LAVA job `bbv export lava` writes for the full device set (less --fs, which a LAVA
-    worker cannot have, and a disk name with a comma, which LAVA cannot pass) and two --exec
-    commands."""
+    worker cannot have, and a disk name with a comma, which LAVA cannot pass) and, by default,
+    two --exec commands."""
     from barebox_virtio_cli.export.jobs import lava_job, to_yaml
 
     target = CATALOG.get(name)
@@ -106,8 +106,26 @@ def render_lava_job(name: str) -> str:
     spec.fs = []
     spec.blks = [Path("/work/disks/a.img"), Path("/work/disks/with space/b.img")]  # no commas
     job = lava_job(target, spec, build_command(target, spec, info), f"bbv {name}",
-                   ["ls /dev", "devinfo"], 10)
+                   list(commands), 10, expectations=list(expectations))
     return to_yaml(job, f"LAVA job for bbv target '{name}'")
+
+
+# --expect: after --exec (the commands' output), and alone (the boot log).
+LAVA_EXPECT = {
+    "vexpress-expect": ("vexpress", ["ls /dev", "devinfo"], ["virtioblk1", r"(?i)^ZERO$"]),
+    "malta-expect-boot": ("malta", [], [r"^barebox 20\d\d", "virtio"]),
+}
+
+
+@pytest.mark.parametrize("golden_name", LAVA_EXPECT)
+def test_lava_job_with_expectations_matches_golden_file(golden_name):
+    name, commands, expectations = LAVA_EXPECT[golden_name]
+    golden = GOLDEN / "lava" / f"{golden_name}.yaml"
+    text = render_lava_job(name, commands, expectations)
+    if os.environ.get("BBV_UPDATE_GOLDEN"):
+        golden.write_text(text)
+    assert golden.exists(), f"no golden file {golden}; run with BBV_UPDATE_GOLDEN=1 and review"
+    assert text == golden.read_text()
 
 
 @pytest.mark.parametrize("name", CATALOG.names())

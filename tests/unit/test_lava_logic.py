@@ -203,3 +203,74 @@ def test_serve_port_in_use_is_refused_up_front():
         port = busy.getsockname()[1]
         with pytest.raises(UsageError, match="in use"):
             check_free("127.0.0.1", port)
+
+
+# --- --expect in a LAVA job: the same verdict as bbv run's ------------------------------------
+
+PROMPT_SEEN = "\x1b[1;32mbarebox@\x1b[1;36mARM QEMU virt:/\x1b[0m "
+OUTPUTS = [("version", "\nbarebox 2026.06.0-00056 #1 Sun Dec 6\n\nBoard: ARM QEMU virt"),
+           ("ls /dev", "full  hwrng0  null  virtioblk0  zero"), ("false", "")]
+BOOT_LOG = "barebox 2026.06.0 #1\nBoard: ARM QEMU virt\nnetconsole: registered\n"
+
+
+def console_after_boot(outputs) -> str:
+    """What LAVA's dispatcher holds after bbv's command steps: each typed line as barebox
+    echoes it, the output, the status marker, the coloured prompt; lines end in \\r\\r\\n (the
+    pty adds a \\r to barebox's \\r\\n)."""
+    from barebox_virtio_cli.session import shell as sh
+
+    text = ""
+    for index, (command, output) in enumerate(outputs):
+        nonce = f"lava{index + 1:04d}"
+        lines = [sh.command_line(command, nonce), *([output] if output else []),
+                 f"{sh.MARKER}{nonce}={1 if command == 'false' else 0}"]
+        text += "\r\r\n".join(line.replace("\n", "\r\r\n") for line in lines) + "\r\r\n"
+        text += PROMPT_SEEN
+    return text
+
+
+@pytest.mark.parametrize("pattern", [
+    "virtioblk0", r"^Board: ARM", r"virt$", r"(?i)^ZERO", r"zero$", r"^$", r"0\n\nBoard",
+    r"full\s+hwrng0", "echo bbv-rc", "version", r"^barebox 2026.*Dec 6$", "Board.*null",
+    r"bbv-rc-lava0001=0", "[$]", r"[^]]+virt$", "nothing like this"])
+@pytest.mark.parametrize("with_commands", [True, False])
+def test_lava_expectation_judges_as_bbv_run_does(pattern, with_commands):
+    """The success and failure patterns of an expectation step, searched as LAVA's pexpect
+    searches (DOTALL, from the start of what it read), agree with bbv run's check."""
+    import re
+
+    from barebox_virtio_cli.export.jobs import AUTOBOOT_OR_PROMPT, expectation_steps
+    from barebox_virtio_cli.session.report import ScriptResult, Step, check_expectations
+
+    result = ScriptResult("vexpress", "serial", boot=Step(None, output=BOOT_LOG))
+    if with_commands:
+        result.commands = [Step(command, output=output) for command, output in OUTPUTS]
+        console = console_after_boot(OUTPUTS)
+    else:
+        console = BOOT_LOG.replace("\n", "\r\r\n") + "\r\r\nHit any to stop autoboot:    3"
+    check_expectations(result, [pattern])
+    steps = expectation_steps([pattern], with_commands)
+    if not with_commands:
+        wait = steps.pop(0)  # the unnamed step that waits for the end of the boot log
+        assert re.search(wait["successes"][0]["message"], console, re.DOTALL).start() == 0
+        assert re.search(AUTOBOOT_OR_PROMPT, console)
+    (step,) = steps
+    success = re.search(step["successes"][0]["message"], console, re.DOTALL)
+    failure = re.search(step["failures"][0]["message"], console, re.DOTALL)
+    assert bool(success) == result.expectations[0].ok, console
+    assert bool(failure) != bool(success)
+    for found in (success, failure):  # a match consumes nothing of what LAVA read
+        assert found is None or (found.start(), found.end()) == (0, 0)
+
+
+def test_lava_expectation_keeps_the_patterns_flags_and_rejects_bad_ones():
+    import re
+
+    from barebox_virtio_cli.export.jobs import expectation_steps, lava_expectation
+
+    assert "(?ism:" in lava_expectation(r"(?i)(?s)a.b", True)
+    assert "(?m-s:" in lava_expectation("a.b", True)
+    for pattern in (r"(?i)a", r"(?s)a.b", r"(?x) a b # c", "a$b", r"\$", "[$]", r"[\]$]"):
+        re.compile(lava_expectation(pattern, True), re.DOTALL)
+    with pytest.raises(UsageError, match=r"--expect 'a\(' is not a valid regular expression"):
+        expectation_steps(["a("], True)
