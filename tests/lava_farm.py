@@ -173,15 +173,21 @@ TestJob.objects.exclude(state=TestJob.STATE_FINISHED).update(
     state=TestJob.STATE_FINISHED, health=TestJob.HEALTH_CANCELED)
 Device.objects.exclude(state=Device.STATE_IDLE).update(state=Device.STATE_IDLE)
 """
+# Only the second worker's device carries TAG (bbv lava submit --tags checks the devices).
+TAG = "bbv-second"
+TAG_SECOND_DEVICE = f"""
+from lava_scheduler_app.models import Device, Tag
+Device.objects.get(hostname="{WORKERS[1]}-qemu").tags.add(Tag.objects.get_or_create(name="{TAG}")[0])
+"""
 
 
 def up(count: int = 1) -> Farm:
     """Start PostgreSQL (if stopped), the server's processes and `count` workers; jobs an
-    earlier instance left unfinished are ended first."""
+    earlier instance left unfinished are ended first, and the second device has TAG."""
     down()
     postgres = start_postgres()
     state = set_up()
-    manage("shell", "--command", FINISH_STALE_JOBS)
+    manage("shell", "--command", FINISH_STALE_JOBS + TAG_SECOND_DEVICE)
     port, ws_port = free_port(), free_port()
     url = f"http://127.0.0.1:{port}"
     pids = {

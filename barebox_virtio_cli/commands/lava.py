@@ -51,6 +51,9 @@ def lava() -> None:
 @lambda func: targets_options(func, each="job")
 @click.option("--exec", "commands", multiple=True, metavar="CMD",
               help="barebox command to run after boot as a test case (repeatable).")
+@click.option("--expect", "expectations", multiple=True, metavar="REGEX",
+              help="Must match the --exec output (the boot log without --exec): a test case "
+                   "(repeatable).")
 @click.option("--job-name", metavar="NAME", help="Job name (default: bbv <target>).")
 @click.option("--job-timeout", type=Number(int, 1, maximum=24 * 60, unit="minutes"),
               default=10, show_default=True, metavar="MINUTES", help="LAVA's job timeout.")
@@ -68,7 +71,8 @@ def lava() -> None:
                                               "wait'.")
 @_server_options
 def submit(job_files: tuple[Path, ...], targets: tuple[str, ...], commands: tuple[str, ...],
-           job_name: str | None, job_timeout: int, device_type: str | None,
+           expectations: tuple[str, ...], job_name: str | None, job_timeout: int,
+           device_type: str | None,
            tags: tuple[str, ...], priority: str | None, artifact_url: str | None,
            serve: str | None, no_wait: bool, identity: str | None, url: str | None,
            token: str | None, timeout: float | None, verbose: bool, as_json: bool,
@@ -79,7 +83,8 @@ def submit(job_files: tuple[Path, ...], targets: tuple[str, ...], commands: tupl
 
     \b
     Examples:
-      bbv lava submit -i lab -t vexpress -t riscv64 --exec version --serve 192.0.2.10:8000
+      bbv lava submit -i lab -t vexpress -t riscv64 --exec version --expect 'barebox 20' \\
+          --serve 192.0.2.10:8000
       bbv lava submit --url https://lava.example --token T job.yaml --junit-dir results
     """
     from barebox_virtio_cli.errors import UsageError
@@ -87,15 +92,17 @@ def submit(job_files: tuple[Path, ...], targets: tuple[str, ...], commands: tupl
     from barebox_virtio_cli.lava import service
     from barebox_virtio_cli.run.request import RunRequest
     from barebox_virtio_cli.session.options import check_exec
+    from barebox_virtio_cli.session.report import compile_patterns
 
     check_exec(list(commands))
-    if job_files and (targets or commands):
+    compile_patterns(list(expectations))
+    if job_files and (targets or commands or expectations):
         raise UsageError("JOB_FILES are submitted as they are: give either job files or -t "
-                         "targets (with --exec), not both")
+                         "targets (with --exec, --expect), not both")
     requests = [] if job_files else per_target(RunRequest(**options), targets)
     server = service.server(identity, url, token)
     request = service.SubmitRequest(
-        requests, list(job_files), list(commands), job_name, job_timeout,
+        requests, list(job_files), list(commands), list(expectations), job_name, job_timeout,
         service.Images(artifact_url, serve),
         service.Overrides(device_type, tags, priority), not no_wait, timeout, verbose,
         junit_dir)

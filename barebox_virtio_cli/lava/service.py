@@ -107,8 +107,8 @@ class Overrides:
 
 
 def target_jobs(requests: list[RunRequest], job_name: str | None, commands: list[str],
-                job_timeout: int, images: Images, overrides: Overrides
-                ) -> list[tuple[str, str]]:
+                expectations: list[str], job_timeout: int, images: Images,
+                overrides: Overrides) -> list[tuple[str, str]]:
     """(target name, job definition) for each target, as `bbv export lava` makes them."""
     from barebox_virtio_cli.export.jobs import to_yaml
     from barebox_virtio_cli.export.service import lava_definition
@@ -117,7 +117,8 @@ def target_jobs(requests: list[RunRequest], job_name: str | None, commands: list
     several = len(requests) > 1
     for request in requests:
         name = f"{job_name} {request.target}" if several and job_name else job_name
-        target, job = lava_definition(request, name, commands, job_timeout, images.url)
+        target, job = lava_definition(request, name, commands, job_timeout, images.url,
+                                      expectations)
         jobs.append((target, to_yaml(overrides.apply(job),
                                      f"LAVA job for bbv target '{target}', bbv lava submit")))
     return jobs
@@ -306,6 +307,7 @@ class SubmitRequest:
     requests: list[RunRequest]
     job_files: list[Path]
     commands: list[str]
+    expectations: list[str]
     job_name: str | None
     job_timeout: int
     images: Images
@@ -336,7 +338,8 @@ def submit(server: Server, request: SubmitRequest) -> JobsOutcome:
         images.served = FileServer(host, port)
     definitions = file_jobs(request.job_files, request.overrides)
     definitions += target_jobs(request.requests, request.job_name, request.commands,
-                               request.job_timeout, images, request.overrides)
+                               request.expectations, request.job_timeout, images,
+                               request.overrides)
     client = LavaClient(server)
     submitted: list[Job] = []
     try:

@@ -16,7 +16,7 @@ import lava_farm
 import pytest
 import requests
 import yaml
-from conftest import BBV, bbv, need
+from conftest import BBV, bbv, need, one_line_error
 from process_helpers import CROSS, TINYGUEST, assemble
 
 from barebox_virtio_cli.lava import results
@@ -107,6 +107,37 @@ def test_results_and_junit_are_the_servers(farm, guest, tmp_path):
     assert f"running on {job['worker']} ({job['device']})" in done.stderr
     assert "finished: Complete, 2/3 test cases passed" in done.stderr
     assert farm.token not in done.stdout + done.stderr
+
+
+def test_expectations_are_test_cases_that_decide_the_exit_status(farm, guest):
+    """--expect: one test case each in LAVA's results, judged on the commands' output; the
+    matching run on the tagged device exits 0, the one with a missing pattern 1."""
+    met = lava(farm, "submit", "-t", "vexpress", "--image", str(guest), "--exec", "ls /dev",
+               "--exec", "echo hello $?", "--expect", r"^hello 0$", "--expect",
+               r"null\s+virtioblk0", "--tags", lava_farm.TAG, "--json")
+    assert met.returncode == 0, met.stderr
+    (job,) = yaml.safe_load(met.stdout)["jobs"]
+    assert api(farm, f"/jobs/{job['id']}/")["actual_device"] == f"{lava_farm.WORKERS[1]}-qemu"
+    mine = [(c.name, c.result) for c in server_cases(farm, job["id"]) if c.suite == "0_bbv"]
+    assert mine == [("1-ls_dev", "pass"), ("2-echo_hello", "pass"),
+                    ("expect-1-hello_0", "pass"), ("expect-2-null_s_virtioblk0", "pass")]
+    missed = lava(farm, "submit", "-t", "vexpress", "--image", str(guest), "--exec", "ls /dev",
+                  "--expect", "virtioblk1", "--expect", "ls /dev", "--json")
+    assert missed.returncode == 1, missed.stderr
+    (job,) = yaml.safe_load(missed.stdout)["jobs"]
+    assert job["health"] == "Complete" and not job["passed"]
+    theirs = server_cases(farm, job["id"])
+    assert [results.Case(**c) for c in job["cases"]] == theirs
+    # the typed line is not the output: 'ls /dev' is not found
+    assert [(c.name, c.result) for c in theirs if c.suite == "0_bbv"] == [
+        ("1-ls_dev", "pass"), ("expect-1-virtioblk1", "pass"), ("expect-2-ls_dev", "fail")]
+    assert "finished: Complete, 2/3 test cases passed" in missed.stderr
+
+
+def test_bad_expectation_is_a_usage_error():
+    done = bbv("lava", "submit", "-t", "vexpress", "--expect", "(unclosed",
+               env={"BBV_LAVA_URL": "http://127.0.0.1:9", "BBV_LAVA_TOKEN": "t"})
+    one_line_error(done, 2, "--expect '(unclosed' is not a valid regular expression")
 
 
 def test_served_images_a_passing_job_and_the_table(farm, guest, tmp_path):
