@@ -122,6 +122,10 @@ class LavaClient:
         return self._list("/devices/", f"devices of type {device_type}",
                           device_type=device_type)
 
+    def tags(self) -> dict[int, str]:
+        """Tag names by id: a device lists its tags by id (2023.01)."""
+        return {t["id"]: str(t["name"]) for t in self._list("/tags/", "device tags")}
+
     def workers(self) -> list[dict]:
         return self._list("/workers/", "workers")
 

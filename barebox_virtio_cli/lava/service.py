@@ -149,18 +149,23 @@ def file_jobs(paths: list[Path], overrides: Overrides) -> list[tuple[str, str]]:
     return jobs
 
 
-def job_device_type(definition: str) -> str:
+def job_needs(definition: str) -> tuple[str, tuple[str, ...]]:
+    """(device type, device tags) a job definition asks for."""
     import yaml
 
-    return str((yaml.safe_load(definition) or {}).get("device_type", ""))
+    job = yaml.safe_load(definition) or {}
+    tags = job.get("tags") or []
+    return str(job.get("device_type", "")), tuple(str(t) for t in tags) \
+        if isinstance(tags, list) else ()
 
 
-def check_devices(client: LavaClient, device_types: list[str]) -> None:
-    """Refuse device types the server lacks or has no device of online (the jobs would wait
-    for ever)."""
+def check_devices(client: LavaClient, needs: list[tuple[str, tuple[str, ...]]]) -> None:
+    """Refuse device types the server lacks, or has no device of online, with all the tags a
+    job asks for (the jobs would wait for ever)."""
     known = client.device_types()
     online = {w["hostname"] for w in client.workers() if w.get("state") == "Online"}
-    for device_type in dict.fromkeys(device_types):
+    names: dict[int, str] | None = None
+    for device_type, tags in dict.fromkeys(needs):
         if device_type not in known:
             raise BbvError(f"LAVA server {client.server.url} has no device type "
                            f"'{device_type}' (it has: {', '.join(known) or 'none'}); pass "
@@ -175,6 +180,17 @@ def check_devices(client: LavaClient, device_types: list[str]) -> None:
                              for d in devices) or "none"
             raise BbvError(f"no '{device_type}' device of {client.server.url} can take jobs "
                            f"(devices: {seen}); the jobs would wait for ever")
+        if not tags:
+            continue
+        names = client.tags() if names is None else names
+        has = {d["hostname"]: sorted(names.get(t, str(t)) for t in d.get("tags") or [])
+               for d in sorted(usable, key=lambda d: d["hostname"])}
+        if not any(set(tags) <= set(carried) for carried in has.values()):
+            seen = ", ".join(f"{host} ({', '.join(carried) or 'no tags'})"
+                             for host, carried in has.items())
+            raise BbvError(f"no '{device_type}' device of {client.server.url} that can take "
+                           f"jobs has the tags {', '.join(tags)} (online: {seen}); the jobs "
+                           "would wait for ever: ask for tags one of them has")
 
 
 # --- submit and watch -----------------------------------------------------------------------
@@ -343,7 +359,7 @@ def submit(server: Server, request: SubmitRequest) -> JobsOutcome:
     client = LavaClient(server)
     submitted: list[Job] = []
     try:
-        check_devices(client, [job_device_type(d) for _, d in definitions])
+        check_devices(client, [job_needs(d) for _, d in definitions])
         if images.served is not None:
             images.served.start()
             say(f"serving {len(images.served.files)} image file(s) at {images.served.base}/ "

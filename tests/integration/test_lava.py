@@ -134,6 +134,19 @@ def test_expectations_are_test_cases_that_decide_the_exit_status(farm, guest):
     assert "finished: Complete, 2/3 test cases passed" in missed.stderr
 
 
+def test_tags_no_device_has_are_refused_before_submitting(farm, guest):
+    newest = api(farm, "/jobs/?limit=1&ordering=-id")["results"][0]["id"]
+    done = lava(farm, "submit", "-t", "vexpress", "--image", str(guest), "--tags",
+                lava_farm.TAG, "--tags", "no-such-tag")
+    first, second = (f"{worker}-qemu" for worker in lava_farm.WORKERS)
+    assert one_line(done) == (
+        f"bbv: error: no 'qemu' device of {farm.url} that can take jobs has the tags "
+        f"{lava_farm.TAG}, no-such-tag (online: {first} (no tags), {second} "
+        f"({lava_farm.TAG})); the jobs would wait for ever: ask for tags one of them has")
+    assert done.returncode == 1
+    assert api(farm, "/jobs/?limit=1&ordering=-id")["results"][0]["id"] == newest
+
+
 def test_bad_expectation_is_a_usage_error():
     done = bbv("lava", "submit", "-t", "vexpress", "--expect", "(unclosed",
                env={"BBV_LAVA_URL": "http://127.0.0.1:9", "BBV_LAVA_TOKEN": "t"})
