@@ -297,9 +297,11 @@ def _console_line_ends(pattern: str) -> str:
 
 
 def _case_name(text: str, index: int, prefix: str = "") -> str:
-    """LAVA test case names: letters, digits and -_. only."""
+    """LAVA test case names: letters, digits, - and _ only (lava-server's job schema; its
+    dispatcher would also take a dot)."""
     return f"{prefix}{index + 1}-" + \
-        (re.sub(r"[^-_a-zA-Z0-9.]+", "_", text).strip("_")[:40] or "cmd")
+        (re.sub(r"[^-_a-zA-Z0-9]+", "_", text).strip("_")[:40] or
+         ("pattern" if prefix else "cmd"))
 
 
 def to_yaml(data: dict, header: str) -> str:

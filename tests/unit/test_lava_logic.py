@@ -274,3 +274,18 @@ def test_lava_expectation_keeps_the_patterns_flags_and_rejects_bad_ones():
         re.compile(lava_expectation(pattern, True), re.DOTALL)
     with pytest.raises(UsageError, match=r"--expect 'a\(' is not a valid regular expression"):
         expectation_steps(["a("], True)
+
+
+def test_case_names_are_what_lava_server_takes():
+    """lava-server 2023.01 (lava_scheduler_app/schema.py) refuses a dot in an interactive
+    step's name, which its dispatcher would take."""
+    import re
+
+    from barebox_virtio_cli.export.jobs import expectation_steps, interactive_steps
+
+    steps = interactive_steps(["ls /mnt/a.b", "version"]) + \
+        expectation_steps([r"^barebox 2026\.06\.0", "$"], True)
+    names = [step["name"] for step in steps]
+    assert names == ["1-ls_mnt_a_b", "2-version", "expect-1-barebox_2026_06_0",
+                     "expect-2-pattern"]
+    assert all(re.fullmatch(r"[a-zA-Z0-9-_]+", name) for name in names)
