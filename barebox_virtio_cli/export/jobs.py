@@ -258,7 +258,7 @@ def lava_expectation(pattern: str, after_commands: bool) -> str:
     """An --expect pattern as LAVA's dispatcher must look for it from the start of what it
     read, with bbv run's meaning: ^ and $ per line and . not across lines (pexpect compiles
     with DOTALL), line ends as the console sends them (\\r\\n), in the commands' output:
-    after the end of a typed line (...=$?) and before the next status marker; or before the
+    from the line after a typed line (...=$?) to the next status marker; or before the
     autoboot countdown or prompt."""
     flags = ""
     while found := _GLOBAL_FLAGS.match(pattern):  # global flags must lead; scoped they nest
@@ -267,7 +267,9 @@ def lava_expectation(pattern: str, after_commands: bool) -> str:
     end = "\n)" if "x" in flags else ")"  # a verbose pattern's # comment ends at a newline
     scoped = f"(?{flags}{'' if 's' in flags else '-s'}:{_console_line_ends(pattern)}{end}"
     if after_commands:
-        return rf"[\s\S]*?=\$\?\r*\n(?:(?!{_LAVA_MARKER})[\s\S])*?(?!{_LAVA_MARKER}){scoped}"
+        # like session.shell.command_output: from the line after the typed one (whose echo
+        # a barebox warning may continue) to the status marker
+        return rf"[\s\S]*?=\$\?[^\n]*\n(?:(?!{_LAVA_MARKER})[\s\S])*?(?!{_LAVA_MARKER}){scoped}"
     return rf"(?:(?!{AUTOBOOT_OR_PROMPT})[\s\S])*?{scoped}"
 
 

@@ -210,6 +210,8 @@ def test_serve_port_in_use_is_refused_up_front():
 PROMPT_SEEN = "\x1b[1;32mbarebox@\x1b[1;36mARM QEMU virt:/\x1b[0m "
 OUTPUTS = [("version", "\nbarebox 2026.06.0-00056 #1 Sun Dec 6\n\nBoard: ARM QEMU virt"),
            ("ls /dev", "full  hwrng0  null  virtioblk0  zero"), ("false", "")]
+# barebox under load: a warning right after the echo of the typed line, on the same line
+WARNING = "\x1b[1;33mWARNING:\x1b[0m poller: 'net' takes unexpectedly long: 23ms"
 BOOT_LOG = "barebox 2026.06.0 #1\nBoard: ARM QEMU virt\nnetconsole: registered\n"
 
 
@@ -222,7 +224,8 @@ def console_after_boot(outputs) -> str:
     text = ""
     for index, (command, output) in enumerate(outputs):
         nonce = f"lava{index + 1:04d}"
-        lines = [sh.command_line(command, nonce), *([output] if output else []),
+        lines = [sh.command_line(command, nonce) + (WARNING if index == 1 else ""),
+                 *([output] if output else []),
                  f"{sh.MARKER}{nonce}={1 if command == 'false' else 0}"]
         text += "\r\r\n".join(line.replace("\n", "\r\r\n") for line in lines) + "\r\r\n"
         text += PROMPT_SEEN
@@ -232,7 +235,7 @@ def console_after_boot(outputs) -> str:
 @pytest.mark.parametrize("pattern", [
     "virtioblk0", r"^Board: ARM", r"virt$", r"(?i)^ZERO", r"zero$", r"^$", r"0\n\nBoard",
     r"full\s+hwrng0", "echo bbv-rc", "version", r"^barebox 2026.*Dec 6$", "Board.*null",
-    r"bbv-rc-lava0001=0", "[$]", r"[^]]+virt$", "nothing like this"])
+    r"bbv-rc-lava0001=0", "[$]", r"[^]]+virt$", "nothing like this", "^full", "WARNING"])
 @pytest.mark.parametrize("with_commands", [True, False])
 def test_lava_expectation_judges_as_bbv_run_does(pattern, with_commands):
     """The success and failure patterns of an expectation step, searched as LAVA's pexpect

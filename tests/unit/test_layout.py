@@ -76,9 +76,9 @@ def test_every_bbv_run_option_is_a_run_request_field():
     assert {p.name for p in labgrid.params} - own <= names
     from barebox_virtio_cli.commands.lava import submit
 
-    own = {"job_files", "targets", "commands", "job_name", "job_timeout", "device_type", "tags",
-           "priority", "artifact_url", "serve", "no_wait", "identity", "url", "token",
-           "timeout", "verbose", "as_json", "junit_dir"}
+    own = {"job_files", "targets", "commands", "expectations", "job_name", "job_timeout",
+           "device_type", "tags", "priority", "artifact_url", "serve", "no_wait", "identity",
+           "url", "token", "timeout", "verbose", "as_json", "junit_dir"}
     assert {p.name for p in submit.params} - own <= names
 
 
