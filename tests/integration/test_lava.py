@@ -147,10 +147,14 @@ def test_tags_no_device_has_are_refused_before_submitting(farm, guest):
     assert api(farm, "/jobs/?limit=1&ordering=-id")["results"][0]["id"] == newest
 
 
-def test_bad_expectation_is_a_usage_error():
-    done = bbv("lava", "submit", "-t", "vexpress", "--expect", "(unclosed",
-               env={"BBV_LAVA_URL": "http://127.0.0.1:9", "BBV_LAVA_TOKEN": "t"})
+def test_bad_expectation_is_a_usage_error(tmp_path):
+    env = {"BBV_LAVA_URL": "http://127.0.0.1:9", "BBV_LAVA_TOKEN": "t"}
+    done = bbv("lava", "submit", "-t", "vexpress", "--expect", "(unclosed", env=env)
     one_line_error(done, 2, "--expect '(unclosed' is not a valid regular expression")
+    job = tmp_path / "job.yaml"
+    job.write_text("actions: []\n")
+    done = bbv("lava", "submit", str(job), "--expect", "x", env=env)
+    one_line_error(done, 2, "give either job files or -t targets (with --exec, --expect)")
 
 
 def test_served_images_a_passing_job_and_the_table(farm, guest, tmp_path):
