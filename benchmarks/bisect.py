@@ -9,6 +9,8 @@ run, over the same commits with the same check:
           warm  (tree and build directory kept from an earlier bisect; ccache and the kept
                  images emptied: every commit built, no cache hits),
           again (everything kept: the same range bisected again; kept images are booted)
+  own:    not timed: `bbv build -t T` in REPO (at BAD, clean), the developer's own build the
+          script's checkout has too; bbv bisect then boots its image for the bad end
 
     python benchmarks/bisect.py REPO -t vexpress --good G --bad B --exec CMD --expect RE
 
@@ -112,6 +114,10 @@ def main() -> None:
                "CCACHE_DIR": f"{tmp}/ccache"}
         script_s = None
         for label in sides:
+            if label == "own":
+                run([*BBV, "build", args.target, "--src", str(repo), "--no-ccache"], repo, env)
+                print("own: REPO built at BAD by bbv build (not timed)", flush=True)
+                continue
             if label == "script":
                 script_s, script_first = script_side(repo, args, env)
                 print(f"script (git bisect run: make + bbv run --exec): {script_s:.1f} s, "

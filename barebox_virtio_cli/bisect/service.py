@@ -185,6 +185,9 @@ class _Bisection:
         self.check = _Checker(request, target)
         self.on_step = on_step
         self.count = 0
+        # A boot check may take an earlier image of a commit; a command or the suite reads
+        # the build directory, which must then be at the commit.
+        self.reuses_images = not request.command and request.test is None
 
     def step(self, sha: str, role: str = "step") -> st.CommitStep:
         """Build the tree's HEAD (sha) and check it, --repeat times unless one fails."""
@@ -216,14 +219,12 @@ class _Bisection:
         return step
 
     def build(self, step: st.CommitStep) -> tuple[Path | None, str]:
-        """The target's image built from the tree, or None and the first error line. A boot
-        check takes the image of an earlier build of the same commit and configuration (a
-        command or the suite may read the build directory, which must then be at the commit)."""
+        """The target's image built from the tree (or kept from an earlier build of the same
+        commit and configuration), or None and the first error line."""
         from barebox_virtio_cli.build.service import BuildFailed, BuildRequest, build
         from barebox_virtio_cli.util import status
 
-        reuse = not self.request.command and self.request.test is None
-        kept = self.space.kept_image(step.commit) if reuse else None
+        kept = self.space.kept_image(step.commit) if self.reuses_images else None
         if kept is not None:
             say(f"[{self.count}] {step.commit[:12]}: built before, its image kept: not built")
             return kept, ""
@@ -243,7 +244,7 @@ class _Bisection:
         self.space.built(step.commit)
         if result.image is None or not result.image.is_file():
             return None, f"the build made no {self.target.image}"
-        if reuse:
+        if self.reuses_images:
             self.space.keep_image(step.commit, result.image)
         return result.image, ""
 
@@ -269,6 +270,10 @@ def bisect(request: BisectRequest,
         else:
             say(f"tree {tree} ({how}) at {bad[:12]}; building in {space.build_dir}")
         run = _Bisection(request, repo, target, space, on_step)
+        adopted = space.adopt(bad) if run.reuses_images else None
+        if adopted:
+            say(f"your build in {adopted} is of {bad[:12]} (a clean checkout, its image newer "
+                "than every file): its image is kept for that commit")
         for sha, expected in ((bad, st.BAD), (good, st.GOOD)):
             if space.head() != sha:
                 space.checkout(sha)

@@ -94,8 +94,8 @@ class Workspace:
     tree/ (where git bisect runs), build/, times.json (what build/ was built from), images/
     (the last images built, by commit), bisect.log."""
 
-    def __init__(self, root: Path, repo: Path) -> None:
-        self.root, self.repo = root, repo
+    def __init__(self, root: Path, repo: Path, target: str) -> None:
+        self.root, self.repo, self.target = root, repo, target
         self.tree, self.build_dir = root / "tree", root / "build"
         self.log, self.images = root / "bisect.log", root / "images"
         self.created = False  # the tree was made in this run (not kept from an earlier one)
@@ -105,7 +105,7 @@ class Workspace:
         from barebox_virtio_cli.util.paths import cache_dir
 
         key = hashlib.sha256(str(repo).encode()).hexdigest()[:12]
-        return cls(cache_dir() / "bisect" / f"{target}-{repo.name}-{key}", repo)
+        return cls(cache_dir() / "bisect" / f"{target}-{repo.name}-{key}", repo, target)
 
     @contextmanager
     def locked(self) -> Iterator[None]:
@@ -271,28 +271,60 @@ class Workspace:
         from barebox_virtio_cli.util.jsonfile import read_object
 
         image = self.images / f"{sha}.img"
-        kept, now = read_object(self.images / f"{sha}.json"), self._build_key()
+        kept, now = read_object(self.images / f"{sha}.json"), self._build_key(self.build_dir)
         if not now["toolchain"] or kept != now or not image.is_file():
             return None
         return image
 
-    def keep_image(self, sha: str, image: Path) -> None:
-        """Keep what sha built to (the IMAGES_KEPT newest only); its record is written last."""
+    def keep_image(self, sha: str, image: Path, built_in: Path | None = None) -> None:
+        """Keep what sha built to in built_in (default: the build directory), the
+        IMAGES_KEPT newest only; its record is written last."""
         from barebox_virtio_cli.util.atomic import replacing
         from barebox_virtio_cli.util.jsonfile import write_json
 
         self.images.mkdir(exist_ok=True)
         with replacing(self.images / f"{sha}.img") as tmp:
             shutil.copyfile(image, tmp)
-        write_json(self.images / f"{sha}.json", self._build_key())
+        write_json(self.images / f"{sha}.json", self._build_key(built_in or self.build_dir))
         records = sorted(self.images.glob("*.json"), key=lambda p: p.stat().st_mtime)
         for old in records[:-IMAGES_KEPT]:
             old.unlink(missing_ok=True)
             old.with_suffix(".img").unlink(missing_ok=True)
 
-    def _build_key(self) -> dict:
+    def adopt(self, sha: str) -> Path | None:
+        """The user's own build of the target in their checkout (SRC/build-TARGET, `bbv
+        build`), its image kept as sha's when make would call it up to date at sha: HEAD at
+        sha, no tracked file modified, and every one older than the image. The
+        directory adopted from, or None. Only reads (git status takes no optional lock, so
+        the index is not refreshed)."""
+        from barebox_virtio_cli.build.record import RECORD_NAME, default_build_dir
+        from barebox_virtio_cli.util.jsonfile import read_object
+
+        out = default_build_dir(self.repo, self.target)
+        record = read_object(out / RECORD_NAME) or {}
+        image = Path(str(record.get("image") or ""))
+        if (record.get("src") != str(self.repo) or not image.is_file()
+                or self.kept_image(sha) is not None
+                or git(["rev-parse", "HEAD"], self.repo).stdout.strip() != sha):
+            return None
+        status = git(["--no-optional-locks", "status", "--porcelain", "-z",
+                      "--untracked-files=no"], self.repo, check=False)
+        if status.returncode or status.stdout:
+            return None
+        built = image.stat().st_mtime
+        for name in git(["ls-files", "-z"], self.repo).stdout.split("\0"):
+            try:
+                if name and os.lstat(self.repo / name).st_mtime >= built:
+                    return None
+            except OSError:
+                return None
+        self.keep_image(sha, image, out)
+        return out
+
+    @staticmethod
+    def _build_key(build_dir: Path) -> dict:
         from barebox_virtio_cli.build.record import RECORD_NAME
         from barebox_virtio_cli.util.jsonfile import read_object
 
-        record = read_object(self.build_dir / RECORD_NAME) or {}
+        record = read_object(build_dir / RECORD_NAME) or {}
         return {name: record.get(name) for name in _BUILD_KEY}

@@ -264,6 +264,40 @@ grep -q virtioblk0 "$BBV_BISECT_IMAGE"
 
 
 @tools
+def test_the_users_own_build_of_the_bad_end_is_booted_not_rebuilt(history, tmp_path, bbv_dirs):
+    """`bbv build` in a clean checkout at --bad: make would call its image up to date, so its
+    image is the bad end's (once bbv's build directory has the same configuration); a file
+    touched after it is not (make would rebuild)."""
+    repo, shas = history
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", str(repo), str(clone))  # clean, at c6
+    built = run_bbv("build", "vexpress", "--src", str(clone), cwd=clone, timeout=300)
+    assert built.returncode == 0, built.stderr
+    before = snapshot(clone)
+    images = bbv_dirs / "cache" / "bisect"
+    taken = "its image is kept for that commit"
+    reused = f"[1] {shas['c6'][:12]}: built before, its image kept: not built"
+    first = bisect(clone, "--good", shas["c0"], "--bad", shas["c6"], *CHECK)
+    # bbv's build directory is new: its configuration unknown yet, so the bad end is built
+    assert first.returncode == 0 and taken in first.stderr and reused not in first.stderr
+    for kept in images.glob("*/images"):
+        shutil.rmtree(kept)
+    again = bisect(clone, "--good", shas["c0"], "--bad", shas["c6"], *CHECK)
+    assert again.returncode == 0 and taken in again.stderr and reused in again.stderr
+    assert f"[2] {shas['c0'][:12]} c0 initial: building" in again.stderr
+    assert snapshot(clone) == before
+    for kept in images.glob("*/images"):
+        shutil.rmtree(kept)
+    os.utime(clone / "Kconfig")  # newer than the image: make would build again
+    third = bisect(clone, "--good", shas["c0"], "--bad", shas["c6"], *CHECK)
+    assert third.returncode == 0 and taken not in third.stderr and reused not in third.stderr
+    after = snapshot(clone)  # its git status refreshed the index (Kconfig's new time)
+    for state in (before, after):
+        state.pop("index")
+    assert after == before
+
+
+@tools
 def test_command_status_128_stops_with_one_line(history):
     repo, shas = history
     done = bisect(repo, "--good", shas["c0"], "--bad", shas["c6"], "--", "sh", "-c", "exit 130")
