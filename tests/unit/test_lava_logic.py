@@ -292,3 +292,12 @@ def test_case_names_are_what_lava_server_takes():
     assert names == ["1-ls_mnt_a_b", "2-version", "expect-1-barebox_2026_06_0",
                      "expect-2-pattern"]
     assert all(re.fullmatch(r"[a-zA-Z0-9-_]+", name) for name in names)
+
+
+def test_job_needs_reads_device_type_and_tags_of_a_job_file():
+    from barebox_virtio_cli.lava.service import job_needs
+
+    assert job_needs("device_type: qemu\ntags: [fast, bbv-second]\nactions: []\n") == \
+        ("qemu", ("fast", "bbv-second"))
+    assert job_needs("device_type: qemu\nactions: []\n") == ("qemu", ())
+    assert job_needs("device_type: qemu\ntags: odd\n") == ("qemu", ())
