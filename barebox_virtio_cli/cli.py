@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "image": ("image", "image", "Make disk images for --blk (MBR, FAT, files copied in)."),
     "quickstart": ("quickstart", "quickstart", "Get, build, boot and check barebox in one go."),
     "export": ("export", "export", "Write a labgrid environment or LAVA job for a bbv run setup."),
+    "replay": ("replay", "replay", "Replay a 'bbv run --record' recording, byte for byte."),
     "gdb": ("gdb", "gdb", "Attach gdb to 'bbv run --gdb' with barebox's symbols where it runs."),
     "test": ("test", "test", "Build targets and run barebox's own test suite (labgrid) on them."),
     "lava": ("lava", "lava", "Run bbv's checks as jobs on a LAVA farm and collect the results."),

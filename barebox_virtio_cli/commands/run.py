@@ -29,6 +29,10 @@ from barebox_virtio_cli.run.request import RunRequest
               help="QEMU's gdb stub (a free loopback port; tcp::PORT, unix:PATH); prints the "
               "'bbv gdb' command.")
 @click.option("--gdb-wait", is_flag=True, help="Start the CPU halted until gdb continues.")
+@click.option("--deterministic", is_flag=True, help="Guest time counted in instructions "
+              "(QEMU -icount): barebox's timestamps and boot time equal run to run.")
+@click.option("--record", metavar="DIR", help="Record the run with QEMU's record/replay into "
+              "DIR (new or empty), for 'bbv replay DIR'.")
 @click.option("--bootarg", multiple=True, metavar="ARG",
               help="Kernel command line word for barebox (-append; repeatable).")
 @click.option("--dtb", metavar="FILE", help="Boot with this device tree (QEMU -dtb).")

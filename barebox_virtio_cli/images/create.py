@@ -108,3 +108,14 @@ def check_image_fits(size: int, directory: Path) -> None:
     if total and size > total:
         raise UsageError(f"--size {human_size(size)} is larger than the whole filesystem of "
                          f"{directory} ({human_size(total)}); give a smaller size")
+
+
+def create_qcow2(path: Path, size: str = "64M") -> None:
+    """An empty qcow2 file (qemu-img), e.g. where QEMU keeps VM snapshots of a replay."""
+    try:
+        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(path), size], check=True,
+                       capture_output=True, text=True)
+    except FileNotFoundError:
+        raise BbvError("qemu-img is not installed (Debian: qemu-utils)") from None
+    except subprocess.CalledProcessError as exc:
+        raise BbvError(f"qemu-img could not create {path}: {exc.stderr.strip()}") from None

@@ -25,6 +25,41 @@ class EnvEntry:
     is_file: bool = False
 
 
+# -icount: guest time counted in instructions. DETERMINISTIC alone (no record/replay) keeps
+# barebox's timestamps and boot time equal run to run. Record/replay needs QEMU's adaptive shift:
+# measured with QEMU 7.2, a fixed shift never delivers virtio-blk completions under record (and,
+# with sleep=off, no virtio-rng data either), since QEMU then takes queued events only at timer
+# checkpoints that a polling barebox never arms.
+DETERMINISTIC = "shift=4,align=off,sleep=off"
+RECORDED = "shift=auto"
+RECORD, REPLAY = "record", "replay"
+# Seconds between typed characters while QEMU records. Measured (QEMU 7.2, PL011): a line typed
+# as one burst arrives scrambled, as QEMU hands recorded input over only at its checkpoints.
+RECORD_TYPING_PACE = 0.05
+# What QEMU records and replays of each virtio device kind (measured: docs/record-replay.md).
+# A kind with a reason is refused under --record/replay with that reason.
+REPLAY_LIMITS = {
+    "console": "QEMU records no input on a -chardev (the virtio console), only on serial ports",
+    "input": "bbv has no way to type on the virtio keyboard in a recording",
+    "net": "QEMU's filter-replay is not measured with barebox yet",
+    "9p": "QEMU records no 9p file access: a replay would read the files as they are then",
+}
+
+
+@dataclass
+class Icount:
+    """-icount: deterministic guest time; with mode, QEMU's record/replay into rrfile."""
+
+    mode: str | None = None  # RECORD, REPLAY or None (deterministic timing only)
+    rrfile: Path | None = None
+    snapshots: Path | None = None  # a qcow2 file for the VM snapshots of reverse debugging
+
+    def value(self) -> str:
+        if self.mode is None:
+            return DETERMINISTIC
+        return f"{RECORDED},rr={self.mode},rrfile={opt_value(str(self.rrfile))}"
+
+
 @dataclass
 class RunSpec:
     image: Path | None  # None only for --dump-dtb, or a --flash file that holds barebox
@@ -53,6 +88,13 @@ class RunSpec:
     gdb: str | None = None  # a -gdb value: QEMU's gdb stub (debug/endpoint.py makes it)
     gdb_wait: bool = False  # -S: the CPU waits for gdb's `continue`
     qemu_args: list[str] = field(default_factory=list)
+    icount: Icount | None = None  # --deterministic, --record, bbv replay
+    serial_log: Path | None = None  # recorded runs: QEMU copies the serial output there
+
+    @property
+    def recording(self) -> bool:
+        """QEMU records or replays this run (not only deterministic timing)."""
+        return self.icount is not None and self.icount.mode is not None
 
 
 def boot_source(spec: RunSpec) -> str:
@@ -137,6 +179,11 @@ def _check_limits(target: Target, spec: RunSpec, info: QemuInfo) -> None:
     for kind, asked in wanted.items():
         if asked and kind not in target.devices:
             raise UsageError(f"target '{target.name}' cannot carry virtio {kind} devices")
+        if asked and spec.recording and kind in REPLAY_LIMITS:
+            raise UsageError(f"virtio {kind} cannot be recorded: {REPLAY_LIMITS[kind]}; leave "
+                             "it out of a recorded run")
+    if spec.recording:
+        _check_recordable(spec)
     if spec.firmware and target.load == "bios":
         raise UsageError(f"target '{target.name}' loads barebox itself with -bios; "
                          "--firmware cannot be added")
@@ -154,6 +201,31 @@ def _check_limits(target: Target, spec: RunSpec, info: QemuInfo) -> None:
     tags = [tag for tag, _ in spec.fs]
     if len(set(tags)) != len(tags):
         raise UsageError("each --fs needs its own TAG (use TAG=DIR)")
+
+
+def _check_recordable(spec: RunSpec) -> None:
+    """What a replay could not reproduce, refused (each measured: docs/record-replay.md)."""
+    for given, option, why in (
+            (spec.flash, "--flash", "its pflash is written outside QEMU's block replay"),
+            (spec.graphic, "--graphic", "QEMU replays no display input"),
+            (spec.dump_dtb, "--dump-dtb", "nothing boots"),
+            (spec.serial != "mon:stdio", "an attached run", "its serial line is a log file")):
+        if given:
+            raise UsageError(f"{option} cannot be recorded: {why}")
+
+
+def serial_groups(spec: RunSpec) -> list[list[str]]:
+    """-serial. A recorded run's serial line has no monitor (measured: QEMU 7.2 replays a run
+    with `mon:stdio` only up to the first key typed, then hangs; a plain stdio chardev
+    replays; signal=off passes Ctrl-C, barebox's autoboot abort key, to the guest), and QEMU
+    copies what the guest prints into serial_log."""
+    if not spec.recording:
+        groups = [["-serial", spec.serial]]
+        return groups if spec.serial == "mon:stdio" else groups + [["-monitor", "none"]]
+    chardev = "stdio,id=serial0,signal=off"
+    if spec.serial_log is not None:
+        chardev += f",logfile={opt_value(str(spec.serial_log))}"
+    return [["-chardev", chardev], ["-serial", "chardev:serial0"], ["-monitor", "none"]]
 
 
 def _check_board_options(target: Target, spec: RunSpec, info: QemuInfo) -> None:
@@ -211,9 +283,7 @@ def build_command(target: Target, spec: RunSpec, info: QemuInfo) -> list[list[st
         groups.append(["-display", "none"])
     if spec.graphic:
         groups.append(list(target.graphic))
-    groups.append(["-serial", spec.serial])
-    if spec.serial != "mon:stdio":
-        groups.append(["-monitor", "none"])
+    groups += serial_groups(spec)
     if spec.qmp is not None:
         groups.append(["-qmp", f"unix:{opt_value(str(spec.qmp))},server=on,wait=off"])
     if target.transport == "mmio" and info.has_property("virtio-mmio", "force-legacy"):
@@ -227,10 +297,7 @@ def build_command(target: Target, spec: RunSpec, info: QemuInfo) -> list[list[st
     for i in range(spec.rng):
         devices.add("rng", f"id=rng{i}")
     for i, blk in enumerate(spec.blks):
-        drive = f"if=none,id=hd{i},format=raw,file={opt_value(str(blk))}"
-        if spec.snapshot:
-            drive += ",snapshot=on"
-        devices.add("blk", f"drive=hd{i}", f"id=blk{i}", before=[["-drive", drive]])
+        devices.add("blk", f"drive=hd{i}", f"id=blk{i}", before=drive_groups(spec, i, blk))
     # mmio machines have no keyboard of their own: --graphic adds one, as barebox's conftest does
     if spec.input or (spec.graphic and devices.mmio):
         devices.add("keyboard", "id=kbd0")
@@ -257,6 +324,13 @@ def build_command(target: Target, spec: RunSpec, info: QemuInfo) -> list[list[st
         source = f"file={opt_value(entry.value)}" if entry.is_file else \
             f"string={opt_value(entry.value)}"
         groups.append(["-fw_cfg", f"name={FW_CFG_PREFIX}{opt_value(entry.path)},{source}"])
+    if spec.icount is not None:
+        groups.append(["-icount", spec.icount.value()])
+    if spec.recording and not spec.net:
+        groups.append(["-net", "none"])  # no default NIC outside the recording
+    if spec.icount is not None and spec.icount.snapshots is not None:  # on no device
+        groups.append(["-drive", f"if=none,id=rr-snapshots,format=qcow2,"
+                                 f"file={opt_value(str(spec.icount.snapshots))}"])
     if spec.gdb:
         groups.append(["-gdb", spec.gdb])
     if spec.gdb_wait:
@@ -265,6 +339,26 @@ def build_command(target: Target, spec: RunSpec, info: QemuInfo) -> list[list[st
     if spec.dump_dtb is not None:
         groups.append(["-machine", f"dumpdtb={opt_value(str(spec.dump_dtb))}"])
     return groups
+
+
+def recorded(spec: RunSpec, directory: Path, mode: str = RECORD) -> RunSpec:
+    """The spec of a run recorded into (or replayed from) a recording directory
+    (run/recording.py): its replay log, its own disk copies, the serial transcript."""
+    from dataclasses import replace
+
+    serial = directory / ("serial.log" if mode == RECORD else "replayed/serial.log")
+    return replace(spec, blks=[directory / "disks" / f"blk{i}.img" for i in range(len(spec.blks))],
+                   icount=Icount(mode, directory / "replay.bin"), serial_log=serial)
+
+
+def drive_groups(spec: RunSpec, i: int, blk: Path) -> list[list[str]]:
+    """A --blk image's -drive. Recorded: through QEMU's blkreplay driver, on a temporary
+    overlay (snapshot=on), so the image stays as it was when the recording started."""
+    drive = f"if=none,id=hd{i},format=raw,file={opt_value(str(blk))}"
+    if not spec.recording:
+        return [["-drive", drive + (",snapshot=on" if spec.snapshot else "")]]
+    direct = drive.replace(f"id=hd{i}", f"id=img-hd{i}") + ",snapshot=on"
+    return [["-drive", direct], ["-drive", f"driver=blkreplay,if=none,image=img-hd{i},id=hd{i}"]]
 
 
 def spec_warnings(target: Target, spec: RunSpec) -> list[str]:

@@ -7,8 +7,9 @@ like QEMU's own python/qemu/machine (QEMUMachine) and labgrid's QEMUDriver. Ever
   --keep-running), set on the spec (console_pipe) before the command line is built;
 - the serial line wired to this terminal (STDIO), to a relay on a pty (RELAY,
   console/serial.py), to a pty for a pexpect session (PTY, session/scripted.py), to a log file
-  or socket with QEMU's messages in another log and a QMP socket (LOG, an attached run), or
-  to pipes (CAPTURE, --dump-dtb);
+  or socket with QEMU's messages in another log and a QMP socket (LOG, an attached run), to
+  pipes (CAPTURE, --dump-dtb), or to pipes bbv reads as they come, QEMU in a session of its
+  own (WATCH, bbv replay);
 - the start under bbv's deferred-signal policy (util/signals.deferred,
   util/processes.start_child): whatever is started is owned before a signal is raised;
 - one stop path (stop(): QMP `quit` where bbv holds QEMU's monitor, then SIGTERM, then
@@ -48,7 +49,7 @@ from barebox_virtio_cli.util.signals import (
 )
 from barebox_virtio_cli.util.status import say
 
-STDIO, RELAY, PTY, LOG, CAPTURE = "stdio", "relay", "pty", "log", "capture"
+STDIO, RELAY, PTY, LOG, CAPTURE, WATCH = "stdio", "relay", "pty", "log", "capture", "watch"
 START_TIMEOUT = 15.0  # seconds for QEMU to open its QMP socket
 QUIT_WAIT = 5.0  # seconds for QEMU to exit after QMP quit, before SIGTERM
 KEEP_LOGS = 10  # LOG runs per target whose log files stay in the state dir
@@ -78,10 +79,10 @@ class Machine:
 
     serial: STDIO, RELAY (give relay, a console.serial.SerialRelay), PTY (pty_fd: bbv's side),
     LOG (serial_log, qemu_log, qmp_path, and serial_sock where bbv must type the console's
-    activation itself) or CAPTURE. paused: QEMU starts with -S, for a caller that lets it go on
-    over QMP. keep_running: the console server runs in its own process and QEMU may outlive bbv
-    (hand_over()). announce: called once the console is served, before QEMU starts (a bad
-    console path is then the only line said)."""
+    activation itself), CAPTURE or WATCH (binary pipes; no input). paused: QEMU starts with
+    -S, for a caller that lets it go on over QMP. keep_running: the console server runs in its
+    own process and QEMU may outlive bbv (hand_over()). announce: called once the console is
+    served, before QEMU starts (a bad console path is then the only line said)."""
 
     def __init__(self, target: Target, info: QemuInfo, spec: RunSpec, serial: str = STDIO, *,
                  console_log: str | None = None, keep_running: bool = False,
@@ -97,7 +98,8 @@ class Machine:
         self.pty_fd = -1
         self.handed_over = False
         self._log_file = None  # --console-log, for the server in bbv
-        self.serial_log = self.qemu_log = self.qmp_path = self.serial_sock = None
+        self.serial_log = self.qemu_log = self.serial_sock = None
+        self.qmp_path = spec.qmp  # a QMP socket bbv's caller put on the spec (bbv replay)
         self.spec = self._log_spec(spec) if serial == LOG else spec
 
     def _log_spec(self, spec: RunSpec) -> RunSpec:
@@ -194,6 +196,9 @@ class Machine:
                 return processes.start_child(
                     argv, die_with_bbv=not self.keep_running, stdin=subprocess.DEVNULL,
                     stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        if self.wiring == WATCH:  # own session: terminal signals reach bbv only
+            return processes.start_child(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                         stderr=subprocess.PIPE, start_new_session=True)
         return processes.start_child(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True)
 

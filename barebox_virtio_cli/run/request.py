@@ -44,6 +44,9 @@ class RunRequest:
     # debugging
     gdb: str | None = None  # None: no stub; "": a free loopback port
     gdb_wait: bool = False
+    # guest time from instructions; QEMU's record/replay (run/recording.py)
+    deterministic: bool = False
+    record: str | None = None  # a directory for the recording
     # debugging like on a board (qemu/board.py)
     bootarg: tuple[str, ...] = ()
     dtb: str | None = None

@@ -13,19 +13,21 @@ from barebox_virtio_cli.errors import BbvError, UsageError
 from barebox_virtio_cli.images.inuse import check_distinct
 from barebox_virtio_cli.qemu import machine as qm
 from barebox_virtio_cli.qemu.args import (
+    Icount,
     RunSpec,
     activation_command,
     boot_source,
     build_command,
     console_activation,
     format_command,
+    recorded,
     spec_warnings,
 )
 from barebox_virtio_cli.qemu.board import BoardOptions
 from barebox_virtio_cli.qemu.info import QemuInfo
 from barebox_virtio_cli.qemu.machine import PTY, Machine
 from barebox_virtio_cli.qemu.probe import find_binary, probe
-from barebox_virtio_cli.run import inputs
+from barebox_virtio_cli.run import inputs, recording
 from barebox_virtio_cli.run.request import BOARD_FIELDS, RunRequest
 from barebox_virtio_cli.session.options import script_from, session
 from barebox_virtio_cli.targets.catalog import Target, load_catalog
@@ -84,6 +86,7 @@ def prepare(request: RunRequest, image_optional: bool = False,
         firmware=inputs.find_firmware(target, info, request.firmware),
         qemu_args=list(request.qemu_arg),
         gdb=_qemu_gdb_arg(request), gdb_wait=request.gdb_wait,
+        icount=Icount() if request.deterministic else None,
     )
     return target, info, spec
 
@@ -149,6 +152,10 @@ def _checked(request: RunRequest):
     if (attach or request.console_log) and request.console is None:
         request = request.replace(console="")
     script = script_from(request, implied=request.screenshot is not None)
+    if request.record is not None and (attach or request.dump_dtb):
+        given = "--dump-dtb" if request.dump_dtb else "an attached run (--attach, --keep-running)"
+        raise UsageError(f"--record: {given} cannot be recorded; record in the foreground or a "
+                         "scripted boot (--exec/--expect)")
     if attach and script is not None:
         given = "--attach" if request.attach else "--keep-running (which implies --attach)"
         raise UsageError(f"{given} is interactive; leave out the scripted-boot options")
@@ -180,6 +187,8 @@ def command_line(request: RunRequest) -> str:
         from barebox_virtio_cli.console.attach import attach_command
 
         return format_command(attach_command(target, info, spec))
+    if request.record is not None:
+        spec = recorded(spec, Path(request.record).absolute())
     command = format_command(build_command(target, spec, info))
     if script is not None:
         given = [name for name, value in (
@@ -194,6 +203,7 @@ def command_line(request: RunRequest) -> str:
 def boot(request: RunRequest) -> int:
     """Boot as asked; the exit status (QEMU's, the script's, or 128+N after signal N)."""
     request, attach, script = _checked(request)
+    directory = None if request.record is None else recording.check_new(Path(request.record))
     request = _built(request)
     stub = _gdb_stub(request)
     if stub is not None:
@@ -209,7 +219,15 @@ def boot(request: RunRequest) -> int:
         from barebox_virtio_cli.console.attach import attach_run
 
         return attach_run(target, info, spec, request.keep_running, request.console_log)
+    if directory is not None:
+        spec = recording.begin(directory, target, info, spec)
+        return recording.keeping_status(directory, lambda: _boot(request, target, info, spec,
+                                                                 board, script))
+    return _boot(request, target, info, spec, board, script)
 
+
+def _boot(request: RunRequest, target: Target, info: QemuInfo, spec: RunSpec, board,
+          script) -> int:
     if spec.dump_dtb is not None:
         from barebox_virtio_cli.qemu.dtb import dump_dtb
 
@@ -238,7 +256,12 @@ def scripted(request: RunRequest, on_step=None):
 
 
 def _announce(target: Target, info: QemuInfo, spec: RunSpec) -> None:
-    say(f"booting {target.name} ({boot_source(spec)}); serial console below, Ctrl-A X quits QEMU")
+    if spec.recording:
+        say(f"recording {target.name} ({boot_source(spec)}) into {spec.icount.rrfile.parent}; "
+            "serial console below, no QEMU monitor: barebox's poweroff ends the recording")
+    else:
+        say(f"booting {target.name} ({boot_source(spec)}); serial console below, Ctrl-A X quits "
+            "QEMU")
     if spec.console is not None:
         say(f"virtio console: bbv console {spec.console}")
         if console_activation(target, info) == "manual":

@@ -8,7 +8,13 @@ import os
 from pathlib import Path
 
 from barebox_virtio_cli.errors import UsageError
-from barebox_virtio_cli.qemu.args import activation_command, boot_source, console_activation
+from barebox_virtio_cli.qemu.args import (
+    RECORD,
+    RECORD_TYPING_PACE,
+    activation_command,
+    boot_source,
+    console_activation,
+)
 from barebox_virtio_cli.session import report
 from barebox_virtio_cli.session.report import compile_patterns, step_lines
 from barebox_virtio_cli.session.shell import check_command, shorten
@@ -129,9 +135,15 @@ def session(machine, options: ScriptOptions, on_step=None, before_stop=None):
     if spec.console is not None and console_activation(target, machine.info) == "manual":
         activation = activation_command(target)
     script = Script(options.commands, options.expectations, options.timeout,
-                    spec.console is not None, activation)
+                    spec.console is not None, activation, pace=typing_pace(spec))
     with raising():  # Signalled: the machine stops QEMU and cleans up; bbv exits 128+N
         return run_session(machine, script, on_step=on_step, before_stop=before_stop)
+
+
+def typing_pace(spec) -> float:
+    """Seconds between the characters bbv types: paced while QEMU records (RECORD_TYPING_PACE)."""
+    recording = spec.icount is not None and spec.icount.mode == RECORD
+    return RECORD_TYPING_PACE if recording else 0.0
 
 
 def _write_report(path: Path, text: str) -> bool:

@@ -39,6 +39,7 @@ class Script:
     timeout: float = 30.0  # for the boot up to the prompt, and for each command
     virtio: bool = False  # talk on the virtio console instead of the serial
     activation: str | None = None  # typed on the serial first if barebox does not activate it
+    pace: float = 0.0  # seconds between typed characters (qemu/args.RECORD_TYPING_PACE)
 
 
 class SessionEnded(Exception):
@@ -157,7 +158,7 @@ def run_session(machine, script: Script, on_step: Callable[[Step], None] | None 
     interrupted = True  # by a signal or an error: then no before_stop
     try:
         serial = fd_shell(os.dup(machine.pty_fd), machine.pty_fd, "serial console",
-                          script.timeout)  # pexpect closes its copy, the machine its own
+                          script.timeout, pace=script.pace)  # pexpect closes its copy
         shells.append(serial)
         session, step = serial, result.boot
         step_started = time.monotonic()
@@ -239,12 +240,22 @@ def _virtio_shell(serial: Shell, script: Script, socket_path: Path) -> Shell:
 
 
 def fd_shell(read_fd: int, write_fd: int, label: str, timeout: float,
-             tee: BinaryIO | None = None) -> Shell:
-    """barebox's shell on a console bbv reaches through file descriptors (a socket, a pty)."""
+             tee: BinaryIO | None = None, pace: float = 0.0) -> Shell:
+    """barebox's shell on a console bbv reaches through file descriptors (a socket, a pty);
+    pace: seconds between typed characters (0: as one write)."""
     import pexpect.fdpexpect
 
     child = pexpect.fdpexpect.fdspawn(read_fd, timeout=timeout, **_PEXPECT_OPTIONS)
-    return Shell(child, label, send=lambda text: _write_all(write_fd, text.encode()), tee=tee)
+    return Shell(child, label, send=lambda text: _type(write_fd, text.encode(), pace), tee=tee)
+
+
+def _type(fd: int, data: bytes, pace: float) -> None:
+    if not pace:
+        _write_all(fd, data)
+        return
+    for byte in data:
+        _write_all(fd, bytes([byte]))
+        time.sleep(pace)
 
 
 def _write_all(fd: int, data: bytes) -> None:

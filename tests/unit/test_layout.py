@@ -197,7 +197,7 @@ STARTERS = {
     "build.make": "make",
     "build.ccache": "ccache --version",
     "build.toolchain": "a compiler, for its version",
-    "images.create": "mkfs, mtools, sfdisk",
+    "images.create": "mkfs, mtools, sfdisk, qemu-img",
     "debug.gdbrun": "gdb",
     "console.daemon": "bbv's console server (python -m)",
     "testsuite.groups": "pytest, in a process group of its own",

@@ -1,0 +1,178 @@
+"""A recording of `bbv run --record DIR`, replayed by `bbv replay DIR`: the directory and what
+it holds.
+
+    DIR/record.json   bbv's record of the run (target, image and its sha256, QEMU binary and
+                      version, devices, the run's options), written atomically (util/jsonfile)
+    DIR/replay.bin    QEMU's replay log (-icount ...,rr=record,rrfile=)
+    DIR/disks/blkN.img  each --blk image as it was when the recording started
+    DIR/command.sh    the QEMU command line that recorded
+    DIR/serial.log    what the serial port printed (QEMU's chardev logfile)
+    DIR/replayed/     the last replay's transcript, compared with serial.log
+
+The user's images may change afterwards: the recording boots its own copies, each on a
+temporary overlay (qemu/args.drive_groups), so they stay as they were at the start."""
+
+from __future__ import annotations
+
+import hashlib
+import shlex
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from barebox_virtio_cli.errors import UsageError
+from barebox_virtio_cli.qemu.args import (
+    REPLAY,
+    EnvEntry,
+    RunSpec,
+    build_command,
+    format_command,
+    recorded,
+)
+from barebox_virtio_cli.qemu.info import QemuInfo
+from barebox_virtio_cli.targets.target import Target
+from barebox_virtio_cli.util.atomic import write_text
+from barebox_virtio_cli.util.jsonfile import read_object, write_json
+from barebox_virtio_cli.util.signals import Signalled, stopped
+from barebox_virtio_cli.util.status import say
+
+FORMAT = 1
+RECORD_FILE, LOG, DISKS, COMMAND = "record.json", "replay.bin", "disks", "command.sh"
+SERIAL, REPLAYED = "serial.log", "replayed"
+
+
+def check_new(directory: Path) -> Path:
+    """--record DIR: a new or empty directory; never one holding anything else."""
+    directory = directory.absolute()
+    if directory.exists() and not directory.is_dir():
+        raise UsageError(f"--record {directory}: exists and is not a directory; choose a new "
+                         "directory")
+    if directory.is_dir() and any(directory.iterdir()):
+        what = "a recording already" if (directory / RECORD_FILE).exists() else \
+            "files that are not a recording"
+        raise UsageError(f"--record {directory}: holds {what}; choose a new or empty directory "
+                         "(bbv never writes over one)")
+    if not directory.parent.is_dir():
+        raise UsageError(f"--record {directory}: directory {directory.parent} does not exist")
+    return directory
+
+
+def begin(directory: Path, target: Target, info: QemuInfo, spec: RunSpec) -> RunSpec:
+    """Make the recording's directory: the disks copied, the command line and record written;
+    the spec QEMU records with (its own disk copies, the replay log, the serial transcript)."""
+    spec_recorded = recorded(spec, directory)
+    command = format_command(build_command(target, spec_recorded, info))  # checks it, first
+    (directory / DISKS).mkdir(parents=True)
+    for blk, copy in zip(spec.blks, spec_recorded.blks, strict=True):
+        _copy(blk, copy)
+    write_text(directory / COMMAND, command + "\n")
+    write_json(directory / RECORD_FILE, {
+        "format": FORMAT, "target": target.name,
+        "image": str(spec.image), "image_sha256": sha256(spec.image),
+        "qemu": {"binary": info.binary, "version": ".".join(map(str, info.version))},
+        "devices": devices(spec), "blks": [str(b) for b in spec.blks],
+        "spec": spec_fields(spec_recorded, directory),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "exit_status": None,
+    }, indent=2)
+    return spec_recorded
+
+
+def finish(directory: Path, status: int) -> None:
+    """The run's exit status into the record (a record without one was interrupted)."""
+    record = read_object(directory / RECORD_FILE) or {}
+    record["exit_status"] = status
+    write_json(directory / RECORD_FILE, record, indent=2)
+
+
+def keeping_status(directory: Path, run: Callable[[], int]) -> int:
+    """Run the recorded boot; its exit status (or a signal's 128+N) into the record."""
+    status = None
+    try:
+        status = run()
+        return status
+    except (Signalled, KeyboardInterrupt) as exc:
+        status = stopped(exc).exit_status
+        raise
+    finally:
+        if status is not None:
+            finish(directory, status)
+        say(f"recording in {directory}; replay it with: bbv replay {shlex.quote(str(directory))}")
+
+
+def _copy(source: Path, dest: Path) -> None:
+    shutil.copyfile(source, dest)  # a block device's contents too
+
+
+def snapshot_drive(directory: Path) -> Path:
+    """An empty qcow2 file where QEMU keeps the VM snapshots reverse debugging loads."""
+    from barebox_virtio_cli.images.create import create_qcow2
+
+    path = directory / REPLAYED / "snapshots.qcow2"
+    path.parent.mkdir(exist_ok=True)
+    path.unlink(missing_ok=True)
+    create_qcow2(path)
+    return path
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def devices(spec: RunSpec) -> dict[str, int]:
+    """How many virtio devices of each kind the run has."""
+    counts = {"blk": len(spec.blks), "rng": spec.rng, "console": int(spec.console is not None),
+              "input": int(spec.input), "net": int(spec.net), "9p": len(spec.fs)}
+    return {kind: n for kind, n in counts.items() if n}
+
+
+def spec_fields(spec: RunSpec, directory: Path) -> dict:
+    """What a replay needs to build the same command line; disks relative to the recording."""
+    return {
+        "image": str(spec.image), "blks": [str(b.relative_to(directory)) for b in spec.blks],
+        "rng": spec.rng, "memory": spec.memory, "cpu": spec.cpu, "machine": spec.machine,
+        "env": [[e.path, e.value, e.is_file] for e in spec.env], "bootargs": spec.bootargs,
+        "dtb": None if spec.dtb is None else str(spec.dtb), "firmware": spec.firmware,
+        "qemu_args": spec.qemu_args,
+    }
+
+
+def load(directory: Path) -> dict:
+    """bbv replay DIR: the record, or one line saying DIR is not a recording."""
+    record = read_object(directory / RECORD_FILE)
+    if not directory.is_dir():
+        raise UsageError(f"{directory}: no such directory; give a directory made by "
+                         "'bbv run --record'")
+    if record is None or record.get("format") != FORMAT or not (directory / LOG).is_file():
+        raise UsageError(f"{directory} is not a recording (no {RECORD_FILE} and {LOG} from "
+                         "'bbv run --record')")
+    return record
+
+
+def replay_spec(record: dict, directory: Path) -> RunSpec:
+    """The recorded run's spec, replaying: the same devices on the recording's disks."""
+    fields = record["spec"]
+    return recorded(RunSpec(
+        image=Path(fields["image"]), blks=[directory / b for b in fields["blks"]],
+        rng=fields["rng"], memory=fields["memory"], cpu=fields["cpu"],
+        machine=fields["machine"], env=[EnvEntry(*e) for e in fields["env"]],
+        bootargs=fields["bootargs"], dtb=None if fields["dtb"] is None else Path(fields["dtb"]),
+        firmware=fields["firmware"], qemu_args=fields["qemu_args"]), directory, REPLAY)
+
+
+def check_replayable(record: dict, info: QemuInfo) -> None:
+    """A replay diverges on another QEMU or another image: refused in one line."""
+    recorded, have = record["qemu"]["version"], ".".join(map(str, info.version))
+    if recorded != have:
+        raise UsageError(f"recorded with QEMU {recorded}, and {info.binary} is {have}: the replay "
+                         "would diverge; replay with the QEMU that recorded (--qemu BINARY)")
+    image = Path(record["image"])
+    if not image.is_file():
+        raise UsageError(f"the recorded image {image} is gone; a replay needs the same image")
+    if sha256(image) != record["image_sha256"]:
+        raise UsageError(f"{image} changed since the recording (sha256 differs): the replay "
+                         "would diverge; replay with the image that recorded")

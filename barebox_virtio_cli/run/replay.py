@@ -1,0 +1,156 @@
+"""`bbv replay DIR` as a service: the recorded run again (qemu/machine.Machine, WATCH: headless),
+its serial transcript shown as it replays and compared with the recorded one; --gdb halts it
+for gdb (reverse debugging), --until stops it at an instruction count (QMP replay-break)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from barebox_virtio_cli.errors import BbvError, UsageError
+from barebox_virtio_cli.qemu.machine import WATCH, Machine, hint
+from barebox_virtio_cli.run import recording
+from barebox_virtio_cli.run.service import qemu_info
+from barebox_virtio_cli.targets.catalog import load_catalog
+from barebox_virtio_cli.util.paths import runtime_dir
+from barebox_virtio_cli.util.signals import raising
+from barebox_virtio_cli.util.status import say
+
+UNTIL_POLL = 0.1  # seconds between QMP status queries while replaying up to --until
+
+
+@dataclass
+class Comparison:
+    recorded: int  # bytes the recording's serial transcript holds
+    replayed: int
+    first_difference: int | None  # byte offset; None: equal up to the shorter one
+
+    @property
+    def equal(self) -> bool:
+        return self.first_difference is None and self.recorded == self.replayed
+
+
+def compare(recorded: bytes, replayed: bytes) -> Comparison:
+    """Where the replayed transcript first differs from the recorded one. Pure."""
+    common = min(len(recorded), len(replayed))
+    first = next((i for i in range(common) if recorded[i] != replayed[i]), None)
+    return Comparison(len(recorded), len(replayed), first)
+
+
+def describe(comparison: Comparison, recorded: bytes) -> str:
+    """One line on how the replay's serial output compares with the recording's. Pure."""
+    if comparison.equal:
+        return (f"the replay matches the recording: {comparison.recorded} bytes of serial "
+                "output, byte for byte")
+    at = comparison.first_difference
+    if at is None:
+        return (f"the replay matches the recording up to where it stopped: "
+                f"{comparison.replayed} of {comparison.recorded} bytes of serial output")
+    line = recorded[:at].count(b"\n") + 1
+    return (f"the replay differs from the recording at byte {at} of the serial output "
+            f"(line {line})")
+
+
+def replay(directory: Path, gdb: str | None = None, until: int | None = None,
+           qemu: str | None = None) -> int:
+    """Replay the recording in DIR; 0 if it ran to its end (or to --until) and its serial
+    output matches the recorded one."""
+    directory = directory.absolute()
+    record = recording.load(directory)
+    try:
+        target = load_catalog().get(record["target"])
+    except BbvError:
+        raise UsageError(f"{directory} was recorded on target '{record['target']}', which bbv "
+                         "does not know here") from None
+    info = qemu_info(target, qemu or record["qemu"]["binary"])
+    recording.check_replayable(record, info)
+    spec = recording.replay_spec(record, directory)
+    spec.serial_log.parent.mkdir(exist_ok=True)
+    spec.serial_log.unlink(missing_ok=True)
+    stub = None
+    if gdb is not None:
+        from barebox_virtio_cli.debug.endpoint import qemu_arg
+        from barebox_virtio_cli.debug.session import announce_stub, stub_for_run
+
+        stub = stub_for_run(gdb, True)
+        spec.gdb, spec.gdb_wait = qemu_arg(stub), True
+        spec.icount.snapshots = recording.snapshot_drive(directory)
+    if until is not None:
+        spec.qmp = runtime_dir() / f"{target.name}-{os.getpid()}.replay.qmp"
+    machine = Machine(target, info, spec, WATCH, paused=until is not None and stub is None)
+    say(f"replaying {directory} ({target.name}, {record['image']})")
+    messages: list[str] = []
+    # Signalled: the machine stops QEMU and cleans up; bbv exits 128+N
+    with raising(), machine:
+        if stub is not None:
+            announce_stub(target, spec.image, stub, True)
+        errors = threading.Thread(target=_collect, args=(machine.proc.stderr, messages),
+                                  daemon=True)
+        errors.start()
+        shown = threading.Thread(target=_show, args=(machine.proc.stdout,), daemon=True)
+        shown.start()
+        stopped_at = _run_until(machine, until) if until is not None else None
+        if stopped_at is None:
+            machine.proc.wait()
+        else:
+            say(f"stopped at instruction {stopped_at}")
+            if stub is not None:
+                say("gdb may attach now; the replay ends when gdb detaches and QEMU quits")
+                machine.proc.wait()
+        shown.join(2)
+        errors.join(2)
+    return _verdict(directory, spec.serial_log, machine.proc.returncode, messages,
+                    stopped_at is not None)
+
+
+def _run_until(machine: Machine, until: int) -> int | None:
+    """QMP replay-break at instruction `until`, then on until the replay stops there (or ends:
+    None)."""
+    machine.connect_monitor()
+    machine.execute("replay-break", icount=until)
+    if machine.paused:
+        machine.execute("cont")
+    while machine.running:
+        status = machine.execute("query-status")
+        if not status.get("running", True) and status.get("status") != "prelaunch":
+            return machine.execute("query-replay").get("icount", until)
+        time.sleep(UNTIL_POLL)
+    return None
+
+
+def _verdict(directory: Path, replayed_log: Path, returncode: int, messages: list[str],
+             stopped: bool) -> int:
+    text = "\n".join(messages)
+    divergence = [m for m in messages if "replay" in m.lower() or "missing" in m.lower()]
+    if divergence:
+        say(f"error: the replay diverged: {divergence[0]}")
+        return 1
+    if returncode not in (0, None) and not stopped:
+        last = messages[-1] if messages else f"exit status {returncode}"
+        say(f"error: QEMU stopped the replay: {last}{hint(text)}")
+        return 1
+    recorded = (directory / recording.SERIAL).read_bytes()
+    replayed = replayed_log.read_bytes() if replayed_log.exists() else b""
+    comparison = compare(recorded, replayed)
+    line = describe(comparison, recorded)
+    if comparison.equal or (stopped and comparison.first_difference is None):
+        say(line)
+        return 0
+    say(f"error: {line}")
+    return 1
+
+
+def _collect(stream, messages: list[str]) -> None:
+    for line in iter(stream.readline, b""):
+        text = line.decode(errors="replace").rstrip()
+        messages.append(text.split(": ", 1)[-1] if text.startswith("qemu-system") else text)
+
+
+def _show(stream) -> None:
+    for chunk in iter(lambda: os.read(stream.fileno(), 65536), b""):
+        sys.stdout.buffer.write(chunk)
+        sys.stdout.buffer.flush()

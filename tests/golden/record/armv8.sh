@@ -1,0 +1,19 @@
+qemu-system-aarch64 \
+    -M virt,highmem=off \
+    -cpu cortex-a57 \
+    -m 1024M \
+    -kernel /work/barebox/images/barebox-dt-2nd.img \
+    -display none \
+    -chardev stdio,id=serial0,signal=off,logfile=/work/rec,,1/serial.log \
+    -serial chardev:serial0 \
+    -monitor none \
+    -global virtio-mmio.force-legacy=false \
+    -device virtio-rng-device,id=rng0,bus=virtio-mmio-bus.0 \
+    -drive if=none,id=img-hd0,format=raw,file=/work/rec,,1/disks/blk0.img,snapshot=on \
+    -drive driver=blkreplay,if=none,image=img-hd0,id=hd0 \
+    -device virtio-blk-device,drive=hd0,id=blk0,bus=virtio-mmio-bus.1 \
+    -drive if=none,id=img-hd1,format=raw,file=/work/rec,,1/disks/blk1.img,snapshot=on \
+    -drive driver=blkreplay,if=none,image=img-hd1,id=hd1 \
+    -device virtio-blk-device,drive=hd1,id=blk1,bus=virtio-mmio-bus.2 \
+    -icount shift=auto,rr=record,rrfile=/work/rec,,1/replay.bin \
+    -net none

@@ -1,0 +1,18 @@
+qemu-system-mips \
+    -M malta \
+    -cpu M14Kc \
+    -m 256M \
+    -bios /work/barebox/images/barebox-qemu-malta.img \
+    -display none \
+    -chardev stdio,id=serial0,signal=off,logfile=/work/rec,,1/serial.log \
+    -serial chardev:serial0 \
+    -monitor none \
+    -device virtio-rng-pci,id=rng0,disable-legacy=on \
+    -drive if=none,id=img-hd0,format=raw,file=/work/rec,,1/disks/blk0.img,snapshot=on \
+    -drive driver=blkreplay,if=none,image=img-hd0,id=hd0 \
+    -device virtio-blk-pci,drive=hd0,id=blk0,disable-legacy=on \
+    -drive if=none,id=img-hd1,format=raw,file=/work/rec,,1/disks/blk1.img,snapshot=on \
+    -drive driver=blkreplay,if=none,image=img-hd1,id=hd1 \
+    -device virtio-blk-pci,drive=hd1,id=blk1,disable-legacy=on \
+    -icount shift=auto,rr=record,rrfile=/work/rec,,1/replay.bin \
+    -net none

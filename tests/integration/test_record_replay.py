@@ -1,0 +1,125 @@
+"""bbv run --record and bbv replay against real QEMU, with the tiny guest (tests/tinyguest):
+a scripted run with a virtio RNG and a disk recorded and replayed byte for byte, the refusals
+(not a recording, a changed image, another QEMU version), and a signal during either."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from conftest import BBV, bbv, need, one_line_error
+from process_helpers import CROSS, TINYGUEST, assemble, qemu_pids
+
+pytestmark = [pytest.mark.qemu, need("qemu-system-arm", f"{CROSS}as", f"{CROSS}ld",
+                                     f"{CROSS}objcopy", "qemu-img")]
+
+
+@pytest.fixture(scope="module")
+def guest(tmp_path_factory) -> Path:
+    return assemble(TINYGUEST / "tinyguest.s", tmp_path_factory.mktemp("rrguest"))
+
+
+@pytest.fixture
+def disk(tmp_path) -> Path:
+    path = tmp_path / "disk.img"
+    path.write_bytes(bytes(range(256)) * 4096)
+    return path
+
+
+def record(guest: Path, disk: Path, directory: Path, *extra: str):
+    return bbv("run", "-t", "vexpress", "--image", str(guest), "--rng", "--blk", str(disk),
+               "--record", str(directory), "--exec", "echo recorded $?", "--exec", "ls",
+               "--expect", "virtioblk0", *extra, timeout=120)
+
+
+def test_a_recorded_scripted_run_replays_byte_for_byte(bbv_dirs, guest, disk, tmp_path):
+    rec = tmp_path / "rec"
+    done = record(guest, disk, rec)
+    assert done.returncode == 0, done.stderr
+    assert f"bbv replay {rec}" in done.stderr
+    record_json = json.loads((rec / "record.json").read_text())
+    assert record_json["devices"] == {"blk": 1, "rng": 1} and record_json["exit_status"] == 0
+    assert (rec / "disks" / "blk0.img").read_bytes() == disk.read_bytes()
+    command = (rec / "command.sh").read_text()
+    assert "rr=record" in command and "driver=blkreplay" in command
+    serial = (rec / "serial.log").read_bytes()
+    assert b"recorded 0" in serial and b"virtioblk0" in serial
+
+    disk.write_bytes(b"changed afterwards" * 100)  # the recording has its own copy
+    replayed = bbv("replay", str(rec), timeout=120, text=False)
+    stderr = replayed.stderr.decode()
+    assert replayed.returncode == 0, stderr
+    assert "matches the recording" in stderr and f"{len(serial)} bytes" in stderr
+    assert (rec / "replayed" / "serial.log").read_bytes() == serial
+    assert b"recorded 0" in replayed.stdout  # shown as it replays
+    assert not qemu_pids(guest)
+
+
+def test_what_is_not_a_recording_or_would_diverge_is_refused(bbv_dirs, guest, disk, tmp_path):
+    foreign = tmp_path / "notes"
+    foreign.mkdir()
+    (foreign / "keep.txt").write_text("mine")
+    one_line_error(record(guest, disk, foreign), 2, "not a recording")
+    assert [p.name for p in foreign.iterdir()] == ["keep.txt"]
+    one_line_error(bbv("replay", str(foreign)), 2, "is not a recording")
+
+    rec = tmp_path / "rec"
+    assert record(guest, disk, rec).returncode == 0
+    record_file = rec / "record.json"
+    data = json.loads(record_file.read_text())
+    data["qemu"]["version"] = "6.2.0"
+    record_file.write_text(json.dumps(data))
+    one_line_error(bbv("replay", str(rec)), 2, "recorded with QEMU 6.2.0", "would diverge")
+    data["qemu"]["version"] = json.loads(
+        (rec / "record.json").read_text())["qemu"]["version"]
+    record_file.write_text(json.dumps(json.loads(record_file.read_text()) | {"qemu": {
+        "binary": data["qemu"]["binary"], "version": _qemu_version()}}))
+    original = guest.read_bytes()
+    try:
+        guest.write_bytes(original + b"\0")
+        one_line_error(bbv("replay", str(rec)), 2, "changed since the recording")
+    finally:
+        guest.write_bytes(original)
+    one_line_error(record(guest, disk, rec), 2, "holds a recording already")
+
+
+def _qemu_version() -> str:
+    out = subprocess.run(["qemu-system-arm", "--version"], capture_output=True, text=True).stdout
+    return out.split()[3]
+
+
+def test_what_cannot_be_recorded_is_refused(bbv_dirs, guest, disk, tmp_path):
+    one_line_error(record(guest, disk, tmp_path / "r1", "--console"), 2,
+                   "virtio console cannot be recorded")
+    assert not (tmp_path / "r1").exists()
+    result = bbv("run", "-t", "vexpress", "--image", str(guest), "--attach", "--record",
+                 str(tmp_path / "r2"))
+    one_line_error(result, 2, "cannot be recorded")
+
+
+@pytest.mark.parametrize("stage", ["record", "replay"])
+def test_a_signal_stops_qemu_and_exits_128_plus_n(bbv_dirs, guest, disk, tmp_path, stage):
+    rec = tmp_path / "rec"
+    if stage == "replay":
+        assert record(guest, disk, rec).returncode == 0
+        argv = [*BBV, "replay", str(rec)]
+    else:
+        argv = [*BBV, "run", "-t", "vexpress", "--image", str(guest), "--rng", "--blk",
+                str(disk), "--record", str(rec), "--exec", "hang"]
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 30
+    while not qemu_pids(guest) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert qemu_pids(guest), "QEMU did not start"
+    time.sleep(1)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(30) == 128 + signal.SIGTERM, proc.stderr.read()
+    assert "Traceback" not in proc.stderr.read().decode()
+    assert not qemu_pids(guest)
+    leftovers = list(Path(bbv_dirs.parent).glob("**/*.qmp"))
+    assert not leftovers

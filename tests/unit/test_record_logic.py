@@ -1,0 +1,131 @@
+"""bbv run --record / --deterministic and bbv replay: the generated QEMU command lines against
+golden files (tests/golden/record, tests/golden/replay; regenerate with BBV_UPDATE_GOLDEN=1 and
+review), what a recorded run refuses, and the transcript comparison."""
+
+import os
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, TESTS
+from qemu_helpers import synthetic_info
+
+from barebox_virtio_cli.errors import UsageError
+from barebox_virtio_cli.qemu.args import (
+    DETERMINISTIC,
+    RECORD,
+    RECORD_TYPING_PACE,
+    REPLAY,
+    Icount,
+    RunSpec,
+    build_command,
+    flatten,
+    format_command,
+    recorded,
+)
+from barebox_virtio_cli.run.recording import check_new, devices, replay_spec, spec_fields
+from barebox_virtio_cli.run.replay import compare, describe
+from barebox_virtio_cli.session.options import typing_pace
+from barebox_virtio_cli.targets.catalog import load_catalog
+
+pytestmark = pytest.mark.pure
+
+CATALOG = load_catalog([ROOT / "configs"])
+REC = Path("/work/rec,1")
+
+
+def base_spec(target) -> RunSpec:
+    return RunSpec(image=Path("/work/barebox/images") / target.image,
+                   blks=[Path("/work/disks/a.img"), Path("/work/disks/b.img")], rng=1)
+
+
+def render(name: str, mode: str) -> str:
+    target = CATALOG.get(name)
+    spec = recorded(base_spec(target), REC, mode)
+    if mode == REPLAY:
+        spec.icount.snapshots = REC / "replayed" / "snapshots.qcow2"
+        spec.gdb, spec.gdb_wait = "tcp:127.0.0.1:1234", True
+    return format_command(build_command(target, spec, synthetic_info(target.qemu))) + "\n"
+
+
+@pytest.mark.parametrize("mode", [RECORD, REPLAY])
+@pytest.mark.parametrize("name", CATALOG.names())
+def test_recorded_command_line_matches_golden_file(name, mode):
+    golden = TESTS / "golden" / mode / f"{name}.sh"
+    text = render(name, mode)
+    if os.environ.get("BBV_UPDATE_GOLDEN"):
+        golden.write_text(text)
+    assert golden.exists(), f"no golden file {golden}; run with BBV_UPDATE_GOLDEN=1 and review"
+    assert text == golden.read_text()
+
+
+def test_record_and_replay_differ_only_in_the_rr_mode_and_the_transcript():
+    target = CATALOG.get("vexpress")
+    lines = [flatten(build_command(target, recorded(base_spec(target), REC, mode),
+                                   synthetic_info(target.qemu))) for mode in (RECORD, REPLAY)]
+    changed = [(a, b) for a, b in zip(*lines, strict=True) if a != b]
+    assert changed == [
+        ("stdio,id=serial0,signal=off,logfile=/work/rec,,1/serial.log",
+         "stdio,id=serial0,signal=off,logfile=/work/rec,,1/replayed/serial.log"),
+        ("shift=auto,rr=record,rrfile=/work/rec,,1/replay.bin",
+         "shift=auto,rr=replay,rrfile=/work/rec,,1/replay.bin")]
+
+
+def test_deterministic_is_icount_without_record_replay():
+    target = CATALOG.get("vexpress")
+    argv = flatten(build_command(target, replace(base_spec(target), icount=Icount()),
+                                 synthetic_info(target.qemu)))
+    assert argv[argv.index("-icount") + 1] == DETERMINISTIC == "shift=4,align=off,sleep=off"
+    assert "mon:stdio" in argv and "blkreplay" not in " ".join(argv)
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(console=Path("/tmp/c.sock")), "virtio console cannot be recorded"),
+    (dict(fs=[("share", Path("/tmp"))]), "virtio 9p cannot be recorded"),
+    (dict(net=True), "virtio net cannot be recorded"),
+    (dict(input=True), "virtio input cannot be recorded"),
+    (dict(graphic=True), "--graphic cannot be recorded"),
+    (dict(flash=Path("/tmp/f.img")), "--flash cannot be recorded"),
+])
+def test_what_cannot_be_recorded_is_refused_in_one_line(change, message):
+    target = CATALOG.get("vexpress")
+    spec = recorded(replace(base_spec(target), **change), REC)
+    with pytest.raises(UsageError) as exc:
+        build_command(target, spec, synthetic_info(target.qemu))
+    assert message in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_typing_is_paced_only_while_recording():
+    spec = base_spec(CATALOG.get("vexpress"))
+    assert typing_pace(spec) == 0
+    assert typing_pace(replace(spec, icount=Icount())) == 0
+    assert typing_pace(recorded(spec, REC)) == RECORD_TYPING_PACE == 0.05
+    assert typing_pace(recorded(spec, REC, REPLAY)) == 0
+
+
+def test_the_record_rebuilds_the_same_spec_for_replay():
+    spec = recorded(replace(base_spec(CATALOG.get("vexpress")), memory="512M",
+                            bootargs=["a=b"]), REC)
+    again = replay_spec({"spec": spec_fields(spec, REC)}, REC)
+    assert again == recorded(spec, REC, REPLAY)
+    assert devices(spec) == {"blk": 2, "rng": 1}
+
+
+def test_record_dir_must_be_new_or_empty(tmp_path):
+    assert check_new(tmp_path / "new") == tmp_path / "new"
+    assert check_new(tmp_path) == tmp_path  # empty
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(UsageError, match="holds files that are not a recording"):
+        check_new(tmp_path)
+    with pytest.raises(UsageError, match="is not a directory"):
+        check_new(tmp_path / "notes.txt")
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+@pytest.mark.parametrize("recorded_text, replayed, line", [
+    (b"ab\ncd", b"ab\ncd", "matches the recording: 5 bytes of serial output, byte for byte"),
+    (b"ab\ncd", b"ab\n", "matches the recording up to where it stopped: 3 of 5 bytes"),
+    (b"ab\ncd", b"ab\nxd", "differs from the recording at byte 3 of the serial output (line 2)"),
+])
+def test_transcripts_compared(recorded_text, replayed, line):
+    assert line in describe(compare(recorded_text, replayed), recorded_text)
