@@ -34,14 +34,16 @@ class CiOptions:
     keyword: str | None = None
     pytest_args: list[str] = field(default_factory=list)
     build: bool = True
+    kconfig: list[str] = field(default_factory=list)  # merged after CI's fragments (--full)
 
 
 def build_dir(plan: CiPlan, job: JobPlan, options: CiOptions) -> Path:
     """CI's KBUILD_OUTPUT name, build-ARCH-DEFCONFIG, in the tree or under -O DIR; bbv's
     builds get `ci-` in front in the tree so that they never mix with a MAKEALL build."""
+    full = "-full" if options.kconfig else ""  # CI's own build stays as CI makes it
     if options.build_base is not None:
-        return options.build_base / job.job.build_name
-    return plan.src / f"build-ci-{job.job.arch}-{job.job.defconfig}"
+        return options.build_base / f"{job.job.build_name}{full}"
+    return plan.src / f"build-ci-{job.job.arch}-{job.job.defconfig}{full}"
 
 
 class CiRun:
@@ -66,7 +68,8 @@ class CiRun:
             if record is None or not record.complete:
                 return out, None, f"no build of {job.job.defconfig} in {out}; run without " \
                                   "--no-build", None
-            missing = [f for f in job.fragments if f not in record.kconfig]
+            missing = [f for f in [*job.fragments, *self.options.kconfig]
+                       if f not in record.kconfig]
             if missing:
                 return out, None, f"the build in {out} lacks {', '.join(missing)}; run " \
                                   "without --no-build", None
@@ -77,7 +80,8 @@ class CiRun:
         for name in names:
             self.lines.set(name, f"building {job.job.defconfig}", say_it=name == names[0])
         order = BuildRequest(arch=job.job.arch, defconfig=job.job.defconfig, src=self.plan.src,
-                             build_dir=out, kconfig_add=tuple(job.fragments), exact=True,
+                             build_dir=out, kconfig_add=(*job.fragments, *self.options.kconfig),
+                             exact=True,
                              all_images=True, index=False, jobs=self.options.make_jobs,
                              cross_compile=job.cross_compile,
                              cross_compile_source="bbv test --ci" if job.cross_compile

@@ -85,7 +85,8 @@ def test(ctx: click.Context, names: tuple[str, ...], ci: bool, list_only: bool,
     if ci or list_only or build_base is not None:
         _ci(ctx, names, list_only, build_base, src, all_targets=all_targets, devel=devel,
             kconfig_add=kconfig_add, no_build=no_build, keyword=keyword, jobs=jobs,
-            make_jobs=make_jobs, as_json=as_json, junit_dir=junit_dir, ci=ci, devices=devices)
+            make_jobs=make_jobs, as_json=as_json, junit_dir=junit_dir, ci=ci, devices=devices,
+            full=full)
         return
     from barebox_virtio_cli.run.request import RunRequest
     from barebox_virtio_cli.testsuite import results, runner
@@ -150,7 +151,9 @@ def _ci(ctx: click.Context, names: tuple[str, ...], list_only: bool, build_base:
     from barebox_virtio_cli.testsuite.request import (
         check_keyword,
         check_labgrid,
+        full_kconfig,
         host_requirements,
+        load_full,
     )
     from barebox_virtio_cli.testsuite.request import check_tree as check_suite
     from barebox_virtio_cli.util.signals import Signalled
@@ -187,7 +190,8 @@ def _ci(ctx: click.Context, names: tuple[str, ...], list_only: bool, build_base:
     ci_options = runner.CiOptions(
         build_base=build_base.resolve() if build_base else None, jobs=options["jobs"],
         make_jobs=options["make_jobs"], junit_dir=junit_dir, keyword=options["keyword"],
-        pytest_args=ctx.meta.get("pytest_args", []), build=not options["no_build"])
+        pytest_args=ctx.meta.get("pytest_args", []), build=not options["no_build"],
+        kconfig=full_kconfig(tree, load_full()) if options["full"] else [])
     try:
         outcome = runner.run(plan, ci_options, live=sys.stderr.isatty() and not options["as_json"])
     except Signalled as stopped:
