@@ -5,6 +5,7 @@ a scripted run with a virtio RNG and a disk recorded and replayed byte for byte,
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import time
@@ -13,9 +14,12 @@ from pathlib import Path
 import pytest
 from conftest import BBV, bbv, need, one_line_error
 from process_helpers import CROSS, TINYGUEST, assemble, qemu_pids
+from test_gdb import Output, build  # noqa: F401 (build: the symbols' fixture)
 
-pytestmark = [pytest.mark.qemu, need("qemu-system-arm", f"{CROSS}as", f"{CROSS}ld",
-                                     f"{CROSS}objcopy", "qemu-img")]
+from barebox_virtio_cli.debug.endpoint import free_loopback_port
+
+pytestmark = [pytest.mark.qemu, need("qemu-system-arm", "gdb-multiarch", f"{CROSS}as",
+                                     f"{CROSS}ld", f"{CROSS}objcopy", "qemu-img")]
 
 
 @pytest.fixture(scope="module")
@@ -123,3 +127,43 @@ def test_a_signal_stops_qemu_and_exits_128_plus_n(bbv_dirs, guest, disk, tmp_pat
     assert not qemu_pids(guest)
     leftovers = list(Path(bbv_dirs.parent).glob("**/*.qmp"))
     assert not leftovers
+
+
+def test_gdb_on_a_replay_steps_backwards(bbv_dirs, build, tmp_path):  # noqa: F811
+    """gdb-multiarch through bbv gdb (barebox's relocated symbols: the guest's ELF is linked
+    at 0 and runs at 0x40010000) on bbv replay --gdb: a breakpoint hits, stepi goes on,
+    reverse-stepi comes back to the previous instruction, reverse-continue to the breakpoint."""
+    image = build / "images" / "guest.img"
+    rec = tmp_path / "rec"
+    done = bbv("run", "-t", "vexpress", "--image", str(image), "--record", str(rec),
+               "--exec", "echo one", "--exec", "echo two", timeout=120)
+    assert done.returncode == 0, done.stderr
+    port = free_loopback_port()
+    replay = subprocess.Popen([*BBV, "replay", str(rec), "--gdb", f"tcp::{port}"],
+                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE)
+    try:
+        err = Output(replay.stderr)
+        err.wait_for("the CPU waits for gdb's 'continue'")
+        commands = ["break do_echo", "continue", "p/x $pc", "stepi", "stepi", "p/x $pc",
+                    "reverse-stepi", "p/x $pc", "continue", "reverse-continue", "p/x $pc",
+                    "kill"]
+        gdb = subprocess.run(
+            [*BBV, "gdb", "-t", "vexpress", "--image", str(image), f"tcp::{port}", "--",
+             "-nx", "-batch", *[arg for c in commands for arg in ("-ex", c)]],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=120)
+        text = gdb.stdout
+        assert "Breakpoint 1, do_echo ()" in text, text
+        pcs = [int(v, 16) for v in re.findall(r"^\$\d+ = (0x[0-9a-f]+)", text, re.M)]
+        assert len(pcs) == 4, text
+        at_break, stepped, back, again = pcs
+        assert stepped != at_break and back != stepped  # two steps on, one back
+        assert again == at_break  # reverse-continue: the breakpoint, found backwards
+        assert text.count("Breakpoint 1, do_echo ()") >= 3, text
+        assert replay.wait(60) == 0, err.text
+        assert "replayed under gdb" in err.text
+    finally:
+        if replay.poll() is None:
+            replay.terminate()
+            replay.wait(30)
+    assert not qemu_pids(image)
