@@ -99,8 +99,10 @@ def replay(directory: Path, gdb: str | None = None, until: int | None = None,
         else:
             say(f"stopped at instruction {stopped_at}")
             if stub is not None:
-                say("gdb may attach now; the replay ends when gdb detaches and QEMU quits")
+                say("gdb may attach now; the replay ends when gdb kills it")
                 machine.proc.wait()
+            else:
+                machine.stop()
         shown.join(2)
         errors.join(2)
     return _verdict(directory, spec.serial_log, machine.proc.returncode, messages,
@@ -108,16 +110,18 @@ def replay(directory: Path, gdb: str | None = None, until: int | None = None,
 
 
 def _run_until(machine: Machine, until: int) -> int | None:
-    """QMP replay-break at instruction `until`, then on until the replay stops there (or ends:
-    None)."""
+    """QMP replay-break at instruction `until`, then on until the replay stops there (None:
+    it ended first)."""
     machine.connect_monitor()
-    machine.execute("replay-break", icount=until)
+    reply = machine.execute("replay-break", icount=until)
+    if "error" in reply:
+        raise UsageError(f"--until {until}: QEMU refused: {reply['error'].get('desc')}")
     if machine.paused:
         machine.execute("cont")
     while machine.running:
-        status = machine.execute("query-status")
-        if not status.get("running", True) and status.get("status") != "prelaunch":
-            return machine.execute("query-replay").get("icount", until)
+        status = machine.execute("query-status").get("return", {})
+        if status.get("status") == "paused":
+            return machine.execute("query-replay").get("return", {}).get("icount", until)
         time.sleep(UNTIL_POLL)
     return None
 

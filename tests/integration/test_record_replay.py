@@ -62,6 +62,13 @@ def test_a_recorded_scripted_run_replays_byte_for_byte(bbv_dirs, guest, disk, tm
     assert b"recorded 0" in replayed.stdout  # shown as it replays
     assert not qemu_pids(guest)
 
+    until = bbv("replay", str(rec), "--until", "100000", timeout=120)
+    assert until.returncode == 0, until.stderr
+    assert "stopped at instruction 100000" in until.stderr
+    assert "matches the recording up to where it stopped" in until.stderr
+    assert 0 < len((rec / "replayed" / "serial.log").read_bytes()) < len(serial)
+    assert not qemu_pids(guest)
+
 
 def test_what_is_not_a_recording_or_would_diverge_is_refused(bbv_dirs, guest, disk, tmp_path):
     foreign = tmp_path / "notes"
