@@ -30,9 +30,19 @@ class Group:
 
 
 @dataclass(frozen=True)
+class Broken:
+    """An option the tree defines that does not build for one ARCH (barebox's bug)."""
+
+    option: str  # CONFIG_X
+    arch: str
+    why: str
+
+
+@dataclass(frozen=True)
 class FullSet:
     groups: list[Group]
     left_out: dict[str, str] = field(default_factory=dict)  # test file -> why
+    broken: list[Broken] = field(default_factory=list)
 
 
 def parse_full(data: dict, source: str) -> FullSet:
@@ -54,7 +64,22 @@ def parse_full(data: dict, source: str) -> FullSet:
         groups.append(Group(str(entry["name"]), *(tuple(str(v) for v in entry.get(key, []))
                                                   for key in ("tests", "kconfig", "fragments",
                                                               "features", "devices", "env"))))
-    return FullSet(groups, {str(k): str(v) for k, v in data.get("left_out", {}).items()})
+    broken = []
+    for index, entry in enumerate(data.get("broken", [])):
+        if not {"option", "arch", "why"} <= entry.keys():
+            raise BbvError(f"{source}: broken {index + 1}: needs option, arch and why")
+        broken.append(Broken(str(entry["option"]), str(entry["arch"]), str(entry["why"])))
+    return FullSet(groups, {str(k): str(v) for k, v in data.get("left_out", {}).items()},
+                   broken)
+
+
+def for_arch(full: FullSet, kconfig: list[str], arch: str) -> tuple[list[str], list[str]]:
+    """kconfig without the options that do not build for ARCH, and a note for each dropped."""
+    broken = {b.option: b.why for b in full.broken if b.arch == arch}
+    kept = [k for k in kconfig if k.partition("=")[0] not in broken]
+    notes = [f"{k.partition('=')[0]} dropped for ARCH={arch}: {broken[k.partition('=')[0]]}"
+             for k in kconfig if k.partition("=")[0] in broken]
+    return kept, notes
 
 
 @dataclass(frozen=True)

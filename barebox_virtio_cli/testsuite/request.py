@@ -15,7 +15,13 @@ from barebox_virtio_cli.errors import BbvError, UsageError
 from barebox_virtio_cli.run import inputs
 from barebox_virtio_cli.run.request import RunRequest
 from barebox_virtio_cli.targets.catalog import Target, load_catalog
-from barebox_virtio_cli.testsuite.full import FullSet, full_build, full_env, parse_full
+from barebox_virtio_cli.testsuite.full import (
+    FullSet,
+    for_arch,
+    full_build,
+    full_env,
+    parse_full,
+)
 from barebox_virtio_cli.testsuite.requirements import Unmet, unmet
 from barebox_virtio_cli.util.paths import builtin_configs_dir
 from barebox_virtio_cli.util.status import say
@@ -74,8 +80,11 @@ def make_request(src: Path, names: tuple[str, ...], all_targets: bool,
         options["full"] = load_full()
         options["kconfig"] = [*full_kconfig(src, options["full"]), *options.get("kconfig", [])]
         for target in targets:
-            for note in full_env(options["full"], target.full_extras, target.name).notes:
-                say(f"--full: {note}")
+            _, dropped = for_arch(options["full"], options["kconfig"], target.arch)
+            for note in [*dropped, *full_env(options["full"], target.full_extras,
+                                             target.name).notes]:
+                say(f"--full: {note}" if note.startswith(f"{target.name}:")
+                    else f"--full: {target.name}: {note}")
     return SuiteRequest(src=src, targets=targets, devices=devices, **options)
 
 

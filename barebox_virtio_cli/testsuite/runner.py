@@ -21,7 +21,7 @@ from barebox_virtio_cli.errors import BbvError, UsageError
 from barebox_virtio_cli.export.service import labgrid_file
 from barebox_virtio_cli.targets.catalog import Target
 from barebox_virtio_cli.testsuite import results as res
-from barebox_virtio_cli.testsuite.full import full_env
+from barebox_virtio_cli.testsuite.full import for_arch, full_env
 from barebox_virtio_cli.testsuite.groups import ProcessGroups
 from barebox_virtio_cli.testsuite.request import SUITE, SuiteRequest
 from barebox_virtio_cli.util import status
@@ -57,7 +57,7 @@ class SuiteRun:
             started = time.monotonic()
             # --all-images: barebox's suite uses more than the image QEMU boots (FIT, modules)
             order = BuildRequest(target.name, src=self.request.src, build_dir=out,
-                                 kconfig_add=tuple(self.request.kconfig),
+                                 kconfig_add=tuple(self._kconfig(target)),
                                  jobs=self.request.make_jobs, all_images=True)
             try:
                 with status.collected([]):  # the target's line says it; the log has the rest
@@ -72,12 +72,19 @@ class SuiteRun:
         if not image or not image.is_file():
             result.error = f"no build of {target.name} in {out}; run without --no-build"
             return None
-        missing = [f for f in self.request.kconfig if f not in record.kconfig]
+        missing = [f for f in self._kconfig(target) if f not in record.kconfig]
         if missing:
             result.error = (f"the build in {out} lacks {', '.join(missing)}; run without "
                             "--no-build")
             return None
         return image
+
+    def _kconfig(self, target: Target) -> list[str]:
+        """The fragments for this target's build: --full's without what does not build for
+        its ARCH (make_request said which)."""
+        if self.request.full is None:
+            return self.request.kconfig
+        return for_arch(self.request.full, self.request.kconfig, target.arch)[0]
 
     def export(self, target: Target, image: Path, result: res.TargetResult) -> Path | None:
         """The labgrid environment of this build with the device options, as `bbv export

@@ -14,6 +14,7 @@ from barebox_virtio_cli.errors import BbvError
 from barebox_virtio_cli.targets.catalog import load_catalog
 from barebox_virtio_cli.testsuite.full import (
     asked_for,
+    for_arch,
     full_build,
     full_env,
     parse_full,
@@ -130,3 +131,16 @@ def test_what_full_asks_for_includes_the_trees_fragments():
                                   "kconfig": ["CONFIG_A=y", "CONFIG_OFF=n"]}]}, "t")
     text = {"f.config": "CONFIG_F=y\n# CONFIG_G is not set\nCONFIG_H=n\n"}
     assert asked_for(full, lambda p: text.get(p, "")) == {"CONFIG_A", "CONFIG_F"}
+
+
+def test_an_option_that_does_not_build_for_an_arch_is_dropped_for_its_targets_only():
+    full = shipped()
+    kconfig = ["common/boards/configs/enable_self_test.config", "CONFIG_CMD_NVMEM=y",
+               "CONFIG_NVMEM_RMEM=y"]
+    kept, notes = for_arch(full, kconfig, "mips")
+    assert kept == kconfig[:2]
+    assert len(notes) == 1 and notes[0].startswith(
+        "CONFIG_NVMEM_RMEM dropped for ARCH=mips: drivers/nvmem/rmem.c calls find_next_bit()")
+    assert for_arch(full, kconfig, "arm") == (kconfig, [])
+    with pytest.raises(BbvError, match="broken 1: needs option, arch and why"):
+        parse_full({"broken": [{"option": "CONFIG_X", "arch": "mips"}]}, "full.toml")
