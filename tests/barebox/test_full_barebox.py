@@ -54,15 +54,16 @@ def test_the_trees_kconfig_defines_all_full_asks_for():
 
 @pytest.mark.qemu
 def test_full_on_vexpress_runs_what_ci_skips():
+    # not test_bthread: on a loaded host barebox's poller warning lands in the output it parses
+    # (docs/testing.md)
     done = bbv("test", "vexpress", "--src", str(src()), "--full", "--json", "-k",
-               "nvmem or bthread or bselftest or fbtest or network or dm_verity",
-               timeout=3600)
+               "nvmem or bselftest or fbtest or network or dm_verity", timeout=3600)
     [result] = json.loads(done.stdout)
     outcomes = {t["name"].rpartition("::")[2].partition("[")[0]: t["outcome"]
                 for t in result["tests"]}
     assert done.returncode == 0, (done.stderr, outcomes)
     assert sum(name.startswith("test_nvmem_") for name in outcomes) == 20
     assert set(outcomes.values()) == {"passed"}
-    for name in ("test_bthread", "test_bselftest", "test_dm_verity", "test_fb_solid_color",
+    for name in ("test_bselftest", "test_dm_verity", "test_fb_solid_color",
                  "test_barebox_network_mock_tftp", "test_barebox_network_real_tftp"):
         assert outcomes.get(name) == "passed", name
