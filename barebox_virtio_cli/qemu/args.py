@@ -39,10 +39,10 @@ RECORD_TYPING_PACE = 0.05
 # What QEMU records and replays of each virtio device kind (measured: docs/record-replay.md).
 # A kind with a reason is refused under --record/replay with that reason.
 REPLAY_LIMITS = {
-    "console": "QEMU records no input on a -chardev (the virtio console), only on serial ports",
-    "input": "bbv has no way to type on the virtio keyboard in a recording",
-    "net": "QEMU's filter-replay is not measured with barebox yet",
-    "9p": "QEMU records no 9p file access: a replay would read the files as they are then",
+    "console": "QEMU records no input typed on a virtio console (a -chardev), only on serial "
+               "ports: its replay waits at the first prompt for ever",
+    "9p": "QEMU records no 9p file access: its replay diverges (\"Missing character write "
+          "event in the replay log\")",
 }
 
 
@@ -303,7 +303,9 @@ def build_command(target: Target, spec: RunSpec, info: QemuInfo) -> list[list[st
         devices.add("keyboard", "id=kbd0")
     if spec.net:
         netdev = "user,id=net0" + "".join(f",hostfwd={f}" for f in spec.port_forwards)
-        devices.add("net", "netdev=net0", "id=nic0", before=[["-netdev", netdev]])
+        replayed = [["-object", "filter-replay,id=replay0,netdev=net0"]] if spec.recording else []
+        devices.add("net", "netdev=net0", "id=nic0", before=[["-netdev", netdev]],
+                    after=replayed)
     for i, (tag, directory) in enumerate(spec.fs):
         fsdev = f"local,security_model=none,id=fs{i},path={opt_value(str(directory))}"
         devices.add("9p", f"fsdev=fs{i}", f"mount_tag={opt_value(tag)}", f"id=p9fs{i}",

@@ -35,7 +35,13 @@ from pathlib import Path
 
 from barebox_virtio_cli.errors import BbvError
 from barebox_virtio_cli.qemu import qmp
-from barebox_virtio_cli.qemu.args import RunSpec, build_command, console_activation, flatten
+from barebox_virtio_cli.qemu.args import (
+    RECORD,
+    RunSpec,
+    build_command,
+    console_activation,
+    flatten,
+)
 from barebox_virtio_cli.qemu.info import QemuInfo
 from barebox_virtio_cli.targets.target import Target
 from barebox_virtio_cli.util import processes
@@ -52,6 +58,7 @@ from barebox_virtio_cli.util.status import say
 STDIO, RELAY, PTY, LOG, CAPTURE, WATCH = "stdio", "relay", "pty", "log", "capture", "watch"
 START_TIMEOUT = 15.0  # seconds for QEMU to open its QMP socket
 QUIT_WAIT = 5.0  # seconds for QEMU to exit after QMP quit, before SIGTERM
+RECORD_STOP_WAIT = 30.0  # seconds for a recording QEMU to exit after SIGTERM, before SIGKILL
 KEEP_LOGS = 10  # LOG runs per target whose log files stay in the state dir
 _RUN_LOG = re.compile(r"(\d{8}-\d{6}-\d+)\.(?:serial|qemu)\.log|(\d+)\.console-server\.log")
 
@@ -296,7 +303,9 @@ class Machine:
             with contextlib.suppress(Exception):  # QEMU gone, or it did not answer in time
                 self.execute("quit")
                 self.proc.wait(QUIT_WAIT)
-        processes.stop(self.proc)
+        # A recording QEMU writes out its replay log on SIGTERM; killed, the log is lost.
+        recording = self.spec.icount is not None and self.spec.icount.mode == RECORD
+        processes.stop(self.proc, RECORD_STOP_WAIT if recording else QUIT_WAIT)
 
     def close(self) -> None:
         """Idempotent: QEMU stopped unless handed over, then the QMP client, the sockets QEMU

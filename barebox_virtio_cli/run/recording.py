@@ -39,7 +39,7 @@ from barebox_virtio_cli.util.status import say
 
 FORMAT = 1
 RECORD_FILE, LOG, DISKS, COMMAND = "record.json", "replay.bin", "disks", "command.sh"
-SERIAL, REPLAYED = "serial.log", "replayed"
+SERIAL, CONSOLE, REPLAYED = "serial.log", "console.log", "replayed"
 
 
 def check_new(directory: Path) -> Path:
@@ -134,7 +134,10 @@ def spec_fields(spec: RunSpec, directory: Path) -> dict:
     """What a replay needs to build the same command line; disks relative to the recording."""
     return {
         "image": str(spec.image), "blks": [str(b.relative_to(directory)) for b in spec.blks],
-        "rng": spec.rng, "memory": spec.memory, "cpu": spec.cpu, "machine": spec.machine,
+        "rng": spec.rng, "console": spec.console is not None, "input": spec.input,
+        "net": spec.net, "port_forwards": spec.port_forwards,
+        "fs": [[tag, str(path)] for tag, path in spec.fs], "memory": spec.memory,
+        "cpu": spec.cpu, "machine": spec.machine,
         "env": [[e.path, e.value, e.is_file] for e in spec.env], "bootargs": spec.bootargs,
         "dtb": None if spec.dtb is None else str(spec.dtb), "firmware": spec.firmware,
         "qemu_args": spec.qemu_args,
@@ -153,12 +156,17 @@ def load(directory: Path) -> dict:
     return record
 
 
-def replay_spec(record: dict, directory: Path) -> RunSpec:
-    """The recorded run's spec, replaying: the same devices on the recording's disks."""
+def replay_spec(record: dict, directory: Path, console: Path | None = None) -> RunSpec:
+    """The recorded run's spec, replaying: the same devices on the recording's disks (a
+    virtio console on the given socket path)."""
     fields = record["spec"]
     return recorded(RunSpec(
         image=Path(fields["image"]), blks=[directory / b for b in fields["blks"]],
-        rng=fields["rng"], memory=fields["memory"], cpu=fields["cpu"],
+        rng=fields["rng"], console=console if fields.get("console") else None,
+        input=fields.get("input", False), net=fields.get("net", False),
+        port_forwards=fields.get("port_forwards", []),
+        fs=[(tag, Path(path)) for tag, path in fields.get("fs", [])], memory=fields["memory"],
+        cpu=fields["cpu"],
         machine=fields["machine"], env=[EnvEntry(*e) for e in fields["env"]],
         bootargs=fields["bootargs"], dtb=None if fields["dtb"] is None else Path(fields["dtb"]),
         firmware=fields["firmware"], qemu_args=fields["qemu_args"]), directory, REPLAY)

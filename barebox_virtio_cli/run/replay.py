@@ -68,7 +68,8 @@ def replay(directory: Path, gdb: str | None = None, until: int | None = None,
                          "does not know here") from None
     info = qemu_info(target, qemu or record["qemu"]["binary"])
     recording.check_replayable(record, info)
-    spec = recording.replay_spec(record, directory)
+    spec = recording.replay_spec(record, directory,
+                                 runtime_dir() / f"{target.name}-{os.getpid()}.replay.console")
     spec.serial_log.parent.mkdir(exist_ok=True)
     spec.serial_log.unlink(missing_ok=True)
     stub = None
@@ -81,7 +82,9 @@ def replay(directory: Path, gdb: str | None = None, until: int | None = None,
         spec.icount.snapshots = recording.snapshot_drive(directory)
     if until is not None:
         spec.qmp = runtime_dir() / f"{target.name}-{os.getpid()}.replay.qmp"
-    machine = Machine(target, info, spec, WATCH, paused=until is not None and stub is None)
+    machine = Machine(target, info, spec, WATCH, paused=until is not None and stub is None,
+                      console_log=str(directory / recording.REPLAYED / recording.CONSOLE)
+                      if spec.console is not None else None)
     say(f"replaying {directory} ({target.name}, {record['image']})")
     messages: list[str] = []
     # Signalled: the machine stops QEMU and cleans up; bbv exits 128+N

@@ -221,6 +221,8 @@ def boot(request: RunRequest) -> int:
         return attach_run(target, info, spec, request.keep_running, request.console_log)
     if directory is not None:
         spec = recording.begin(directory, target, info, spec)
+        if spec.console is not None:  # the recording keeps the virtio console's transcript
+            request = request.replace(console_log=str(directory / recording.CONSOLE))
         return recording.keeping_status(directory, lambda: _boot(request, target, info, spec,
                                                                  board, script))
     return _boot(request, target, info, spec, board, script)

@@ -82,8 +82,6 @@ def test_deterministic_is_icount_without_record_replay():
 @pytest.mark.parametrize("change, message", [
     (dict(console=Path("/tmp/c.sock")), "virtio console cannot be recorded"),
     (dict(fs=[("share", Path("/tmp"))]), "virtio 9p cannot be recorded"),
-    (dict(net=True), "virtio net cannot be recorded"),
-    (dict(input=True), "virtio input cannot be recorded"),
     (dict(graphic=True), "--graphic cannot be recorded"),
     (dict(flash=Path("/tmp/f.img")), "--flash cannot be recorded"),
 ])
@@ -93,6 +91,19 @@ def test_what_cannot_be_recorded_is_refused_in_one_line(change, message):
     with pytest.raises(UsageError) as exc:
         build_command(target, spec, synthetic_info(target.qemu))
     assert message in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_a_recorded_nic_gets_the_replay_filter_and_no_default_nic_is_added():
+    target = CATALOG.get("vexpress")
+    info = synthetic_info(target.qemu)
+    with_net = flatten(build_command(target, recorded(replace(base_spec(target), net=True),
+                                                      REC), info))
+    assert with_net[with_net.index("-object") + 1] == "filter-replay,id=replay0,netdev=net0"
+    assert "none" not in with_net[with_net.index("-icount"):]
+    without = flatten(build_command(target, recorded(base_spec(target), REC), info))
+    assert "-object" not in without and without[-2:] == ["-net", "none"]
+    plain = flatten(build_command(target, replace(base_spec(target), net=True), info))
+    assert "-object" not in plain and "-icount" not in plain
 
 
 def test_typing_is_paced_only_while_recording():
