@@ -194,8 +194,10 @@ class SuiteRun:
 def _verdict(result: res.TargetResult) -> str:
     if result.error:
         return f"[red]{result.error}[/]"
-    text = f"{result.count('passed')} passed, {result.failed} failed, " \
-           f"{result.count('skipped')} skipped, {result.count('xfailed')} xfailed"
+    errors = result.count("error")
+    text = f"{result.count('passed')} passed, {result.count('failed')} failed, " \
+           f"{result.count('skipped')} skipped, {result.count('xfailed')} xfailed" + \
+           (f", {errors} errors" if errors else "")
     return f"[red]{text}[/]" if result.failed else f"[green]{text}[/]"
 
 
