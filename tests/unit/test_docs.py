@@ -41,7 +41,9 @@ FOREIGN |= {"--no-install-recommends", "--config", "--db", "--fixup", "--superus
             "--log-file", "--event-url", "--name", "--ws-url", "--worker-dir", "--ping-interval",
             "--uri", "--username", "--repeat", "--rounds"}
 # pytest's options barebox's CI workflow passes (bbv test --ci, on commands/test.md).
-FOREIGN |= {"--verbosity", "--runxfail"}
+FOREIGN |= {"--verbosity", "--runxfail", "--lg-log"}
+# benchmarks/ci.py's options (benchmarks.md).
+FOREIGN |= {"--makeall-dir", "--bbv-dir"}
 
 
 def pages_of(name: str) -> list[Path]:
