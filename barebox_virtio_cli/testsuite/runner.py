@@ -49,7 +49,10 @@ class SuiteRun:
 
     def build(self, target: Target, result: res.TargetResult) -> Path | None:
         """Build (or with --no-build find) the target; its image, or None with result.error."""
-        out = result.build_dir = default_build_dir(self.request.src, target.name)
+        # --full's builds keep a directory of their own: the target's usual build (what
+        # `bbv run` boots) never takes --full's config, and both stay incremental
+        suffix = "-full" if self.request.full is not None else ""
+        out = result.build_dir = default_build_dir(self.request.src, target.name + suffix)
         if self.request.build:
             from barebox_virtio_cli.build.service import BuildRequest, build
 

@@ -1,7 +1,7 @@
 """bbv test --full on a real barebox tree (BBV_BAREBOX_SRC): configs/suite/full.toml answers
 every skip condition of the tree's suite (or says why not), the tree's Kconfig defines all it
 asks for, and on vexpress the tests --full gives back run and pass (the build takes minutes;
-it goes into SRC/build-vexpress, so point BBV_BAREBOX_SRC at a tree of your own)."""
+it goes into SRC/build-vexpress-full, so point BBV_BAREBOX_SRC at a tree of your own)."""
 
 from __future__ import annotations
 

@@ -286,7 +286,8 @@ def test_full_merges_its_fragment_into_the_build_and_gives_the_target_its_extras
     assert "bbv: --full: CONFIG_CMD_BTHREAD is not in this tree's Kconfig: dropped (bthread)" \
         in notes
     assert not any("not in this tree:" in note for note in notes)  # it has CI's fragments
-    build = tree / "build-vexpress"
+    build = tree / "build-vexpress-full"  # the usual build-vexpress is not touched
+    assert not (tree / "build-vexpress").exists()
     config = (build / ".config").read_text().splitlines()
     for option in ("CONFIG_SELFTEST=y", "CONFIG_CMD_SELFTEST=y", "CONFIG_CMD_NVMEM=y",
                    "CONFIG_NVMEM_RMEM=y", "CONFIG_CMD_FBTEST=y", "CONFIG_NET=y"):
@@ -311,7 +312,7 @@ def test_full_merges_its_fragment_into_the_build_and_gives_the_target_its_extras
     assert "1 skipped:\n  vexpress: test/py/test_tiny.py::test_missing_feature - modules " \
            "feature not enabled for this board" in again.stdout
     # pytest that ends with status 1 before any test ran is an error, not a green run
-    broken = bbv("test", "vexpress", "--src", str(tree), "--no-build", "--json", "--", "-p",
-                 "no_such_plugin_bbv")
+    broken = bbv("test", "vexpress", "--src", str(tree), "--full", "--no-build", "--json", "--",
+                 "-p", "no_such_plugin_bbv")
     assert broken.returncode == 1
     assert "no_such_plugin_bbv" in json.loads(broken.stdout)[0]["error"]
