@@ -30,3 +30,16 @@ def make_tree(base: Path, devel_config: str | None = None) -> Path:
     if devel_config is not None:
         (tree / "common" / "boards" / "configs" / "devel.config").write_text(devel_config)
     return tree
+
+
+def leftovers(tree: Path) -> list[str]:
+    """pytest or QEMU processes still running for this tree."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            argv = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if str(tree) in argv and ("qemu-system" in argv or "pytest" in argv):
+            found.append(f"{proc.name}: {argv}")
+    return found

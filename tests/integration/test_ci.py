@@ -8,13 +8,17 @@ tests/unit/test_ci_logic.py; a real barebox CI job: tests/barebox/test_suite_bar
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
+import subprocess
+import time
 import xml.etree.ElementTree as ET
 
 import pytest
-from conftest import bbv, error_line, need
+from conftest import BBV, bbv, error_line, need
 from process_helpers import CROSS
-from suite_helpers import FIXTURE, TINY_TESTS, make_tree
+from suite_helpers import FIXTURE, TINY_TESTS, leftovers, make_tree
 
 tools = need("make", "qemu-system-arm", f"{CROSS}gcc", f"{CROSS}as", f"{CROSS}objcopy")
 V7, TINYOS = "dt-2nd@multi_v7_defconfig", "tinyos_defconfig"
@@ -152,3 +156,22 @@ def test_doctor_ci_lists_the_envs_and_exits_1_for_one_it_cannot_run(tree):
     done = bbv("doctor", "--ci", "--src", str(tree))
     assert done.returncode == 1 and "qemu-system-bbvnone: not on PATH" in done.stdout
     assert "--src belongs to --ci" in error_line(bbv("doctor", "--src", str(tree)), 2)
+
+
+@tools
+@pytest.mark.qemu
+def test_signal_stops_the_env_runs_and_their_qemu(tree):
+    assert bbv("test", "--ci", "multi_v7", "--src", str(tree), "-k", "echo").returncode == 0
+    proc = subprocess.Popen([*BBV, "test", "--ci", "multi_v7", "--src", str(tree), "--no-build"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "BBV_TINY_HANG": "1"})
+    deadline = time.monotonic() + 60
+    while not any("qemu-system" in p for p in leftovers(tree)):
+        assert time.monotonic() < deadline and proc.poll() is None, "QEMU never started"
+        time.sleep(0.2)
+    time.sleep(1)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert "bbv: stopped by signal 15" in err and "Traceback" not in err
+    assert not leftovers(tree)

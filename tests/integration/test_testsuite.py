@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from conftest import BBV, bbv, need
 from process_helpers import CROSS
-from suite_helpers import FIXTURE, TINY_TESTS, make_tree
+from suite_helpers import FIXTURE, TINY_TESTS, leftovers, make_tree
 
 from barebox_virtio_cli.errors import BbvError, UsageError
 from barebox_virtio_cli.run.request import RunRequest
@@ -38,19 +38,6 @@ def error_line(done: subprocess.CompletedProcess) -> str:
     lines = [line for line in done.stderr.splitlines() if line.startswith("bbv: error: ")]
     assert len(lines) == 1, done.stderr
     return lines[0]
-
-
-def leftovers(tree: Path) -> list[str]:
-    """pytest or QEMU processes still running for this tree."""
-    found = []
-    for proc in Path("/proc").iterdir():
-        try:
-            argv = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if str(tree) in argv and ("qemu-system" in argv or "pytest" in argv):
-            found.append(f"{proc.name}: {argv}")
-    return found
 
 
 # --- end to end on the miniature tree ---------------------------------------------------------
