@@ -115,6 +115,8 @@ def read_workflow(text: str) -> Workflow:
     others = [str(s.get("name") or s.get("uses") or "?") for s in steps
               if s is not build and s is not test
               and not _FOLLOWED.search(str(s.get("name") or s.get("uses") or ""))]
+    others += [f"Build: {line}" for line in _build_commands(str(build.get("run", "")))] \
+        if build else []
     return Workflow(jobs, rules, drivers, pytest_args, others, notes)
 
 
@@ -176,6 +178,16 @@ def _rules(script: str) -> list[Rule]:
             bucket = rules.setdefault(when[-1], [])
             bucket += [i for i in items if i not in bucket]
     return [Rule(k, tuple(v)) for k, v in rules.items() if v]
+
+
+_KNOWN_LINE = re.compile(r"^\s*(#.*|if .*|fi|else|then|(export\s+)?(ARCH|KBUILD_OUTPUT|"
+                         r"KCONFIG_ADD)=.*|\S*MAKEALL .*)?$")
+
+
+def _build_commands(script: str) -> list[str]:
+    """The Build step's commands besides the config and MAKEALL (firmware copies, scripts
+    older releases ran), which bbv does not run."""
+    return [line.strip() for line in _logical_lines(script) if not _KNOWN_LINE.match(line)]
 
 
 def _condition(text: str) -> str | None:

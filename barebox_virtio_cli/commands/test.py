@@ -261,6 +261,7 @@ def _print_matrix(plan, as_json: bool) -> None:
             console.print(f"{j.job.defconfig}: CI skips {', '.join(j.not_tested)} (no "
                           f"{' or '.join(plan.workflow.drivers)})", markup=False)
     for step in plan.workflow.steps_not_followed:
-        console.print(f"not reproduced: the workflow's step '{step}'", markup=False)
+        what = step if step.startswith("Build: ") else f"step '{step}'"
+        console.print(f"not reproduced: the workflow's {what}", markup=False)
     for note in plan.workflow.notes:
         console.print(f"note: {note}", markup=False)
