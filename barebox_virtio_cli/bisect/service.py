@@ -239,7 +239,7 @@ class _Bisection:
                 result = build(request)
         except BuildFailed as exc:
             step.build_seconds = time.monotonic() - started
-            return None, f"does not build: {_first_error(exc)}"
+            return None, f"does not build: {_first_error(exc, self.space.tree)}"
         step.build_seconds = time.monotonic() - started
         self.space.built(step.commit)
         if result.image is None or not result.image.is_file():
@@ -249,8 +249,10 @@ class _Bisection:
         return result.image, ""
 
 
-def _first_error(exc) -> str:
-    return (exc.errors[0].strip() if exc.errors else str(exc))[:200]
+def _first_error(exc, tree: Path) -> str:
+    """make's first error line, its file named as in the repository (not in bbv's tree)."""
+    line = exc.errors[0].strip() if exc.errors else str(exc)
+    return line.replace(f"{tree}/", "")[:200]
 
 
 def bisect(request: BisectRequest,
@@ -271,9 +273,9 @@ def bisect(request: BisectRequest,
             say(f"tree {tree} ({how}) at {bad[:12]}; building in {space.build_dir}")
         run = _Bisection(request, repo, target, space, on_step)
         adopted = space.adopt(bad) if run.reuses_images else None
-        if adopted:
+        if adopted and space.kept_image(bad):  # and of the build directory's configuration
             say(f"your build in {adopted} is of {bad[:12]} (a clean checkout, its image newer "
-                "than every file): its image is kept for that commit")
+                "than every file): its image is booted for that commit")
         for sha, expected in ((bad, st.BAD), (good, st.GOOD)):
             if space.head() != sha:
                 space.checkout(sha)
