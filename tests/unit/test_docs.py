@@ -44,6 +44,8 @@ FOREIGN |= {"--no-install-recommends", "--config", "--db", "--fixup", "--superus
 FOREIGN |= {"--verbosity", "--runxfail", "--lg-log"}
 # benchmarks/ci.py's options (benchmarks.md).
 FOREIGN |= {"--makeall-dir", "--bbv-dir"}
+# git checkout's, for bbv bisect's tree (commands/bisect.md), and its benchmark's (benchmarks.md).
+FOREIGN |= {"--detach", "--sides"}
 
 
 def pages_of(name: str) -> list[Path]:
