@@ -134,6 +134,11 @@ def test_a_signal_stops_qemu_and_exits_128_plus_n(bbv_dirs, guest, disk, tmp_pat
     assert not qemu_pids(guest)
     leftovers = list(Path(bbv_dirs.parent).glob("**/*.qmp"))
     assert not leftovers
+    if stage == "record":  # QEMU wrote out its log on SIGTERM: replayable to where it stopped
+        assert json.loads((rec / "record.json").read_text())["exit_status"] == 143
+        replayed = bbv("replay", str(rec), timeout=120)
+        assert replayed.returncode == 0, replayed.stderr
+        assert "the replay matches the recording" in replayed.stderr
 
 
 def test_gdb_on_a_replay_steps_backwards(bbv_dirs, build, tmp_path):  # noqa: F811
