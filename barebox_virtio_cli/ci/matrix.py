@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import glob
 import os
+import platform
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,9 +18,11 @@ from barebox_virtio_cli.ci.workflow import select as select_jobs
 from barebox_virtio_cli.errors import BbvError, UsageError
 from barebox_virtio_cli.util.hosttools import on_path
 
-# Compilers for the ARCHes bbv has no target for (prefixes tried in order; "" is the host gcc).
+# Compilers for the ARCHes bbv has no target for (prefixes tried in order); sandbox is barebox
+# built for the host: the host gcc under its triplet name (Debian's x86_64-linux-gnu-gcc).
 OTHER_TOOLCHAINS = {"powerpc": ["powerpc-linux-gnu-", "powerpc-linux-"],
-                    "openrisc": ["or1k-elf-", "or1k-linux-"], "sandbox": [""]}
+                    "openrisc": ["or1k-elf-", "or1k-linux-"],
+                    "sandbox": [f"{platform.machine()}-linux-gnu-"]}
 
 
 @dataclass
