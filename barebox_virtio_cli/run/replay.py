@@ -4,6 +4,7 @@ for gdb (reverse debugging), --until stops it at an instruction count (QMP repla
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import threading
@@ -20,7 +21,8 @@ from barebox_virtio_cli.util.paths import runtime_dir
 from barebox_virtio_cli.util.signals import raising
 from barebox_virtio_cli.util.status import say
 
-UNTIL_POLL = 0.1  # seconds between QMP status queries while replaying up to --until
+WATCH_POLL = 0.2  # seconds between QMP queries of the replay's instruction count
+STALL = 20.0  # seconds without a new instruction before a replay counts as stalled
 
 
 @dataclass
@@ -80,9 +82,8 @@ def replay(directory: Path, gdb: str | None = None, until: int | None = None,
         stub = stub_for_run(gdb, True)
         spec.gdb, spec.gdb_wait = qemu_arg(stub), True
         spec.icount.snapshots = recording.snapshot_drive(directory)
-    if until is not None:
-        spec.qmp = runtime_dir() / f"{target.name}-{os.getpid()}.replay.qmp"
-    machine = Machine(target, info, spec, WATCH, paused=until is not None and stub is None,
+    spec.qmp = runtime_dir() / f"{target.name}-{os.getpid()}.replay.qmp"  # bbv watches it
+    machine = Machine(target, info, spec, WATCH, paused=stub is None,
                       console_log=str(directory / recording.REPLAYED / recording.CONSOLE)
                       if spec.console is not None else None)
     say(f"replaying {directory} ({target.name}, {record['image']})")
@@ -96,7 +97,7 @@ def replay(directory: Path, gdb: str | None = None, until: int | None = None,
         errors.start()
         shown = threading.Thread(target=_show, args=(machine.proc.stdout,), daemon=True)
         shown.start()
-        stopped_at = _run_until(machine, until) if until is not None else None
+        stopped_at = _watch(machine, until, stub is None)
         if stopped_at is None:
             machine.proc.wait()
         else:
@@ -112,20 +113,32 @@ def replay(directory: Path, gdb: str | None = None, until: int | None = None,
                     stopped_at is not None, debugged=stub is not None)
 
 
-def _run_until(machine: Machine, until: int) -> int | None:
-    """QMP replay-break at instruction `until`, then on until the replay stops there (None:
-    it ended first)."""
+def _watch(machine: Machine, until: int | None, stalls: bool) -> int | None:
+    """Let the replay go on (QMP replay-break at `until` first), and watch its instruction
+    count: the count where it stopped at `until`, or None once QEMU has ended. A replay whose
+    count stands still for STALL seconds waits for an event its log does not hold: a BbvError
+    (stalls=False, under gdb: gdb holds it still)."""
     machine.connect_monitor()
-    reply = machine.execute("replay-break", icount=until)
-    if "error" in reply:
-        raise UsageError(f"--until {until}: QEMU refused: {reply['error'].get('desc')}")
+    if until is not None:
+        reply = machine.execute("replay-break", icount=until)
+        if "error" in reply:
+            raise UsageError(f"--until {until}: QEMU refused: {reply['error'].get('desc')}")
     if machine.paused:
         machine.execute("cont")
+    last, since = -1, time.monotonic()
     while machine.running:
-        status = machine.execute("query-status").get("return", {})
-        if status.get("status") == "paused":
-            return machine.execute("query-replay").get("return", {}).get("icount", until)
-        time.sleep(UNTIL_POLL)
+        with contextlib.suppress(Exception):  # QEMU ending meanwhile
+            status = machine.execute("query-status").get("return", {})
+            icount = machine.execute("query-replay").get("return", {}).get("icount", 0)
+            if until is not None and status.get("status") == "paused":
+                return icount
+            if icount != last:
+                last, since = icount, time.monotonic()
+        if stalls and time.monotonic() - since > STALL:
+            raise BbvError(f"the replay stalled at instruction {last}: QEMU waits for an event "
+                           f"its log does not hold (for {STALL:g} s); the recording is "
+                           "incomplete or holds input QEMU does not replay")
+        time.sleep(WATCH_POLL)
     return None
 
 

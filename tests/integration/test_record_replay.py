@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import BBV, bbv, need, one_line_error
+from conftest import BBV, bbv, error_line, need, one_line_error
 from process_helpers import CROSS, TINYGUEST, assemble, qemu_pids
 from test_gdb import Output, build  # noqa: F401 (build: the symbols' fixture)
 
@@ -96,6 +96,12 @@ def test_what_is_not_a_recording_or_would_diverge_is_refused(bbv_dirs, guest, di
     finally:
         guest.write_bytes(original)
     one_line_error(record(guest, disk, rec), 2, "holds a recording already")
+
+    log = bytearray((rec / "replay.bin").read_bytes())  # a damaged log: QEMU's own words
+    (rec / "replay.bin").write_bytes(log[:len(log) // 2])
+    error_line(bbv("replay", str(rec), timeout=120), 1, "the replay diverged",
+               "error reading the replay data")
+    assert not qemu_pids(guest)
 
 
 def _qemu_version() -> str:
