@@ -22,7 +22,6 @@ from barebox_virtio_cli.testsuite import results as res
 from barebox_virtio_cli.testsuite.request import SuiteRequest
 from barebox_virtio_cli.testsuite.runner import Files, SuiteRun
 from barebox_virtio_cli.util import status
-from barebox_virtio_cli.util.signals import STOP_SIGNALS, Signalled, handling
 
 
 @dataclass
@@ -153,19 +152,8 @@ def run(plan: CiPlan, options: CiOptions, live: bool) -> list[EnvResult]:
     build's make, pytest and its QEMU) and raises Signalled."""
     lines = status.Rows([e.name for j in plan.jobs for e in j.envs], live)
     ci = CiRun(plan, options, lines)
-    caught: list[int] = []
-
-    def on_signal(signum, _frame):
-        if not caught:
-            caught.append(signum)
-            threading.Thread(target=ci.groups.stop_all, daemon=True).start()
-            raise Signalled(signum)
-
     try:
-        with handling(STOP_SIGNALS, on_signal):
+        with ci.groups.stopped_by_signals():
             return ci.run()
-    except Signalled:
-        ci.groups.stop_all()
-        raise
     finally:
         lines.close()

@@ -9,8 +9,10 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
 
 from barebox_virtio_cli.util.processes import start_child
+from barebox_virtio_cli.util.signals import STOP_SIGNALS, Signalled, handling
 
 
 class ProcessGroups:
@@ -36,6 +38,25 @@ class ProcessGroups:
         _killpg(proc.pid, signal.SIGKILL)
         with self.lock:
             self.procs.discard(proc)
+
+    @contextlib.contextmanager
+    def stopped_by_signals(self) -> Iterator[None]:
+        """Stopped by SIGINT, SIGTERM or SIGHUP, stop every child (the build's make, pytest and
+        its QEMU) and raise Signalled; a second signal while stopping is ignored."""
+        caught: list[int] = []
+
+        def on_signal(signum, _frame):
+            if not caught:
+                caught.append(signum)
+                threading.Thread(target=self.stop_all, daemon=True).start()
+                raise Signalled(signum)
+
+        try:
+            with handling(STOP_SIGNALS, on_signal):
+                yield
+        except Signalled:
+            self.stop_all()
+            raise
 
     def stop_all(self, grace: float = 5.0) -> None:
         with self.lock:

@@ -10,7 +10,6 @@ import os
 import shlex
 import subprocess
 import sys
-import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -26,7 +25,6 @@ from barebox_virtio_cli.testsuite.groups import ProcessGroups
 from barebox_virtio_cli.testsuite.request import SUITE, SuiteRequest
 from barebox_virtio_cli.util import status
 from barebox_virtio_cli.util.atomic import write_text
-from barebox_virtio_cli.util.signals import STOP_SIGNALS, Signalled, handling
 
 
 @dataclass(frozen=True)
@@ -216,19 +214,8 @@ def run(request: SuiteRequest, live: bool) -> list[res.TargetResult]:
     make, pytest and its QEMU) and raises Signalled."""
     lines = status.Rows([t.name for t in request.targets], live)
     suite = SuiteRun(request, lines)
-    caught: list[int] = []
-
-    def on_signal(signum, _frame):
-        if not caught:
-            caught.append(signum)
-            threading.Thread(target=suite.groups.stop_all, daemon=True).start()
-            raise Signalled(signum)
-
     try:
-        with handling(STOP_SIGNALS, on_signal):
+        with suite.groups.stopped_by_signals():
             return suite.run()
-    except Signalled:
-        suite.groups.stop_all()
-        raise
     finally:
         lines.close()
