@@ -163,3 +163,14 @@ def check_runnable(plan: CiPlan, named: bool) -> None:
     if len(idle) == len(plan.jobs):
         raise BbvError("this host can run none of the CI matrix's envs; 'bbv test --ci --list' "
                        "lists what each env needs")
+
+
+def to_json(plan: CiPlan) -> list[dict]:
+    """`bbv test --ci --list --json`: per job, its envs and what each lacks on this host."""
+    return [{"job": j.job.defconfig, "arch": j.job.arch, "lgenv": j.job.lgenv,
+             "lgargs": j.job.lgargs, "osimg": j.job.osimg, "fragments": j.fragments,
+             "not_tested": j.not_tested,
+             "envs": [{"env": e.name, "yaml": e.path, "runnable": not j.missing[e.name],
+                       "missing": [{"item": m.item, "detail": m.detail, "debian": m.package}
+                                   for m in j.missing[e.name]]} for e in j.envs]}
+            for j in plan.jobs]

@@ -15,11 +15,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from barebox_virtio_cli.ci.envs import CiEnv
-from barebox_virtio_cli.ci.matrix import CiPlan, JobPlan
+from barebox_virtio_cli.ci.matrix import CiPlan, JobPlan, check_runnable
 from barebox_virtio_cli.ci.results import EnvResult
 from barebox_virtio_cli.errors import BbvError
 from barebox_virtio_cli.testsuite import results as res
-from barebox_virtio_cli.testsuite.request import SuiteRequest
+from barebox_virtio_cli.testsuite.request import (
+    SuiteRequest,
+    check_labgrid,
+    full_kconfig,
+    host_requirements,
+    load_full,
+)
+from barebox_virtio_cli.testsuite.request import check_tree as check_suite
 from barebox_virtio_cli.testsuite.runner import Files, SuiteRun
 from barebox_virtio_cli.util import status
 
@@ -157,3 +164,22 @@ def run(plan: CiPlan, options: CiOptions, live: bool) -> list[EnvResult]:
             return ci.run()
     finally:
         lines.close()
+
+
+def run_jobs(plan: CiPlan, options: CiOptions, named: bool, full: bool,
+             live: bool) -> list[EnvResult]:
+    """`bbv test --ci`: the tree, labgrid and the host checked (its unmet suite requirements
+    warned about), then every chosen job run (see run)."""
+    check_suite(plan.src)
+    check_labgrid()
+    for missing in host_requirements(plan.src):
+        status.say(f"warning: {missing.warning()}")
+    check_runnable(plan, named=named)
+    if options.junit_dir is not None:
+        options.junit_dir = options.junit_dir.resolve()
+        options.junit_dir.mkdir(parents=True, exist_ok=True)
+    for note in plan.workflow.notes:
+        status.say(note)
+    if full:
+        options.kconfig = full_kconfig(plan.src, load_full())
+    return run(plan, options, live)

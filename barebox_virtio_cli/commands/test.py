@@ -148,14 +148,7 @@ def _ci(ctx: click.Context, names: tuple[str, ...], list_only: bool, build_base:
     from barebox_virtio_cli.ci import results as ci_results
     from barebox_virtio_cli.errors import UsageError
     from barebox_virtio_cli.run.request import RunRequest
-    from barebox_virtio_cli.testsuite.request import (
-        check_keyword,
-        check_labgrid,
-        full_kconfig,
-        host_requirements,
-        load_full,
-    )
-    from barebox_virtio_cli.testsuite.request import check_tree as check_suite
+    from barebox_virtio_cli.testsuite.request import check_keyword
     from barebox_virtio_cli.util.signals import Signalled
     from barebox_virtio_cli.util.status import say
 
@@ -171,29 +164,18 @@ def _ci(ctx: click.Context, names: tuple[str, ...], list_only: bool, build_base:
         raise UsageError(f"--ci runs the jobs as barebox's CI does; {given[0]} does not go "
                          "with it")
     check_keyword(options["keyword"])
-    tree = (src or Path.cwd()).resolve()
-    plan = matrix.load(tree, list(names), given=src is not None)
+    plan = matrix.load((src or Path.cwd()).resolve(), list(names), given=src is not None)
     if list_only:
         _print_matrix(plan, options["as_json"])
         return
-    check_suite(tree)
-    check_labgrid()
-    for missing in host_requirements(tree):
-        say(f"warning: {missing.warning()}")
-    matrix.check_runnable(plan, named=bool(names))
-    junit_dir = options["junit_dir"]
-    if junit_dir is not None:
-        junit_dir = junit_dir.resolve()
-        junit_dir.mkdir(parents=True, exist_ok=True)
-    for note in plan.workflow.notes:
-        say(note)
     ci_options = runner.CiOptions(
         build_base=build_base.resolve() if build_base else None, jobs=options["jobs"],
-        make_jobs=options["make_jobs"], junit_dir=junit_dir, keyword=options["keyword"],
-        pytest_args=ctx.meta.get("pytest_args", []), build=not options["no_build"],
-        kconfig=full_kconfig(tree, load_full()) if options["full"] else [])
+        make_jobs=options["make_jobs"], junit_dir=options["junit_dir"],
+        keyword=options["keyword"], pytest_args=ctx.meta.get("pytest_args", []),
+        build=not options["no_build"])
     try:
-        outcome = runner.run(plan, ci_options, live=sys.stderr.isatty() and not options["as_json"])
+        outcome = runner.run_jobs(plan, ci_options, named=bool(names), full=options["full"],
+                                  live=sys.stderr.isatty() and not options["as_json"])
     except Signalled as stopped:
         say(f"stopped by signal {stopped.signum}")
         raise
@@ -224,18 +206,12 @@ def _ci_report(outcome) -> None:
 
 
 def _print_matrix(plan, as_json: bool) -> None:
+    from barebox_virtio_cli.ci import matrix
     from barebox_virtio_cli.ci.workflow import describe_rules
     from barebox_virtio_cli.util.output import stdout_console
 
     if as_json:
-        click.echo(json.dumps([{
-            "job": j.job.defconfig, "arch": j.job.arch, "lgenv": j.job.lgenv,
-            "lgargs": j.job.lgargs, "osimg": j.job.osimg, "fragments": j.fragments,
-            "not_tested": j.not_tested,
-            "envs": [{"env": e.name, "yaml": e.path, "runnable": not j.missing[e.name],
-                      "missing": [{"item": m.item, "detail": m.detail, "debian": m.package}
-                                  for m in j.missing[e.name]]} for e in j.envs]}
-            for j in plan.jobs], indent=2))
+        click.echo(json.dumps(matrix.to_json(plan), indent=2))
         return
     from rich.table import Table
 
