@@ -144,16 +144,43 @@ def spec_fields(spec: RunSpec, directory: Path) -> dict:
     }
 
 
+# what a replay reads from a record, with its type
+RECORD_KEYS = {"target": str, "image": str, "image_sha256": str, "qemu": dict, "spec": dict}
+QEMU_KEYS = {"binary": str, "version": str}
+SPEC_KEYS = {"image": str, "blks": list, "rng": int, "env": list, "bootargs": list,
+             "qemu_args": list}
+
+
 def load(directory: Path) -> dict:
-    """bbv replay DIR: the record, or one line saying DIR is not a recording."""
-    record = read_object(directory / RECORD_FILE)
+    """bbv replay DIR: the record, or one line saying DIR is not a recording or a damaged one."""
     if not directory.is_dir():
         raise UsageError(f"{directory}: no such directory; give a directory made by "
                          "'bbv run --record'")
-    if record is None or record.get("format") != FORMAT or not (directory / LOG).is_file():
+    path, log = directory / RECORD_FILE, directory / LOG
+    if not path.is_file() or not log.is_file():
         raise UsageError(f"{directory} is not a recording (no {RECORD_FILE} and {LOG} from "
                          "'bbv run --record')")
+    record = read_object(path)
+    damage = "not a JSON object" if record is None else _damage(record)
+    if damage is None and log.stat().st_size == 0:
+        path, damage = log, "empty: the recording stopped before QEMU wrote its log"
+    if damage is not None:
+        raise UsageError(f"{path} is damaged ({damage}); record the run again with "
+                         "'bbv run --record'")
     return record
+
+
+def _damage(record: dict) -> str | None:
+    """What a record lacks for a replay (a key missing or of another type), or None. Pure."""
+    if record.get("format") != FORMAT:
+        return f"format {record.get('format')!r}, bbv reads format {FORMAT}"
+    for where, keys, fields in (("", RECORD_KEYS, record),
+                                ("qemu.", QEMU_KEYS, record.get("qemu")),
+                                ("spec.", SPEC_KEYS, record.get("spec"))):
+        for key, kind in keys.items():
+            if not isinstance(fields.get(key), kind):
+                return f"'{where}{key}' missing or not a {kind.__name__}"
+    return None
 
 
 def replay_spec(record: dict, directory: Path, console: Path | None = None) -> RunSpec:
@@ -165,11 +192,11 @@ def replay_spec(record: dict, directory: Path, console: Path | None = None) -> R
         rng=fields["rng"], console=console if fields.get("console") else None,
         input=fields.get("input", False), net=fields.get("net", False),
         port_forwards=fields.get("port_forwards", []),
-        fs=[(tag, Path(path)) for tag, path in fields.get("fs", [])], memory=fields["memory"],
-        cpu=fields["cpu"],
-        machine=fields["machine"], env=[EnvEntry(*e) for e in fields["env"]],
-        bootargs=fields["bootargs"], dtb=None if fields["dtb"] is None else Path(fields["dtb"]),
-        firmware=fields["firmware"], qemu_args=fields["qemu_args"]), directory, REPLAY)
+        fs=[(tag, Path(path)) for tag, path in fields.get("fs", [])],
+        memory=fields.get("memory"), cpu=fields.get("cpu"), machine=fields.get("machine"),
+        env=[EnvEntry(*e) for e in fields["env"]], bootargs=fields["bootargs"],
+        dtb=None if fields.get("dtb") is None else Path(fields["dtb"]),
+        firmware=fields.get("firmware"), qemu_args=fields["qemu_args"]), directory, REPLAY)
 
 
 def check_replayable(record: dict, info: QemuInfo) -> None:

@@ -104,6 +104,28 @@ def test_what_is_not_a_recording_or_would_diverge_is_refused(bbv_dirs, guest, di
     assert not qemu_pids(guest)
 
 
+@pytest.mark.parametrize(("damage", "words"), [
+    (lambda rec: (rec / "record.json").write_text("{half"), ("record.json is damaged",
+                                                             "not a JSON object")),
+    (lambda rec: _drop(rec, "qemu"), ("record.json is damaged", "'qemu' missing")),
+    (lambda rec: _drop(rec, "spec"), ("record.json is damaged", "'spec' missing")),
+    (lambda rec: (rec / "replay.bin").write_bytes(b""), ("replay.bin is damaged", "empty")),
+])
+def test_a_damaged_recording_is_named_in_one_line(bbv_dirs, guest, disk, tmp_path, damage,
+                                                   words):
+    rec = tmp_path / "rec"
+    assert record(guest, disk, rec).returncode == 0
+    damage(rec)
+    one_line_error(bbv("replay", str(rec), timeout=120), 2, *words, "bbv run --record")
+    assert not qemu_pids(guest)
+
+
+def _drop(rec: Path, key: str) -> None:
+    data = json.loads((rec / "record.json").read_text())
+    del data[key]
+    (rec / "record.json").write_text(json.dumps(data))
+
+
 def _qemu_version() -> str:
     out = subprocess.run(["qemu-system-arm", "--version"], capture_output=True, text=True).stdout
     return out.split()[3]
