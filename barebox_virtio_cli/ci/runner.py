@@ -25,6 +25,7 @@ from barebox_virtio_cli.testsuite.request import (
     full_kconfig,
     host_requirements,
     load_full,
+    output_dir,
 )
 from barebox_virtio_cli.testsuite.request import check_tree as check_suite
 from barebox_virtio_cli.testsuite.runner import Files, SuiteRun
@@ -171,13 +172,12 @@ def run_jobs(plan: CiPlan, options: CiOptions, named: bool, full: bool,
     """`bbv test --ci`: the tree, labgrid and the host checked (its unmet suite requirements
     warned about), then every chosen job run (see run)."""
     check_suite(plan.src)
+    if options.junit_dir is not None:
+        options.junit_dir = output_dir(options.junit_dir, "--junit-dir")
     check_labgrid()
     for missing in host_requirements(plan.src):
         status.say(f"warning: {missing.warning()}")
     check_runnable(plan, named=named)
-    if options.junit_dir is not None:
-        options.junit_dir = options.junit_dir.resolve()
-        options.junit_dir.mkdir(parents=True, exist_ok=True)
     for note in plan.workflow.notes:
         status.say(note)
     if full:

@@ -75,7 +75,7 @@ def make_request(src: Path, names: tuple[str, ...], all_targets: bool,
     if options.get("jobs", 1) > 1 and len(targets) > 1 and devices.blk:
         devices = devices.replace(snapshot=True)  # runs at the same time share the images
     if options.get("junit_dir") is not None:
-        options["junit_dir"] = _output_dir(options["junit_dir"], "--junit-dir")
+        options["junit_dir"] = output_dir(options["junit_dir"], "--junit-dir")
     if full:
         options["full"] = load_full()
         options["kconfig"] = [*full_kconfig(src, options["full"]), *options.get("kconfig", [])]
@@ -121,7 +121,8 @@ def _testable(targets: list[Target], src: Path) -> list[Target]:
     return chosen
 
 
-def _output_dir(path: Path, option: str) -> Path:
+def output_dir(path: Path, option: str) -> Path:
+    """An output directory (--junit-dir), made if missing; one line if it cannot be."""
     path = path.resolve()
     try:
         path.mkdir(parents=True, exist_ok=True)

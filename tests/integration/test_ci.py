@@ -16,7 +16,7 @@ import time
 import xml.etree.ElementTree as ET
 
 import pytest
-from conftest import BBV, bbv, error_line, need
+from conftest import BBV, bbv, error_line, need, one_line_error
 from process_helpers import CROSS
 from suite_helpers import FIXTURE, TINY_TESTS, leftovers, make_tree
 
@@ -141,6 +141,12 @@ def test_bad_input_one_line_each(tree, tmp_path):
     assert "--list belongs to --ci" in error_line(done, 2)
     done = bbv("test", "--ci", "--rng", "--src", str(tree))
     assert "device options does not go with it" in error_line(done, 2)
+    blocked = tmp_path / "results"
+    blocked.write_text("not a directory")
+    done = bbv("test", "--ci", "multi_v7", "--junit-dir", str(blocked / "junit"), "--src",
+               str(tree))
+    assert f"--junit-dir {blocked / 'junit'}: Not a directory" in one_line_error(done, 2)
+    assert blocked.read_text() == "not a directory"
     assert not list(tree.glob("build-*"))
 
 
