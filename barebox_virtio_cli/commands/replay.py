@@ -13,7 +13,7 @@ import click
 @click.option("--gdb", is_flag=False, flag_value="", default=None, metavar="[ENDPOINT]",
               help="Halt the replay for gdb on QEMU's gdb stub (a free loopback port; tcp::PORT, "
               "unix:PATH); prints the 'bbv gdb' command. reverse-stepi and reverse-continue work.")
-@click.option("--until", type=click.IntRange(min=1), metavar="INSTR",
+@click.option("--until", type=click.IntRange(min=1, max=2**63 - 1), metavar="INSTR",
               help="Stop the replay at this instruction count (QEMU replay-break).")
 @click.option("--qemu", metavar="BINARY", help="Replay with this QEMU build (the version must "
               "be the one that recorded).")

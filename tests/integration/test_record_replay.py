@@ -68,6 +68,7 @@ def test_a_recorded_scripted_run_replays_byte_for_byte(bbv_dirs, guest, disk, tm
     assert "matches the recording up to where it stopped" in until.stderr
     assert 0 < len((rec / "replayed" / "serial.log").read_bytes()) < len(serial)
     assert not qemu_pids(guest)
+    one_line_error(bbv("replay", str(rec), "--until", str(2**63)), 2, "--until")
 
 
 def test_what_is_not_a_recording_or_would_diverge_is_refused(bbv_dirs, guest, disk, tmp_path):
