@@ -152,8 +152,10 @@ def _checked(request: RunRequest):
     if (attach or request.console_log) and request.console is None:
         request = request.replace(console="")
     script = script_from(request, implied=request.screenshot is not None)
-    if request.record is not None and (attach or request.dump_dtb):
-        given = "--dump-dtb" if request.dump_dtb else "an attached run (--attach, --keep-running)"
+    if request.record is not None and (attach or request.dump_dtb or request.screenshot):
+        given = "--dump-dtb" if request.dump_dtb else \
+            "--screenshot (QEMU replays no display)" if request.screenshot else \
+            "an attached run (--attach, --keep-running)"
         raise UsageError(f"--record: {given} cannot be recorded; record in the foreground or a "
                          "scripted boot (--exec/--expect)")
     if attach and script is not None:

@@ -139,6 +139,9 @@ def test_what_cannot_be_recorded_is_refused(bbv_dirs, guest, disk, tmp_path):
     result = bbv("run", "-t", "vexpress", "--image", str(guest), "--attach", "--record",
                  str(tmp_path / "r2"))
     one_line_error(result, 2, "cannot be recorded")
+    one_line_error(record(guest, disk, tmp_path / "r3", "--screenshot", str(tmp_path / "s.png")),
+                   2, "--screenshot (QEMU replays no display) cannot be recorded")
+    assert not (tmp_path / "r3").exists() and not (tmp_path / "s.png").exists()
 
 
 @pytest.mark.parametrize("stage", ["record", "replay"])
