@@ -152,6 +152,10 @@ def _checked(request: RunRequest):
     if (attach or request.console_log) and request.console is None:
         request = request.replace(console="")
     script = script_from(request, implied=request.screenshot is not None)
+    if request.record is not None and request.deterministic:
+        raise UsageError("--deterministic and --record exclude each other: a recording counts "
+                         "instructions its own way (-icount shift=auto) and replays the same "
+                         "every time; drop --deterministic")
     if request.record is not None and (attach or request.dump_dtb or request.screenshot):
         given = "--dump-dtb" if request.dump_dtb else \
             "--screenshot (QEMU replays no display)" if request.screenshot else \
