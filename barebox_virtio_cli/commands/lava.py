@@ -41,6 +41,13 @@ def _priority(ctx, param, value: str | None) -> str | None:
     raise click.BadParameter(f"'{value}': give high, medium, low or 0 to 100", ctx, param)
 
 
+def _tags(ctx, param, values: tuple[str, ...]) -> tuple[str, ...]:
+    if any(not value.strip() for value in values):
+        raise click.BadParameter("an empty tag; give a tag's name (see the devices' tags in "
+                                 "LAVA's web UI)", ctx, param)
+    return values
+
+
 @click.group()
 def lava() -> None:
     """Run bbv's checks as jobs on a LAVA farm and collect the results."""
@@ -58,8 +65,8 @@ def lava() -> None:
 @click.option("--job-timeout", type=Number(int, 1, maximum=24 * 60, unit="minutes"),
               default=10, show_default=True, metavar="MINUTES", help="LAVA's job timeout.")
 @click.option("--device-type", metavar="TYPE", help="Device type of every job [qemu].")
-@click.option("--tags", multiple=True, metavar="TAG", help="Device tag the jobs need "
-                                                           "(repeatable).")
+@click.option("--tags", multiple=True, callback=_tags, metavar="TAG",
+              help="Device tag the jobs need (repeatable).")
 @click.option("--priority", callback=_priority, metavar="P",
               help="high, medium, low or 0-100 [medium].")
 @click.option("--artifact-url", metavar="BASE",

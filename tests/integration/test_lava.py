@@ -155,6 +155,8 @@ def test_bad_expectation_is_a_usage_error(tmp_path):
     job.write_text("actions: []\n")
     done = bbv("lava", "submit", str(job), "--expect", "x", env=env)
     one_line_error(done, 2, "give either job files or -t targets (with --exec, --expect)")
+    done = bbv("lava", "submit", "-t", "vexpress", "--exec", "true", "--tags", " ", env=env)
+    one_line_error(done, 2, "'--tags': an empty tag")
 
 
 def test_served_images_a_passing_job_and_the_table(farm, guest, tmp_path):
