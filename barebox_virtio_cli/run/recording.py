@@ -63,7 +63,11 @@ def begin(directory: Path, target: Target, info: QemuInfo, spec: RunSpec) -> Run
     the spec QEMU records with (its own disk copies, the replay log, the serial transcript)."""
     spec_recorded = recorded(spec, directory)
     command = format_command(build_command(target, spec_recorded, info))  # checks it, first
-    (directory / DISKS).mkdir(parents=True)
+    try:
+        (directory / DISKS).mkdir(parents=True)
+    except OSError as exc:
+        raise UsageError(f"--record {directory}: cannot make it ({exc.strerror}); choose a "
+                         "directory where you can write") from None
     for blk, copy in zip(spec.blks, spec_recorded.blks, strict=True):
         _copy(blk, copy)
     write_text(directory / COMMAND, command + "\n")

@@ -142,6 +142,8 @@ def test_what_cannot_be_recorded_is_refused(bbv_dirs, guest, disk, tmp_path):
     one_line_error(record(guest, disk, tmp_path / "r3", "--screenshot", str(tmp_path / "s.png")),
                    2, "--screenshot (QEMU replays no display) cannot be recorded")
     assert not (tmp_path / "r3").exists() and not (tmp_path / "s.png").exists()
+    one_line_error(record(guest, disk, Path("/proc/bbv-rec")), 2,
+                   "--record /proc/bbv-rec: cannot make it")
     one_line_error(record(guest, disk, tmp_path / "r4", "--deterministic"), 2,
                    "--deterministic and --record exclude each other")
     assert not (tmp_path / "r4").exists()
