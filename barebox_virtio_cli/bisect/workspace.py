@@ -8,7 +8,6 @@ make needs for an incremental build (see Workspace.restore_times)."""
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
 import shutil
@@ -19,6 +18,7 @@ from pathlib import Path
 
 from barebox_virtio_cli.bisect.steps import Commit
 from barebox_virtio_cli.errors import BbvError, UsageError
+from barebox_virtio_cli.util.lockfile import exclusive
 
 # Older than any build output, so that make takes an unchanged source file for up to date.
 OLD_TIME = 946684800  # 2000-01-01
@@ -111,19 +111,10 @@ class Workspace:
     def locked(self) -> Iterator[None]:
         """One bisection at a time in this workspace, or a clear error naming the holder."""
         self.root.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.root / "lock", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
-                raise BbvError(f"another bbv bisect of this tree and target is running (pid "
-                               f"{holder}); wait for it to finish") from None
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        with exclusive(self.root / "lock", lambda pid: BbvError(
+                f"another bbv bisect of this tree and target is running (pid {pid}); wait for "
+                "it to finish")):
             yield
-        finally:
-            os.close(fd)
 
     @contextmanager
     def checked_out(self, sha: str) -> Iterator[Path]:

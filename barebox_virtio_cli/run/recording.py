@@ -8,6 +8,7 @@ it holds.
     DIR/command.sh    the QEMU command line that recorded
     DIR/serial.log    what the serial port printed (QEMU's chardev logfile)
     DIR/replayed/     the last replay's transcript, compared with serial.log
+                      (and its lock: one replay of a recording at a time)
 
 The user's images may change afterwards: the recording boots its own copies, each on a
 temporary overlay (qemu/args.drive_groups), so they stay as they were at the start."""

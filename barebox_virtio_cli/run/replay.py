@@ -13,10 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from barebox_virtio_cli.errors import BbvError, UsageError
+from barebox_virtio_cli.qemu.args import RunSpec
+from barebox_virtio_cli.qemu.info import QemuInfo
 from barebox_virtio_cli.qemu.machine import WATCH, Machine, hint
 from barebox_virtio_cli.run import recording
 from barebox_virtio_cli.run.service import qemu_info
 from barebox_virtio_cli.targets.catalog import load_catalog
+from barebox_virtio_cli.targets.target import Target
+from barebox_virtio_cli.util.lockfile import exclusive
 from barebox_virtio_cli.util.paths import runtime_dir
 from barebox_virtio_cli.util.signals import raising
 from barebox_virtio_cli.util.status import say
@@ -73,6 +77,18 @@ def replay(directory: Path, gdb: str | None = None, until: int | None = None,
     spec = recording.replay_spec(record, directory,
                                  runtime_dir() / f"{target.name}-{os.getpid()}.replay.console")
     spec.serial_log.parent.mkdir(exist_ok=True)
+
+    def busy(pid: str) -> BbvError:
+        return BbvError(f"{directory} is being replayed by another bbv (pid {pid}); wait for "
+                        "it to finish")
+
+    with exclusive(spec.serial_log.parent / "lock", busy):
+        return _replay(directory, record, target, info, spec, gdb, until)
+
+
+def _replay(directory: Path, record: dict, target: Target, info: QemuInfo, spec: RunSpec,
+            gdb: str | None, until: int | None) -> int:
+    """The replay itself, its transcript in DIR/replayed (held by this bbv alone)."""
     spec.serial_log.unlink(missing_ok=True)
     stub = None
     if gdb is not None:

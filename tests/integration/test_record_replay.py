@@ -149,6 +149,24 @@ def test_what_cannot_be_recorded_is_refused(bbv_dirs, guest, disk, tmp_path):
     assert not (tmp_path / "r4").exists()
 
 
+def test_one_replay_of_a_recording_at_a_time(bbv_dirs, guest, disk, tmp_path):
+    rec = tmp_path / "rec"
+    assert record(guest, disk, rec).returncode == 0
+    first = subprocess.Popen([*BBV, "replay", str(rec), "--gdb"], stdin=subprocess.DEVNULL,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        while "bbv gdb" not in (line := first.stderr.readline()):  # halted for gdb
+            assert line, "the first replay ended"
+        one_line_error(bbv("replay", str(rec), timeout=60), 1,
+                       f"is being replayed by another bbv (pid {first.pid})")
+    finally:
+        first.send_signal(signal.SIGTERM)
+        assert first.wait(30) == 128 + signal.SIGTERM
+    assert not qemu_pids(guest)
+    done = bbv("replay", str(rec), timeout=120)
+    assert done.returncode == 0 and "matches the recording" in done.stderr, done.stderr
+
+
 @pytest.mark.parametrize("stage", ["record", "replay"])
 def test_a_signal_stops_qemu_and_exits_128_plus_n(bbv_dirs, guest, disk, tmp_path, stage):
     rec = tmp_path / "rec"
