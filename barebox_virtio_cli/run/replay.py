@@ -113,7 +113,14 @@ def _replay(directory: Path, record: dict, target: Target, info: QemuInfo, spec:
         errors.start()
         shown = threading.Thread(target=_show, args=(machine.proc.stdout,), daemon=True)
         shown.start()
-        stopped_at = _watch(machine, until, stub is None)
+        try:
+            stopped_at = _watch(machine, until, stub is None)
+        except BbvError:
+            errors.join(2)
+            if machine.running or not messages:
+                raise
+            raise BbvError(f"QEMU ended the replay at its start: {messages[-1]}"
+                           f"{hint(chr(10).join(messages))}") from None
         if stopped_at is None:
             machine.proc.wait()
         else:

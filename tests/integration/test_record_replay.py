@@ -121,6 +121,15 @@ def test_a_damaged_recording_is_named_in_one_line(bbv_dirs, guest, disk, tmp_pat
     assert not qemu_pids(guest)
 
 
+def test_qemu_refusing_a_replay_at_its_start_is_quoted(bbv_dirs, guest, disk, tmp_path):
+    rec = tmp_path / "rec"
+    assert record(guest, disk, rec).returncode == 0
+    (rec / "disks" / "blk0.img").unlink()
+    error_line(bbv("replay", str(rec), timeout=120), 1, "QEMU ended the replay at its start",
+               "blk0.img': No such file or directory")
+    assert not qemu_pids(guest)
+
+
 def _drop(rec: Path, key: str) -> None:
     data = json.loads((rec / "record.json").read_text())
     del data[key]
