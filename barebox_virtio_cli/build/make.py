@@ -4,7 +4,6 @@ progress line while the full output goes to a log file."""
 from __future__ import annotations
 
 import collections
-import fcntl
 import os
 import shutil
 import subprocess
@@ -16,7 +15,7 @@ from pathlib import Path
 
 from barebox_virtio_cli.build import kbuild, progress
 from barebox_virtio_cli.errors import BbvError
-from barebox_virtio_cli.util import status
+from barebox_virtio_cli.util import lockfile, status
 from barebox_virtio_cli.util.hosttools import on_path
 from barebox_virtio_cli.util.output import echo
 from barebox_virtio_cli.util.processes import start_child, stop
@@ -38,44 +37,24 @@ def check_host_tools(path_env: str | None = None) -> None:
 @contextmanager
 def locked(build_dir: Path) -> Iterator[None]:
     """Hold an exclusive lock on the build directory, or fail at once naming the holder."""
+    def unusable(exc: OSError) -> BbvError:  # not ours (another user's build, a read-only place)
+        return BbvError(f"cannot build in {build_dir}: {exc.strerror or exc}; give a build "
+                        "directory you can write with -O DIR")
+
     try:
         build_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(build_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
         if not os.access(build_dir, os.W_OK):
-            os.close(fd)
             raise PermissionError(13, "Permission denied")
-    except OSError as exc:  # not ours (another user's build, a read-only place)
-        raise BbvError(f"cannot build in {build_dir}: {exc.strerror or exc}; give a build "
-                       "directory you can write with -O DIR") from None
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise _busy(build_dir, _holder(fd)) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    except OSError as exc:
+        raise unusable(exc) from None
+    with lockfile.exclusive(build_dir / LOCK_NAME, lambda pid: _busy(build_dir, pid), unusable):
         yield
-    finally:
-        os.close(fd)
 
 
 def check_not_busy(build_dir: Path) -> None:
     """Fail if a build holds the directory's lock: a first build holds it before its output
     looks like a build directory, which a second build must not call foreign."""
-    try:
-        fd = os.open(build_dir / LOCK_NAME, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        raise _busy(build_dir, _holder(fd)) from None
-    finally:
-        os.close(fd)
-
-
-def _holder(fd: int) -> str:
-    return os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+    lockfile.check_free(build_dir / LOCK_NAME, lambda pid: _busy(build_dir, pid))
 
 
 def _busy(build_dir: Path, holder: str) -> BbvError:
