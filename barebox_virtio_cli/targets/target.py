@@ -84,6 +84,12 @@ _CHOICES = {
     "transport": ("mmio", "pci"),
     "bits": (32, 64),
 }
+# list fields: what their entries are called in an error, and the entries known
+_LISTS = {
+    "devices": ("kinds", DEVICE_KINDS),
+    "features": ("features", FEATURES),
+    "full_extras": ("entries", FULL_EXTRAS),
+}
 
 
 def _field_types() -> dict[str, type]:
@@ -127,16 +133,10 @@ def parse_target(path: Path, data: dict) -> Target:
             raise BbvError(f"{path}: field '{key}' must be {kind}, not {value!r}")
         if key in _CHOICES and value not in _CHOICES[key]:
             raise BbvError(f"{path}: field '{key}' must be one of {_CHOICES[key]}, not {value!r}")
-    bad = [d for d in data.get("devices", []) if d not in DEVICE_KINDS]
-    if bad:
-        raise BbvError(f"{path}: field 'devices' has unknown kinds {bad}; known: {DEVICE_KINDS}")
-    bad = [f for f in data.get("features", []) if f not in FEATURES]
-    if bad:
-        raise BbvError(f"{path}: field 'features' has unknown features {bad}; known: {FEATURES}")
-    bad = [f for f in data.get("full_extras", []) if f not in FULL_EXTRAS]
-    if bad:
-        raise BbvError(f"{path}: field 'full_extras' has unknown entries {bad}; known: "
-                       f"{FULL_EXTRAS}")
+    for key, (what, known) in _LISTS.items():
+        bad = [v for v in data.get(key, []) if v not in known]
+        if bad:
+            raise BbvError(f"{path}: field '{key}' has unknown {what} {bad}; known: {known}")
     if data.get("full_extras") and "framebuffer" in data["full_extras"] and \
             not data.get("graphic"):
         raise BbvError(f"{path}: field 'full_extras' names framebuffer, but 'graphic' gives "
