@@ -62,6 +62,9 @@ def compile_patterns(patterns: list[str]) -> list[re.Pattern]:
     """--expect regexes, checked before anything boots; ^ and $ work per line."""
     compiled = []
     for pattern in patterns:
+        if not pattern:
+            raise UsageError("--expect '' matches any output, so it checks nothing: "
+                             "give the text the output must contain")
         try:
             compiled.append(re.compile(pattern, re.MULTILINE))
         except re.error as exc:

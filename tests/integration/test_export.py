@@ -411,6 +411,12 @@ def test_lava_expectations_on_the_boot_log_without_exec(setup, lava_guest, lava_
                      ("expect-2-Unknown_command", "fail")], log[-3000:]
 
 
+def test_lava_empty_expectation_is_one_line(setup):
+    done = bbv("export", "lava", "-t", "vexpress", "--expect", "", cwd=setup)
+    one_line_error(done, 2, "--expect '' matches any output")
+    assert not done.stdout
+
+
 def test_lava_bad_expectation_is_one_line(setup):
     done = bbv("export", "lava", "-t", "vexpress", "--expect", "a[", cwd=setup)
     one_line_error(done, 2, "--expect 'a[' is not a valid regular expression: "

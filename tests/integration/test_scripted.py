@@ -182,6 +182,7 @@ def test_qemu_failing_to_start_shows_its_error(guest):
     (["--junit", "r.xml"], "--junit belongs to a scripted boot"),
     (["--json"], "--json belongs to a scripted boot"),
     (["--exec", "ls", "--expect", "("], "--expect '(' is not a valid regular expression"),
+    (["--exec", "ls", "--expect", ""], "--expect '' matches any output"),
     (["--exec", "ls\nls"], "has a line break"),
     (["--exec", " "], "is empty"),
     (["--exec", "ls", "--timeout", "0"], "--timeout"),

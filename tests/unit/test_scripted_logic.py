@@ -147,6 +147,11 @@ def test_bad_regex_is_a_usage_error():
         compile_patterns(["ok", "("])
 
 
+def test_empty_regex_is_a_usage_error():
+    with pytest.raises(UsageError, match=r"--expect '' matches any output"):
+        compile_patterns(["ok", ""])
+
+
 def test_junit_has_one_case_per_boot_command_and_expectation():
     result = _result("a\x07b", "", "", statuses=[FAILED, TIMEOUT, SKIPPED])
     result.error, result.last_lines = "timed out", ["barebox@x:/ hang"]
