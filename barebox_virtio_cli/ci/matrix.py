@@ -64,19 +64,68 @@ def load(src: Path, names: list[str], given: bool = False) -> CiPlan:
     from barebox_virtio_cli.doctor.host import packages
 
     pkgs = packages()
-    plans = [_job_plan(src, workflow, job, pkgs) for job in jobs]
+    host = _Host(pkgs)
+    plans = [_job_plan(src, workflow, job, host) for job in jobs]
     return CiPlan(src, workflow, plans)
 
 
-def _job_plan(src: Path, workflow: Workflow, job: CiJob, pkgs) -> JobPlan:
+class _Host:
+    """What the plan asks of the host beyond QEMU, each thing probed once: the host tools of
+    packages.toml's build_need, and the firmware QEMU loads without -bios (bbv's targets)."""
+
+    def __init__(self, pkgs) -> None:
+        from barebox_virtio_cli.targets.catalog import load_catalog
+
+        self.pkgs = pkgs
+        self.problems: dict[str, str | None] = {}
+        catalog = load_catalog()
+        self.default_firmware = {(t.qemu, t.machine.split(",", 1)[0]): t.qemu_firmware
+                                 for t in (catalog.targets[n] for n in catalog.names())
+                                 if t.qemu_firmware and not t.firmware}
+
+    def build_tools(self, src: Path, job: CiJob, fragments: list[str]) -> list[Missing]:
+        needs = self.pkgs.build_need
+        options = _options(src, job, fragments)
+        for need in needs:
+            if need["name"] not in self.problems and (options is None
+                                                      or need["config"] in options):
+                self.problems[need["name"]] = _problem(need)
+        return ci_envs.build_missing(needs, options, self.problems)
+
+
+def _problem(need: dict) -> str | None:
+    from barebox_virtio_cli.doctor.host import PROBES
+
+    if "probe" in need:
+        probe_fn = PROBES.get(need["probe"])
+        return probe_fn() if probe_fn else f"bbv has no probe '{need['probe']}'"
+    return None if on_path(need["program"]) else f"no {need['program']} on PATH"
+
+
+def _options(src: Path, job: CiJob, fragments: list[str]) -> set[str] | None:
+    """The CONFIG_ options the job's defconfig file and CI's fragments set (None for
+    allyesconfig: every option); a generated defconfig (no file) counts by its fragments."""
+    if job.defconfig == "allyesconfig":
+        return None
+    texts = [f for f in fragments if f.startswith("CONFIG_")]
+    for path in [src / "arch" / job.arch / "configs" / job.defconfig,
+                 *(src / f for f in fragments if not f.startswith("CONFIG_"))]:
+        if path.is_file():
+            texts.append(path.read_text(errors="replace"))
+    return ci_envs.config_options(texts)
+
+
+def _job_plan(src: Path, workflow: Workflow, job: CiJob, host: _Host) -> JobPlan:
     envs, not_tested = [], []
     for path in expand(src, job.lgenv):
         env = read_env(src, path)
+        env.default_firmware = ci_envs.default_firmware(env, host.default_firmware)
         (envs if env.tested_by_ci(workflow.drivers) else not_tested).append(env)
     features = {f for f in workflow.features() if any(e.uses(f) for e in envs + not_tested)}
-    toolchain, prefix = _toolchain(src, job, pkgs)
-    facts = _facts(src, job, envs, toolchain, pkgs)
-    return JobPlan(job, envs, [e.name for e in not_tested], workflow.fragments(job, features),
+    fragments = workflow.fragments(job, features)
+    toolchain, prefix = _toolchain(src, job, host.pkgs)
+    facts = _facts(src, job, envs, toolchain, host.build_tools(src, job, fragments), host.pkgs)
+    return JobPlan(job, envs, [e.name for e in not_tested], fragments,
                    {e.name: ci_envs.missing(e, job, facts) for e in envs}, prefix)
 
 
@@ -124,7 +173,7 @@ def _toolchain(src: Path, job: CiJob, pkgs) -> tuple[Missing | None, str | None]
 
 
 def _facts(src: Path, job: CiJob, envs: list[CiEnv], toolchain: Missing | None,
-           pkgs) -> EnvFacts:
+           build_tools: list[Missing], pkgs) -> EnvFacts:
     from barebox_virtio_cli.qemu.probe import probe
 
     qemu, machines, datadirs = {}, {}, []
@@ -139,12 +188,13 @@ def _facts(src: Path, job: CiJob, envs: list[CiEnv], toolchain: Missing | None,
             machines[name] = list(info.machines)
             datadirs += [d for d in info.datadirs if d not in datadirs]
     firmware = {}
-    for name in dict.fromkeys(f for e in envs for f in e.firmware):
+    for name in dict.fromkeys(f for e in envs for f in [*e.firmware, e.default_firmware] if f):
         firmware[name] = next((os.path.join(d, name) for d in datadirs
                                if os.path.isfile(os.path.join(d, name))), None)
     return EnvFacts(
         qemu=qemu, machines=machines, firmware=firmware,
         osimg=bool(job.osimg) and (src / job.osimg).is_file(), toolchain=toolchain,
+        build_tools=build_tools,
         osimg_hint="CI downloads it with scripts/fetch-os.sh (network)"
         if (src / "scripts" / "fetch-os.sh").is_file() else "CI downloads it",
         qemu_packages={k: v.get("debian", "") for k, v in pkgs.programs.items()},

@@ -24,6 +24,8 @@ class Packages:
     programs: dict[str, dict[str, str]]
     toolchains: dict[str, dict[str, str]]
     firmware: dict[str, dict[str, str]]
+    # host tools a barebox build runs when its config has an option (bbv test --ci, per job)
+    build_need: list[dict[str, str]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

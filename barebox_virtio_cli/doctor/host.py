@@ -31,11 +31,13 @@ from barebox_virtio_cli.util.hosttools import on_path, which
 from barebox_virtio_cli.util.paths import builtin_configs_dir
 from barebox_virtio_cli.util.tomlfile import read_toml
 
+LISTS = ("build", "optional", "build_need")  # the keys of packages.toml that are lists
+
 
 def load_packages(path: Path) -> Packages:
     data = read_toml(path, "package list")
     try:
-        return Packages(**{key: data.get(key, {} if key not in ("build", "optional") else [])
+        return Packages(**{key: data.get(key, [] if key in LISTS else {})
                            for key in Packages.__dataclass_fields__})
     except TypeError as exc:
         raise BbvError(f"{path}: unexpected layout: {exc}") from exc
@@ -74,8 +76,65 @@ def _openssl_pubin_private_key() -> str | None:
     return f"{name}: 'openssl pkey -pubin' does not read a private key"
 
 
-# The behaviour probes configs/suite/requirements.toml names (probe = "NAME").
-PROBES = {"openssl-pubin-private-key": _openssl_pubin_private_key}
+def _answer(argv: list[str]) -> subprocess.CompletedProcess | str:
+    """argv run (its output), or why it could not be."""
+    try:
+        return subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"{argv[0]} did not answer: {exc}"
+
+
+def _imagemagick_convert() -> str | None:
+    """Whether `convert` is ImageMagick's (a stand-in or GraphicsMagick's does not render
+    barebox's SVG logo with its options)."""
+    path = which("convert")
+    if path is None:
+        return "no convert on PATH"
+    got = _answer([path, "-version"])
+    if isinstance(got, str):
+        return got
+    if got.returncode == 0 and "ImageMagick" in got.stdout:
+        return None
+    return f"{path} is not ImageMagick's convert ('convert -version' does not say ImageMagick)"
+
+
+_SVG = ('<svg xmlns="http://www.w3.org/2000/svg" width="4" height="4">'
+        '<rect width="4" height="4"/></svg>')
+
+
+def _convert_svg() -> str | None:
+    """Whether convert renders an SVG to PNG, as lib/logo's rule does: Debian's ImageMagick
+    hands SVG to rsvg-convert (or inkscape) and fails without one."""
+    path = which("convert")
+    if path is None:
+        return "no convert on PATH"
+    with tempfile.TemporaryDirectory(prefix="bbv-convert-") as tmp:
+        svg, png = os.path.join(tmp, "a.svg"), os.path.join(tmp, "a.png")
+        Path(svg).write_text(_SVG)
+        got = _answer([path, "-background", "none", svg, f"png:{png}"])
+        if isinstance(got, str):
+            return got
+        if got.returncode == 0 and os.path.isfile(png):
+            return None
+    return "convert cannot render an SVG (ImageMagick passes SVG to rsvg-convert)"
+
+
+def _pkg_config_openssl() -> str | None:
+    """Whether pkg-config finds OpenSSL's libcrypto (its -dev package)."""
+    if which("pkg-config") is None:
+        return None  # the pkg-config entry names it
+    got = _answer(["pkg-config", "--exists", "openssl"])
+    if isinstance(got, str):
+        return got
+    return None if got.returncode == 0 else "pkg-config does not find openssl"
+
+
+# The behaviour probes configs/suite/requirements.toml and packages.toml's build_need name
+# (probe = "NAME"): each returns None when the host does it, else what is wrong.
+PROBES = {"openssl-pubin-private-key": _openssl_pubin_private_key,
+          "imagemagick-convert": _imagemagick_convert,
+          "convert-svg": _convert_svg,
+          "pkg-config-openssl": _pkg_config_openssl}
 
 
 def _importable(name: str) -> bool:

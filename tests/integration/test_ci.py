@@ -121,6 +121,48 @@ def test_list_names_what_each_env_lacks(tree):
     assert not list(tree.glob("build-*"))  # --list builds nothing
 
 
+def add_job(tree, defconfig: str, arch: str = "arm", config: str = "") -> None:
+    """A matrix entry of the tree's workflow and its yaml (the dt-2nd env's); config: the
+    defconfig file, when the tree has none."""
+    workflow = tree / ".github" / "workflows" / "test-labgrid-pytest.yml"
+    entry = (f"          - ARCH: {arch}\n            lgenv: test/{arch}/{defconfig}.yaml\n"
+             f"            defconfig: {defconfig}\n\n")
+    text = workflow.read_text()
+    workflow.write_text(text.replace("    steps:", entry + "    steps:", 1))
+    (tree / "test" / arch).mkdir(exist_ok=True)
+    shutil.copy(tree / "test" / "arm" / f"{V7}.yaml", tree / "test" / arch / f"{defconfig}.yaml")
+    if config:
+        (tree / "arch" / arch / "configs" / defconfig).write_text(config)
+
+
+@tools
+def test_list_names_the_host_tools_a_build_runs(tree, tmp_path):
+    """A defconfig with CONFIG_BAREBOX_LOGO (barebox's sandbox_defconfig) needs ImageMagick's
+    convert: a convert that is not ImageMagick's (GraphicsMagick's, or a stand-in) is named
+    with the Debian package that brings the real one."""
+    add_job(tree, "logo_defconfig", config='CONFIG_IMAGE="barebox-dt-2nd.img"\n'
+                                           "CONFIG_BAREBOX_LOGO=y\n")
+    other = tmp_path / "bin"
+    other.mkdir()
+    (other / "convert").write_text("#!/bin/sh\necho 'GraphicsMagick 1.4'\n")
+    (other / "convert").chmod(0o755)
+    done = bbv("test", "--ci", "--list", "--json", "--src", str(tree),
+               env={"PATH": f"{other}:{os.environ['PATH']}"})
+    assert done.returncode == 0, done.stderr
+    jobs = {j["job"]: j for j in json.loads(done.stdout)}
+    logo = jobs["logo_defconfig"]["envs"][0]
+    assert not logo["runnable"]
+    assert [(m["item"], m["debian"]) for m in logo["missing"]] == [
+        ("ImageMagick's convert", "imagemagick"), ("an SVG renderer for convert", "librsvg2-bin")]
+    assert f"{other}/convert is not ImageMagick's convert" in logo["missing"][0]["detail"]
+    assert "CONFIG_BAREBOX_LOGO: lib/logo/Makefile" in logo["missing"][0]["detail"]
+    assert jobs["multi_v7_defconfig"]["envs"][0]["runnable"]  # no logo: convert not asked for
+    done = bbv("doctor", "--ci", "--src", str(tree),
+               env={"PATH": f"{other}:{os.environ['PATH']}"})
+    assert done.returncode == 1
+    assert "apt install imagemagick librsvg2-bin" in done.stdout.replace("\n", " ")
+
+
 @tools
 def test_bad_input_one_line_each(tree, tmp_path):
     done = bbv("test", "--ci", "multi_v9_defconfig", "--src", str(tree))

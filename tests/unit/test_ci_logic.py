@@ -126,7 +126,7 @@ def facts(**changes) -> ci_envs.EnvFacts:
     base = dict(qemu={"qemu-system-x86_64": "/usr/bin/qemu-system-x86_64"},
                 machines={"qemu-system-x86_64": ["pc", "q35"]},
                 firmware={"OVMF.fd": "/usr/share/qemu/OVMF.fd"}, osimg=False,
-                osimg_hint="CI downloads it", toolchain=None,
+                osimg_hint="CI downloads it", toolchain=None, build_tools=[],
                 qemu_packages={"qemu-system-x86_64": "qemu-system-x86"},
                 firmware_packages={"OVMF.fd": "ovmf"})
     return ci_envs.EnvFacts(**{**base, **changes})
@@ -161,6 +161,68 @@ def test_what_the_host_lacks():
     assert ci_envs.missing(env, job, facts(osimg=True, toolchain=compiler)) == [compiler]
 
 
+RISCV32 = """targets:
+  main:
+    drivers:
+      QEMUDriver:
+        qemu_bin: qemu-system-riscv32
+        machine: virt
+        kernel: barebox-dt-2nd.img
+"""
+OPENSBI32 = "opensbi-riscv32-generic-fw_dynamic.bin"
+
+
+def test_firmware_qemu_loads_without_bios():
+    """barebox's virt32 yaml gives no -bios, so QEMU loads its own 32-bit OpenSBI, which
+    Debian does not ship: the env cannot run, and --list says why."""
+    import yaml
+
+    env = ci_envs.parse_env("test/riscv/qemu@virt32_defconfig.yaml", RISCV32,
+                            yaml.safe_load(RISCV32))
+    defaults = {("qemu-system-riscv32", "virt"): OPENSBI32}
+    assert not env.bios and ci_envs.default_firmware(env, defaults) == OPENSBI32
+    env.default_firmware = OPENSBI32
+    job = CiJob("riscv", env.path, "virt32_defconfig")
+    here = facts(qemu={"qemu-system-riscv32": "/usr/bin/qemu-system-riscv32"}, machines={},
+                 firmware={OPENSBI32: None}, firmware_packages={OPENSBI32: ""})
+    assert [str(m) for m in ci_envs.missing(env, job, here)] == [
+        f"{OPENSBI32}: what qemu-system-riscv32 -M virt loads without -bios, not in QEMU's "
+        "data directories (Debian does not package it)"]
+    assert ci_envs.missing(env, job, facts(**{**here.__dict__, "firmware": {
+        OPENSBI32: "/usr/share/qemu/" + OPENSBI32}})) == []
+    given = RISCV32.replace("        kernel:", "        bios: fw.bin\n        kernel:")
+    env = ci_envs.parse_env("a.yaml", given, yaml.safe_load(given))
+    assert env.bios and ci_envs.default_firmware(env, defaults) == ""
+    x86 = ci_envs.parse_env("b.yaml", X86, yaml.safe_load(X86))  # -bios in extra_args
+    assert x86.bios and ci_envs.default_firmware(x86, {("qemu-system-x86_64", "pc"): "x"}) == ""
+    assert ci_envs.bios_files("-bios none -M virt") == []
+
+
+LOGO = {"config": "CONFIG_BAREBOX_LOGO", "name": "ImageMagick's convert",
+        "why": "lib/logo renders the SVG", "debian": "imagemagick"}
+KEYTOC = {"config": "CONFIG_KEYTOC", "name": "pkg-config", "why": "keytoc", "debian": "pkg-config"}
+
+
+def test_host_tools_a_build_runs():
+    """sandbox_defconfig sets CONFIG_BAREBOX_LOGO, whose images ImageMagick renders; the tlv
+    fragment sets CONFIG_KEYTOC; allyesconfig sets every option."""
+    options = ci_envs.config_options(["CONFIG_BAREBOX_LOGO=y\n# CONFIG_X is not set\n",
+                                      "CONFIG_KEYTOC=n\nCONFIG_NAME=\"x\"\n"])
+    assert options == {"CONFIG_BAREBOX_LOGO", "CONFIG_NAME"}
+    problems = {"ImageMagick's convert": "/usr/local/bin/convert is not ImageMagick's convert",
+                "pkg-config": "no pkg-config on PATH"}
+    lacks = ci_envs.build_missing([LOGO, KEYTOC], options, problems)
+    assert [str(m) for m in lacks] == [
+        "ImageMagick's convert: /usr/local/bin/convert is not ImageMagick's convert; "
+        "CONFIG_BAREBOX_LOGO: lib/logo renders the SVG (Debian: imagemagick)"]
+    assert [m.package for m in ci_envs.build_missing([LOGO, KEYTOC], None, problems)] == [
+        "imagemagick", "pkg-config"]  # allyesconfig
+    assert ci_envs.build_missing([LOGO], options, {"ImageMagick's convert": None}) == []
+    env = ci_envs.parse_env("test/sandbox/sandbox_defconfig.yaml", "", None)
+    job = CiJob("sandbox", env.path, "sandbox_defconfig")
+    assert ci_envs.missing(env, job, facts(build_tools=lacks)) == lacks
+
+
 # --- results ---------------------------------------------------------------------------------
 
 def ran(env: str, *outcomes: str, error: str = "") -> cr.EnvResult:
@@ -189,3 +251,4 @@ def test_json_table_and_exit_status():
     assert cr.exit_status([ran("a", "passed"), results[1]]) == 0  # not runnable: not counted
     assert cr.exit_status([results[1]]) == 1  # nothing ran
     assert cr.exit_status([ran("a", error="build failed: x")]) == 1
+
