@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from barebox_virtio_cli.testsuite.results import TargetResult
@@ -30,6 +31,18 @@ class EnvResult:
                 "errors": r.count("error")}
 
 
+_COMPILER = re.compile(r": (fatal )?error: |: Error: |: undefined reference")
+
+
+def build_failure(errors: list[str], message: str, src: str) -> str:
+    """One line for a failed build: the first compiler error (else make's), its path relative
+    to the tree, and how make ended; the full output is the result's log."""
+    first = next((e for e in errors if _COMPILER.search(e)), errors[0] if errors else "")
+    first = first.strip().replace(src.rstrip("/") + "/", "")
+    how = message.split(";", 1)[0]
+    return f"build failed: {first} ({how})" if first else f"build failed: {how}"
+
+
 def table_rows(results: list[EnvResult]) -> list[list[str]]:
     def secs(value: float | None) -> str:
         return "-" if not value else f"{value:.1f} s"
@@ -43,7 +56,9 @@ def table_rows(results: list[EnvResult]) -> list[list[str]]:
         cells = [str(counts[k]) for k in ("passed", "failed", "skipped", "xfailed", "errors")]
         if r.run.error and not r.run.tests:
             cells = ["-"] * 5
-        rows.append([r.job, r.env, secs(r.run.build_seconds), *cells, secs(r.run.duration)])
+        built = "failed" if r.run.error.startswith("build failed") else secs(
+            r.run.build_seconds)
+        rows.append([r.job, r.env, built, *cells, secs(r.run.duration)])
     return rows
 
 

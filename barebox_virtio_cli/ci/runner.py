@@ -16,7 +16,7 @@ from pathlib import Path
 
 from barebox_virtio_cli.ci.envs import CiEnv
 from barebox_virtio_cli.ci.matrix import CiPlan, JobPlan, check_runnable
-from barebox_virtio_cli.ci.results import EnvResult
+from barebox_virtio_cli.ci.results import EnvResult, build_failure
 from barebox_virtio_cli.errors import BbvError
 from barebox_virtio_cli.testsuite import results as res
 from barebox_virtio_cli.testsuite.request import (
@@ -81,7 +81,7 @@ class CiRun:
                 return out, None, f"the build in {out} lacks {', '.join(missing)}; run " \
                                   "without --no-build", None
             return out, None, "", None
-        from barebox_virtio_cli.build.service import BuildRequest
+        from barebox_virtio_cli.build.service import BuildFailed, BuildRequest
         from barebox_virtio_cli.build.service import build as run_build
 
         for name in names:
@@ -97,6 +97,8 @@ class CiRun:
         try:
             with status.collected([]):  # the env lines say it; the build log has the rest
                 run_build(order)
+        except BuildFailed as exc:
+            return out, None, build_failure(exc.errors, str(exc), str(self.plan.src)), exc.log
         except BbvError as exc:
             return out, None, f"build failed: {exc}", out / "bbv-build.log"
         return out, time.monotonic() - started, "", None

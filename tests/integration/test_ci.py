@@ -136,6 +136,23 @@ def add_job(tree, defconfig: str, arch: str = "arm", config: str = "") -> None:
 
 
 @tools
+def test_a_job_whose_build_fails_says_the_compiler_error_in_one_line(tree):
+    """As multi_v8_efi_defconfig with Debian 12's GCC 12 (-Werror): not run, never passed."""
+    add_job(tree, "werror_defconfig", config='CONFIG_IMAGE="barebox-dt-2nd.img"\n'
+            'CONFIG_OTHER_IMAGES="barebox-other.img"\nCONFIG_BROKEN=y\n')  # compiles broken.c
+    done = bbv("test", "--ci", "werror_defconfig", "--json", "--src", str(tree))
+    assert done.returncode == 1, done.stderr
+    result = by_env(done.stdout)["werror_defconfig"]
+    assert result["ran"] is False and result["passed"] == 0
+    assert result["error"].startswith("build failed: common/broken.c:4:")
+    assert "'undeclared_symbol' undeclared" in result["error"].replace("‘", "'").replace(
+        "’", "'")
+    assert result["error"].endswith("s)") and "\n" not in result["error"]
+    assert result["log"].endswith("build-ci-arm-werror_defconfig/bbv-build.log")
+    assert f"werror_defconfig: {result['error']}" in done.stderr
+
+
+@tools
 def test_list_names_the_host_tools_a_build_runs(tree, tmp_path):
     """A defconfig with CONFIG_BAREBOX_LOGO (barebox's sandbox_defconfig) needs ImageMagick's
     convert: a convert that is not ImageMagick's (GraphicsMagick's, or a stand-in) is named

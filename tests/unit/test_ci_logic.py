@@ -252,3 +252,22 @@ def test_json_table_and_exit_status():
     assert cr.exit_status([results[1]]) == 1  # nothing ran
     assert cr.exit_status([ran("a", error="build failed: x")]) == 1
 
+
+def test_a_failed_build_in_one_line():
+    """multi_v8_efi_defconfig with Debian 12's GCC 12: the compiler's error, not make's."""
+    errors = ["/src/bb/efi/runtime/efi_var_mem.c:267:32: error: 'var_to' may be used "
+              "uninitialized [-Werror=maybe-uninitialized]",
+              "make[3]: *** [/src/bb/scripts/Makefile.build:170: efi/runtime/efi_var_mem.o] "
+              "Error 1"]
+    how = "make failed (exit status 2) after 300 s; full output in /b/bbv-build.log"
+    assert cr.build_failure(errors, how, "/src/bb") == (
+        "build failed: efi/runtime/efi_var_mem.c:267:32: error: 'var_to' may be used "
+        "uninitialized [-Werror=maybe-uninitialized] (make failed (exit status 2) after 300 s)")
+    assert cr.build_failure(errors[1:], how, "/src/bb/") == (
+        "build failed: make[3]: *** [scripts/Makefile.build:170: efi/runtime/efi_var_mem.o] "
+        "Error 1 (make failed (exit status 2) after 300 s)")
+    assert cr.build_failure([], how, "/src/bb") == (
+        "build failed: make failed (exit status 2) after 300 s")
+    failed = ran("multi_v8_efi_defconfig", error=cr.build_failure(errors, how, "/src/bb"))
+    assert cr.to_json([failed])[0]["ran"] is False and cr.exit_status([failed]) == 1
+    assert cr.table_rows([failed])[0][2:8] == ["failed", "-", "-", "-", "-", "-"]
