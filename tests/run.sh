@@ -1,19 +1,14 @@
 #!/usr/bin/env bash
-# The whole test suite on a fresh Debian machine: installs what the tests drive (QEMU, socat,
-# cross compilers, build tools) with apt-get and bbv with its test extras with pip, then ruff,
-# the documentation site (mkdocs --strict) and pytest.
+# The whole test suite on a fresh Debian machine: installs what the tests and barebox's CI envs
+# drive (QEMU, socat, cross compilers, build tools: tests/packages-debian.txt) with apt-get and
+# bbv with its test extras with pip, then ruff, the documentation site (mkdocs --strict) and
+# pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(
-    qemu-system-arm qemu-system-mips qemu-system-misc qemu-system-x86 ovmf
-    socat tmux gdb-multiarch make gcc bison flex
-    gcc-arm-linux-gnueabihf gcc-aarch64-linux-gnu
-    binutils-mips-linux-gnu binutils-riscv64-linux-gnu
-    mtools dosfstools fdisk lz4 xz-utils lava-common lava-dispatcher device-tree-compiler ccache
-    postgresql lava-server lavacli
-    openssl u-boot-tools cpio cryptsetup-bin
-)
+# The Debian packages: tests/packages-debian.txt, the one list ('#' comments, blank-separated).
+mapfile -t APT_PACKAGES < <(sed -e 's/#.*//' tests/packages-debian.txt | tr -s ' \t' '\n' \
+    | grep -v '^$')
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
