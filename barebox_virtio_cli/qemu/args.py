@@ -96,6 +96,11 @@ class RunSpec:
         """QEMU records or replays this run (not only deterministic timing)."""
         return self.icount is not None and self.icount.mode is not None
 
+    @property
+    def deterministic(self) -> bool:
+        """--deterministic: guest time counted in instructions, nothing recorded."""
+        return self.icount is not None and self.icount.mode is None
+
 
 def boot_source(spec: RunSpec) -> str:
     """What QEMU boots, for status lines: the image, or the flash file holding it."""

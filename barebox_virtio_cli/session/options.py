@@ -118,6 +118,8 @@ def run_script(machine, options: ScriptOptions, screenshot=None) -> int:
             for line in lines:
                 echo(f"    {line}", err=True)
     if not options.json:
+        if spec.deterministic and result.boot.status == report.PASSED:
+            say(report.guest_time_line(result.guest_time))
         say(report.summary(result))
     shot = screenshot is None or screenshot.report()
     return 0 if result.ok and written and shot else 1
@@ -135,7 +137,8 @@ def session(machine, options: ScriptOptions, on_step=None, before_stop=None):
     if spec.console is not None and console_activation(target, machine.info) == "manual":
         activation = activation_command(target)
     script = Script(options.commands, options.expectations, options.timeout,
-                    spec.console is not None, activation, pace=typing_pace(spec))
+                    spec.console is not None, activation, pace=typing_pace(spec),
+                    guest_time=spec.deterministic)
     with raising():  # Signalled: the machine stops QEMU and cleans up; bbv exits 128+N
         return run_session(machine, script, on_step=on_step, before_stop=before_stop)
 

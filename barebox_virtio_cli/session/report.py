@@ -41,6 +41,15 @@ class Expectation:
 
 
 @dataclass
+class GuestTime:
+    """--deterministic: boot to prompt in guest time, from barebox's own log (session/shell.py,
+    last_boot_message): the timestamp of its last message before the prompt."""
+
+    us: int
+    message: str
+
+
+@dataclass
 class ScriptResult:
     target: str
     console: str  # "serial" or "virtio"
@@ -50,6 +59,7 @@ class ScriptResult:
     duration: float = 0.0
     error: str | None = None  # why the session ended early
     last_lines: list[str] = field(default_factory=list)
+    guest_time: GuestTime | None = None  # --deterministic only
 
     @property
     def ok(self) -> bool:
@@ -101,6 +111,14 @@ def summary(result: ScriptResult) -> str:
     word = "PASS" if result.ok else "FAIL"
     return f"{word}: {', '.join(parts)} (boot {result.boot.duration:.1f} s, " \
            f"total {result.duration:.1f} s)"
+
+
+def guest_time_line(guest: GuestTime | None) -> str:
+    if guest is None:
+        return ("boot to prompt in guest time: unknown, barebox's `dmesg -t` showed no message "
+                "of its boot log (CONFIG_CMD_DMESG?)")
+    return f"boot to prompt in guest time: {guest.us} us (barebox's last boot message, " \
+           f"'{guest.message}')"
 
 
 def step_lines(step: Step) -> list[str]:

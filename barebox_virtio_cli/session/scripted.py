@@ -24,6 +24,7 @@ from barebox_virtio_cli.session.report import (
     FAILED,
     PASSED,
     TIMEOUT,
+    GuestTime,
     ScriptResult,
     Step,
     check_expectations,
@@ -40,6 +41,7 @@ class Script:
     virtio: bool = False  # talk on the virtio console instead of the serial
     activation: str | None = None  # typed on the serial first if barebox does not activate it
     pace: float = 0.0  # seconds between typed characters (qemu/args.RECORD_TYPING_PACE)
+    guest_time: bool = False  # read boot to prompt in guest time (--deterministic)
 
 
 class SessionEnded(Exception):
@@ -168,6 +170,8 @@ def run_session(machine, script: Script, on_step: Callable[[Step], None] | None 
             shells.append(session)
             drain = _Drain(serial.child)
             _sync(session, script)
+        if script.guest_time:
+            result.guest_time = _guest_time(session, result.boot.output, script.timeout)
         _finish(step, step_started, 0, on_step)
         for step in result.commands:
             step_started = time.monotonic()
@@ -196,6 +200,14 @@ def run_session(machine, script: Script, on_step: Callable[[Step], None] | None 
     result.duration = _since(started)
     check_expectations(result, script.expectations)
     return result
+
+
+def _guest_time(shell: Shell, boot_log: str, timeout: float) -> GuestTime | None:
+    """barebox's own timestamp of its last boot message (shell.last_boot_message): under
+    -icount the same every run, where anything bbv reads when it sees the prompt is not."""
+    dmesg, status = shell.run(sh.DMESG, timeout)
+    found = sh.last_boot_message(dmesg, boot_log) if status == 0 else None
+    return None if found is None else GuestTime(*found)
 
 
 def _lost_output_note(serial: Shell, virtio: Shell) -> str:

@@ -14,6 +14,10 @@ PROMPT = r"barebox@[^\r\n]*:\S* "
 LABGRID_PROMPT = "barebox@[^:]+:[^ ]+ "
 # common/startup.c: "Hit %s%s to stop autoboot: " with "m for menu or " and the abort key name.
 AUTOBOOT = r"Hit (?:m for menu or )?(\S+) to stop autoboot"
+# common/console_common.c, log_print() with BAREBOX_LOG_PRINT_TIME: "[%10luus] message".
+LOG_TIMESTAMP = re.compile(r"^\[\s*(\d+)us\] (.*\S)", re.MULTILINE)
+# What bbv types after a --deterministic boot to read barebox's log with its timestamps.
+DMESG = "dmesg -t"
 MARKER = "bbv-rc-"
 NONCE_LENGTH = 8
 # barebox reads a line into CONFIG_CBSIZE bytes (1024 by default) and cuts what does not fit,
@@ -119,6 +123,21 @@ def command_output(raw: str) -> str:
     text = clean(raw)
     _, _, output = text.partition("\n")
     return output.removesuffix("\n")
+
+
+def last_boot_message(dmesg: str, boot_log: str) -> tuple[int, str] | None:
+    """The timestamp (us) and text of barebox's last log message that the console showed
+    before bbv pressed a key or, without a countdown, before the prompt: the messages of
+    `dmesg -t` found in that order in the boot log. What comes after the key (the network
+    opened, a message of the countdown) is logged whenever bbv typed, so it does not count."""
+    countdown = re.search(AUTOBOOT, boot_log)
+    before_key = boot_log[:countdown.start()] if countdown else boot_log
+    last, position = None, 0
+    for found in LOG_TIMESTAMP.finditer(clean(dmesg)):
+        at = before_key.find(found[2], position)
+        if at >= 0:
+            last, position = (int(found[1]), found[2]), at + len(found[2])
+    return last
 
 
 def last_lines(text: str, count: int = 15) -> list[str]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -230,3 +231,27 @@ def test_disk_names_that_are_not_utf8_boot(guest, tmp_path):
     assert b"Traceback" not in done.stderr, done.stderr
     assert done.returncode == 0, done.stderr
     assert not qemu_running(guest)
+
+
+def test_deterministic_prints_boot_to_prompt_in_guest_time_the_same_every_run(guest):
+    """The tiny guest logs its boot after a busy loop, and when the key came, from the generic
+    timer: under --deterministic the boot message's time is the same every run and is the one
+    bbv prints; the message logged at the key (whenever bbv typed) does not count."""
+    lines, numbers = [], []
+    for _ in range(2):
+        result = scripted(guest, "--deterministic", "--exec", "dmesg -t")
+        assert result.returncode == 0, result.stderr
+        [line] = [x for x in result.stderr.splitlines() if "in guest time" in x]
+        lines.append(line)
+        own = re.search(r"^\[\s*(\d+)us\] tiny: booted after a busy loop$", result.stdout, re.M)
+        assert own and "tiny: autoboot stopped" in result.stdout
+        numbers.append(int(own[1]))
+        assert line == (f"bbv: boot to prompt in guest time: {own[1]} us (barebox's last boot "
+                        "message, 'tiny: booted after a busy loop')")
+    assert lines[0] == lines[1] and numbers[0] == numbers[1] > 0
+    as_json = scripted(guest, "--deterministic", "--exec", "true", "--json")
+    assert json.loads(as_json.stdout)["guest_time"] == {
+        "us": numbers[0], "message": "tiny: booted after a busy loop"}
+    plain = scripted(guest, "--exec", "true")
+    assert plain.returncode == 0 and "guest time" not in plain.stderr
+    assert json.loads(scripted(guest, "--exec", "true", "--json").stdout)["guest_time"] is None

@@ -2,7 +2,9 @@
 @ barebox image. Not barebox code. ARMv7 (QEMU -M virt), PL011 UART at 0x09000000, linked at
 @ 0x40010000 where QEMU loads a raw -kernel image. It prints a barebox-like banner and autoboot
 @ line, waits for a key, then reads lines at a barebox-like prompt, splits them at ';' and runs:
-@   echo ARGS (with $? replaced by the last status), true, false, ls (fake /dev), hang (forever);
+@   echo ARGS (with $? replaced by the last status), true, false, ls (fake /dev), hang (forever),
+@   dmesg (two log lines in `dmesg -t` form: boot time after a busy loop, printed before the
+@   autoboot line, and when the key came; from the generic timer, 62.5 MHz in QEMU);
 @ anything else prints barebox's "Unknown command" and sets status 1.
 
         .syntax unified
@@ -12,6 +14,7 @@
         .equ    FR_RXFE, 0x10
         .equ    FR_TXFF, 0x20
         .equ    LINE_MAX, 255
+        .equ    BUSY, 2000000           @ loop turns before the boot message: guest time to count
 
         .macro  command word, label
         mov     r0, r5
@@ -27,9 +30,26 @@ _start:
         ldr     sp, =stack_top
         ldr     r4, =UART               @ r4: UART base, r6: last status digit
         mov     r6, #'0'
+        ldr     r0, =BUSY
+1:      subs    r0, r0, #1
+        bne     1b
+        mrrc    p15, 1, r0, r1, c14     @ CNTVCT: guest time, counted in instructions
+        ldr     r1, =t_booted           @ under -icount
+        str     r0, [r1]
         ldr     r0, =s_banner
         bl      puts
+        ldr     r0, =s_booted
+        bl      puts
+        ldr     r0, =s_hit
+        bl      puts
         bl      getc                    @ any key stops "autoboot"
+        mrrc    p15, 1, r0, r1, c14
+        ldr     r1, =t_stopped
+        str     r0, [r1]
+        ldr     r0, =s_crlf
+        bl      puts
+        ldr     r0, =s_stopped
+        bl      puts
         ldr     r0, =s_crlf
         bl      puts
 
@@ -83,6 +103,7 @@ execute:
         command s_false, do_false
         command s_ls, do_ls
         command s_hang, do_hang
+        command s_dmesg, do_dmesg
         ldr     r0, =s_unknown1
         bl      puts
         mov     r0, r5
@@ -103,6 +124,67 @@ do_ls:  ldr     r0, =s_devs
         b       do_echo
 do_hang:
         b       do_hang
+do_dmesg:
+        ldr     r0, =t_booted
+        ldr     r1, =s_booted
+        bl      logline
+        ldr     r0, =t_stopped
+        ldr     r1, =s_stopped
+        bl      logline
+        b       do_true
+
+@ logline(r0 = address of a CNTVCT reading, r1 = message): "[%10uus] message" as barebox's dmesg -t
+logline:
+        push    {r5, r7, r8, lr}
+        mov     r7, r1
+        ldr     r0, [r0]
+        mov     r1, #125                @ 62.5 ticks a microsecond
+        bl      divide
+        lsl     r0, r0, #1
+        ldr     r8, =digits_end
+        mov     r5, #10                 @ columns left
+1:      mov     r1, #10
+        bl      divide
+        add     r1, r1, #'0'
+        strb    r1, [r8, #-1]!
+        sub     r5, r5, #1
+        cmp     r0, #0
+        bne     1b
+2:      cmp     r5, #0
+        movne   r1, #' '
+        strbne  r1, [r8, #-1]!
+        subne   r5, r5, #1
+        bne     2b
+        ldr     r0, =s_lbracket
+        bl      puts
+        mov     r0, r8
+        bl      puts
+        ldr     r0, =s_us
+        bl      puts
+        mov     r0, r7
+        bl      puts
+        ldr     r0, =s_crlf
+        bl      puts
+        pop     {r5, r7, r8, pc}
+
+@ divide(r0 = n, r1 = d): r0 = n / d, r1 = n % d (shift and subtract: no udiv needed)
+divide: mov     r2, #0
+        mov     r3, #1
+1:      cmp     r1, #0x80000000
+        bhs     2f
+        cmp     r1, r0
+        lslls   r1, r1, #1
+        lslls   r3, r3, #1
+        bls     1b
+2:      cmp     r0, r1
+        subhs   r0, r0, r1
+        orrhs   r2, r2, r3
+        lsr     r1, r1, #1
+        lsrs    r3, r3, #1
+        bne     2b
+        mov     r1, r0
+        mov     r0, r2
+        bx      lr
 
 @ prefix(r0 = text, r1 = word): r0 = the text after "word " or "word"<NUL>, else 0
 prefix: ldrb    r2, [r1], #1
@@ -153,7 +235,10 @@ getc:   ldr     r1, [r4, #UART_FR]
 
 s_banner:
         .ascii  "\r\n\r\nbarebox 2099.01.0-bbv-tiny (a test stand-in, not barebox)\r\n\r\n"
-        .asciz  "model: bbv tiny guest\r\n\r\nHit any to stop autoboot:    3"
+        .asciz  "model: bbv tiny guest\r\n"
+s_booted:
+        .asciz  "tiny: booted after a busy loop"
+s_hit:  .asciz  "\r\n\r\nHit any to stop autoboot:    3"
 s_prompt:
         .asciz  "\033[1;32mbarebox@\033[1;36mbbv-tiny:/\033[0m "
 s_crlf: .asciz  "\r\n"
@@ -168,6 +253,13 @@ s_false:
         .asciz  "false"
 s_ls:   .asciz  "ls"
 s_hang: .asciz  "hang"
+s_dmesg:
+        .asciz  "dmesg"
+s_stopped:
+        .asciz  "tiny: autoboot stopped"
+s_lbracket:
+        .asciz  "["
+s_us:   .asciz  "us] "
 
         .bss
         .align  3
@@ -175,3 +267,10 @@ line:   .space  LINE_MAX + 1
         .align  3
         .space  1024
 stack_top:
+t_booted:
+        .space  4
+t_stopped:
+        .space  4
+digits: .space  10
+digits_end:
+        .space  4

@@ -247,3 +247,51 @@ def test_activator_stops_autoboot_then_types_the_command_once_at_the_prompt():
     assert not act.done
     assert act.feed("cs2.active=ioe\r\nbarebox@qemu malta:/ ") == b""
     assert act.done and act.feed("barebox@qemu malta:/ ") == b""
+
+
+# barebox v2026.06 on vexpress, `bbv run --deterministic`: the console up to the countdown and
+# its `dmesg -t` (cut), then a message logged after the key (the network opened).
+VEXPRESS_BOOT = ("Board: ARM QEMU virt\nERROR: gpio_keys: gpio #0 can not be requested\n"
+                 "malloc space: 0x47c80800 -> 0x4f900fff (size 124.5 MiB)\n"
+                 "mounted /dev/fw_cfg on /mnt/fw_cfg\n"
+                 "envfs: no envfs (magic mismatch) - envfs never written?\n\n"
+                 "Hit m for menu or any to stop autoboot:    3\n"
+                 "eth0: got preset MAC address: 52:54:00:12:34:56\n")
+VEXPRESS_DMESG = ("[      3188us] Board: ARM QEMU virt\r\n"
+                  "[    103801us] gpio_keys: gpio #0 can not be requested\r\n"
+                  "[    150000us] state: a message below the console's log level\r\n"
+                  "[    224559us] malloc space: 0x47c80800 -> 0x4f900fff (size 124.5 MiB)\r\n"
+                  "[    283621us] envfs: no envfs (magic mismatch) - envfs never written?\r\n"
+                  "[   1283621us] eth0: got preset MAC address: 52:54:00:12:34:56\r\n")
+
+
+def test_boot_to_prompt_is_the_last_message_the_console_showed_before_the_key():
+    assert sh.last_boot_message(VEXPRESS_DMESG, VEXPRESS_BOOT) == (
+        283621, "envfs: no envfs (magic mismatch) - envfs never written?")
+
+
+def test_without_a_countdown_the_whole_boot_log_counts_and_order_matters():
+    boot = "Board: ARM QEMU virt\nfirst\nsecond\n"
+    assert sh.last_boot_message("[  10us] first\n[  20us] second\n", boot) == (20, "second")
+    # logged again later, after what the console showed last: the earlier one counts
+    assert sh.last_boot_message("[  10us] second\n[  20us] first\n", boot) == (10, "second")
+
+
+@pytest.mark.parametrize("dmesg", ["", "Unknown command 'dmesg' - try 'help'",
+                                   "[  10us] only after the key\n", "no timestamps here\n"])
+def test_no_boot_message_gives_no_guest_time(dmesg):
+    assert sh.last_boot_message(dmesg, "Board: x\nHit any to stop autoboot: 3\n"
+                                "only after the key\n") is None
+
+
+def test_guest_time_is_in_the_json_and_its_line():
+    from barebox_virtio_cli.session.report import GuestTime, guest_time_line
+
+    result = ScriptResult("vexpress", "serial", guest_time=GuestTime(283621, "envfs: no envfs"))
+    assert json.loads(to_json(result))["guest_time"] == {"us": 283621,
+                                                         "message": "envfs: no envfs"}
+    assert json.loads(to_json(ScriptResult("vexpress", "serial")))["guest_time"] is None
+    assert guest_time_line(result.guest_time) == (
+        "boot to prompt in guest time: 283621 us (barebox's last boot message, "
+        "'envfs: no envfs')")
+    assert "unknown" in guest_time_line(None) and "CONFIG_CMD_DMESG" in guest_time_line(None)
