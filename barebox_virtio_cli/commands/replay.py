@@ -9,7 +9,7 @@ import click
 
 
 @click.command()
-@click.argument("directory", type=click.Path(path_type=Path, file_okay=False))
+@click.argument("directory", type=click.Path(file_okay=False))
 @click.option("--gdb", is_flag=False, flag_value="", default=None, metavar="[ENDPOINT]",
               help="Halt the replay for gdb on QEMU's gdb stub (a free loopback port; tcp::PORT, "
               "unix:PATH); prints the 'bbv gdb' command. reverse-stepi and reverse-continue work.")
@@ -17,7 +17,7 @@ import click
               help="Stop the replay at this instruction count (QEMU replay-break).")
 @click.option("--qemu", metavar="BINARY", help="Replay with this QEMU build (the version must "
               "be the one that recorded).")
-def replay(directory: Path, gdb: str | None, until: int | None, qemu: str | None) -> None:
+def replay(directory: str, gdb: str | None, until: int | None, qemu: str | None) -> None:
     """Replay a recording of 'bbv run --record DIR', headless, and compare its serial output
     with the recorded one.
 
@@ -28,5 +28,7 @@ def replay(directory: Path, gdb: str | None, until: int | None, qemu: str | None
       bbv replay rec --gdb     # then: bbv gdb -t vexpress ... (reverse-stepi works)
     """
     from barebox_virtio_cli.run.replay import replay as run_replay
+    from barebox_virtio_cli.util.validate import check_not_empty
 
-    sys.exit(run_replay(directory, gdb, until, qemu))
+    check_not_empty("DIRECTORY", [directory], "the directory of a recording")  # '' is not '.'
+    sys.exit(run_replay(Path(directory), gdb, until, qemu))

@@ -152,6 +152,7 @@ def _checked(request: RunRequest):
     if (attach or request.console_log) and request.console is None:
         request = request.replace(console="")
     script = script_from(request, implied=request.screenshot is not None)
+    validate.check_not_empty("--record", [request.record], "a new or empty directory")
     if request.record is not None and request.deterministic:
         raise UsageError("--deterministic and --record exclude each other: a recording counts "
                          "instructions its own way (-icount shift=auto) and replays the same "

@@ -159,6 +159,22 @@ def test_what_cannot_be_recorded_is_refused(bbv_dirs, guest, disk, tmp_path):
     assert not (tmp_path / "r4").exists()
 
 
+def test_an_empty_directory_name_is_refused_not_taken_for_here(bbv_dirs, guest, disk, tmp_path):
+    here = tmp_path / "here"
+    here.mkdir()
+    for given in ("", " "):
+        result = bbv("run", "-t", "vexpress", "--image", str(guest), "--record", given,
+                     "--exec", "true", cwd=here)
+        one_line_error(result, 2, f"--record '{given}' is empty", "a new or empty directory")
+        one_line_error(bbv("replay", given, cwd=here), 2, f"DIRECTORY '{given}' is empty")
+    assert list(here.iterdir()) == []
+    (here / "notes.txt").write_text("mine")
+    one_line_error(bbv("replay", "notes.txt", cwd=here), 2, "is a file")
+    one_line_error(record(guest, disk, here / "notes.txt"), 2, "exists and is not a directory")
+    assert [p.name for p in here.iterdir()] == ["notes.txt"]
+    assert (here / "notes.txt").read_text() == "mine"
+
+
 def test_one_replay_of_a_recording_at_a_time(bbv_dirs, guest, disk, tmp_path):
     rec = tmp_path / "rec"
     assert record(guest, disk, rec).returncode == 0
