@@ -335,6 +335,8 @@ def build_command(target: Target, spec: RunSpec, info: QemuInfo) -> list[list[st
         groups.append(["-icount", spec.icount.value()])
     if spec.recording and not spec.net:
         groups.append(["-net", "none"])  # no default NIC outside the recording
+    if spec.recording:  # barebox's reset ends a recording where it has no poweroff (malta)
+        groups.append(["-no-reboot"])
     if spec.icount is not None and spec.icount.snapshots is not None:  # on no device
         groups.append(["-drive", f"if=none,id=rr-snapshots,format=qcow2,"
                                  f"file={opt_value(str(spec.icount.snapshots))}"])

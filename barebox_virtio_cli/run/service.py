@@ -267,7 +267,8 @@ def scripted(request: RunRequest, on_step=None):
 def _announce(target: Target, info: QemuInfo, spec: RunSpec) -> None:
     if spec.recording:
         say(f"recording {target.name} ({boot_source(spec)}) into {spec.icount.rrfile.parent}; "
-            "serial console below, no QEMU monitor: barebox's poweroff ends the recording")
+            "serial console below, no QEMU monitor: barebox's poweroff or reset ends the "
+            "recording")
     else:
         say(f"booting {target.name} ({boot_source(spec)}); serial console below, Ctrl-A X quits "
             "QEMU")

@@ -132,5 +132,5 @@ class TerminalGuard:
         if self.attrs is not None:
             import termios
 
-            with contextlib.suppress(OSError):
+            with contextlib.suppress(OSError, termios.error):  # the terminal may have hung up
                 termios.tcsetattr(self.fd, termios.TCSADRAIN, self.attrs)

@@ -4,6 +4,8 @@ a scripted run with a virtio RNG and a disk recorded and replayed byte for byte,
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import re
 import signal
@@ -260,3 +262,69 @@ def test_gdb_on_a_replay_steps_backwards(bbv_dirs, build, tmp_path):  # noqa: F8
             replay.terminate()
             replay.wait(30)
     assert not qemu_pids(image)
+
+
+@contextlib.contextmanager
+def _foreground_recording(guest: Path, rec: Path):
+    """`bbv run --record` in the foreground on a real terminal (a pty), stopped at the prompt;
+    the terminal's text so far in child.logfile_read."""
+    import pexpect
+
+    child = pexpect.spawn(BBV[0], [*BBV[1:], "run", "-t", "vexpress", "--image", str(guest),
+                                   "--record", str(rec)], timeout=60, encoding="utf-8",
+                          codec_errors="replace")
+    child.logfile_read = io.StringIO()
+    try:
+        child.expect("stop autoboot")
+        child.send(" ")
+        child.expect("bbv-tiny:/")
+        yield child
+    finally:
+        if child.isalive():
+            child.kill(signal.SIGTERM)
+            child.wait()
+
+
+def test_an_interactive_recording_typed_by_hand_replays(bbv_dirs, guest, tmp_path):
+    """Typed as a person types (80-200 ms a key, uneven), ended with reset as the docs say
+    (-no-reboot: barebox's reset ends the recording where it has no poweroff)."""
+    import random
+
+    import pexpect
+
+    rec = tmp_path / "rec"
+    with _foreground_recording(guest, rec) as child:
+        assert "poweroff or reset ends the recording" in child.logfile_read.getvalue()
+        for line in ("echo typed by hand $?", "reset"):
+            for char in line + "\r":
+                time.sleep(random.uniform(0.08, 0.2))
+                child.send(char)
+            if line != "reset":
+                child.expect("typed by hand 0")
+        child.expect(pexpect.EOF, timeout=60)
+        child.close()
+    assert child.exitstatus == 0, child.before
+    assert json.loads((rec / "record.json").read_text())["exit_status"] == 0
+    serial = (rec / "serial.log").read_bytes()
+    assert b"typed by hand 0" in serial and serial.rstrip().endswith(b"reset")
+    replayed = bbv("replay", str(rec), timeout=120)
+    assert replayed.returncode == 0, replayed.stderr
+    assert f"matches the recording: {len(serial)} bytes" in replayed.stderr
+    assert not qemu_pids(guest)
+
+
+def test_a_terminal_that_hangs_up_ends_the_recording_with_129(bbv_dirs, guest, tmp_path):
+    import os
+
+    rec = tmp_path / "rec"
+    with _foreground_recording(guest, rec) as child:
+        os.close(child.child_fd)  # the terminal window closed: SIGHUP, and a terminal gone
+        child.closed = True
+        deadline = time.monotonic() + 40
+        while child.isalive() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert (child.exitstatus, child.signalstatus) == (128 + signal.SIGHUP, None)
+    assert json.loads((rec / "record.json").read_text())["exit_status"] == 128 + signal.SIGHUP
+    assert not qemu_pids(guest)
+    replayed = bbv("replay", str(rec), timeout=120)  # up to where the terminal went
+    assert replayed.returncode == 0, replayed.stderr

@@ -4,11 +4,14 @@
 @ line, waits for a key, then reads lines at a barebox-like prompt, splits them at ';' and runs:
 @   echo ARGS (with $? replaced by the last status), true, false, ls (fake /dev), hang (forever),
 @   dmesg (two log lines in `dmesg -t` form: boot time after a busy loop, printed before the
-@   autoboot line, and when the key came; from the generic timer, 62.5 MHz in QEMU);
+@   autoboot line, and when the key came; from the generic timer, 62.5 MHz in QEMU),
+@   reset and poweroff (PSCI SYSTEM_RESET / SYSTEM_OFF through QEMU's hvc conduit);
 @ anything else prints barebox's "Unknown command" and sets status 1.
 
         .syntax unified
         .arm
+        .arch   armv7-a
+        .arch_extension virt
         .equ    UART, 0x09000000
         .equ    UART_FR, 0x18
         .equ    FR_RXFE, 0x10
@@ -104,6 +107,8 @@ execute:
         command s_ls, do_ls
         command s_hang, do_hang
         command s_dmesg, do_dmesg
+        command s_reset, do_reset
+        command s_poweroff, do_poweroff
         ldr     r0, =s_unknown1
         bl      puts
         mov     r0, r5
@@ -124,6 +129,13 @@ do_ls:  ldr     r0, =s_devs
         b       do_echo
 do_hang:
         b       do_hang
+do_reset:
+        ldr     r0, =0x84000009         @ PSCI SYSTEM_RESET
+        hvc     #0
+do_poweroff:
+        ldr     r0, =0x84000008         @ PSCI SYSTEM_OFF
+        hvc     #0
+        b       do_poweroff
 do_dmesg:
         ldr     r0, =t_booted
         ldr     r1, =s_booted
@@ -255,6 +267,10 @@ s_ls:   .asciz  "ls"
 s_hang: .asciz  "hang"
 s_dmesg:
         .asciz  "dmesg"
+s_reset:
+        .asciz  "reset"
+s_poweroff:
+        .asciz  "poweroff"
 s_stopped:
         .asciz  "tiny: autoboot stopped"
 s_lbracket:

@@ -101,9 +101,11 @@ def test_a_recorded_nic_gets_the_replay_filter_and_no_default_nic_is_added():
     assert with_net[with_net.index("-object") + 1] == "filter-replay,id=replay0,netdev=net0"
     assert "none" not in with_net[with_net.index("-icount"):]
     without = flatten(build_command(target, recorded(base_spec(target), REC), info))
-    assert "-object" not in without and without[-2:] == ["-net", "none"]
+    assert "-object" not in without and without[-3:] == ["-net", "none", "-no-reboot"]
     plain = flatten(build_command(target, replace(base_spec(target), net=True), info))
-    assert "-object" not in plain and "-icount" not in plain
+    assert "-object" not in plain and "-icount" not in plain and "-no-reboot" not in plain
+    # barebox's reset ends a recording (and its replay) where barebox has no poweroff
+    assert "-no-reboot" in with_net
 
 
 def test_typing_is_paced_only_while_recording():

@@ -16,4 +16,5 @@ qemu-system-aarch64 \
     -drive driver=blkreplay,if=none,image=img-hd1,id=hd1 \
     -device virtio-blk-device,drive=hd1,id=blk1,bus=virtio-mmio-bus.2 \
     -icount shift=auto,rr=record,rrfile=/work/rec,,1/replay.bin \
-    -net none
+    -net none \
+    -no-reboot

@@ -15,4 +15,5 @@ qemu-system-x86_64 \
     -drive driver=blkreplay,if=none,image=img-hd1,id=hd1 \
     -device virtio-blk-pci,drive=hd1,id=blk1,disable-legacy=on \
     -icount shift=auto,rr=record,rrfile=/work/rec,,1/replay.bin \
-    -net none
+    -net none \
+    -no-reboot

@@ -16,6 +16,7 @@ qemu-system-x86_64 \
     -device virtio-blk-pci,drive=hd1,id=blk1,disable-legacy=on \
     -icount shift=auto,rr=replay,rrfile=/work/rec,,1/replay.bin \
     -net none \
+    -no-reboot \
     -drive if=none,id=rr-snapshots,format=qcow2,file=/work/rec,,1/replayed/snapshots.qcow2 \
     -gdb tcp:127.0.0.1:1234 \
     -S
