@@ -197,6 +197,15 @@ def _collect(stream, messages: list[str]) -> None:
 
 
 def _show(stream) -> None:
+    """The serial output as it replays; then the line ended (barebox's last prompt has no
+    newline) and, on a terminal, its colours reset, so bbv's verdict starts a line of its own."""
+    last = b"\n"
     for chunk in iter(lambda: os.read(stream.fileno(), 65536), b""):
         sys.stdout.buffer.write(chunk)
+        sys.stdout.buffer.flush()
+        last = chunk
+    ending = (b"\x1b[0m" if sys.stdout.isatty() else b"") + \
+        (b"" if last.endswith(b"\n") else b"\n")
+    if ending:
+        sys.stdout.buffer.write(ending)
         sys.stdout.buffer.flush()

@@ -62,6 +62,8 @@ def test_a_recorded_scripted_run_replays_byte_for_byte(bbv_dirs, guest, disk, tm
     assert "matches the recording" in stderr and f"{len(serial)} bytes" in stderr
     assert (rec / "replayed" / "serial.log").read_bytes() == serial
     assert b"recorded 0" in replayed.stdout  # shown as it replays
+    # ... with its line ended after barebox's last prompt, before bbv's verdict
+    assert not serial.endswith(b"\n") and replayed.stdout.endswith(b"\n")
     assert not qemu_pids(guest)
 
     # past the banner: the guest busy-loops about 4M instructions before it prints
