@@ -1,4 +1,5 @@
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -8,6 +9,7 @@ from qemu_helpers import synthetic_info
 from barebox_virtio_cli.errors import UsageError
 from barebox_virtio_cli.qemu.args import (
     EnvEntry,
+    Icount,
     RunSpec,
     build_command,
     console_activation,
@@ -207,6 +209,16 @@ def test_net_on_a_target_whose_barebox_virtio_net_hangs_warns_and_offers_its_fal
                             "--qemu-arg=user,model=e1000,hostfwd=tcp:127.0.0.1:2222-:22")
     assert spec_warnings(CATALOG.get("vexpress"), spec) == []  # virtio-net works there
     assert spec_warnings(CATALOG.get("malta"), RunSpec(image=Path("/i.img"))) == []
+
+
+def test_deterministic_with_a_disk_warns_that_guest_time_can_move():
+    blk = RunSpec(image=Path("/i.img"), blks=[Path("/d.img")], icount=Icount())
+    (warning,) = spec_warnings(CATALOG.get("malta"), blk)
+    assert warning.startswith("--deterministic with --blk: ") and "--record" in warning
+    assert spec_warnings(CATALOG.get("malta"), replace(blk, blks=[])) == []
+    assert spec_warnings(CATALOG.get("malta"), replace(blk, icount=None)) == []
+    recorded = replace(blk, icount=Icount("record", Path("/r/replay.bin")))
+    assert spec_warnings(CATALOG.get("malta"), recorded) == []  # reads replay in place
 def test_console_is_a_pipe_when_bbv_serves_it_and_qemus_socket_otherwise():
     image = Path("/i.img")
     served = argv("vexpress", image=image, console=Path("/run/c.sock"),
