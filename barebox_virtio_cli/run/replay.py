@@ -76,13 +76,21 @@ def replay(directory: Path, gdb: str | None = None, until: int | None = None,
     recording.check_replayable(record, info)
     spec = recording.replay_spec(record, directory,
                                  runtime_dir() / f"{target.name}-{os.getpid()}.replay.console")
-    spec.serial_log.parent.mkdir(exist_ok=True)
 
     def busy(pid: str) -> BbvError:
         return BbvError(f"{directory} is being replayed by another bbv (pid {pid}); wait for "
                         "it to finish")
 
-    with exclusive(spec.serial_log.parent / "lock", busy):
+    def unusable(exc: OSError) -> UsageError:
+        return UsageError(f"{directory}: cannot write {recording.REPLAYED}/ in it "
+                          f"({exc.strerror}), where each replay keeps its transcript; copy the "
+                          "recording to a directory where you can write")
+
+    try:
+        spec.serial_log.parent.mkdir(exist_ok=True)
+    except OSError as exc:
+        raise unusable(exc) from None
+    with exclusive(spec.serial_log.parent / "lock", busy, unusable):
         return _replay(directory, record, target, info, spec, gdb, until)
 
 

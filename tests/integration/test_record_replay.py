@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import BBV, bbv, error_line, need, one_line_error
+from conftest import BBV, bbv, error_line, need, one_line_error, snapshot
 from process_helpers import CROSS, TINYGUEST, assemble, qemu_pids
 from test_gdb import Output, build  # noqa: F401 (build: the symbols' fixture)
 
@@ -330,3 +330,34 @@ def test_a_terminal_that_hangs_up_ends_the_recording_with_129(bbv_dirs, guest, t
     assert not qemu_pids(guest)
     replayed = bbv("replay", str(rec), timeout=120)  # up to where the terminal went
     assert replayed.returncode == 0, replayed.stderr
+
+
+@contextlib.contextmanager
+def _immutable(path: Path):
+    """No file can be made in path, not even by root (chattr +i); skips where not allowed."""
+    if subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode:
+        pytest.skip("chattr +i is not allowed here (needs CAP_LINUX_IMMUTABLE)")
+    try:
+        yield path
+    finally:
+        subprocess.run(["chattr", "-i", str(path)], check=True)
+
+
+def test_directories_where_nothing_can_be_written_are_one_line(bbv_dirs, guest, disk, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with _immutable(empty):
+        one_line_error(record(guest, disk, empty), 2, f"--record {empty}: cannot make it")
+        one_line_error(record(guest, disk, empty / "rec"), 2, "cannot make it")
+    assert list(empty.iterdir()) == []
+    rec = tmp_path / "rec"
+    assert record(guest, disk, rec).returncode == 0
+    before = snapshot(rec)
+    with _immutable(rec):
+        one_line_error(bbv("replay", str(rec), timeout=120), 2,
+                       "cannot write replayed/ in it", "copy the recording")
+    assert snapshot(rec) == before and not qemu_pids(guest)
+    (rec / "replayed").mkdir()
+    with _immutable(rec / "replayed"):
+        one_line_error(bbv("replay", str(rec), timeout=120), 2, "cannot write replayed/ in it")
+    assert bbv("replay", str(rec), timeout=120).returncode == 0
