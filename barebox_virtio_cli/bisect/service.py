@@ -185,9 +185,10 @@ class _Bisection:
         self.check = _Checker(request, target)
         self.on_step = on_step
         self.count = 0
-        # A boot check may take an earlier image of a commit; a command or the suite reads
-        # the build directory, which must then be at the commit.
-        self.reuses_images = not request.command and request.test is None
+        # A boot check uses the image alone: an earlier image of the commit will do, and its
+        # build needs no debug info. A command or the suite reads the build directory, which
+        # must then be a whole build of the commit.
+        self.image_only = not request.command and request.test is None
 
     def step(self, sha: str, role: str = "step") -> st.CommitStep:
         """Build the tree's HEAD (sha) and check it, --repeat times unless one fails."""
@@ -224,14 +225,14 @@ class _Bisection:
         from barebox_virtio_cli.build.service import BuildFailed, BuildRequest, build
         from barebox_virtio_cli.util import status
 
-        kept = self.space.kept_image(step.commit) if self.reuses_images else None
+        kept = self.space.kept_image(step.commit) if self.image_only else None
         if kept is not None:
             say(f"[{self.count}] {step.commit[:12]}: built before, its image kept: not built")
             return kept, ""
         request = BuildRequest(self.target.name, src=self.space.tree,
                                build_dir=self.space.build_dir, all_images=False,
                                no_ccache=self.request.no_ccache, jobs=self.request.jobs,
-                               index=False)
+                               index=False, debug_info=not self.image_only)
         started = time.monotonic()
         self.space.building(step.commit)
         try:
@@ -244,7 +245,7 @@ class _Bisection:
         self.space.built(step.commit)
         if result.image is None or not result.image.is_file():
             return None, f"the build made no {self.target.image}"
-        if self.reuses_images:
+        if self.image_only:
             self.space.keep_image(step.commit, result.image)
         return result.image, ""
 
@@ -272,7 +273,7 @@ def bisect(request: BisectRequest,
         else:
             say(f"tree {tree} ({how}) at {bad[:12]}; building in {space.build_dir}")
         run = _Bisection(request, repo, target, space, on_step)
-        adopted = space.adopt(bad) if run.reuses_images else None
+        adopted = space.adopt(bad) if run.image_only else None
         if adopted and space.kept_image(bad):  # and of the build directory's configuration
             say(f"your build in {adopted} is of {bad[:12]} (a clean checkout, its image newer "
                 "than every file): its image is booted for that commit")

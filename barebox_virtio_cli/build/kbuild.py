@@ -238,9 +238,18 @@ def _close(word: str, choices) -> str:
     return f" (close: {', '.join(stems[c] for c in close)})" if close else ""
 
 
-def make_argv(jobs: int, arch: str, build_dir: Path, cross_compile: str, *goals: str) -> list[str]:
+# barebox compiles with -ggdb3; CFLAGS_KERNEL comes after it on every C compile (Makefile.lib's
+# c_flags), so -g0 there drops the debug info and nothing else: the same code (.text and .data
+# byte for byte on rv64i_defconfig), half the CPU time of an incremental build (smaller
+# objects, faster links). For builds whose image alone is used (bbv bisect --exec).
+NO_DEBUG_INFO = "CFLAGS_KERNEL=-g0"
+
+
+def make_argv(jobs: int, arch: str, build_dir: Path, cross_compile: str, *goals: str,
+              debug_info: bool = True) -> list[str]:
     return ["make", f"-j{jobs}", f"ARCH={arch}", f"O={build_dir}",
-            f"CROSS_COMPILE={cross_compile}", *goals]
+            f"CROSS_COMPILE={cross_compile}", *([] if debug_info else [NO_DEBUG_INFO]),
+            *goals]
 
 
 def is_build_dir(path: Path, record_name: str) -> bool:

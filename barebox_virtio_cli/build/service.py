@@ -47,6 +47,7 @@ class BuildRequest:
     no_ccache: bool = False
     index: bool = True  # `bbv run` boots this build from now on (False: bbv bisect's builds)
     exact: bool = False  # only the defconfig and kconfig_add, none of bbv's or the target's
+    debug_info: bool = True  # False: C compiled without debug info (kbuild.NO_DEBUG_INFO)
 
 
 class BuildFailed(BbvError):
@@ -110,7 +111,8 @@ def build(req: BuildRequest) -> BuildResult:
         started = time.monotonic()
 
         def make(prefix: str, *args: str) -> list[str]:
-            return kbuild.make_argv(jobs, plan.arch, out, prefix, *args)
+            return kbuild.make_argv(jobs, plan.arch, out, prefix, *args,
+                                    debug_info=req.debug_info)
 
         prefix = cache.prefix(toolchain.prefix) if cache else toolchain.prefix
         fresh = _configure(src, out, plan, fragments, fragment_files,

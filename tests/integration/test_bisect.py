@@ -27,6 +27,10 @@ CHECK = ("--exec", "ls", "--expect", "virtioblk0")
 SLOW_RULE = "\n# bbv bisect tests: BBV_TEST_SLOW_BUILD=S makes every image build last S s\n" \
     "$(objtree)/images/$(image): slow\nslow:\n\t@exec sleep $${BBV_TEST_SLOW_BUILD:-0}\n" \
     ".PHONY: slow\n"
+# What barebox's Makefile.lib puts after -ggdb3 on every C compile: -g0 there for --exec only.
+FLAGS_RULE = "\n# bbv bisect tests: the CFLAGS_KERNEL of the last build\n" \
+    "$(objtree)/images/$(image): cflags\ncflags:\n" \
+    "\t@echo '$(CFLAGS_KERNEL)' > $(objtree)/cflags-kernel\n.PHONY: cflags\n"
 
 
 def git(repo: Path, *args: str) -> str:
@@ -40,7 +44,7 @@ def make_history(base: Path) -> tuple[Path, dict[str, str]]:
     an untracked file and a stash."""
     repo = make_tree(base)
     with (repo / "Makefile").open("a") as fh:
-        fh.write(SLOW_RULE)
+        fh.write(SLOW_RULE + FLAGS_RULE)
     (repo / "test" / "py" / "test_ls.py").write_text(
         "def test_ls(shell):\n    assert 'virtioblk0' in ' '.join(shell.run_check('ls'))\n")
     guest = repo / "tinyguest.s"
@@ -147,6 +151,9 @@ def test_names_the_first_bad_commit_skips_the_unbuildable_and_leaves_the_checkou
     assert snapshot(repo) == before
     assert not leftovers(bbv_dirs)
     assert f"[1] {shas['c6'][:12]} c6 notes: building" in done.stderr
+    # the image is all a boot check uses: built without debug info
+    [flags] = bbv_dirs.glob("cache/bisect/*/build/cflags-kernel")
+    assert flags.read_text().split() == ["-g0"]
 
 
 @tools
@@ -189,6 +196,7 @@ def test_command_check_follows_git_convention_and_sees_no_bisect_in_the_checkout
 echo "$BBV_BISECT_COMMIT $(git -C {repo} for-each-ref refs/bisect | wc -l) \
 $(git -C {repo} bisect log >/dev/null 2>&1 && echo bisecting) $(pwd)" >> {seen}
 test -f "$BBV_BISECT_BUILD_DIR/bbv-build.json" || exit 200
+test -z "$(cat "$BBV_BISECT_BUILD_DIR/cflags-kernel")" || exit 202  # a whole build, -ggdb3
 test "$(git -C "$BBV_BISECT_SRC" rev-parse HEAD)" = "$BBV_BISECT_COMMIT" || exit 201
 [ "$BBV_BISECT_COMMIT" = {shas['c4']} ] && exit 125
 grep -q virtioblk0 "$BBV_BISECT_IMAGE"

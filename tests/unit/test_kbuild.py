@@ -79,6 +79,10 @@ def test_make_argv():
     assert kbuild.make_argv(4, "arm", Path("/b"), "arm-linux-gnueabihf-", "olddefconfig") == \
         ["make", "-j4", "ARCH=arm", "O=/b", "CROSS_COMPILE=arm-linux-gnueabihf-",
          "olddefconfig"]
+    assert kbuild.make_argv(2, "riscv", Path("/b"), "ccache x-", "images/a.img",
+                            debug_info=False) == \
+        ["make", "-j2", "ARCH=riscv", "O=/b", "CROSS_COMPILE=ccache x-", "CFLAGS_KERNEL=-g0",
+         "images/a.img"]
 
 
 # --- .config -------------------------------------------------------------------------------
