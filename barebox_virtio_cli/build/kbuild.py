@@ -21,6 +21,8 @@ _NOT_IMAGE = re.compile(r"(\.o|\.map|\.lds|\.pblb?|\.sum|\.z|\.sha\.bin|\.cmd|\.
                         r"|\.missing-firmware)$")
 _VIRTUAL = re.compile(r"^([\w.+-]+_defconfig):", re.M)
 _PATTERN = re.compile(r"^%(_[\w-]+_defconfig):", re.M)
+# Kconfig's own make targets (scripts/kconfig/Makefile's simple-targets), e.g. allyesconfig
+_SIMPLE = re.compile(r"^simple-targets\s*:=((?:.*\\\n)*.*)$", re.M)
 _64BIT = re.compile(r"^CONFIG_(ARM64|64BIT|ARCH_RV64I)=y", re.M)
 _DEFCONFIG_SUFFIX = re.compile(r"_(def)?conf\w*$")
 _BITS_IN_DEFCONFIG = ("arm", "mips", "riscv")
@@ -66,6 +68,15 @@ def defconfigs(src: Path) -> dict[str, str]:
             if name.endswith("_defconfig") and not name.endswith(suffix):
                 known.setdefault(name[: -len("_defconfig")] + suffix, arch)
     return known
+
+
+def whole_configs(src: Path) -> list[str]:
+    """The configs Kconfig makes for the whole tree without a defconfig file (allyesconfig,
+    allnoconfig, ...: the all* of scripts/kconfig/Makefile's simple-targets), as barebox's CI
+    builds sandbox's allyesconfig."""
+    match = _SIMPLE.search(_read(src / "scripts" / "kconfig" / "Makefile"))
+    words = match.group(1).replace("\\", " ").split() if match else []
+    return [w for w in words if w.startswith("all") and w.endswith("config")]
 
 
 def defconfig_bits(src: Path, arch: str, defconfig: str) -> int | None:
@@ -179,6 +190,9 @@ def plan(src: Path, catalog: Catalog, name: str | None, arch: str | None,
     if target is not None and defconfig is None:
         return _from_target(target, known)
     assert defconfig is not None
+    if arch and defconfig in whole_configs(src) and (src / "arch" / arch).is_dir():
+        return Plan(arch, defconfig, _target_for(catalog, arch, defconfig, arch),
+                    f"Kconfig's {defconfig} for ARCH={arch}")
     given = defconfig
     if not defconfig.endswith("_defconfig"):
         defconfig += "_defconfig"

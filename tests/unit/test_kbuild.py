@@ -144,6 +144,33 @@ def test_misspelt_names_get_close_matches(catalog):
         kbuild.plan(TREE, catalog, None, "arm", "multi_v9")
 
 
+# barebox's scripts/kconfig/Makefile (v2026.06), the lines that name Kconfig's own targets
+KCONFIG_MAKEFILE = """simple-targets := oldconfig allnoconfig allyesconfig allmodconfig \\
+\talldefconfig randconfig listnewconfig olddefconfig syncconfig \\
+\thelpnewconfig yes2modconfig mod2yesconfig
+
+PHONY += $(simple-targets)
+"""
+
+
+def test_kconfigs_whole_tree_configs_build_for_an_arch(catalog, tmp_path):
+    """barebox's CI builds `ARCH=sandbox allyesconfig`: no defconfig file, Kconfig's own."""
+    tree = tmp_path / "tree"
+    (tree / "scripts" / "kconfig").mkdir(parents=True)
+    (tree / "arch" / "sandbox").mkdir(parents=True)
+    (tree / "scripts" / "kconfig" / "Makefile").write_text(KCONFIG_MAKEFILE)
+    assert kbuild.whole_configs(tree) == ["allnoconfig", "allyesconfig", "allmodconfig",
+                                          "alldefconfig"]
+    plan = kbuild.plan(tree, catalog, None, "sandbox", "allyesconfig")
+    assert (plan.arch, plan.defconfig, plan.target) == ("sandbox", "allyesconfig", None)
+    assert plan.why == "Kconfig's allyesconfig for ARCH=sandbox"
+    with pytest.raises(UsageError, match="no defconfig 'randconfig'"):
+        kbuild.plan(tree, catalog, None, "sandbox", "randconfig")  # not a whole-tree config
+    with pytest.raises(UsageError, match="no defconfig 'allyesconfig'"):
+        kbuild.plan(tree, catalog, None, "nosucharch", "allyesconfig")
+    assert kbuild.whole_configs(TREE) == []  # the miniature tree has no Kconfig Makefile
+
+
 def test_target_whose_defconfigs_the_tree_lacks(catalog):
     with pytest.raises(BbvError, match="none of target 'x86-efi''s defconfigs"):
         kbuild.plan(TREE, catalog, "x86-efi", None, None)
