@@ -94,11 +94,13 @@ class _Host:
 
 
 def _problem(need: dict) -> str | None:
-    from barebox_virtio_cli.doctor.host import PROBES
+    from barebox_virtio_cli.doctor.host import PROBES, pkg_config_finds
 
     if "probe" in need:
         probe_fn = PROBES.get(need["probe"])
         return probe_fn() if probe_fn else f"bbv has no probe '{need['probe']}'"
+    if "pkgconfig" in need:
+        return pkg_config_finds(need["pkgconfig"])
     return None if on_path(need["program"]) else f"no {need['program']} on PATH"
 
 

@@ -119,22 +119,21 @@ def _convert_svg() -> str | None:
     return "convert cannot render an SVG (ImageMagick passes SVG to rsvg-convert)"
 
 
-def _pkg_config_openssl() -> str | None:
-    """Whether pkg-config finds OpenSSL's libcrypto (its -dev package)."""
+def pkg_config_finds(library: str) -> str | None:
+    """Whether pkg-config finds a library (its -dev package): None, or what is wrong."""
     if which("pkg-config") is None:
-        return None  # the pkg-config entry names it
-    got = _answer(["pkg-config", "--exists", "openssl"])
+        return "no pkg-config on PATH (Debian: pkg-config)"
+    got = _answer(["pkg-config", "--exists", library])
     if isinstance(got, str):
         return got
-    return None if got.returncode == 0 else "pkg-config does not find openssl"
+    return None if got.returncode == 0 else f"pkg-config does not find {library}"
 
 
 # The behaviour probes configs/suite/requirements.toml and packages.toml's build_need name
 # (probe = "NAME"): each returns None when the host does it, else what is wrong.
 PROBES = {"openssl-pubin-private-key": _openssl_pubin_private_key,
           "imagemagick-convert": _imagemagick_convert,
-          "convert-svg": _convert_svg,
-          "pkg-config-openssl": _pkg_config_openssl}
+          "convert-svg": _convert_svg}
 
 
 def _importable(name: str) -> bool:

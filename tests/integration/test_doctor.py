@@ -201,3 +201,17 @@ def test_doctor_probes_whether_openssl_pkey_pubin_reads_a_private_key(tmp_path):
         assert check["detail"].startswith(f"{' '.join(version.split()[:2])}: 'openssl pkey "
                                           "-pubin' does not read a private key: "
                                           "test/py/test_tlv.py error")
+
+
+@need("pkg-config")
+def test_pkg_config_finds_a_library_or_says_it_does_not(tmp_path, monkeypatch):
+    """packages.toml's build_need `pkgconfig = NAME` (bbv test --ci): the real pkg-config,
+    asked for a library of its own search path and for one nobody has."""
+    from barebox_virtio_cli.doctor.host import pkg_config_finds
+
+    (tmp_path / "bbvdemo.pc").write_text("Name: bbvdemo\nDescription: x\nVersion: 1\n")
+    monkeypatch.setenv("PKG_CONFIG_PATH", str(tmp_path))
+    assert pkg_config_finds("bbvdemo") is None
+    assert pkg_config_finds("bbv-no-such-lib") == "pkg-config does not find bbv-no-such-lib"
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert pkg_config_finds("bbvdemo") == "no pkg-config on PATH (Debian: pkg-config)"
