@@ -126,6 +126,21 @@ def check_lava_name(path: Path) -> Path:
     return path
 
 
+# lava_common/schemas (2023.01): job_name is All(str, Length(min=1, max=200)).
+JOB_NAME_MAX = 200
+
+
+def check_job_name(name: str) -> None:
+    """A job name (from --job-name, with several targets plus the target's) LAVA's schema
+    takes, refused here rather than by the server after the upload."""
+    if not name:
+        raise UsageError("--job-name '' is empty; give a name, or leave the option out for "
+                         "'bbv TARGET'")
+    if len(name) > JOB_NAME_MAX:
+        raise UsageError(f"--job-name: LAVA takes a job name of at most {JOB_NAME_MAX} "
+                         f"characters and this one is {len(name)} long; give a shorter one")
+
+
 def check_lava_spec(spec: RunSpec) -> None:
     if spec.fs:
         raise UsageError("--fs shares a directory of this machine, which a LAVA worker does "

@@ -7,7 +7,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from barebox_virtio_cli.errors import UsageError
-from barebox_virtio_cli.export.jobs import labgrid_env, lava_job, lava_warnings, to_yaml
+from barebox_virtio_cli.export.jobs import (
+    check_job_name,
+    labgrid_env,
+    lava_job,
+    lava_warnings,
+    to_yaml,
+)
 from barebox_virtio_cli.export.output import STDOUT, destinations
 from barebox_virtio_cli.qemu.args import build_command
 from barebox_virtio_cli.run.request import RunRequest
@@ -91,6 +97,8 @@ def lava_definition(request: RunRequest, job_name: str | None, commands: list[st
                     expectations: list[str] = ()) -> tuple[str, dict]:
     """(target name, LAVA job as data), the warnings said; url(target name, file) gives each
     image file's URL (default: file:// URLs, see export.jobs.lava_job)."""
+    if job_name is not None:
+        check_job_name(job_name)
     target, info, spec = prepare(request, check_locks=False)
     groups = build_command(target, spec, info)
     extra = {"url": lambda path: url(target.name, path)} if url else {}

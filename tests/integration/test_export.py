@@ -422,3 +422,18 @@ def test_lava_bad_expectation_is_one_line(setup):
     one_line_error(done, 2, "--expect 'a[' is not a valid regular expression: "
                    "unterminated character set at position 1")
     assert not done.stdout
+
+
+def test_lava_job_name_is_one_lava_takes(setup):
+    """lava-server's schema takes a job_name of 1 to 200 characters: bbv refuses the others
+    before it writes (or uploads) anything, and a name of 200 passes the schema."""
+    args = ["export", "lava", "--image", "barebox-dt-2nd.img", "-o", "j.yaml"]
+    for name, message in (("", "--job-name '' is empty"),
+                          ("x" * 201, "at most 200 characters and this one is 201 long")):
+        one_line_error(bbv(*args, "--job-name", name, cwd=setup), 2, message)
+        assert not (setup / "j.yaml").exists()
+    done = bbv(*args, "--job-name", "x" * 200, cwd=setup)
+    assert done.returncode == 0, done.stderr
+    assert yaml.safe_load((setup / "j.yaml").read_text())["job_name"] == "x" * 200
+    if _have_lava():
+        assert lava_validate(setup / "j.yaml").returncode == 0
