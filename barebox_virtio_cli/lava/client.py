@@ -49,7 +49,8 @@ class LavaClient:
     def _json(self, method: str, path: str, what: str, **kwargs):
         response = self._call(method, path, **kwargs)
         if response.status_code == 404:
-            raise BbvError(f"{what}: not found on {self.server.url}")
+            raise self._not_lava(path) if _listing(path) else \
+                BbvError(f"{what}: not found on {self.server.url}")
         if not response.ok:
             raise BbvError(f"{what}: LAVA server {self.server.url} answered "
                            f"{response.status_code} {_detail(response)}")
@@ -58,6 +59,12 @@ class LavaClient:
         except ValueError:
             raise BbvError(f"{what}: {self.server.url} did not answer with JSON; is it a LAVA "
                            "server (REST API v0.2)?") from None
+
+    def _not_lava(self, path: str) -> BbvError:
+        """Every LAVA server has the listings (/devicetypes/, /jobs/): without one, the URL
+        is another web server's, or not the root of LAVA's."""
+        return BbvError(f"{self.server.url} is not a LAVA server: {API}{path} is not found "
+                        f"there (404); give the address of LAVA's web UI ({self.server.source})")
 
     def _list(self, path: str, what: str, **params) -> list[dict]:
         items: list[dict] = []
@@ -73,6 +80,8 @@ class LavaClient:
     def submit(self, definition: str, what: str) -> list[int]:
         """The ids of the job(s) a definition makes (one, or several for multinode)."""
         response = self._call("POST", "/jobs/", json={"definition": definition})
+        if response.status_code == 404:
+            raise self._not_lava("/jobs/")
         if response.status_code == 400:
             raise Rejected(f"LAVA server {self.server.url} rejected the job for {what}: "
                            f"{_detail(response)}")
@@ -128,6 +137,11 @@ class LavaClient:
 
     def workers(self) -> list[dict]:
         return self._list("/workers/", "workers")
+
+
+def _listing(path: str) -> bool:
+    """A top-level listing such as /devicetypes/, not one object (/jobs/7/) or its parts."""
+    return path.count("/") == 2
 
 
 def _detail(response) -> str:

@@ -17,6 +17,7 @@ import pytest
 import requests
 import yaml
 from conftest import BBV, bbv, need, one_line_error
+from http_helpers import HttpServer
 from process_helpers import CROSS, TINYGUEST, assemble
 
 from barebox_virtio_cli.lava import results
@@ -301,6 +302,21 @@ def test_faults_are_one_line_and_never_show_the_token(farm, guest, tmp_path):
                                   "provided @ data['timeouts']")
     for done in (bad, down, unknown, rejected):
         assert farm.token not in done.stdout + done.stderr
+
+
+def test_a_url_that_is_not_a_lava_server_is_named(guest, tmp_path):
+    """A web server that is not LAVA (or LAVA's URL with a wrong path) answers 404 to the
+    listings every LAVA server has: said so in one line, for targets and for job files."""
+    web, files = HttpServer(), job_files(tmp_path, guest, "plain")
+    try:
+        for url in (web.url, f"{web.url}/lava"):
+            for what in (["-t", "vexpress", "--image", str(guest)], files):
+                done = bbv("lava", "submit", "--url", url, "--token", "T", *what)
+                one_line_error(done, 1, f"{url} is not a LAVA server: /api/v0.2/devicetypes/ "
+                               "is not found there (404); give the address of LAVA's web UI")
+        assert "/api/v0.2/jobs/" not in " ".join(web.requests)  # nothing submitted
+    finally:
+        web.close()
 
 
 def test_no_usable_device_is_refused_before_submitting(farm, guest):
