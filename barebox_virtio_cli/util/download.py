@@ -180,6 +180,10 @@ class _Interrupted(Exception):
 
 def _reason(exc: Exception) -> str:
     text = str(exc)
+    tls = re.search(r"\[SSL: [A-Z_]+\] (.+?) \(_ssl\.c", text)
+    if tls:  # e.g. https:// to a plain HTTP port, or a certificate of a private CA
+        hint = " (a private CA: REQUESTS_CA_BUNDLE=CA.pem)" if "verify failed" in text else ""
+        return f"TLS: {tls[1]}{hint}"
     for known in ("Connection refused", "Name or service not known", "timed out",
                   "Temporary failure in name resolution", "Network is unreachable"):
         if known in text:

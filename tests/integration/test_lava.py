@@ -319,6 +319,35 @@ def test_a_url_that_is_not_a_lava_server_is_named(guest, tmp_path):
         web.close()
 
 
+@need("openssl")
+def test_tls_failures_say_what_tls_said(guest, tmp_path):
+    """https:// to a plain HTTP port, and a server whose certificate no known CA signed: the
+    line quotes TLS's reason (not "SSLError"); REQUESTS_CA_BUNDLE trusts the lab's CA."""
+    import ssl
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", key, "-out", cert], check=True, capture_output=True, timeout=60)
+    plain, tls = HttpServer(), HttpServer()
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    tls.server.socket = context.wrap_socket(tls.server.socket, server_side=True)
+    https = tls.url.replace("http://", "https://")
+    args = ["lava", "submit", "--token", "T", "-t", "vexpress", "--image", str(guest)]
+    try:
+        done = bbv(*args, "--url", plain.url.replace("http://", "https://"))
+        one_line_error(done, 1, "cannot reach the LAVA server", "(TLS: wrong version number)")
+        done = bbv(*args, "--url", https)
+        one_line_error(done, 1, "(TLS: certificate verify failed: self-signed certificate "
+                       "(a private CA: REQUESTS_CA_BUNDLE=CA.pem))")
+        done = bbv(*args, "--url", https, env={"REQUESTS_CA_BUNDLE": str(cert)})
+        one_line_error(done, 1, f"{https} is not a LAVA server")  # reached, over TLS
+    finally:
+        plain.close()
+        tls.close()
+
+
 def test_no_usable_device_is_refused_before_submitting(farm, guest):
     newest = api(farm, "/jobs/?limit=1&ordering=-id")["results"][0]["id"]
     lava_farm.use_devices(0)  # both devices in Maintenance, their workers still online
