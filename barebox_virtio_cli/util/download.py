@@ -185,7 +185,8 @@ def _reason(exc: Exception) -> str:
         hint = " (a private CA: REQUESTS_CA_BUNDLE=CA.pem)" if "verify failed" in text else ""
         return f"TLS: {tls[1]}{hint}"
     for known in ("Connection refused", "Name or service not known", "timed out",
-                  "Temporary failure in name resolution", "Network is unreachable"):
+                  "Temporary failure in name resolution", "Network is unreachable",
+                  "Connection reset by peer", "Remote end closed connection without response"):
         if known in text:
             return known
     return type(exc).__name__

@@ -348,6 +348,38 @@ def test_tls_failures_say_what_tls_said(guest, tmp_path):
         tls.close()
 
 
+def test_a_server_that_hangs_up_is_named():
+    """A port that takes the connection and closes it (a crashed proxy, a non-HTTP service):
+    the line says so, not "ConnectionError"."""
+    import socket
+    import threading
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def hang_up():
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            conn.recv(1024)
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\1\0\0\0\0\0\0\0")
+            conn.close()  # with SO_LINGER 0: a reset
+
+    thread = threading.Thread(target=hang_up, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    try:
+        done = bbv("lava", "wait", "--url", url, "--token", "T", "5")
+        one_line_error(done, 1, f"cannot reach the LAVA server {url} (Connection reset by peer)")
+    finally:
+        stop.set()
+        thread.join()
+        listener.close()
+
+
 def test_no_usable_device_is_refused_before_submitting(farm, guest):
     newest = api(farm, "/jobs/?limit=1&ordering=-id")["results"][0]["id"]
     lava_farm.use_devices(0)  # both devices in Maintenance, their workers still online
