@@ -84,12 +84,15 @@ class _Checker:
 
     def _boot(self, image: Path) -> tuple[str, str]:
         from barebox_virtio_cli.run.service import scripted
-        from barebox_virtio_cli.session.report import PASSED
+        from barebox_virtio_cli.session.report import PASSED, split_qemu_lines
 
         assert self.request.boot is not None
         result = scripted(self.request.boot.replace(image=str(image)))
         if result.boot.status != PASSED:
             why = f"no barebox prompt: {result.error or result.boot.status}"
+            qemu_lines, _ = split_qemu_lines(result.last_lines)
+            if qemu_lines:  # as bbv run says it: QEMU's own reason
+                why += f" {st.QEMU_SAID} {qemu_lines[0]}"
             return (st.SKIP if self.request.boot_fail_skip else st.BAD), why
         if result.ok:
             return st.GOOD, ""
@@ -284,6 +287,9 @@ def bisect(request: BisectRequest,
             outcome.steps.append(step)
             problem = st.ends_problem(step, expected)
             if problem:
+                refused = st.qemu_refused(outcome.steps)
+                if refused:
+                    raise st.Stop(refused)
                 outcome.why = problem
                 return outcome
         answer = space.bisect("start", bad, good)

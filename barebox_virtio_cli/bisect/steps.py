@@ -12,6 +12,7 @@ from barebox_virtio_cli.errors import BbvError
 GOOD, BAD, SKIP = "good", "bad", "skip"
 # git bisect run's convention for a check command: 0 good, 125 skip, 1-127 bad; others stop.
 SKIP_STATUS = 125
+QEMU_SAID = "QEMU said:"
 
 _FOUND = re.compile(r"^([0-9a-f]{40}) is the first bad commit", re.MULTILINE)
 _ONLY_SKIPPED = "There are only 'skip'ped commits left to test."
@@ -101,6 +102,16 @@ def ends_problem(step: CommitStep, expected: str) -> str | None:
             "nothing to bisect: is it the right check, or is the bad commit not bad?")
     return (f"{option} {short} {said} the check{': ' + step.note if step.note else ''}; "
             f"{hint}")
+
+
+def qemu_refused(ends: list[CommitStep]) -> str | None:
+    """The line that stops a bisection whose two ends QEMU refused alike (its command line,
+    not a commit, is wrong: -qemu-arg -nonsense), or None."""
+    said = {step.note.partition(f" {QEMU_SAID} ")[2] for step in ends}
+    if len(ends) != 2 or len(said) != 1 or not all(said):
+        return None
+    return (f"QEMU refused to start at both ends, before barebox ran: {said.pop()}; check "
+            "--qemu-arg and the device options (bbv run --dry-run shows the command line)")
 
 
 def parse_answer(text: str) -> tuple[str, list[str]]:

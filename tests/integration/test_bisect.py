@@ -493,3 +493,18 @@ def test_signal_while_the_tree_is_made_exits_128_plus_n_and_leaves_nothing(
     assert not list((bbv_dirs / "cache" / "bisect").glob("*/tree*"))
     assert not leftovers(bbv_dirs) and not pids_with_arg(seconds)
     assert snapshot(repo) == before
+
+
+@tools
+def test_qemu_refusing_its_command_line_stops_with_its_own_line(history):
+    repo, shas = history
+    before = snapshot(repo)
+    done = bisect(repo, "--good", shas["c0"], "--bad", shas["c6"], "--exec", "ls",
+                  "--qemu-arg", "-nonsense")
+    assert done.returncode == 1, done.stderr
+    last = done.stderr.splitlines()[-1]
+    assert last.startswith("bbv: error: QEMU refused to start at both ends"), done.stderr
+    assert "-nonsense: invalid option" in last
+    # each end's step line names QEMU's reason, as bbv run does
+    assert done.stderr.count("QEMU said: qemu-system-arm: -nonsense: invalid option") == 2
+    assert snapshot(repo) == before

@@ -87,3 +87,17 @@ def test_table_rows_and_step_line():
     assert row[0] == SHA[:12] and len(row[1]) == 50 and row[1].endswith("…")
     assert row[2:] == ("bad (bad end)", "12.0 s", "3.0 s", "/v/ not found")
     assert st.step_line(step) == f"{SHA[:12]} BAD (build 12.0 s, check 3.0 s): /v/ not found"
+
+
+def test_qemu_refusing_both_ends_alike_stops_the_bisection():
+    said = "no barebox prompt: QEMU exited st.QEMU_SAID qemu-system-arm: -x: invalid option"
+    said = said.replace("st.QEMU_SAID", st.QEMU_SAID)
+    ends = [st.CommitStep(SHA, result=st.BAD, note=said, role="bad end"),
+            st.CommitStep(OTHER, result=st.BAD, note=said, role="good end")]
+    line = st.qemu_refused(ends)
+    assert line.startswith("QEMU refused to start at both ends")
+    assert "qemu-system-arm: -x: invalid option" in line
+    # one end only, different reasons, or no QEMU line: the commits are judged as usual
+    assert st.qemu_refused(ends[:1]) is None
+    assert st.qemu_refused([ends[0], st.CommitStep(OTHER, note=said.replace("-x", "-y"))]) is None
+    assert st.qemu_refused([st.CommitStep(SHA, note="no barebox prompt: timed out")] * 2) is None
