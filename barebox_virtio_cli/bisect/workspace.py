@@ -70,9 +70,18 @@ def resolve(repo: Path, option: str, rev: str) -> str:
     done = git(["rev-parse", "--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}"],
                repo, check=False)
     if done.returncode != 0 or not rev.strip():
+        if is_shallow(repo):
+            raise UsageError(f"{option} {rev!r}: no such commit in {repo}, a shallow clone "
+                             "(its history is cut short): run 'git fetch --unshallow' there, "
+                             "then bisect again")
         raise UsageError(f"{option} {rev!r}: no such commit in {repo}; give a sha, tag or "
                          "branch ('git log --oneline' lists them)")
     return done.stdout.strip()
+
+
+def is_shallow(repo: Path) -> bool:
+    done = git(["rev-parse", "--is-shallow-repository"], repo, check=False)
+    return done.stdout.strip() == "true"
 
 
 def is_ancestor(repo: Path, older: str, newer: str) -> bool:

@@ -508,3 +508,16 @@ def test_qemu_refusing_its_command_line_stops_with_its_own_line(history):
     # each end's step line names QEMU's reason, as bbv run does
     assert done.stderr.count("QEMU said: qemu-system-arm: -nonsense: invalid option") == 2
     assert snapshot(repo) == before
+
+
+def test_a_commit_beyond_a_shallow_clone_says_so(history, tmp_path):
+    repo, _ = history
+    clone = tmp_path / "shallow"
+    git(tmp_path, "clone", "-q", "--depth", "2", f"file://{repo}", str(clone))
+    done = bisect(clone, "--good", "HEAD~6", "--bad", "HEAD", *CHECK)
+    assert done.returncode == 2, done.stderr
+    line = one_error_line(done)
+    assert "--good 'HEAD~6': no such commit" in line and "shallow clone" in line
+    assert "git fetch --unshallow" in line
+    deep = bisect(repo, "--good", "nosuchrev", "--bad", "HEAD", *CHECK)
+    assert "shallow" not in one_error_line(deep)
