@@ -4,6 +4,7 @@ device options) so that a mistake is one line before any build or boot."""
 from __future__ import annotations
 
 import importlib.util
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -122,13 +123,20 @@ def _testable(targets: list[Target], src: Path) -> list[Target]:
 
 
 def output_dir(path: Path, option: str) -> Path:
-    """An output directory (--junit-dir), made if missing; one line if it cannot be."""
+    """An output directory (--junit-dir) that can be made; one line if it cannot be. It is
+    not made here: pytest makes it when it writes a report, so a run that fails before any
+    test leaves nothing behind."""
+    import errno
+
     path = path.resolve()
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UsageError(f"{option} {path}: {exc.strerror}") from None
-    return path
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir():
+        reason = errno.ENOTDIR
+    elif not os.access(existing, os.W_OK | os.X_OK):
+        reason = errno.EACCES
+    else:
+        return path
+    raise UsageError(f"{option} {path}: {os.strerror(reason)} ({existing})")
 
 
 def check_keyword(expression: str | None) -> None:

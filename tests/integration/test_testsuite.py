@@ -303,3 +303,18 @@ def test_full_merges_its_fragment_into_the_build_and_gives_the_target_its_extras
                  "-p", "no_such_plugin_bbv")
     assert broken.returncode == 1
     assert "no_such_plugin_bbv" in json.loads(broken.stdout)[0]["error"]
+
+
+def test_junit_dir_is_not_made_by_a_run_that_fails_before_any_test(tmp_path):
+    tree = make_tree(tmp_path)
+    junit = tmp_path / "new" / "x"
+    done = bbv("test", "vexpress", "--src", str(tree), "--junit-dir", str(junit), "--no-build",
+               cwd=tmp_path, timeout=120)
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert not (tmp_path / "new").exists()  # nothing made, nothing left
+    blocked = tmp_path / "file"
+    blocked.write_text("kept")
+    with pytest.raises(UsageError, match=f"--junit-dir {blocked}/x: Not a directory"):
+        suite.output_dir(blocked / "x", "--junit-dir")
+    assert blocked.read_text() == "kept"
+    assert suite.output_dir(junit, "--junit-dir") == junit and not junit.exists()
