@@ -49,8 +49,12 @@ class LavaClient:
     def _json(self, method: str, path: str, what: str, **kwargs):
         response = self._call(method, path, **kwargs)
         if response.status_code == 404:
-            raise self._not_lava(path) if _listing(path) else \
-                BbvError(f"{what}: not found on {self.server.url}")
+            # One object missing, or the whole API? Its listing tells (LAVA always has it).
+            listing = path if _listing(path) else "/" + path.split("/")[1] + "/"
+            if listing == path or \
+                    self._call("GET", listing, params={"limit": 1}).status_code == 404:
+                raise self._not_lava(listing)
+            raise BbvError(f"{what}: not found on {self.server.url}")
         if not response.ok:
             raise BbvError(f"{what}: LAVA server {self.server.url} answered "
                            f"{response.status_code} {_detail(response)}")

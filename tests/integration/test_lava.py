@@ -315,8 +315,16 @@ def test_a_url_that_is_not_a_lava_server_is_named(guest, tmp_path):
                 one_line_error(done, 1, f"{url} is not a LAVA server: /api/v0.2/devicetypes/ "
                                "is not found there (404); give the address of LAVA's web UI")
         assert "/api/v0.2/jobs/" not in " ".join(web.requests)  # nothing submitted
+        done = bbv("lava", "wait", "--url", web.url, "--token", "T", "1")
+        one_line_error(done, 1, f"{web.url} is not a LAVA server: /api/v0.2/jobs/ is not found "
+                       "there (404)")
     finally:
         web.close()
+
+
+def test_a_job_the_server_does_not_have_is_not_found(farm):
+    done = lava(farm, "wait", "99999999")
+    one_line_error(done, 1, f"job 99999999: not found on {farm.url}")
 
 
 @need("openssl")
