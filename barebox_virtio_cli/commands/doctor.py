@@ -135,5 +135,10 @@ def _ci(names: tuple[str, ...], as_json: bool, ci: bool, src: Path | None) -> No
         console.print(table)
         if packages:
             console.print(f"Debian/Ubuntu: apt install {' '.join(packages)}", markup=False)
-    if any(lacks for *_, lacks in rows):
+    cannot = [f"{env} ({', '.join(m.item for m in lacks)})" for _, env, lacks in rows if lacks]
+    if cannot:
+        from barebox_virtio_cli.util.status import say
+
+        say(f"{len(cannot)} of {len(rows)} CI envs cannot run on this host: "
+            f"{'; '.join(cannot)}")
         raise SystemExit(1)

@@ -220,6 +220,9 @@ def test_doctor_ci_lists_the_envs_and_exits_1_for_one_it_cannot_run(tree):
     (tree / "tinyos.img").write_bytes(b"")
     done = bbv("doctor", "--ci", "--src", str(tree))
     assert done.returncode == 1 and "qemu-system-bbvnone: not on PATH" in done.stdout
+    # why it exits 1, on stderr: the one env this host cannot run and what it lacks
+    assert done.stderr == f"bbv: 1 of 3 CI envs cannot run on this host: {MISSING} " \
+        "(qemu-system-bbvnone)\n"
     assert "--src belongs to --ci" in error_line(bbv("doctor", "--src", str(tree)), 2)
 
 
