@@ -50,6 +50,9 @@ def load(src: Path, names: list[str], given: bool = False) -> CiPlan:
     input: not a barebox tree, no workflow, an unreadable one, an unknown job."""
     check_tree(src, given=given)
     path = src / WORKFLOW
+    if path.is_dir():
+        raise UsageError(f"{path} is a directory, not barebox's CI workflow file; remove it or "
+                         "restore the file (git checkout -- .github)")
     if not path.is_file():
         raise UsageError(f"{src} has no {WORKFLOW} (barebox's labgrid CI, since v2023.06): "
                          "there is no CI matrix to run; test with 'bbv test TARGET'")

@@ -140,8 +140,9 @@ def _matrix(job: dict) -> list[CiJob]:
         # GitHub's expressions ignore case: ${{matrix.arch}} reads the ARCH key
         entry = {str(k).lower(): "" if v is None else str(v)
                  for k, v in (entry.items() if isinstance(entry, dict) else [])}
-        if not entry.get("defconfig") or not entry.get("lgenv") or not entry.get("arch"):
-            raise WorkflowError(f"a matrix entry without arch, lgenv or defconfig: {entry}")
+        lacking = [key for key in ("arch", "lgenv", "defconfig") if not entry.get(key)]
+        if lacking:
+            raise WorkflowError(f"a matrix entry without {' or '.join(lacking)}: {entry}")
         jobs.append(CiJob(entry["arch"], entry["lgenv"], entry["defconfig"],
                         entry.get("lgargs", ""), entry.get("osimg", "")))
     return jobs

@@ -196,6 +196,10 @@ def test_bad_input_one_line_each(tree, tmp_path):
     done = bbv("test", "--ci", "--src", str(old))
     assert "has no .github/workflows/test-labgrid-pytest.yml" in error_line(done, 2)
     assert "test with 'bbv test TARGET'" in error_line(done, 2)
+    (old / ".github" / "workflows" / "test-labgrid-pytest.yml").mkdir(parents=True)
+    done = bbv("test", "--ci", "--src", str(old))
+    assert "test-labgrid-pytest.yml is a directory, not barebox's CI workflow file" in \
+        error_line(done, 2)
     done = bbv("test", "--list", "--src", str(tree))
     assert "--list belongs to --ci" in error_line(done, 2)
     done = bbv("test", "--ci", "--rng", "--src", str(tree))

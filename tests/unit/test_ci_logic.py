@@ -91,7 +91,9 @@ def test_unreadable_build_step_falls_back_and_says_so():
     ("a: [", "not valid YAML"), ("name: x\n", "no jobs"),
     ("jobs:\n  a:\n    steps: []\n", "no job with a strategy matrix"),
     ("jobs:\n  a:\n    strategy:\n      matrix:\n        include:\n          - ARCH: arm\n",
-     "without arch, lgenv or defconfig")])
+     r"without lgenv or defconfig: \{'arch': 'arm'\}"),
+    ("jobs:\n  a:\n    strategy:\n      matrix:\n        include:\n          - ARCH: arm\n"
+     "            lgenv: x\n", "without defconfig: ")])
 def test_no_matrix_is_an_error(text, error):
     with pytest.raises(WorkflowError, match=error):
         read_workflow(text)
