@@ -142,6 +142,9 @@ def check_job_name(name: str) -> None:
 
 
 def check_lava_spec(spec: RunSpec) -> None:
+    if spec.graphic:
+        raise UsageError("--graphic opens a display window, which a LAVA worker's QEMU (run "
+                         "with -nographic) does not have; leave it out of a LAVA export")
     if spec.fs:
         raise UsageError("--fs shares a directory of this machine, which a LAVA worker does "
                          "not have; leave it out of a LAVA export")

@@ -248,6 +248,10 @@ def test_lava_refuses_host_only_options(setup):
         assert ("LAVA worker" in done.stderr or "rename the file" in done.stderr) and \
             len(done.stderr.splitlines()) == 1
     assert not (setup / "j.yaml").exists()
+    done = bbv("export", "lava", "--image", "barebox-dt-2nd.img", "--graphic", "-o", "j.yaml",
+               cwd=setup)
+    one_line_error(done, 2, "--graphic opens a display window, which a LAVA worker's QEMU")
+    assert not (setup / "j.yaml").exists()
 
 
 @pytest.mark.pure
