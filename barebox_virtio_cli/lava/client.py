@@ -4,6 +4,8 @@ token (it lives only in the session's headers)."""
 
 from __future__ import annotations
 
+import time
+
 from barebox_virtio_cli.errors import BbvError
 from barebox_virtio_cli.lava.identity import Server
 from barebox_virtio_cli.util.download import ApiSession, Unreachable
@@ -24,6 +26,8 @@ class LavaClient:
         if server.token:
             headers["Authorization"] = f"Token {server.token}"
         self.session = ApiSession(headers, timeout)
+        # (--timeout S, its monotonic end): every call is one attempt that ends by then
+        self.bound: tuple[float, float] | None = None
 
     def close(self) -> None:
         self.session.close()
@@ -33,9 +37,18 @@ class LavaClient:
     def _call(self, method: str, path: str, **kwargs):
         """The requests Response; 401/403 and an unreachable server as one line each."""
         url = f"{self.server.url}{API}{path}"
+        timeout = None
+        if self.bound is not None:  # one attempt, for the time left
+            seconds, end = self.bound
+            timeout = min(self.session.timeout, end - time.monotonic())
+            if timeout <= 0:
+                raise self._too_slow(seconds, "no answer in time")
         try:
-            response = self.session.request(method, url, **kwargs)
+            response = self.session.request(method, url, timeout=timeout,
+                                            once=self.bound is not None, **kwargs)
         except Unreachable as exc:
+            if self.bound is not None:
+                raise self._too_slow(self.bound[0], exc.reason) from None
             raise BbvError(f"cannot reach the LAVA server {self.server.url} ({exc.reason}); "
                            f"is it up, and is the URL ({self.server.source}) right?") from None
         if response.status_code in (401, 403):
@@ -63,6 +76,11 @@ class LavaClient:
         except ValueError:
             raise BbvError(f"{what}: {self.server.url} did not answer with JSON; is it a LAVA "
                            "server (REST API v0.2)?") from None
+
+    def _too_slow(self, seconds: float, reason: str) -> BbvError:
+        return BbvError(f"cannot reach the LAVA server {self.server.url} within --timeout "
+                        f"{seconds:g} s ({reason}); is it up, and is the URL "
+                        f"({self.server.source}) right?")
 
     def _not_lava(self, path: str) -> BbvError:
         """Every LAVA server has the listings (/devicetypes/, /jobs/): without one, the URL

@@ -359,7 +359,10 @@ def submit(server: Server, request: SubmitRequest) -> JobsOutcome:
     client = LavaClient(server)
     submitted: list[Job] = []
     try:
+        if request.timeout:  # the checks before submitting end within --timeout too
+            client.bound = (request.timeout, time.monotonic() + request.timeout)
         check_devices(client, [job_needs(d) for _, d in definitions])
+        client.bound = None
         if images.served is not None:
             images.served.start()
             say(f"serving {len(images.served.files)} image file(s) at {images.served.base}/ "
@@ -388,10 +391,13 @@ def wait(server: Server, ids: list[int], verbose: bool, junit_dir: Path | None,
     client = LavaClient(server)
     try:
         jobs = []
+        if timeout:
+            client.bound = (timeout, time.monotonic() + timeout)
         for job_id in dict.fromkeys(ids):
             data = client.job(job_id)
             job = Job(job_id, str(data.get("description") or job_id), server.job_url(job_id))
             jobs.append(job)
+        client.bound = None
         return watch(client, jobs, verbose, junit_dir, timeout, cancel_on_stop=False)
     finally:
         client.close()

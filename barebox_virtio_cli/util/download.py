@@ -160,18 +160,29 @@ class ApiSession:
             self.session.mount(scheme, HTTPAdapter(max_retries=retry))
         self.session.headers.update(headers)
         self.timeout = timeout
+        self.single: requests.Session | None = None  # no retries: for a caller with a deadline
 
-    def request(self, method: str, url: str, **kwargs):
-        """The requests Response."""
+    def request(self, method: str, url: str, timeout: float | None = None, once: bool = False,
+                **kwargs):
+        """The requests Response; timeout: the attempt's (default: the session's); once: one
+        attempt, not retried."""
         import requests
 
+        session = self.session
+        if once:
+            if self.single is None:
+                self.single = requests.Session()
+                self.single.headers.update(self.session.headers)
+            session = self.single
         try:
-            return self.session.request(method, url, timeout=self.timeout, **kwargs)
+            return session.request(method, url, timeout=timeout or self.timeout, **kwargs)
         except requests.RequestException as exc:
             raise Unreachable(url, _reason(exc)) from None
 
     def close(self) -> None:
         self.session.close()
+        if self.single is not None:
+            self.single.close()
 
 
 class _Interrupted(Exception):

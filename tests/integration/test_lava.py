@@ -423,3 +423,24 @@ def test_lavacli_identity(farm, guest, tmp_path):
     assert one_line(missing) == (f"bbv: error: no identity 'lab' in {config}/lavacli.yaml "
                                  "(identities: farm); add it with 'lavacli identities add' or "
                                  "pass --url and --token")
+
+
+def test_timeout_bounds_the_calls_before_submitting(guest):
+    """A server that takes connections and never answers: --timeout S ends the checks before
+    submitting (and wait's look-ups) in about S seconds, not 30 s a request times 4 attempts,
+    with one line naming the server."""
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)  # the kernel completes the handshakes; nothing ever reads or answers
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    try:
+        for args in (["submit", "-t", "vexpress", "--image", str(guest)], ["wait", "5"]):
+            started = time.monotonic()
+            done = bbv("lava", *args, "--url", url, "--token", "T", "--timeout", "3")
+            took = time.monotonic() - started
+            one_line_error(done, 1, f"cannot reach the LAVA server {url} within --timeout 3 s")
+            assert took < 15, took  # unbounded: 4 attempts of 30 s each
+    finally:
+        listener.close()
