@@ -33,6 +33,10 @@ class EnvEntry:
 DETERMINISTIC = "shift=4,align=off,sleep=off"
 RECORDED = "shift=auto"
 RECORD, REPLAY = "record", "replay"
+# QEMU options that --deterministic, --record and a replay set themselves: a --qemu-arg giving
+# one again is refused (QEMU takes the last -icount: a recording with shift=3 hangs and keeps a
+# log no replay can follow).
+ICOUNT_OWNED = ("icount",)
 # Seconds between typed characters while QEMU records. Measured (QEMU 7.2, PL011): a line typed
 # as one burst arrives scrambled, as QEMU hands recorded input over only at its checkpoints.
 RECORD_TYPING_PACE = 0.05
@@ -189,6 +193,8 @@ def _check_limits(target: Target, spec: RunSpec, info: QemuInfo) -> None:
                              "it out of a recorded run")
     if spec.recording:
         _check_recordable(spec)
+    if spec.icount is not None:
+        check_icount_args(spec)
     if spec.firmware and target.load == "bios":
         raise UsageError(f"target '{target.name}' loads barebox itself with -bios; "
                          "--firmware cannot be added")
@@ -206,6 +212,18 @@ def _check_limits(target: Target, spec: RunSpec, info: QemuInfo) -> None:
     tags = [tag for tag, _ in spec.fs]
     if len(set(tags)) != len(tags):
         raise UsageError("each --fs needs its own TAG (use TAG=DIR)")
+
+
+def check_icount_args(spec: RunSpec) -> None:
+    """--qemu-arg must not give what the -icount modes set themselves."""
+    given, value = ("--record or bbv replay", f"{RECORDED},rr={spec.icount.mode}") \
+        if spec.recording else ("--deterministic", DETERMINISTIC)
+    for arg in spec.qemu_args:
+        words = arg.split("=", 1)[0].split()
+        option = words[0].lstrip("-") if words and arg.startswith("-") else None
+        if option in ICOUNT_OWNED:
+            raise UsageError(f"--qemu-arg {arg}: {given} sets -{option} itself ({value}); drop "
+                             f"--qemu-arg {arg}")
 
 
 def _check_recordable(spec: RunSpec) -> None:

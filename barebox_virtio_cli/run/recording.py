@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from barebox_virtio_cli.errors import UsageError
+from barebox_virtio_cli.errors import BbvError, UsageError
 from barebox_virtio_cli.qemu.args import (
     REPLAY,
     EnvEntry,
@@ -33,7 +33,7 @@ from barebox_virtio_cli.qemu.args import (
 )
 from barebox_virtio_cli.qemu.info import QemuInfo
 from barebox_virtio_cli.targets.target import Target
-from barebox_virtio_cli.util.atomic import write_text
+from barebox_virtio_cli.util.atomic import allocated, copy_sparse, write_text
 from barebox_virtio_cli.util.jsonfile import read_object, write_json
 from barebox_virtio_cli.util.signals import Signalled, stopped
 from barebox_virtio_cli.util.status import say
@@ -61,26 +61,59 @@ def check_new(directory: Path) -> Path:
 
 def begin(directory: Path, target: Target, info: QemuInfo, spec: RunSpec) -> RunSpec:
     """Make the recording's directory: the disks copied, the command line and record written;
-    the spec QEMU records with (its own disk copies, the replay log, the serial transcript)."""
+    the spec QEMU records with (its own disk copies, the replay log, the serial transcript).
+    Stopped or failed on the way, it removes what it made."""
     spec_recorded = recorded(spec, directory)
     command = format_command(build_command(target, spec_recorded, info))  # checks it, first
+    made = not directory.exists()
     try:
         (directory / DISKS).mkdir(parents=True)
     except OSError as exc:
         raise UsageError(f"--record {directory}: cannot make it ({exc.strerror}); choose a "
                          "directory where you can write") from None
-    for blk, copy in zip(spec.blks, spec_recorded.blks, strict=True):
-        _copy(blk, copy)
-    write_text(directory / COMMAND, command + "\n")
-    write_json(directory / RECORD_FILE, {
-        "format": FORMAT, "target": target.name,
-        "image": str(spec.image), "image_sha256": sha256(spec.image),
-        "qemu": {"binary": info.binary, "version": ".".join(map(str, info.version))},
-        "devices": devices(spec), "blks": [str(b) for b in spec.blks],
-        "spec": spec_fields(spec_recorded, directory),
-        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "exit_status": None,
-    }, indent=2)
+    try:
+        check_room(directory, spec.blks)  # where DIR is: once it can be made
+        for blk, copy in zip(spec.blks, spec_recorded.blks, strict=True):
+            copy_sparse(blk, copy)
+        write_text(directory / COMMAND, command + "\n")
+        write_json(directory / RECORD_FILE, {
+            "format": FORMAT, "target": target.name,
+            "image": str(spec.image), "image_sha256": sha256(spec.image),
+            "qemu": {"binary": info.binary, "version": ".".join(map(str, info.version))},
+            "devices": devices(spec), "blks": [str(b) for b in spec.blks],
+            "spec": spec_fields(spec_recorded, directory),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "exit_status": None,
+        }, indent=2)
+    except BaseException:
+        discard(directory, made)
+        raise
     return spec_recorded
+
+
+def check_room(directory: Path, blks: list[Path]) -> None:
+    """The disk copies (their allocated blocks: holes stay holes) must fit where DIR is."""
+    need = sum(allocated(blk) for blk in blks)
+    free = shutil.disk_usage(directory).free
+    if need > free:
+        raise BbvError(f"--record {directory}: the disk copies need {_size(need)}, and its file "
+                       f"system has {_size(free)} free; record into a directory with more room")
+
+
+def _size(n: int) -> str:
+    return f"{n / (1 << 30):.1f} GiB" if n >= 1 << 30 else f"{n / (1 << 20):.1f} MiB"
+
+
+def discard(directory: Path, made: bool) -> None:
+    """Remove what a recording that never started left: DIR itself if bbv made it, else what
+    bbv put in it (check_new: it was empty)."""
+    if made:
+        shutil.rmtree(directory, ignore_errors=True)
+        return
+    for path in directory.iterdir():
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
 
 
 def finish(directory: Path, status: int) -> None:
@@ -90,23 +123,26 @@ def finish(directory: Path, status: int) -> None:
     write_json(directory / RECORD_FILE, record, indent=2)
 
 
-def keeping_status(directory: Path, run: Callable[[], int]) -> int:
-    """Run the recorded boot; its exit status (or a signal's 128+N) into the record."""
+def keeping_status(directory: Path, made: bool, run: Callable[[], int]) -> int:
+    """Run the recorded boot; its exit status (or a signal's 128+N) into the record. Stopped
+    or failed before QEMU started its log, the recording is removed (discard)."""
     status = None
     try:
         status = run()
         return status
-    except (Signalled, KeyboardInterrupt) as exc:
-        status = stopped(exc).exit_status
+    except BaseException as exc:
+        if not (directory / LOG).exists():
+            discard(directory, made)
+            raise
+        if isinstance(exc, (Signalled, KeyboardInterrupt)):
+            status = stopped(exc).exit_status
         raise
     finally:
         if status is not None:
             finish(directory, status)
-        say(f"recording in {directory}; replay it with: bbv replay {shlex.quote(str(directory))}")
-
-
-def _copy(source: Path, dest: Path) -> None:
-    shutil.copyfile(source, dest)  # a block device's contents too
+        if (directory / LOG).exists():
+            say(f"recording in {directory}; replay it with: bbv replay "
+                f"{shlex.quote(str(directory))}")
 
 
 def snapshot_drive(directory: Path) -> Path:
@@ -172,7 +208,17 @@ def load(directory: Path) -> dict:
     if damage is not None:
         raise UsageError(f"{path} is damaged ({damage}); record the run again with "
                          "'bbv run --record'")
+    gone = missing(record, directory)
+    if gone:
+        raise UsageError(f"{directory} is an incomplete recording: {gone[0]} is missing; record "
+                         "the run again with 'bbv run --record'")
     return record
+
+
+def missing(record: dict, directory: Path) -> list[str]:
+    """The files a replay reads that the recording lacks (relative to it)."""
+    wanted = [SERIAL, *map(str, record["spec"]["blks"])]
+    return [name for name in wanted if not (directory / name).is_file()]
 
 
 def _damage(record: dict) -> str | None:

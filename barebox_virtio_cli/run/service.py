@@ -18,6 +18,7 @@ from barebox_virtio_cli.qemu.args import (
     activation_command,
     boot_source,
     build_command,
+    check_icount_args,
     console_activation,
     format_command,
     recorded,
@@ -88,6 +89,8 @@ def prepare(request: RunRequest, image_optional: bool = False,
         gdb=_qemu_gdb_arg(request), gdb_wait=request.gdb_wait,
         icount=Icount() if request.deterministic else None,
     )
+    if spec.icount is not None:  # refused before a word of the boot is printed
+        check_icount_args(spec)
     return target, info, spec
 
 
@@ -227,11 +230,12 @@ def boot(request: RunRequest) -> int:
 
         return attach_run(target, info, spec, request.keep_running, request.console_log)
     if directory is not None:
+        made = not directory.exists()
         spec = recording.begin(directory, target, info, spec)
         if spec.console is not None:  # the recording keeps the virtio console's transcript
             request = request.replace(console_log=str(directory / recording.CONSOLE))
-        return recording.keeping_status(directory, lambda: _boot(request, target, info, spec,
-                                                                 board, script))
+        return recording.keeping_status(
+            directory, made, lambda: _boot(request, target, info, spec, board, script))
     return _boot(request, target, info, spec, board, script)
 
 

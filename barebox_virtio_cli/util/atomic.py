@@ -1,9 +1,11 @@
 """Files written atomically: into a hidden temporary file beside the target, moved into place
 only when complete, so that a reader (or a concurrent bbv) never sees half a file and a failure
-leaves the old file as it was. The one temp-then-rename routine of bbv."""
+leaves the old file as it was. The one temp-then-rename routine of bbv; and copy_sparse, the
+one copy of a (possibly sparse) disk image."""
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -68,6 +70,55 @@ def _move(tmp: Path, path: Path, replace: bool) -> None:
         if path.exists():
             raise UsageError(f"{path} exists; add --force to replace it") from None
         os.replace(tmp, path)
+
+
+CHUNK = 1 << 20
+
+
+def copy_sparse(source: Path, dest: Path) -> None:
+    """Copy source (a file or block device) to a new dest with holes where source has holes
+    (SEEK_DATA/SEEK_HOLE) or zeros: a 50 GB sparse image takes what its data takes."""
+    with open(source, "rb") as src, open(dest, "wb") as out:
+        size = src.seek(0, os.SEEK_END)
+        for start, end in _data_extents(src.fileno(), size):
+            src.seek(start)
+            while start < end:
+                block = src.read(min(CHUNK, end - start))
+                if not block:
+                    break
+                if block.count(0) != len(block):
+                    out.seek(start)
+                    out.write(block)
+                start += len(block)
+        out.truncate(size)
+
+
+def _data_extents(fd: int, size: int) -> Iterator[tuple[int, int]]:
+    """(start, end) of each stretch of fd that may hold data; all of it where the file system
+    (or a block device) cannot tell."""
+    offset = 0
+    while offset < size:
+        try:
+            start = os.lseek(fd, offset, os.SEEK_DATA)
+        except OSError as exc:
+            if exc.errno == errno.ENXIO:  # only a hole up to the end
+                return
+            yield offset, size  # no SEEK_DATA here
+            return
+        end = os.lseek(fd, start, os.SEEK_HOLE)
+        yield start, end
+        offset = end
+
+
+def allocated(path: Path) -> int:
+    """The bytes path takes on its file system (a block device: its whole size)."""
+    import stat
+
+    st = path.stat()
+    if stat.S_ISBLK(st.st_mode):
+        with open(path, "rb") as fh:
+            return fh.seek(0, os.SEEK_END)
+    return st.st_blocks * 512
 
 
 def _umask() -> int:

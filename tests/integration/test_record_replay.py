@@ -129,9 +129,24 @@ def test_a_damaged_recording_is_named_in_one_line(bbv_dirs, guest, disk, tmp_pat
 def test_qemu_refusing_a_replay_at_its_start_is_quoted(bbv_dirs, guest, disk, tmp_path):
     rec = tmp_path / "rec"
     assert record(guest, disk, rec).returncode == 0
-    (rec / "disks" / "blk0.img").unlink()
+    data = json.loads((rec / "record.json").read_text())
+    data["spec"]["cpu"] = "no-such-cpu"
+    (rec / "record.json").write_text(json.dumps(data))
     error_line(bbv("replay", str(rec), timeout=120), 1, "QEMU ended the replay at its start",
-               "blk0.img': No such file or directory")
+               "no-such-cpu")
+    assert not qemu_pids(guest)
+
+
+@pytest.mark.parametrize("lost", ["serial.log", "disks/blk0.img"])
+def test_a_recording_lacking_a_file_is_named_before_qemu_starts(bbv_dirs, guest, disk, tmp_path,
+                                                                lost):
+    rec = tmp_path / "rec"
+    assert record(guest, disk, rec).returncode == 0
+    (rec / lost).unlink()
+    started = time.monotonic()
+    one_line_error(bbv("replay", str(rec), timeout=120), 2,
+                   f"{rec} is an incomplete recording: {lost} is missing", "bbv run --record")
+    assert time.monotonic() - started < 10 and not (rec / "replayed").exists()
     assert not qemu_pids(guest)
 
 
@@ -361,3 +376,75 @@ def test_directories_where_nothing_can_be_written_are_one_line(bbv_dirs, guest, 
     with _immutable(rec / "replayed"):
         one_line_error(bbv("replay", str(rec), timeout=120), 2, "cannot write replayed/ in it")
     assert bbv("replay", str(rec), timeout=120).returncode == 0
+
+
+def test_a_sparse_disk_is_recorded_sparse_and_replays(bbv_dirs, guest, tmp_path):
+    disk = tmp_path / "big.img"
+    with open(disk, "wb") as fh:
+        fh.write(bytes(range(256)) * 4096)
+        fh.truncate(4 << 30)  # 4 GiB, 1 MiB of it data
+    rec = tmp_path / "rec"
+    done = record(guest, disk, rec)
+    assert done.returncode == 0, done.stderr
+    copy = rec / "disks" / "blk0.img"
+    assert copy.stat().st_size == 4 << 30 and copy.stat().st_blocks * 512 <= 2 << 20
+    with open(copy, "rb") as fh:
+        assert fh.read(1 << 20) == bytes(range(256)) * 4096
+    replayed = bbv("replay", str(rec), timeout=120)
+    assert replayed.returncode == 0 and "matches the recording" in replayed.stderr
+
+
+@pytest.mark.parametrize("existing", [False, True])
+def test_a_signal_while_the_disk_is_copied_leaves_no_recording(bbv_dirs, guest, tmp_path,
+                                                               existing):
+    disk = tmp_path / "full.img"
+    with open(disk, "wb") as fh:
+        for _ in range(1024):  # 1 GiB of data: the copy takes a while
+            fh.write(b"\xa5" * (1 << 20))
+    rec = tmp_path / "rec"
+    if existing:
+        rec.mkdir()
+    proc = subprocess.Popen([*BBV, "run", "-t", "vexpress", "--image", str(guest), "--blk",
+                             str(disk), "--record", str(rec), "--exec", "ls"],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    copy = rec / "disks" / "blk0.img"
+    deadline = time.monotonic() + 60
+    while not copy.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert copy.exists() and proc.poll() is None, "the copy did not start"
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(30) == 128 + signal.SIGTERM
+    assert "Traceback" not in proc.stderr.read()
+    assert (list(rec.iterdir()) == []) if existing else not rec.exists()
+    assert not qemu_pids(guest)
+
+
+def test_a_qemu_arg_clashing_with_icount_is_refused(bbv_dirs, guest, disk, tmp_path):
+    rec = tmp_path / "rec"
+    clash = ("--qemu-arg", "-icount", "--qemu-arg", "shift=3")
+    one_line_error(record(guest, disk, rec, *clash), 2,
+                   "--qemu-arg -icount: --record or bbv replay sets -icount itself")
+    assert not rec.exists()
+    result = bbv("run", "-t", "vexpress", "--image", str(guest), "--deterministic", *clash,
+                 "--exec", "ls", timeout=60)
+    one_line_error(result, 2, "--qemu-arg -icount: --deterministic sets -icount itself")
+    assert not qemu_pids(guest)
+
+
+def test_disk_copies_that_would_not_fit_are_refused_and_nothing_is_left(bbv_dirs, guest,
+                                                                        tmp_path):
+    small = tmp_path / "small"
+    small.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(small)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    try:
+        disk = tmp_path / "data.img"
+        disk.write_bytes(b"\x5a" * (8 << 20))
+        one_line_error(bbv("run", "-t", "vexpress", "--image", str(guest), "--blk", str(disk),
+                           "--record", str(small / "rec"), "--exec", "ls", timeout=60), 1,
+                       "the disk copies need 8.0 MiB", "record into a directory with more room")
+        assert list(small.iterdir()) == [] and not qemu_pids(guest)
+    finally:
+        subprocess.run(["umount", str(small)], check=True)

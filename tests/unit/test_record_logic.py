@@ -3,6 +3,7 @@ golden files (tests/golden/record, tests/golden/replay; regenerate with BBV_UPDA
 review), what a recorded run refuses, and the transcript comparison."""
 
 import os
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 from conftest import ROOT, TESTS
 from qemu_helpers import synthetic_info
 
-from barebox_virtio_cli.errors import UsageError
+from barebox_virtio_cli.errors import BbvError, UsageError
 from barebox_virtio_cli.qemu.args import (
     DETERMINISTIC,
     RECORD,
@@ -23,10 +24,18 @@ from barebox_virtio_cli.qemu.args import (
     format_command,
     recorded,
 )
-from barebox_virtio_cli.run.recording import check_new, devices, replay_spec, spec_fields
+from barebox_virtio_cli.run.recording import (
+    check_new,
+    check_room,
+    devices,
+    missing,
+    replay_spec,
+    spec_fields,
+)
 from barebox_virtio_cli.run.replay import compare, describe
 from barebox_virtio_cli.session.options import typing_pace
 from barebox_virtio_cli.targets.catalog import load_catalog
+from barebox_virtio_cli.util.atomic import allocated, copy_sparse
 
 pytestmark = pytest.mark.pure
 
@@ -146,3 +155,54 @@ def test_record_dir_must_be_new_or_empty(tmp_path):
 ])
 def test_transcripts_compared(recorded_text, replayed, line):
     assert line in describe(compare(recorded_text, replayed), recorded_text)
+
+
+@pytest.mark.parametrize("args", [["-icount", "shift=3"], ["--icount", "shift=auto"],
+                                  ["-icount shift=3"]])
+@pytest.mark.parametrize("mode", [RECORD, REPLAY, None])
+def test_a_qemu_arg_giving_icount_again_is_refused(args, mode):
+    target = CATALOG.get("vexpress")
+    spec = replace(base_spec(target), qemu_args=args)
+    spec = replace(spec, icount=Icount()) if mode is None else recorded(spec, REC, mode)
+    with pytest.raises(UsageError) as exc:
+        build_command(target, spec, synthetic_info(target.qemu))
+    given = "--deterministic" if mode is None else "--record"
+    assert f"--qemu-arg {args[0]}: {given}" in str(exc.value) and "\n" not in str(exc.value)
+    # without -icount of bbv's own, the same --qemu-arg is the user's to give
+    build_command(target, replace(spec, icount=None), synthetic_info(target.qemu))
+
+
+def test_a_sparse_disk_is_copied_with_its_holes(tmp_path):
+    source, copy = tmp_path / "big.img", tmp_path / "copy.img"
+    with open(source, "wb") as fh:
+        fh.write(b"head" * 1024)
+        fh.seek(256 << 20)
+        fh.write(b"\0" * (4 << 20) + b"middle")  # zeros written out: a hole in the copy
+        fh.truncate(1 << 30)
+    copy_sparse(source, copy)
+    assert copy.stat().st_size == 1 << 30
+    with open(copy, "rb") as fh:
+        assert fh.read(4096) == b"head" * 1024
+        fh.seek((256 << 20) + (4 << 20))
+        assert fh.read(6) == b"middle"
+    assert allocated(copy) <= 2 << 20 < allocated(source)
+
+
+def test_disk_copies_that_would_not_fit_are_refused(tmp_path, monkeypatch):
+    disk = tmp_path / "disk.img"
+    disk.write_bytes(b"x" * (3 << 20))
+    rec = tmp_path / "rec"
+    check_room(tmp_path, [disk])  # room enough on the test's file system
+    monkeypatch.setattr(shutil, "disk_usage", lambda _: shutil._ntuple_diskusage(9, 9, 2 << 20))
+    with pytest.raises(BbvError) as exc:
+        check_room(rec, [disk, disk])
+    assert "disk copies need 6.0 MiB" in str(exc.value) and "2.0 MiB free" in str(exc.value)
+
+
+def test_a_recording_lacking_a_file_names_it(tmp_path):
+    record = {"spec": {"blks": ["disks/blk0.img"]}}
+    assert missing(record, tmp_path) == ["serial.log", "disks/blk0.img"]
+    (tmp_path / "serial.log").write_bytes(b"")
+    (tmp_path / "disks").mkdir()
+    (tmp_path / "disks" / "blk0.img").write_bytes(b"")
+    assert missing(record, tmp_path) == []
