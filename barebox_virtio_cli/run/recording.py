@@ -124,23 +124,21 @@ def finish(directory: Path, status: int) -> None:
 
 
 def keeping_status(directory: Path, made: bool, run: Callable[[], int]) -> int:
-    """Run the recorded boot; its exit status (or a signal's 128+N) into the record. Stopped
-    or failed before QEMU started its log, the recording is removed (discard)."""
+    """Run the recorded boot; its exit status (or a signal's 128+N) into the record. A run
+    that ended (or was stopped) before QEMU started its log leaves no recording (discard)."""
     status = None
     try:
         status = run()
         return status
-    except BaseException as exc:
-        if not (directory / LOG).exists():
-            discard(directory, made)
-            raise
-        if isinstance(exc, (Signalled, KeyboardInterrupt)):
-            status = stopped(exc).exit_status
+    except (Signalled, KeyboardInterrupt) as exc:
+        status = stopped(exc).exit_status
         raise
     finally:
-        if status is not None:
-            finish(directory, status)
-        if (directory / LOG).exists():
+        if not (directory / LOG).exists():
+            discard(directory, made)
+        else:
+            if status is not None:
+                finish(directory, status)
             say(f"recording in {directory}; replay it with: bbv replay "
                 f"{shlex.quote(str(directory))}")
 

@@ -432,6 +432,17 @@ def test_a_qemu_arg_clashing_with_icount_is_refused(bbv_dirs, guest, disk, tmp_p
     assert not qemu_pids(guest)
 
 
+@pytest.mark.parametrize("existing", [False, True])
+def test_qemu_refusing_to_record_leaves_no_recording(bbv_dirs, guest, disk, tmp_path, existing):
+    rec = tmp_path / "rec"
+    if existing:
+        rec.mkdir()
+    result = record(guest, disk, rec, "--qemu-arg", "-nonsense")
+    assert result.returncode == 1 and "-nonsense: invalid option" in result.stderr
+    assert "bbv replay" not in result.stderr
+    assert (list(rec.iterdir()) == []) if existing else not rec.exists()
+
+
 def test_disk_copies_that_would_not_fit_are_refused_and_nothing_is_left(bbv_dirs, guest,
                                                                         tmp_path):
     small = tmp_path / "small"
