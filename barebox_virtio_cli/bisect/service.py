@@ -92,7 +92,7 @@ class _Checker:
             why = f"no barebox prompt: {result.error or result.boot.status}"
             qemu_lines, _ = split_qemu_lines(result.last_lines)
             if qemu_lines:  # as bbv run says it: QEMU's own reason
-                why += f" {st.QEMU_SAID} {qemu_lines[0]}"
+                why += f"; {st.QEMU_SAID} {qemu_lines[0]}"
             return (st.SKIP if self.request.boot_fail_skip else st.BAD), why
         if result.ok:
             return st.GOOD, ""

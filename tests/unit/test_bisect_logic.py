@@ -90,7 +90,7 @@ def test_table_rows_and_step_line():
 
 
 def test_qemu_refusing_both_ends_alike_stops_the_bisection():
-    said = "no barebox prompt: QEMU exited st.QEMU_SAID qemu-system-arm: -x: invalid option"
+    said = "no barebox prompt: QEMU exited; st.QEMU_SAID qemu-system-arm: -x: invalid option"
     said = said.replace("st.QEMU_SAID", st.QEMU_SAID)
     ends = [st.CommitStep(SHA, result=st.BAD, note=said, role="bad end"),
             st.CommitStep(OTHER, result=st.BAD, note=said, role="good end")]
