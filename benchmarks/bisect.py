@@ -4,6 +4,9 @@ run, over the same commits with the same check:
   script: in a checkout whose build directory was built at BAD (as a developer's is), `git
           bisect run` of: make the target's image in that directory (125 if it fails), then
           `bbv run -t T --image ... --exec ... --expect ...`; then `git bisect reset`
+  script-cold: the same script in a build directory configured but never built (`make
+          clean` after the untimed build), as bbv bisect's own is on a cold run: its first
+          step is a full build, as bbv's first is
   bbv:    `bbv bisect -t T --good GOOD --bad BAD --exec ... --expect ...` on REPO, timed
           cold  (no tree, no build directory yet, empty ccache: a first bisect of the tree),
           warm  (tree and build directory kept from an earlier bisect; ccache and the kept
@@ -44,8 +47,10 @@ def run(argv: list[str], cwd: Path, env: dict[str, str], check: bool = True) -> 
     return seconds
 
 
-def script_side(repo: Path, args, env: dict[str, str]) -> tuple[float, str]:
-    """git bisect run of a make + bbv run script in a clone whose build dir is at BAD."""
+def script_side(repo: Path, args, env: dict[str, str], cold: bool = False
+                ) -> tuple[float, str]:
+    """git bisect run of a make + bbv run script in a clone whose build dir is at BAD (cold:
+    configured, its objects removed)."""
     clone = repo.with_name(repo.name + ".script")
     if not clone.is_dir():
         run(["git", "clone", "-q", "--shared", str(repo), str(clone)], repo.parent, env)
@@ -58,6 +63,10 @@ def script_side(repo: Path, args, env: dict[str, str]) -> tuple[float, str]:
     image = Path(record["image"])
     check = " ".join(f"--exec {shlex.quote(c)}" for c in args.exec) + " " + \
         " ".join(f"--expect {shlex.quote(e)}" for e in args.expect)
+    make = ["make", f"-j{os.cpu_count()}", f"ARCH={record['arch']}", f"O={out}",
+            f"CROSS_COMPILE={record['toolchain']}"]
+    if cold:
+        run([*make, "clean"], clone, env)
     script = clone.parent / f"{clone.name}-check.sh"
     script.write_text(f"""#!/bin/sh
 make -j{os.cpu_count()} ARCH={record['arch']} O={out} CROSS_COMPILE={record['toolchain']} \\
@@ -105,7 +114,8 @@ def main() -> None:
     parser.add_argument("--exec", action="append", default=[])
     parser.add_argument("--expect", action="append", default=[])
     parser.add_argument("--sides", default="script,cold,warm,again",
-                        help="which runs, in order (default: all)")
+                        help="which runs, in order (script, script-cold, own, cold, warm, "
+                             "again; default: script,cold,warm,again)")
     args = parser.parse_args()
     sides = args.sides.split(",")
     repo = args.repo.resolve()
@@ -118,9 +128,9 @@ def main() -> None:
                 run([*BBV, "build", args.target, "--src", str(repo), "--no-ccache"], repo, env)
                 print("own: REPO built at BAD by bbv build (not timed)", flush=True)
                 continue
-            if label == "script":
-                script_s, script_first = script_side(repo, args, env)
-                print(f"script (git bisect run: make + bbv run --exec): {script_s:.1f} s, "
+            if label in ("script", "script-cold"):
+                script_s, script_first = script_side(repo, args, env, label == "script-cold")
+                print(f"{label} (git bisect run: make + bbv run --exec): {script_s:.1f} s, "
                       f"first bad {script_first}; {_load()}", flush=True)
                 continue
             if label in ("cold", "warm"):
