@@ -177,7 +177,8 @@ def run_jobs(plan: CiPlan, options: CiOptions, named: bool, full: bool,
     if options.junit_dir is not None:
         options.junit_dir = output_dir(options.junit_dir, "--junit-dir")
     check_labgrid()
-    for missing in host_requirements(plan.src):
+    envs = [env for job in plan.jobs for env in job.runnable()]
+    for missing in host_requirements(plan.src, lambda word: any(e.uses(word) for e in envs)):
         status.say(f"warning: {missing.warning()}")
     check_runnable(plan, named=named)
     for note in plan.workflow.notes:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -197,9 +198,9 @@ def check_labgrid() -> None:
                        "installed for this Python; pip install 'bbv[labgrid]'")
 
 
-def host_requirements(src: Path) -> list[Unmet]:
+def host_requirements(src: Path, offers: Callable[[str], bool] | None = None) -> list[Unmet]:
     """What the host lacks that the tree's test suite uses (configs/suite/requirements.toml),
-    each with the tests of the tree that go without it."""
+    each with the tests of the tree that go without it (offers: see requirements.unmet)."""
     reqs = suite_requirements()
     sources: dict[str, str | None] = {}
     for path in {t.partition("::")[0] for r in reqs for t in r.tests}:
@@ -207,7 +208,7 @@ def host_requirements(src: Path) -> list[Unmet]:
             sources[path] = (src / path).read_text(errors="replace")
         except OSError:
             sources[path] = None
-    return unmet(reqs, suite_facts(reqs), sources)
+    return unmet(reqs, suite_facts(reqs), sources, offers)
 
 
 def boot_problem(target: Target) -> str | None:

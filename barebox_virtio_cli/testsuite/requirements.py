@@ -5,6 +5,7 @@ unmet, given facts probed elsewhere (doctor/host.py), the tests each one costs, 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from barebox_virtio_cli.errors import BbvError
@@ -26,6 +27,7 @@ class Requirement:
     pip: str = ""  # the PyPI name, when bbv[labgrid] brings it
     packages: dict[str, str] = field(default_factory=dict)  # distro -> package
     fix: str = ""  # what to do when no package is the answer
+    features: tuple[str, ...] = ()  # labgrid features of an env without which the tests skip
 
     def how_to_install(self, distros: tuple[str, ...] = ("debian", "fedora")) -> str:
         """pip for what bbv[labgrid] brings, else the distributions' packages, else the fix."""
@@ -52,7 +54,8 @@ def parse_requirements(data: dict, source: str) -> list[Requirement]:
             tests=tuple(str(t) for t in entry["tests"]), outcome=outcome,
             why=str(entry.get("why", "")), pip=str(entry.get("pip", "")),
             packages={d: str(entry[d]) for d in ("debian", "fedora") if entry.get(d)},
-            fix=str(entry.get("fix", ""))))
+            fix=str(entry.get("fix", "")),
+            features=tuple(str(f) for f in entry.get("features", []))))
     return found
 
 
@@ -105,13 +108,16 @@ class Unmet:
 
 
 def unmet(reqs: list[Requirement], facts: HostFacts,
-          sources: dict[str, str | None] | None = None) -> list[Unmet]:
+          sources: dict[str, str | None] | None = None,
+          offers: Callable[[str], bool] | None = None) -> list[Unmet]:
     """The requirements the host misses. With sources (test file -> its text in the tree, None
-    when absent), only those whose tests the tree has, each with its tests named."""
+    when absent), only those whose tests the tree has, each with its tests named. With offers
+    (does an env of the run have this labgrid feature?), only those whose tests can run: a
+    test that needs testfs skips on an env without it, whatever the host has."""
     found = []
     for req in reqs:
         why = problem(req, facts)
-        if why is None:
+        if why is None or (offers is not None and not all(map(offers, req.features))):
             continue
         if sources is None:
             found.append(Unmet(req, why, []))

@@ -101,6 +101,25 @@ def test_a_failing_env_the_table_and_an_incremental_rebuild(tree):
 
 
 @tools
+def test_host_requirements_of_testfs_tests_warned_only_for_jobs_with_testfs(tree):
+    """The tlv tests need testfs: on a job none of whose yamls has it they skip, so an unmet
+    requirement of theirs (here a tool that fails: the openssl probe sees exit 1) is not
+    warned about; on the multi_v7 job (testfs) it is, before anything is built."""
+    (tree / "test" / "py" / "test_tlv.py").write_text("def test_tlv_generator(barebox):\n"
+                                                     "    pass\n")
+    bindir = tree.parent / "bin"
+    bindir.mkdir()
+    (bindir / "openssl").write_text("#!/bin/sh\nexit 1\n")
+    (bindir / "openssl").chmod(0o755)
+    path = f"{bindir}:{os.environ['PATH']}"
+    warned = "test/py/test_tlv.py (test_tlv_generator) will"
+    tinyos = bbv("test", "--ci", TINYOS, "--src", str(tree), "--no-build", path=path)
+    assert tinyos.returncode != 0 and warned not in tinyos.stderr, tinyos.stderr
+    v7 = bbv("test", "--ci", "multi_v7", "--src", str(tree), "--no-build", path=path)
+    assert v7.returncode != 0 and warned in v7.stderr, v7.stderr
+
+
+@tools
 def test_list_names_what_each_env_lacks(tree):
     done = bbv("test", "--ci", "--list", "--json", "--src", str(tree))
     assert done.returncode == 0, done.stderr

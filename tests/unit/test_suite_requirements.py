@@ -121,6 +121,29 @@ def test_the_warning_names_the_tests_what_they_do_and_what_to_install():
     assert unmet(reqs, met, {"test/py/test_tlv.py": TLV}) == []
 
 
+def test_a_requirement_of_testfs_tests_is_unmet_only_where_an_env_has_testfs():
+    reqs = parse_requirements({"requirement": [
+        {"name": "pubin", "probe": "p", "tests": ["test/py/test_tlv.py"], "outcome": "error",
+         "features": ["testfs"]},
+        {"name": "mkimage", "program": "mkimage", "tests": ["test/py/test_fit.py"]},
+    ]}, "t")
+    facts = HostFacts(probes={"p": "OpenSSL 3.0.2: no"})
+    sources = {"test/py/test_tlv.py": TLV, "test/py/test_fit.py": TLV}
+    assert reqs[0].features == ("testfs",) and reqs[1].features == ()
+    names = [u.requirement.name for u in unmet(reqs, facts, sources, lambda f: False)]
+    assert names == ["mkimage"]  # the tlv tests skip without testfs: no error to warn of
+    names = [u.requirement.name for u in unmet(reqs, facts, sources, {"testfs"}.__contains__)]
+    assert names == ["pubin", "mkimage"]
+    assert [u.requirement.name for u in unmet(reqs, facts, sources)] == ["pubin", "mkimage"]
+
+
+def test_the_shipped_suite_requirements_of_testfs_tests_name_testfs():
+    for req in shipped():
+        if any(t.split("::")[0] in ("test/py/test_tlv.py", "test/py/test_fit.py",
+                                    "test/py/test_dm.py") for t in req.tests):
+            assert req.features == ("testfs",), req.name
+
+
 def test_doctor_shows_each_requirement_and_installs_packages_not_pip_modules():
     reqs = shipped()
     checks = suite_checks(reqs, HostFacts(probes={"openssl-pubin-private-key": "OpenSSL 3.0"}))
