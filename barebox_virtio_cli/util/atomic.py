@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -112,8 +113,6 @@ def _data_extents(fd: int, size: int) -> Iterator[tuple[int, int]]:
 
 def allocated(path: Path) -> int:
     """The bytes path takes on its file system (a block device: its whole size)."""
-    import stat
-
     st = path.stat()
     if stat.S_ISBLK(st.st_mode):
         with open(path, "rb") as fh:
