@@ -1,5 +1,6 @@
 """bbv run --record and bbv replay against real QEMU, with the tiny guest (tests/tinyguest):
-a scripted run with a virtio RNG and a disk recorded and replayed byte for byte, the refusals
+a scripted run that reads a virtio RNG and a disk (the guest's `rng` and `blk`, through modern
+virtio-mmio as barebox does) recorded and replayed byte for byte, the refusals
 (not a recording, a changed image, another QEMU version), and a signal during either."""
 
 from __future__ import annotations
@@ -29,17 +30,28 @@ def guest(tmp_path_factory) -> Path:
     return assemble(TINYGUEST / "tinyguest.s", tmp_path_factory.mktemp("rrguest"))
 
 
+SECTOR0 = b"bbv disk sector0"  # the disk fixture's first 16 bytes, as the guest's `blk` prints
+
+
 @pytest.fixture
 def disk(tmp_path) -> Path:
     path = tmp_path / "disk.img"
-    path.write_bytes(bytes(range(256)) * 4096)
+    path.write_bytes(SECTOR0 + (bytes(range(256)) * 4096)[len(SECTOR0):])
     return path
 
 
 def record(guest: Path, disk: Path, directory: Path, *extra: str):
     return bbv("run", "-t", "vexpress", "--image", str(guest), "--rng", "--blk", str(disk),
-               "--record", str(directory), "--exec", "echo recorded $?", "--exec", "ls",
-               "--expect", "virtioblk0", *extra, timeout=120)
+               "--record", str(directory), "--exec", "echo recorded $?", "--exec", "rng",
+               "--exec", "blk", "--exec", "ls", "--expect", "virtioblk0", *extra, timeout=120)
+
+
+def read_hex(serial: bytes) -> tuple[bytes, bytes]:
+    """The 16 bytes the guest's `rng` and then `blk` printed in hex, from a transcript."""
+    found = re.findall(rb"^([0-9a-f]{32})\r$", serial, re.M)
+    assert len(found) == 2, serial
+    rng, blk = found
+    return rng, blk
 
 
 def test_a_recorded_scripted_run_replays_byte_for_byte(bbv_dirs, guest, disk, tmp_path):
@@ -54,6 +66,12 @@ def test_a_recorded_scripted_run_replays_byte_for_byte(bbv_dirs, guest, disk, tm
     assert "rr=record" in command and "driver=blkreplay" in command
     serial = (rec / "serial.log").read_bytes()
     assert b"recorded 0" in serial and b"virtioblk0" in serial
+    rng, blk = read_hex(serial)
+    assert blk == SECTOR0.hex().encode()  # read from the disk, through virtio-blk
+    other = tmp_path / "other"  # another recording: other random bytes, from the host
+    assert record(guest, disk, other).returncode == 0
+    other_rng, other_blk = read_hex((other / "serial.log").read_bytes())
+    assert other_rng != rng and other_blk == blk
 
     disk.write_bytes(b"changed afterwards" * 100)  # the recording has its own copy
     replayed = bbv("replay", str(rec), timeout=120, text=False)
@@ -62,6 +80,7 @@ def test_a_recorded_scripted_run_replays_byte_for_byte(bbv_dirs, guest, disk, tm
     assert "matches the recording" in stderr and f"{len(serial)} bytes" in stderr
     assert (rec / "replayed" / "serial.log").read_bytes() == serial
     assert b"recorded 0" in replayed.stdout  # shown as it replays
+    assert read_hex(replayed.stdout) == (rng, blk)
     # ... with its line ended after barebox's last prompt, before bbv's verdict
     assert not serial.endswith(b"\n") and replayed.stdout.endswith(b"\n")
     assert not qemu_pids(guest)
@@ -74,6 +93,17 @@ def test_a_recorded_scripted_run_replays_byte_for_byte(bbv_dirs, guest, disk, tm
     assert 0 < len((rec / "replayed" / "serial.log").read_bytes()) < len(serial)
     assert not qemu_pids(guest)
     one_line_error(bbv("replay", str(rec), "--until", str(2**63)), 2, "--until")
+
+
+def test_the_guest_says_which_device_is_missing(bbv_dirs, guest, tmp_path):
+    """Without --rng or --blk the guest's `rng` and `blk` fail, so that the recorded run's
+    bytes can only have come from the devices."""
+    result = bbv("run", "-t", "vexpress", "--image", str(guest), "--exec", "rng", "--exec",
+                 "blk", timeout=60)
+    assert result.returncode == 1 and result.stdout.count("[FAILED] exit status 1") == 2
+    assert "rng: no virtio-rng device" in result.stdout
+    assert "blk: no virtio-blk device" in result.stdout
+    assert not qemu_pids(guest)
 
 
 def test_what_is_not_a_recording_or_would_diverge_is_refused(bbv_dirs, guest, disk, tmp_path):

@@ -5,7 +5,10 @@
 @   echo ARGS (with $? replaced by the last status), true, false, ls (fake /dev), hang (forever),
 @   dmesg (two log lines in `dmesg -t` form: boot time after a busy loop, printed before the
 @   autoboot line, and when the key came; from the generic timer, 62.5 MHz in QEMU),
-@   reset and poweroff (PSCI SYSTEM_RESET / SYSTEM_OFF through QEMU's hvc conduit);
+@   reset and poweroff (PSCI SYSTEM_RESET / SYSTEM_OFF through QEMU's hvc conduit),
+@   rng (16 bytes from the first virtio-rng device, in hex) and blk (the first 16 bytes of sector 0
+@   of the first virtio-blk device, in hex), read as barebox does through modern virtio-mmio
+@   (virt's 32 transports from 0x0a000000, 0x200 apart), one polled request on queue 0;
 @ anything else prints barebox's "Unknown command" and sets status 1.
 
         .syntax unified
@@ -18,6 +21,34 @@
         .equ    FR_TXFF, 0x20
         .equ    LINE_MAX, 255
         .equ    BUSY, 2000000           @ loop turns before the boot message: guest time to count
+        .equ    MMIO, 0x0a000000        @ virtio-mmio transports (virtio spec 4.2.2)
+        .equ    MMIO_COUNT, 32
+        .equ    MMIO_MAGIC, 0x74726976  @ "virt"
+        .equ    VIO_VERSION, 0x004
+        .equ    VIO_DEVICE_ID, 0x008
+        .equ    VIO_DEV_FEATURES, 0x010
+        .equ    VIO_DEV_FEATURES_SEL, 0x014
+        .equ    VIO_DRV_FEATURES, 0x020
+        .equ    VIO_DRV_FEATURES_SEL, 0x024
+        .equ    VIO_QUEUE_SEL, 0x030
+        .equ    VIO_QUEUE_NUM_MAX, 0x034
+        .equ    VIO_QUEUE_NUM, 0x038
+        .equ    VIO_QUEUE_READY, 0x044
+        .equ    VIO_QUEUE_NOTIFY, 0x050
+        .equ    VIO_INT_STATUS, 0x060
+        .equ    VIO_INT_ACK, 0x064
+        .equ    VIO_STATUS, 0x070
+        .equ    VIO_QUEUE_DESC, 0x080
+        .equ    VIO_QUEUE_DRIVER, 0x090
+        .equ    VIO_QUEUE_DEVICE, 0x0a0
+        .equ    QUEUE_SIZE, 4
+        .equ    VQ_AVAIL, 0x100         @ the queue's parts and buffers in vq (zeroed each time)
+        .equ    VQ_USED, 0x200
+        .equ    VQ_HEADER, 0x300        @ virtio-blk request: type 0 (IN), sector 0
+        .equ    VQ_STATUS, 0x310
+        .equ    VQ_DATA, 0x400
+        .equ    VQ_BYTES, 0x600
+        .equ    POLL, 0x08000000        @ turns waiting for the device before giving up
 
         .macro  command word, label
         mov     r0, r5
@@ -109,6 +140,8 @@ execute:
         command s_dmesg, do_dmesg
         command s_reset, do_reset
         command s_poweroff, do_poweroff
+        command s_rng, do_rng
+        command s_blk, do_blk
         ldr     r0, =s_unknown1
         bl      puts
         mov     r0, r5
@@ -144,6 +177,198 @@ do_dmesg:
         ldr     r1, =s_stopped
         bl      logline
         b       do_true
+
+do_rng: mov     r0, #4                  @ entropy device
+        bl      vio_find
+        movs    r5, r0                  @ r5: the transport
+        ldreq   r0, =s_no_rng
+        beq     vio_fail
+        bl      vio_start
+        cmp     r0, #0
+        ldrne   r0, =s_rng_setup
+        bne     vio_fail
+        mov     r0, #0
+        ldr     r1, =vq + VQ_DATA
+        mov     r2, #16
+        mov     r3, #2                  @ device-writable
+        bl      vio_desc
+        mov     r0, r5
+        bl      vio_run
+        cmp     r0, #16
+        ldrne   r0, =s_rng_short
+        bne     vio_fail
+        b       vio_hex
+do_blk: mov     r0, #2                  @ block device
+        bl      vio_find
+        movs    r5, r0
+        ldreq   r0, =s_no_blk
+        beq     vio_fail
+        bl      vio_start
+        cmp     r0, #0
+        ldrne   r0, =s_blk_setup
+        bne     vio_fail
+        ldr     r1, =vq + VQ_STATUS
+        mov     r0, #0xff
+        strb    r0, [r1]
+        mov     r0, #0
+        ldr     r1, =vq + VQ_HEADER
+        mov     r2, #16
+        ldr     r3, =0x10001            @ next 1, NEXT
+        bl      vio_desc
+        mov     r0, #1
+        ldr     r1, =vq + VQ_DATA
+        mov     r2, #512
+        ldr     r3, =0x20003            @ next 2, NEXT | WRITE
+        bl      vio_desc
+        mov     r0, #2
+        ldr     r1, =vq + VQ_STATUS
+        mov     r2, #1
+        mov     r3, #2                  @ WRITE
+        bl      vio_desc
+        mov     r0, r5
+        bl      vio_run
+        ldr     r1, =vq + VQ_STATUS
+        ldrb    r1, [r1]
+        cmp     r0, #0
+        cmpgt   r1, #0
+        ldrne   r0, =s_blk_failed
+        bne     vio_fail
+vio_hex:
+        ldr     r5, =vq + VQ_DATA       @ the first 16 bytes read, in hex
+1:      ldrb    r0, [r5]
+        lsr     r0, r0, #4
+        bl      hexdigit
+        ldrb    r0, [r5], #1
+        and     r0, r0, #15
+        bl      hexdigit
+        ldr     r0, =vq + VQ_DATA + 16
+        cmp     r5, r0
+        bne     1b
+        ldr     r0, =s_crlf
+        bl      puts
+        b       do_true
+vio_fail:
+        bl      puts
+        ldr     r0, =s_crlf
+        bl      puts
+        b       do_false
+
+hexdigit:
+        cmp     r0, #10
+        addlo   r0, r0, #'0'
+        addhs   r0, r0, #'a' - 10
+        b       putc
+
+@ vio_find(r0 = virtio device ID): r0 = the lowest transport with that device, else 0
+vio_find:
+        ldr     r1, =MMIO
+        mov     r2, #MMIO_COUNT
+1:      ldr     r3, [r1]
+        ldr     r12, =MMIO_MAGIC
+        cmp     r3, r12
+        bne     2f
+        ldr     r3, [r1, #VIO_DEVICE_ID]
+        cmp     r3, r0
+        moveq   r0, r1
+        bxeq    lr
+2:      add     r1, r1, #0x200
+        subs    r2, r2, #1
+        bne     1b
+        mov     r0, #0
+        bx      lr
+
+@ vio_start(r0 = transport): reset, VERSION_1 only, queue 0 of QUEUE_SIZE in vq, DRIVER_OK;
+@ r0 = 0, else not a modern device or refused
+vio_start:
+        ldr     r1, =vq
+        mov     r2, #0
+        mov     r3, #VQ_BYTES
+1:      subs    r3, r3, #4
+        str     r2, [r1, r3]
+        bne     1b
+        str     r2, [r0, #VIO_STATUS]   @ reset
+        ldr     r3, [r0, #VIO_VERSION]
+        cmp     r3, #2
+        bne     9f
+        mov     r3, #3                  @ ACKNOWLEDGE | DRIVER
+        str     r3, [r0, #VIO_STATUS]
+        mov     r3, #1
+        str     r3, [r0, #VIO_DEV_FEATURES_SEL]
+        ldr     r3, [r0, #VIO_DEV_FEATURES]
+        tst     r3, #1                  @ VIRTIO_F_VERSION_1 (bit 32)
+        beq     9f
+        mov     r3, #1
+        str     r3, [r0, #VIO_DRV_FEATURES_SEL]
+        str     r3, [r0, #VIO_DRV_FEATURES]
+        str     r2, [r0, #VIO_DRV_FEATURES_SEL]
+        str     r2, [r0, #VIO_DRV_FEATURES]
+        mov     r3, #11                 @ | FEATURES_OK
+        str     r3, [r0, #VIO_STATUS]
+        ldr     r3, [r0, #VIO_STATUS]
+        tst     r3, #8
+        beq     9f
+        str     r2, [r0, #VIO_QUEUE_SEL]
+        ldr     r3, [r0, #VIO_QUEUE_NUM_MAX]
+        cmp     r3, #QUEUE_SIZE
+        blo     9f
+        mov     r3, #QUEUE_SIZE
+        str     r3, [r0, #VIO_QUEUE_NUM]
+        str     r1, [r0, #VIO_QUEUE_DESC]
+        str     r2, [r0, #VIO_QUEUE_DESC + 4]
+        add     r3, r1, #VQ_AVAIL
+        str     r3, [r0, #VIO_QUEUE_DRIVER]
+        str     r2, [r0, #VIO_QUEUE_DRIVER + 4]
+        add     r3, r1, #VQ_USED
+        str     r3, [r0, #VIO_QUEUE_DEVICE]
+        str     r2, [r0, #VIO_QUEUE_DEVICE + 4]
+        mov     r3, #1
+        str     r3, [r0, #VIO_QUEUE_READY]
+        mov     r3, #15                 @ | DRIVER_OK
+        str     r3, [r0, #VIO_STATUS]
+        mov     r0, #0
+        bx      lr
+9:      str     r2, [r0, #VIO_STATUS]
+        mov     r0, #1
+        bx      lr
+
+@ vio_desc(r0 = index, r1 = buffer, r2 = length, r3 = flags | next << 16)
+vio_desc:
+        ldr     r12, =vq
+        add     r12, r12, r0, lsl #4
+        str     r1, [r12]
+        mov     r1, #0
+        str     r1, [r12, #4]
+        str     r2, [r12, #8]
+        str     r3, [r12, #12]
+        bx      lr
+
+@ vio_run(r0 = transport): make descriptor 0 available, notify, poll the used ring, reset;
+@ r0 = the length the device wrote, -1 if it did not answer
+vio_run:
+        ldr     r1, =vq + VQ_AVAIL
+        mov     r2, #1
+        dsb
+        strh    r2, [r1, #2]            @ idx 1: ring[0] = 0 (zeroed) is descriptor 0
+        dsb
+        mov     r2, #0
+        str     r2, [r0, #VIO_QUEUE_NOTIFY]
+        ldr     r1, =vq + VQ_USED
+        ldr     r3, =POLL
+1:      ldrh    r2, [r1, #2]            @ idx
+        cmp     r2, #0
+        bne     2f
+        subs    r3, r3, #1
+        bne     1b
+        mvn     r2, #0
+        b       3f
+2:      dsb
+        ldr     r2, [r1, #8]            @ ring[0].len
+3:      ldr     r3, [r0, #VIO_INT_STATUS]
+        str     r3, [r0, #VIO_INT_ACK]
+        mov     r3, #0
+        str     r3, [r0, #VIO_STATUS]
+        mov     r0, r2
+        bx      lr
 
 @ logline(r0 = address of a CNTVCT reading, r1 = message): "[%10uus] message" as barebox's dmesg -t
 logline:
@@ -273,6 +498,20 @@ s_poweroff:
         .asciz  "poweroff"
 s_stopped:
         .asciz  "tiny: autoboot stopped"
+s_rng:  .asciz  "rng"
+s_blk:  .asciz  "blk"
+s_no_rng:
+        .asciz  "rng: no virtio-rng device"
+s_rng_setup:
+        .asciz  "rng: the virtio-rng device refused its setup"
+s_rng_short:
+        .asciz  "rng: the virtio-rng device gave no 16 bytes"
+s_no_blk:
+        .asciz  "blk: no virtio-blk device"
+s_blk_setup:
+        .asciz  "blk: the virtio-blk device refused its setup"
+s_blk_failed:
+        .asciz  "blk: reading sector 0 failed"
 s_lbracket:
         .asciz  "["
 s_us:   .asciz  "us] "
@@ -290,3 +529,5 @@ t_stopped:
 digits: .space  10
 digits_end:
         .space  4
+        .align  12
+vq:     .space  VQ_BYTES
