@@ -87,24 +87,15 @@ class _Host:
                                  if t.qemu_firmware and not t.firmware}
 
     def build_tools(self, src: Path, job: CiJob, fragments: list[str]) -> list[Missing]:
+        from barebox_virtio_cli.doctor.host import need_problem
+
         needs = self.pkgs.build_need
         options = _options(src, job, fragments)
         for need in needs:
             if need["name"] not in self.problems and (options is None
                                                       or need["config"] in options):
-                self.problems[need["name"]] = _problem(need)
+                self.problems[need["name"]] = need_problem(need)
         return ci_envs.build_missing(needs, options, self.problems)
-
-
-def _problem(need: dict) -> str | None:
-    from barebox_virtio_cli.doctor.host import PROBES, pkg_config_finds
-
-    if "probe" in need:
-        probe_fn = PROBES.get(need["probe"])
-        return probe_fn() if probe_fn else f"bbv has no probe '{need['probe']}'"
-    if "pkgconfig" in need:
-        return pkg_config_finds(need["pkgconfig"])
-    return None if on_path(need["program"]) else f"no {need['program']} on PATH"
 
 
 def _options(src: Path, job: CiJob, fragments: list[str]) -> set[str] | None:

@@ -24,8 +24,9 @@ from barebox_virtio_cli.targets import complete
 def doctor(names: tuple[str, ...], as_json: bool, ci: bool, src: Path | None) -> None:
     """Check that this host can build and boot each target (or the TARGETs named).
 
-    Shows QEMU and its version, the cross compiler, make and barebox's host build tools,
-    firmware and optional tools, what barebox's test suite (bbv test) needs on the host, and
+    Shows QEMU and its version, the cross compiler, make and barebox's host build tools
+    (and those a build runs only when its config sets an option, such as convert for the
+    logo), firmware and optional tools, what barebox's test suite (bbv test) needs on the host, and
     for anything missing the Debian/Ubuntu and Fedora packages to install. Exits 1 when a
     named target cannot be built or booted.
     """
@@ -97,7 +98,8 @@ def _column(check: Check) -> str:
 def _status(check: Check) -> str:
     if check.ok:
         return f"[green]{check.summary or check.detail}[/]"
-    return "[yellow]missing[/]" if check.needed_for == "optional" else "[red]missing[/]"
+    blocks = check.needed_for in ("build", "boot", "test/py")  # not: optional, "build with X"
+    return "[red]missing[/]" if blocks else "[yellow]missing[/]"
 
 
 def _ci(names: tuple[str, ...], as_json: bool, ci: bool, src: Path | None) -> None:

@@ -47,7 +47,7 @@ class Check:
     scope: str  # "host" or a target name
     item: str
     ok: bool
-    needed_for: str  # "build", "boot" or "optional"
+    needed_for: str  # "build", "boot", "optional", "test/py" or "build with CONFIG_..."
     detail: str
     packages: dict[str, str] = field(default_factory=dict)  # distro -> package, when missing
     summary: str = ""  # a short form of detail for tables
@@ -64,6 +64,19 @@ def host_checks(programs: dict[str, str | None], pkgs: Packages) -> list[Check]:
             checks.append(Check("host", name, path is not None, needed_for,
                                 path or "not on PATH",
                                 {} if path else pkgs.programs.get(name, {})))
+    return checks
+
+
+def build_need_checks(needs: list[dict[str, str]], problems: dict[str, str | None]) -> list[Check]:
+    """packages.toml's build_need as host checks: tools a build runs only when its config sets
+    an option, so a missing one never fails a verdict (problems: need name -> what is wrong)."""
+    checks = []
+    for need in needs:
+        problem = problems.get(need["name"])
+        packages = {} if problem is None else {d: need[d] for d in DISTROS if need.get(d)}
+        checks.append(Check("host", need["name"], problem is None, f"build with {need['config']}",
+                            f"{problem}; {need['why']}" if problem else "found", packages,
+                            summary="found" if problem is None else ""))
     return checks
 
 

@@ -17,6 +17,7 @@ from barebox_virtio_cli.doctor.checks import (
     Packages,
     TargetFacts,
     Verdict,
+    build_need_checks,
     host_checks,
     install_hints,
     suite_checks,
@@ -136,6 +137,17 @@ PROBES = {"openssl-pubin-private-key": _openssl_pubin_private_key,
           "convert-svg": _convert_svg}
 
 
+def need_problem(need: dict[str, str]) -> str | None:
+    """What is wrong with one of packages.toml's build_need on this host (None: nothing): its
+    behaviour probe, its pkg-config library or its program on PATH."""
+    if "probe" in need:
+        probe_fn = PROBES.get(need["probe"])
+        return probe_fn() if probe_fn else f"bbv has no probe '{need['probe']}'"
+    if "pkgconfig" in need:
+        return pkg_config_finds(need["pkgconfig"])
+    return None if on_path(need["program"]) else f"no {need['program']} on PATH"
+
+
 def _importable(name: str) -> bool:
     try:
         return importlib.util.find_spec(name) is not None
@@ -194,7 +206,9 @@ def gather(targets: list[Target], pkgs: Packages) -> tuple[list[Check], dict[str
     per_target = {t.name: target_checks(t, TargetFacts(**probe_qemu(t), **find_toolchain(t)),
                                         pkgs)
                   for t in targets}
-    return host_checks(programs, pkgs), per_target
+    problems = {need["name"]: need_problem(need) for need in pkgs.build_need}
+    return [*host_checks(programs, pkgs), *build_need_checks(pkgs.build_need, problems)], \
+        per_target
 
 
 @dataclass

@@ -15,6 +15,7 @@ from conftest import ROOT, bbv, need
 from barebox_virtio_cli.doctor.checks import (
     TargetFacts,
     Verdict,
+    build_need_checks,
     host_checks,
     install_hints,
     target_checks,
@@ -95,6 +96,22 @@ def test_host_tools_missing_optional_ones_do_not_fail_a_verdict():
     assert "bison" in install_hints(host)["fedora"].split()
 
 
+@pytest.mark.pure
+def test_build_tools_some_configs_need_are_shown_but_never_fail_a_verdict():
+    needs = pkgs().build_need
+    problems = {need["name"]: None for need in needs}
+    problems["pkg-config"] = "no pkg-config on PATH"
+    checks = build_need_checks(needs, problems)
+    assert [c.item for c in checks] == [need["name"] for need in needs]
+    missing = [c for c in checks if not c.ok]
+    assert [(c.item, c.needed_for) for c in missing] == [("pkg-config",
+                                                          "build with CONFIG_KEYTOC")]
+    assert missing[0].detail.startswith("no pkg-config on PATH; scripts/keytoc finds libcrypto")
+    assert install_hints(checks) == {"debian": "apt install pkg-config",
+                                     "fedora": "dnf install pkgconf-pkg-config"}
+    assert verdict(checks, []) == Verdict(build=True, boot=True)
+
+
 def _doctor(args: list[str], path: str | None = None) -> subprocess.CompletedProcess:
     return bbv("doctor", *args, path=path)
 
@@ -135,10 +152,12 @@ def test_doctor_with_only_some_tools_names_the_missing_packages(tmp_path):
     bison = next(c for c in data["host"] if c["item"] == "bison")
     assert not bison["ok"] and bison["packages"]["debian"] == "bison"
     # mkfs.vfat, sfdisk and veritysetup are also looked for in /usr/sbin and /sbin, where
-    # Debian puts them; cpio, openssl and mkimage are what barebox's test suite runs.
+    # Debian puts them; cpio, openssl and mkimage are what barebox's test suite runs; the
+    # last five are what a build runs when its config sets an option (build_need).
     assert data["install"]["debian"].split()[2:] == sorted(
         {"bison", "ccache", "gcc-arm-linux-gnueabihf", "mtools", "socat", "cpio", "openssl",
-         "u-boot-tools"})
+         "u-boot-tools", "imagemagick", "librsvg2-bin", "pkg-config", "libssl-dev",
+         "libusb-1.0-0-dev"})
     suite = {c["item"]: c for c in data["suite"]}
     assert not suite["mkimage"]["ok"] and suite["mkimage"]["packages"]["debian"] == "u-boot-tools"
     assert "test/py/test_fit.py skipped" in suite["mkimage"]["detail"]
@@ -154,6 +173,32 @@ def test_doctor_without_qemu_cannot_boot_and_the_table_says_what_to_install(tmp_
            "qemu-system-arm)" in done.stdout
     apt = next(line for line in done.stdout.splitlines() if line.startswith("Debian/Ubuntu: "))
     assert apt.split()[1:3] == ["apt", "install"] and "qemu-system-arm" in apt.split()
+
+
+@need("qemu-system-arm", "arm-linux-gnueabihf-gcc", "make", "gcc", "bison", "flex", "lz4", "xz",
+      "pkg-config")
+def test_plain_doctor_shows_the_build_tools_doctor_ci_checks(tmp_path):
+    """The build_need checks (`bbv doctor --ci` per job) in plain doctor's host table: with
+    pkg-config but no convert on PATH, the convert ones are missing, keytoc's are found (the
+    real pkg-config asked for openssl), and neither changes the exit status."""
+    path = _path_with(tmp_path, ["qemu-system-arm", "arm-linux-gnueabihf-gcc", "make", "gcc",
+                                 "bison", "flex", "lz4", "xz", "pkg-config"])
+    done = _doctor(["vexpress", "--json"], path)
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    host = {c["item"]: c for c in data["host"]}
+    convert = host["ImageMagick's convert"]
+    assert (convert["ok"], convert["needed_for"]) == (False, "build with CONFIG_BAREBOX_LOGO")
+    assert convert["detail"].startswith("no convert on PATH; lib/logo/Makefile")
+    assert "imagemagick" in data["install"]["debian"].split()
+    ssl = subprocess.run(["pkg-config", "--exists", "openssl"]).returncode == 0
+    assert host["OpenSSL's headers"]["ok"] is ssl
+    table = _doctor(["vexpress"], path)
+    assert table.returncode == 0
+    line = next(x for x in table.stdout.splitlines() if "ImageMagick's convert" in x)
+    assert "build with CONFIG_BAREBOX_LOGO" in line and "missing" in line
+    assert "ImageMagick's convert: no convert on PATH; lib/logo/Makefile renders" in \
+        " ".join(table.stdout.split())
 
 
 @need("qemu-system-arm")
