@@ -74,10 +74,10 @@ class _Checker:
             return st.SKIP, f"-k {self.request.test!r} selected no test of this commit's suite"
         if result.error:
             return (st.SKIP if self.request.boot_fail_skip else st.BAD), result.error
-        if result.failed:
+        if result.failed_or_error:
             names = [t.name.rsplit("::", 1)[-1] for t in result.tests
                      if t.outcome in ("failed", "error")]
-            return st.BAD, f"{result.failed} failed: {', '.join(names)}"
+            return st.BAD, f"{result.failed_or_error} failed: {', '.join(names)}"
         if not result.count("passed"):
             return st.SKIP, f"no test passed (-k {self.request.test!r}: all were skipped)"
         return st.GOOD, ""

@@ -20,7 +20,7 @@ class EnvResult:
 
     @property
     def ok(self) -> bool:
-        return self.run is not None and not self.run.error and self.run.failed == 0
+        return self.run is not None and not self.run.error and self.run.failed_or_error == 0
 
     def counts(self) -> dict[str, int]:
         r = self.run

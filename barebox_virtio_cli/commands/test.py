@@ -120,7 +120,7 @@ def _report(outcome, every_skip: bool = False) -> None:
     console = stdout_console()
     console.soft_wrap = True
     table = Table(title="barebox test suite (test/py)")
-    for column in ("target", "build", "passed", "failed", "skipped", "xfailed", "wall"):
+    for column in ("target", "build", "passed", "failed", "skipped", "xfailed", "errors", "wall"):
         table.add_column(column, justify="left" if column == "target" else "right")
     for row in plan.table_rows(outcome):
         table.add_row(*row)

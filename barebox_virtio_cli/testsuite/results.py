@@ -40,12 +40,12 @@ class TargetResult:
         return sum(t.outcome == outcome for t in self.tests)
 
     @property
-    def failed(self) -> int:
+    def failed_or_error(self) -> int:
         return self.count("failed") + self.count("error")
 
     @property
     def ok(self) -> bool:
-        return not self.error and self.failed == 0
+        return not self.error and self.failed_or_error == 0
 
 
 def read_events(text: str) -> tuple[int | None, list[TestCase], str | None]:
@@ -81,8 +81,9 @@ def progress(collected: int | None, done: int, running: str | None) -> str:
 
 
 def to_json(results: list[TargetResult]) -> list[dict]:
-    return [{"target": r.target, "passed": r.count("passed"), "failed": r.failed,
-             "skipped": r.count("skipped"), "xfailed": r.count("xfailed"),
+    return [{"target": r.target, "passed": r.count("passed"),
+             "failed": r.count("failed"), "skipped": r.count("skipped"),
+             "xfailed": r.count("xfailed"), "errors": r.count("error"),
              "duration": round(r.duration, 2),
              "build_seconds": None if r.build_seconds is None else round(r.build_seconds, 1),
              "error": r.error or None,
@@ -125,16 +126,19 @@ def skips(results: list[TargetResult]) -> list[tuple[str, str, str]]:
             for t in r.tests if t.outcome == "skipped"]
 
 
+# The outcomes counted in tables, as pytest reports them (an error is one in a fixture or setup).
+OUTCOMES = ("passed", "failed", "skipped", "xfailed", "error")
+
+
 def table_rows(results: list[TargetResult]) -> list[list[str]]:
     def secs(value: float | None) -> str:
         return "-" if value is None else f"{value:.1f} s"
 
     rows = []
     for r in results:
-        counts = [str(r.count("passed")), str(r.failed), str(r.count("skipped")),
-                  str(r.count("xfailed"))]
+        counts = [str(r.count(outcome)) for outcome in OUTCOMES]
         if r.error and not r.tests:
-            counts = ["-", "-", "-", "-"]
+            counts = ["-"] * len(OUTCOMES)
         rows.append([r.target, secs(r.build_seconds), *counts,
                      secs(r.duration) if r.duration else "-"])
     return rows

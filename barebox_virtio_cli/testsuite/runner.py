@@ -199,7 +199,7 @@ def _verdict(result: res.TargetResult) -> str:
     text = f"{result.count('passed')} passed, {result.count('failed')} failed, " \
            f"{result.count('skipped')} skipped, {result.count('xfailed')} xfailed" + \
            (f", {errors} errors" if errors else "")
-    return f"[red]{text}[/]" if result.failed else f"[green]{text}[/]"
+    return f"[green]{text}[/]" if result.ok else f"[red]{text}[/]"
 
 
 def _tail(path: Path, size: int = 20000) -> str:

@@ -50,9 +50,9 @@ def test_build_boot_and_run_the_trees_suite(tree, tmp_path):
     assert done.returncode == 0, done.stderr + done.stdout
     row = next(line for line in done.stdout.splitlines() if "vexpress" in line)
     cells = [c.strip() for c in row.strip("│| ").split("│")]
-    # target, build, passed, failed, skipped, xfailed, wall
-    assert cells[0] == "vexpress" and cells[1].endswith(" s") and cells[6].endswith(" s")
-    assert cells[2:6] == ["6", "0", "3", "1"]
+    # target, build, passed, failed, skipped, xfailed, errors, wall
+    assert cells[0] == "vexpress" and cells[1].endswith(" s") and cells[7].endswith(" s")
+    assert cells[2:7] == ["6", "0", "3", "1", "0"]
     assert "3 skipped; most common: skipping test due to disabled CONFIG_* dependency (2); " \
            "modules feature not enabled for this board (1)" in done.stdout
     assert "failed:" not in done.stdout
@@ -75,8 +75,9 @@ def test_failing_test_gives_exit_1_and_json(tree):
                env={"BBV_TINY_FAIL": "1"})
     assert done.returncode == 1, done.stderr
     [result] = json.loads(done.stdout)
-    assert {k: result[k] for k in ("target", "passed", "failed", "skipped", "xfailed")} == \
-        {"target": "vexpress", "passed": 5, "failed": 1, "skipped": 3, "xfailed": 1}
+    assert {k: result[k] for k in ("target", "passed", "failed", "skipped", "xfailed",
+                                   "errors")} == \
+        {"target": "vexpress", "passed": 5, "failed": 1, "skipped": 3, "xfailed": 1, "errors": 0}
     assert result["duration"] > 0 and len(result["tests"]) == TINY_TESTS
     outcomes = {t["name"]: t["outcome"] for t in result["tests"]}
     assert outcomes["test/py/test_tiny.py::test_fails_when_asked"] == "failed"

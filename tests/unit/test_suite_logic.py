@@ -60,16 +60,18 @@ def test_events_give_progress_counts_and_json():
     assert res.progress(collected, len(tests), running) == "test 4 of 4: d"
     assert res.progress(4, 0, "t.py::a") == "booting (test 1 of 4)"
     result = res.TargetResult("vexpress", build_seconds=1.25, duration=3.0, tests=tests)
-    assert result.failed == 1 and not result.ok
+    assert result.failed_or_error == 1 and not result.ok
     [data] = res.to_json([result])
-    assert (data["passed"], data["failed"], data["skipped"], data["xfailed"]) == (1, 1, 1, 0)
+    # counted as `bbv test --ci` counts: an error (in a fixture) is not a failed test
+    assert (data["passed"], data["failed"], data["skipped"], data["xfailed"],
+            data["errors"]) == (1, 0, 1, 0, 1)
     assert data["tests"][0] == {"name": "t.py::a", "outcome": "passed"}
     assert data["tests"][1] == {"name": "t.py::b", "outcome": "error", "reason": "boom"}
     assert data["tests"][2]["reason"] == \
         "skipping test due to disabled CONFIG_A,CONFIG_B dependency"
     assert res.skips([result]) == [
         ("vexpress", "t.py::c", "skipping test due to disabled CONFIG_A,CONFIG_B dependency")]
-    assert res.table_rows([result]) == [["vexpress", "1.2 s", "1", "1", "1", "0", "3.0 s"]]
+    assert res.table_rows([result]) == [["vexpress", "1.2 s", "1", "0", "1", "0", "1", "3.0 s"]]
     assert res.exit_status([result]) == 1
     assert res.exit_status([res.TargetResult("x", tests=tests[:1])]) == 0
     assert res.exit_status([]) == 1
