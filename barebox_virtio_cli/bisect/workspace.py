@@ -297,13 +297,12 @@ class Workspace:
         sha, no tracked file modified, and every one older than the image. The
         directory adopted from, or None. Only reads (git status takes no optional lock, so
         the index is not refreshed)."""
-        from barebox_virtio_cli.build.record import RECORD_NAME, default_build_dir
-        from barebox_virtio_cli.util.jsonfile import read_object
+        from barebox_virtio_cli.build.record import default_build_dir, read_record
 
         out = default_build_dir(self.repo, self.target)
-        record = read_object(out / RECORD_NAME) or {}
-        image = Path(str(record.get("image") or ""))
-        if (record.get("src") != str(self.repo) or not image.is_file()
+        record = read_record(out)
+        image = record.image if record else None
+        if (record is None or record.src != self.repo or image is None or not image.is_file()
                 or self.kept_image(sha) is not None
                 or git(["rev-parse", "HEAD"], self.repo).stdout.strip() != sha):
             return None
@@ -323,8 +322,8 @@ class Workspace:
 
     @staticmethod
     def _build_key(build_dir: Path) -> dict:
-        from barebox_virtio_cli.build.record import RECORD_NAME
-        from barebox_virtio_cli.util.jsonfile import read_object
+        from barebox_virtio_cli.build.record import read_record
 
-        record = read_object(build_dir / RECORD_NAME) or {}
-        return {name: record.get(name) for name in _BUILD_KEY}
+        record = read_record(build_dir)
+        fields = record.to_json() if record else {}
+        return {name: fields.get(name) for name in _BUILD_KEY}
