@@ -1,6 +1,7 @@
 """One real HTTP server on loopback for the download tests: it serves `files` (URL path ->
 bytes), records every path asked for, and misbehaves on request: a number of 503 answers,
-bodies cut off half-way, or a body held half-sent until close()."""
+bodies cut off half-way, a body held half-sent until close(), or no answer at all (a hung
+server) after a number of answers."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ class HttpServer:
         self.truncate: dict[str, int] = {}  # path -> how many more times to cut it short
         self.unavailable: dict[str, int] = {}  # path -> how many more times to answer 503
         self.stall: set[str] = set()  # paths sent half-way, then held until close()
+        self.answers: dict[str, int] = {}  # path -> answers before it hangs until close()
         self.released = threading.Event()
         self.requests: list[str] = []
         server = self
@@ -21,6 +23,11 @@ class HttpServer:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):
                 server.requests.append(self.path)
+                if server.answers.get(self.path, 1) <= 0:
+                    server.released.wait(120)  # read the request, never answer it
+                    return
+                if self.path in server.answers:
+                    server.answers[self.path] -= 1
                 if server.unavailable.get(self.path, 0) > 0:
                     server.unavailable[self.path] -= 1
                     self.send_error(503)

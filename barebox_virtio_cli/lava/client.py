@@ -19,6 +19,14 @@ class Rejected(BbvError):
     """The server refused a job definition (its validation message)."""
 
 
+class Unanswered(BbvError):
+    """The server cannot be reached or did not answer in time; `reason` says which."""
+
+    def __init__(self, message: str, reason: str):
+        super().__init__(message)
+        self.reason = reason
+
+
 class LavaClient:
     def __init__(self, server: Server, timeout: float = TIMEOUT):
         self.server = server
@@ -49,8 +57,12 @@ class LavaClient:
         except Unreachable as exc:
             if self.bound is not None:
                 raise self._too_slow(self.bound[0], exc.reason) from None
-            raise BbvError(f"cannot reach the LAVA server {self.server.url} ({exc.reason}); "
-                           f"is it up, and is the URL ({self.server.source}) right?") from None
+            reason = exc.reason
+            if reason == "timed out":  # one attempt only (ApiSession): a hung server
+                reason = f"no answer within {self.session.timeout:g} s"
+            raise Unanswered(f"cannot reach the LAVA server {self.server.url} ({reason}); is "
+                             f"it up, and is the URL ({self.server.source}) right?",
+                             reason) from None
         if response.status_code in (401, 403):
             detail = _detail(response)
             what = "needs a token" if not self.server.token else "refused the token"
@@ -77,10 +89,10 @@ class LavaClient:
             raise BbvError(f"{what}: {self.server.url} did not answer with JSON; is it a LAVA "
                            "server (REST API v0.2)?") from None
 
-    def _too_slow(self, seconds: float, reason: str) -> BbvError:
-        return BbvError(f"cannot reach the LAVA server {self.server.url} within --timeout "
-                        f"{seconds:g} s ({reason}); is it up, and is the URL "
-                        f"({self.server.source}) right?")
+    def _too_slow(self, seconds: float, reason: str) -> Unanswered:
+        return Unanswered(f"cannot reach the LAVA server {self.server.url} within --timeout "
+                          f"{seconds:g} s ({reason}); is it up, and is the URL "
+                          f"({self.server.source}) right?", reason)
 
     def _not_lava(self, path: str) -> BbvError:
         """Every LAVA server has the listings (/devicetypes/, /jobs/): without one, the URL

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from barebox_virtio_cli.errors import BbvError, UsageError
 from barebox_virtio_cli.lava import results
-from barebox_virtio_cli.lava.client import LavaClient
+from barebox_virtio_cli.lava.client import LavaClient, Unanswered
 from barebox_virtio_cli.lava.identity import Server, parse_identities, resolve
 from barebox_virtio_cli.lava.state import Job
 from barebox_virtio_cli.run.request import RunRequest
@@ -223,13 +223,20 @@ def cancel(client: LavaClient, jobs: list[Job]) -> list[Job]:
 
     open_jobs = [job for job in jobs if not job.finished]
     with deferred():
-        for job in open_jobs:
+        for index, job in enumerate(open_jobs):
             try:
                 client.cancel(job.id)
                 say(f"{_tag(job)}: cancelled")
+            except Unanswered as exc:  # each further try would wait as long
+                say(f"could not cancel {_ids(open_jobs[index:])}: {exc}")
+                break
             except BbvError as exc:
                 say(f"{_tag(job)}: could not cancel: {exc}")
     return open_jobs
+
+
+def _ids(jobs: list[Job]) -> str:
+    return " ".join(str(job.id) for job in jobs)
 
 
 class Watch:
@@ -308,13 +315,17 @@ def watch(client: LavaClient, jobs: list[Job], verbose: bool, junit_dir: Path | 
         if cancel_on_stop:
             cancel(client, jobs)
         else:
-            left = " ".join(str(job.id) for job in jobs if not job.finished)
+            left = _ids([job for job in jobs if not job.finished])
             if left:
                 say(f"left running on the server: bbv lava wait {left}")
         raise
+    except Unanswered as exc:  # nothing to cancel them with: say where to pick them up
+        raise BbvError(f"LAVA server {client.server.url} stopped answering ({exc.reason}); "
+                       f"the jobs go on there: 'bbv lava wait {_ids(jobs)}' once it answers "
+                       "again") from None
     stopped = cancel(client, jobs)
     say(f"timeout: {timeout:g} s passed before {len(stopped)} job(s) finished; cancelled "
-        f"{' '.join(str(job.id) for job in stopped)}")
+        f"{_ids(stopped)}")
     return JobsOutcome(jobs, timed_out=True)
 
 

@@ -143,18 +143,20 @@ class Unreachable(BbvError):
 
 class ApiSession:
     """A requests session for a server's HTTP API (LAVA's REST API): headers set once (a token
-    in them stays out of every message), a timeout, GETs retried as downloads are. A server
-    that cannot be reached raises Unreachable; every answer, error statuses included, is
-    returned as it came."""
+    in them stays out of every message), a timeout, GETs retried as downloads are, except a
+    request the server took and did not answer within the timeout: a hung server hangs again,
+    and retrying would make the wait for it `attempts` times as long. A server that cannot be
+    reached raises Unreachable; every answer, error statuses included, is returned as it
+    came."""
 
     def __init__(self, headers: dict[str, str], timeout: float = 30,
                  attempts: int = ATTEMPTS, backoff: float = BACKOFF):
         import requests
         from requests.adapters import HTTPAdapter
-        from urllib3.util.retry import Retry
 
-        retry = Retry(total=attempts - 1, backoff_factor=backoff, status_forcelist=RETRY_STATUS,
-                      allowed_methods=frozenset({"GET"}), raise_on_status=False)
+        retry = _retry_unless_hung()(
+            total=attempts - 1, backoff_factor=backoff, status_forcelist=RETRY_STATUS,
+            allowed_methods=frozenset({"GET"}), raise_on_status=False)
         self.session = requests.Session()
         for scheme in ("http://", "https://"):
             self.session.mount(scheme, HTTPAdapter(max_retries=retry))
@@ -183,6 +185,21 @@ class ApiSession:
         self.session.close()
         if self.single is not None:
             self.single.close()
+
+
+def _retry_unless_hung() -> type:
+    """urllib3's Retry that gives up at once on a read timeout (the server took the request
+    and did not answer in time)."""
+    from urllib3.exceptions import ReadTimeoutError
+    from urllib3.util.retry import Retry
+
+    class RetryUnlessHung(Retry):
+        def increment(self, *args, error: Exception | None = None, **kwargs):
+            if isinstance(error, ReadTimeoutError):
+                raise error
+            return super().increment(*args, error=error, **kwargs)
+
+    return RetryUnlessHung
 
 
 class _Interrupted(Exception):

@@ -444,3 +444,25 @@ def test_timeout_bounds_the_calls_before_submitting(guest):
             assert took < 15, took  # unbounded: 4 attempts of 30 s each
     finally:
         listener.close()
+
+
+def test_a_server_that_hangs_while_bbv_waits_is_noticed():
+    """The server answers the job look-up, then takes the next request and never answers
+    (a hung gunicorn): without --timeout bbv says so after one request's 30 s, not after 4
+    attempts of 30 s each (123 s measured before), and says how to pick the jobs up."""
+    import json
+
+    web = HttpServer()
+    web.files["/api/v0.2/jobs/5/"] = json.dumps({"id": 5, "description": "bbv vexpress",
+                                                 "state": "Submitted"}).encode()
+    web.answers["/api/v0.2/jobs/5/"] = 1
+    try:
+        started = time.monotonic()
+        done = bbv("lava", "wait", "--url", web.url, "--token", "T", "5", timeout=120)
+        took = time.monotonic() - started
+    finally:
+        web.close()
+    one_line_error(done, 1, f"LAVA server {web.url} stopped answering (no answer within 30 s); "
+                   "the jobs go on there: 'bbv lava wait 5' once it answers again")
+    assert web.requests == ["/api/v0.2/jobs/5/"] * 2  # the unanswered one was not sent again
+    assert took < 60, took
