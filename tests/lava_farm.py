@@ -232,11 +232,14 @@ def down() -> None:
     if not saved.exists():
         return
     farm = Farm(**json.loads(saved.read_text()))
-    for pid in farm.pids.values():
+    # a job's lava-run is a process group of its own under its worker (lava-worker's
+    # setpgrp): stopping the worker alone leaves it running, spinning once the server is gone
+    groups = [*farm.pids.values(), *_children({farm.pids[w] for w in farm.workers})]
+    for pid in groups:
         with suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGTERM)
     deadline = time.monotonic() + 20
-    for pid in farm.pids.values():
+    for pid in groups:
         while time.monotonic() < deadline and _group_alive(pid):
             time.sleep(0.1)
         with suppress(ProcessLookupError):
@@ -244,6 +247,16 @@ def down() -> None:
     for version, name in farm.postgres:
         subprocess.run(["pg_ctlcluster", version, name, "stop"], check=False, timeout=120)
     saved.unlink()
+
+
+def _children(parents: set[int]) -> list[int]:
+    """The processes whose parent is one of `parents` (from /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with suppress(OSError, ValueError, IndexError):
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) in parents:
+                found.append(int(stat.parent.name))
+    return found
 
 
 def _group_alive(pgid: int) -> bool:
