@@ -16,9 +16,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from barebox_virtio_cli.bisect import steps as st
-from barebox_virtio_cli.bisect.workspace import Workspace
+from barebox_virtio_cli.bisect import workspace as ws
+from barebox_virtio_cli.bisect.workspace import Workspace, describe, subject
+from barebox_virtio_cli.build.kbuild import check_tree
+from barebox_virtio_cli.build.service import BuildFailed, BuildRequest, build
 from barebox_virtio_cli.errors import UsageError
 from barebox_virtio_cli.run.request import RunRequest
+from barebox_virtio_cli.run.service import prepare, scripted
+from barebox_virtio_cli.session.options import script_from
+from barebox_virtio_cli.session.report import PASSED, split_qemu_lines
+from barebox_virtio_cli.targets.catalog import load_catalog
+from barebox_virtio_cli.testsuite import request as suite
+from barebox_virtio_cli.testsuite import results as res
+from barebox_virtio_cli.testsuite import runner
+from barebox_virtio_cli.testsuite.request import SuiteRequest
+from barebox_virtio_cli.util import status
+from barebox_virtio_cli.util.atomic import write_text
+from barebox_virtio_cli.util.processes import start_child, stop_group
 from barebox_virtio_cli.util.status import say
 
 # What a check command is told (cwd stays the user's, where the command was typed).
@@ -59,10 +73,6 @@ class _Checker:
     def _test(self, build_dir: Path, tree: Path) -> tuple[str, str]:
         """barebox's suite through bbv test's runner, on what was built: the runner tests
         SRC/build-TARGET, so that name in the tree points at the build directory."""
-        from barebox_virtio_cli.testsuite import results as res
-        from barebox_virtio_cli.testsuite import runner
-        from barebox_virtio_cli.testsuite.request import SuiteRequest
-
         link = tree / f"build-{self.target.name}"
         if not link.is_symlink():
             link.symlink_to(build_dir, target_is_directory=True)
@@ -83,9 +93,6 @@ class _Checker:
         return st.GOOD, ""
 
     def _boot(self, image: Path) -> tuple[str, str]:
-        from barebox_virtio_cli.run.service import scripted
-        from barebox_virtio_cli.session.report import PASSED, split_qemu_lines
-
         assert self.request.boot is not None
         result = scripted(self.request.boot.replace(image=str(image)))
         if result.boot.status != PASSED:
@@ -99,8 +106,6 @@ class _Checker:
         return st.BAD, _why_failed(result)
 
     def _command(self, image: Path, build_dir: Path, tree: Path, sha: str) -> tuple[str, str]:
-        from barebox_virtio_cli.util.processes import start_child, stop_group
-
         env = {**os.environ, ENV_IMAGE: str(image), ENV_BUILD_DIR: str(build_dir),
                ENV_SRC: str(tree), ENV_COMMIT: sha, ENV_TARGET: self.target.name}
         argv = self.request.command
@@ -117,8 +122,6 @@ class _Checker:
 
 
 def _why_failed(result) -> str:
-    from barebox_virtio_cli.session.report import PASSED
-
     if result.error:
         return result.error
     for step in result.commands:
@@ -132,10 +135,6 @@ def check_request(request: BisectRequest):
     """Everything that can be wrong with the input, before anything is built: (request with
     the boot on the target, repo, good sha, bad sha, target). Usage errors are one line, exit
     status 2."""
-    from barebox_virtio_cli.bisect import workspace as ws
-    from barebox_virtio_cli.build.kbuild import check_tree
-    from barebox_virtio_cli.targets.catalog import load_catalog
-
     kinds = [bool(request.boot and (request.boot.exec or request.boot.expect)),
              request.test is not None, bool(request.command)]
     if sum(kinds) != 1:
@@ -161,8 +160,6 @@ def check_request(request: BisectRequest):
     check_tree(repo, given=request.src is not None)
     boot = (request.boot or RunRequest()).replace(target=target.name, arch=None)
     if request.test is not None:
-        from barebox_virtio_cli.testsuite import request as suite
-
         suite.check_keyword(request.test)
         suite.check_devices(boot)
         suite.check_tree(repo)
@@ -174,9 +171,6 @@ def check_request(request: BisectRequest):
 
 def _check_boot(boot: RunRequest) -> None:
     """The scripted-boot and device options checked as bbv run checks them (no image yet)."""
-    from barebox_virtio_cli.run.service import prepare
-    from barebox_virtio_cli.session.options import script_from
-
     script_from(boot)
     prepare(boot, image_optional=True)
 
@@ -195,8 +189,6 @@ class _Bisection:
 
     def step(self, sha: str, role: str = "step") -> st.CommitStep:
         """Build the tree's HEAD (sha) and check it, --repeat times unless one fails."""
-        from barebox_virtio_cli.bisect.workspace import subject
-
         self.count += 1
         step = st.CommitStep(sha, subject(self.repo, sha), role=role)
         say(f"[{self.count}] {sha[:12]} {step.subject}: building")
@@ -225,9 +217,6 @@ class _Bisection:
     def build(self, step: st.CommitStep) -> tuple[Path | None, str]:
         """The target's image built from the tree (or kept from an earlier build of the same
         commit and configuration), or None and the first error line."""
-        from barebox_virtio_cli.build.service import BuildFailed, BuildRequest, build
-        from barebox_virtio_cli.util import status
-
         kept = self.space.kept_image(step.commit) if self.image_only else None
         if kept is not None:
             say(f"[{self.count}] {step.commit[:12]}: built before, its image kept: not built")
@@ -262,8 +251,6 @@ def _first_error(exc, tree: Path) -> str:
 def bisect(request: BisectRequest,
            on_step: Callable[[st.CommitStep], None] = lambda step: None) -> st.BisectOutcome:
     """The first bad commit, or why there is none. The user's checkout is only read."""
-    from barebox_virtio_cli.bisect.workspace import describe
-
     request, repo, good, bad, target = check_request(request)
     outcome = st.BisectOutcome(target.name, good, bad)
     space = Workspace.for_repo(repo, target.name)
@@ -318,8 +305,6 @@ def _say_progress(answer: str) -> None:
 
 
 def _save_log(space: Workspace) -> str:
-    from barebox_virtio_cli.util.atomic import write_text
-
     write_text(space.log, space.bisect_log())
     return str(space.log)
 

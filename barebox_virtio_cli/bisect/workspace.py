@@ -17,8 +17,14 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from barebox_virtio_cli.bisect.steps import Commit
+from barebox_virtio_cli.build.record import default_build_dir, read_record
 from barebox_virtio_cli.errors import BbvError, UsageError
+from barebox_virtio_cli.util.atomic import replacing
+from barebox_virtio_cli.util.jsonfile import read_object, write_json
 from barebox_virtio_cli.util.lockfile import exclusive
+from barebox_virtio_cli.util.paths import cache_dir
+from barebox_virtio_cli.util.processes import start_child, stop_group
+from barebox_virtio_cli.util.signals import deferred
 
 # Older than any build output, so that make takes an unchanged source file for up to date.
 OLD_TIME = 946684800  # 2000-01-01
@@ -32,8 +38,6 @@ _GIT_ENV_DROP = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIREC
 def git(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
     """git with its output collected, in the C locale, never prompting; it never outlives bbv.
     check: a failure is a BbvError naming git's message."""
-    from barebox_virtio_cli.util.processes import start_child, stop_group
-
     env = {k: v for k, v in os.environ.items() if k not in _GIT_ENV_DROP}
     env.update(LC_ALL="C", LANGUAGE="C", GIT_TERMINAL_PROMPT="0")
     argv = ["git", "-c", "advice.detachedHead=false", "-c", "core.hooksPath=/dev/null", *args]
@@ -111,8 +115,6 @@ class Workspace:
 
     @classmethod
     def for_repo(cls, repo: Path, target: str) -> Workspace:
-        from barebox_virtio_cli.util.paths import cache_dir
-
         key = hashlib.sha256(str(repo).encode()).hexdigest()[:12]
         return cls(cache_dir() / "bisect" / f"{target}-{repo.name}-{key}", repo, target)
 
@@ -131,8 +133,6 @@ class Workspace:
         checked out anew (git rewrites only the files that differ, so the others keep times
         older than the build directory's objects); made when missing or unusable. On every way
         out its bisection state goes (the tree stays)."""
-        from barebox_virtio_cli.util.signals import deferred
-
         self.created = not self._reuse(sha)
         if self.created:
             self._create(sha)
@@ -164,8 +164,6 @@ class Workspace:
         """A new repository in tree.new whose objects are the user's (alternates: nothing
         copied, no worktree registered in their repository), checked out at sha, then renamed
         to tree. A signal or an error on the way removes tree.new."""
-        from barebox_virtio_cli.util.signals import deferred
-
         new = self.root / "tree.new"
         with deferred():
             for path in (self.tree, new):
@@ -217,8 +215,6 @@ class Workspace:
         than its objects) and only the changed ones stay new. Without a known commit (a first
         run) nothing changes and make builds everything. A kept tree needs none of this. The
         number of files set."""
-        from barebox_virtio_cli.util.jsonfile import read_object
-
         if not self.created:
             return 0
         state = read_object(self.root / "times.json") or {}
@@ -243,8 +239,6 @@ class Workspace:
     def building(self, sha: str) -> None:
         """Before a build from sha: until it succeeds, the files it changes are in doubt (make
         may stop half way), so they stay new for a later run."""
-        from barebox_virtio_cli.util.jsonfile import read_object, write_json
-
         state = read_object(self.root / "times.json") or {}
         base = state.get("base")
         if not base:
@@ -254,8 +248,6 @@ class Workspace:
 
     def built(self, sha: str) -> None:
         """After a successful build from sha: the build directory matches sha's tree."""
-        from barebox_virtio_cli.util.jsonfile import write_json
-
         write_json(self.root / "times.json", {"base": sha, "dirty": []})
 
     def _changed(self, base: str, sha: str | None = None) -> set[str]:
@@ -268,8 +260,6 @@ class Workspace:
         """The image sha built to in an earlier step or run, if the build directory's
         configuration (defconfig, fragments, toolchain and its version) is still the one it
         was built with."""
-        from barebox_virtio_cli.util.jsonfile import read_object
-
         image = self.images / f"{sha}.img"
         kept, now = read_object(self.images / f"{sha}.json"), self._build_key(self.build_dir)
         if not now["toolchain"] or kept != now or not image.is_file():
@@ -279,9 +269,6 @@ class Workspace:
     def keep_image(self, sha: str, image: Path, built_in: Path | None = None) -> None:
         """Keep what sha built to in built_in (default: the build directory), the
         IMAGES_KEPT newest only; its record is written last."""
-        from barebox_virtio_cli.util.atomic import replacing
-        from barebox_virtio_cli.util.jsonfile import write_json
-
         self.images.mkdir(exist_ok=True)
         with replacing(self.images / f"{sha}.img") as tmp:
             shutil.copyfile(image, tmp)
@@ -297,8 +284,6 @@ class Workspace:
         sha, no tracked file modified, and every one older than the image. The
         directory adopted from, or None. Only reads (git status takes no optional lock, so
         the index is not refreshed)."""
-        from barebox_virtio_cli.build.record import default_build_dir, read_record
-
         out = default_build_dir(self.repo, self.target)
         record = read_record(out)
         image = record.image if record else None
@@ -322,8 +307,6 @@ class Workspace:
 
     @staticmethod
     def _build_key(build_dir: Path) -> dict:
-        from barebox_virtio_cli.build.record import read_record
-
         record = read_record(build_dir)
         fields = record.to_json() if record else {}
         return {name: fields.get(name) for name in _BUILD_KEY}

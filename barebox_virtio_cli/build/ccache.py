@@ -16,6 +16,7 @@ from pathlib import Path
 
 from barebox_virtio_cli.errors import BbvError
 from barebox_virtio_cli.util.hosttools import on_path
+from barebox_virtio_cli.util.userconfig import config_file
 
 # ccache's own failures, as it prints them in place of a compile ("ccache: error: ...").
 _ERROR = re.compile(r"^ccache: (error|FATAL)", re.I)
@@ -47,8 +48,6 @@ def wanted(cli_off: bool, config: Mapping) -> bool:
     value = config.get("build", {}).get("ccache", True) if isinstance(config.get("build"), dict) \
         else True
     if not isinstance(value, bool):
-        from barebox_virtio_cli.util.userconfig import config_file
-
         raise BbvError(f"{config_file()}: [build] ccache must be true or false, not {value!r}")
     return value
 

@@ -47,8 +47,6 @@ def archive_name(version: str, triplet: str, host: str) -> str:
 def check_version(version: str) -> str:
     """A GCC version as the mirror's directories name them (X.Y.Z)."""
     if not re.fullmatch(r"\d+\.\d+\.\d+", version):
-        from barebox_virtio_cli.errors import UsageError
-
         raise UsageError(f"--version '{version}' is not a GCC version like {DEFAULT_VERSION}")
     return version
 

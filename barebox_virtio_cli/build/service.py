@@ -16,6 +16,7 @@ from barebox_virtio_cli.build import ccache as ccache_mod
 from barebox_virtio_cli.build import kbuild, progress
 from barebox_virtio_cli.build import make as make_runner
 from barebox_virtio_cli.build import record as buildrecord
+from barebox_virtio_cli.build.make import check_not_busy
 from barebox_virtio_cli.build.toolchain import Finder, Toolchain
 from barebox_virtio_cli.errors import BbvError, UsageError
 from barebox_virtio_cli.targets.catalog import Catalog, Target, load_catalog
@@ -208,8 +209,6 @@ def _build_dir(src: Path, plan: kbuild.Plan, given: Path | None) -> Path:
     if out.exists() and not out.is_dir():
         raise UsageError(f"build directory {out} exists and is not a directory")
     if not kbuild.is_build_dir(out, buildrecord.RECORD_NAME):
-        from barebox_virtio_cli.build.make import check_not_busy
-
         check_not_busy(out)
         raise UsageError(f"build directory {out} holds other files and is not a barebox build "
                          "directory; give a new or empty --build-dir")

@@ -11,11 +11,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from barebox_virtio_cli.build.kbuild import check_tree
+from barebox_virtio_cli.build.service import find_toolchain, toolchain_package
 from barebox_virtio_cli.ci import envs as ci_envs
 from barebox_virtio_cli.ci.envs import CiEnv, EnvFacts, Missing
 from barebox_virtio_cli.ci.workflow import WORKFLOW, CiJob, Workflow, WorkflowError, read_workflow
 from barebox_virtio_cli.ci.workflow import select as select_jobs
+from barebox_virtio_cli.doctor.host import need_problem, packages
 from barebox_virtio_cli.errors import BbvError, UsageError
+from barebox_virtio_cli.export.features import labgrid_loader
+from barebox_virtio_cli.qemu.probe import probe
+from barebox_virtio_cli.targets.catalog import load_catalog
 from barebox_virtio_cli.util.hosttools import on_path
 
 # Compilers for the ARCHes bbv has no target for (prefixes tried in order); sandbox is barebox
@@ -64,8 +69,6 @@ def load(src: Path, names: list[str], given: bool = False) -> CiPlan:
         jobs = select_jobs(workflow.jobs, names)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    from barebox_virtio_cli.doctor.host import packages
-
     pkgs = packages()
     host = _Host(pkgs)
     plans = [_job_plan(src, workflow, job, host) for job in jobs]
@@ -77,8 +80,6 @@ class _Host:
     packages.toml's build_need, and the firmware QEMU loads without -bios (bbv's targets)."""
 
     def __init__(self, pkgs) -> None:
-        from barebox_virtio_cli.targets.catalog import load_catalog
-
         self.pkgs = pkgs
         self.problems: dict[str, str | None] = {}
         catalog = load_catalog()
@@ -87,8 +88,6 @@ class _Host:
                                  if t.qemu_firmware and not t.firmware}
 
     def build_tools(self, src: Path, job: CiJob, fragments: list[str]) -> list[Missing]:
-        from barebox_virtio_cli.doctor.host import need_problem
-
         needs = self.pkgs.build_need
         options = _options(src, job, fragments)
         for need in needs:
@@ -135,8 +134,6 @@ def expand(src: Path, pattern: str) -> list[str]:
 def read_env(src: Path, path: str) -> CiEnv:
     import yaml
 
-    from barebox_virtio_cli.export.features import labgrid_loader
-
     text = (src / path).read_text(errors="replace")
     try:
         data = yaml.load(text, Loader=labgrid_loader())  # noqa: S506 - a safe loader subclass
@@ -154,8 +151,6 @@ def _toolchain(src: Path, job: CiJob, pkgs) -> tuple[Missing | None, str | None]
         package = pkgs.toolchains.get(job.arch, {}).get("debian", "")
         return Missing("cross compiler", f"no {OTHER_TOOLCHAINS[job.arch][0]}gcc on PATH",
                        package), None
-    from barebox_virtio_cli.build.service import find_toolchain, toolchain_package
-
     try:
         find_toolchain(src, job.arch, job.defconfig)
     except BbvError as exc:
@@ -170,8 +165,6 @@ def _toolchain(src: Path, job: CiJob, pkgs) -> tuple[Missing | None, str | None]
 
 def _facts(src: Path, job: CiJob, envs: list[CiEnv], toolchain: Missing | None,
            build_tools: list[Missing], pkgs) -> EnvFacts:
-    from barebox_virtio_cli.qemu.probe import probe
-
     qemu, machines, datadirs = {}, {}, []
     for name in dict.fromkeys(e.qemu_bin for e in envs if e.qemu_bin):
         qemu[name] = on_path(name)

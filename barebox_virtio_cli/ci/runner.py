@@ -14,6 +14,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from barebox_virtio_cli.build.record import read_record
+from barebox_virtio_cli.build.service import BuildFailed, BuildRequest
+from barebox_virtio_cli.build.service import build as run_build
 from barebox_virtio_cli.ci.envs import CiEnv
 from barebox_virtio_cli.ci.matrix import CiPlan, JobPlan, check_runnable
 from barebox_virtio_cli.ci.results import EnvResult, build_failure
@@ -69,8 +72,6 @@ class CiRun:
         """(build dir, seconds or None, error, log) of the job's one build."""
         out = build_dir(self.plan, job, self.options)
         if not self.options.build:
-            from barebox_virtio_cli.build.record import read_record
-
             record = read_record(out)
             if record is None or not record.complete:
                 return out, None, f"no build of {job.job.defconfig} in {out}; run without " \
@@ -81,9 +82,6 @@ class CiRun:
                 return out, None, f"the build in {out} lacks {', '.join(missing)}; run " \
                                   "without --no-build", None
             return out, None, "", None
-        from barebox_virtio_cli.build.service import BuildFailed, BuildRequest
-        from barebox_virtio_cli.build.service import build as run_build
-
         for name in names:
             self.lines.set(name, f"building {job.job.defconfig}", say_it=name == names[0])
         order = BuildRequest(arch=job.job.arch, defconfig=job.job.defconfig, src=self.plan.src,

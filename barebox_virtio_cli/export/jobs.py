@@ -11,6 +11,7 @@ from pathlib import Path
 from barebox_virtio_cli.errors import UsageError
 from barebox_virtio_cli.qemu.args import RunSpec, spec_warnings
 from barebox_virtio_cli.session import shell as sh
+from barebox_virtio_cli.session.report import compile_patterns
 from barebox_virtio_cli.session.shell import LABGRID_PROMPT as PROMPT
 from barebox_virtio_cli.targets.target import Target
 
@@ -255,8 +256,6 @@ def expectation_steps(expectations: list[str], after_commands: bool) -> list[dic
     found or not found, so that neither consumes anything (see interactive_steps). LAVA's
     dispatcher searches the last 4000 characters it read (lava_dispatcher.shell.ShellCommand's
     searchwindowsize), so an expectation sees no further back."""
-    from barebox_virtio_cli.session.report import compile_patterns
-
     compile_patterns(expectations)
     steps = []
     if expectations and not after_commands:

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from barebox_virtio_cli.errors import UsageError
+from barebox_virtio_cli.export.features import for_env
 from barebox_virtio_cli.export.jobs import (
     check_job_name,
     labgrid_env,
@@ -59,8 +60,6 @@ def labgrid_file(request: RunRequest, barebox_src: Path | None,
     strategy = None if no_strategy else _strategy(barebox_src)
     declared = None
     if strategy is not None:
-        from barebox_virtio_cli.export.features import for_env
-
         declared = for_env(target, strategy.parent.parent, spec.image, Path(info.binary).name,
                            spec.machine or target.machine)
         declared.features = list(dict.fromkeys([*declared.features, *more_features]))

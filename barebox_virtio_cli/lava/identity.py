@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
 from barebox_virtio_cli.errors import UsageError
+from barebox_virtio_cli.util.validate import url_problem
 
 DEFAULT_IDENTITY = "default"  # lavacli's
 _API_TAILS = ("/RPC2", "/api/v0.2", "/api")
@@ -26,8 +27,6 @@ class Server:
 
 def base_url(uri: str, where: str) -> str:
     """The server's base URL from a lavacli uri or a plain one; user:password@ dropped."""
-    from barebox_virtio_cli.util.validate import url_problem
-
     problem = url_problem(uri)  # the one URL check of bbv: ports, spaces, brackets
     if problem:
         raise UsageError(f"{where}: {uri!r} is not an http:// or https:// URL of a LAVA "

@@ -15,12 +15,16 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from barebox_virtio_cli.errors import BbvError, UsageError
+from barebox_virtio_cli.export.jobs import check_lava_name, lava_url, to_yaml
+from barebox_virtio_cli.export.service import lava_definition
 from barebox_virtio_cli.lava import results
 from barebox_virtio_cli.lava.client import LavaClient, Unanswered
 from barebox_virtio_cli.lava.identity import Server, parse_identities, resolve
+from barebox_virtio_cli.lava.serve import FileServer, check_free, parse_address
 from barebox_virtio_cli.lava.state import Job
 from barebox_virtio_cli.run.request import RunRequest
-from barebox_virtio_cli.util.signals import Signalled
+from barebox_virtio_cli.util.atomic import write_text
+from barebox_virtio_cli.util.signals import Signalled, deferred
 from barebox_virtio_cli.util.status import say
 
 POLL = 1.0  # seconds between two looks at the unfinished jobs
@@ -57,8 +61,6 @@ class Images:
     given: dict[str, Path] = field(default_factory=dict)  # artifact URL -> file
 
     def url(self, target: str, path: Path) -> str:
-        from barebox_virtio_cli.export.jobs import check_lava_name, lava_url
-
         if self.served is not None:
             return self.served.url(check_lava_name(path))
         if self.artifact_url is None:
@@ -110,9 +112,6 @@ def target_jobs(requests: list[RunRequest], job_name: str | None, commands: list
                 expectations: list[str], job_timeout: int, images: Images,
                 overrides: Overrides) -> list[tuple[str, str]]:
     """(target name, job definition) for each target, as `bbv export lava` makes them."""
-    from barebox_virtio_cli.export.jobs import to_yaml
-    from barebox_virtio_cli.export.service import lava_definition
-
     jobs = []
     several = len(requests) > 1
     for request in requests:
@@ -128,8 +127,6 @@ def file_jobs(paths: list[Path], overrides: Overrides) -> list[tuple[str, str]]:
     """(job name, definition) for each job file; the file's text as is unless an override
     applies."""
     import yaml
-
-    from barebox_virtio_cli.export.jobs import to_yaml
 
     jobs = []
     for path in paths:
@@ -219,8 +216,6 @@ def submit_all(client: LavaClient, definitions: list[tuple[str, str]],
 
 def cancel(client: LavaClient, jobs: list[Job]) -> list[Job]:
     """Cancel the unfinished jobs (a second signal waits until every request went out)."""
-    from barebox_virtio_cli.util.signals import deferred
-
     open_jobs = [job for job in jobs if not job.finished]
     with deferred():
         for index, job in enumerate(open_jobs):
@@ -297,8 +292,6 @@ class Watch:
                 job.log_tail = results.tail(results.log_lines(self.client.logs(job.id)),
                                             LOG_TAIL)
         if self.junit_dir is not None:
-            from barebox_virtio_cli.util.atomic import write_text
-
             path = self.junit_dir / f"{job.id}-{re.sub(r'[^-_.a-zA-Z0-9]+', '_', job.name)}.xml"
             write_text(path, self.client.junit(job.id))
             job.junit = str(path)
@@ -358,8 +351,6 @@ def submit(server: Server, request: SubmitRequest) -> JobsOutcome:
     if request.junit_dir is not None and not request.junit_dir.is_dir():
         raise UsageError(f"--junit-dir {request.junit_dir}: no such directory")
     if images.serve:
-        from barebox_virtio_cli.lava.serve import FileServer, check_free, parse_address
-
         host, port = parse_address(images.serve)
         check_free(host, port)
         images.served = FileServer(host, port)

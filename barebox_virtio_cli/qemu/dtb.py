@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 from barebox_virtio_cli.errors import BbvError, UsageError
+from barebox_virtio_cli.qemu.machine import hint
 from barebox_virtio_cli.util.status import say
 
 FDT_MAGIC = b"\xd0\x0d\xfe\xed"
@@ -60,8 +61,6 @@ def dump_dtb(machine, path: Path) -> int:
     returncode = machine.proc.returncode
     messages = [line for line in stderr.splitlines() if "dtb dumped" not in line]
     if returncode != 0:
-        from barebox_virtio_cli.qemu.machine import hint
-
         first = messages[0] if messages else f"exit status {returncode}"
         raise BbvError(f"QEMU could not dump its device tree: {first}{hint(stderr)}")
     if not is_dtb(path):

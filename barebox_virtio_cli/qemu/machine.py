@@ -166,8 +166,6 @@ class Machine:
             return
         if self.keep_running:
             from barebox_virtio_cli.console.daemon import DetachedServer
-            from barebox_virtio_cli.util.paths import state_dir
-
             notes = state_dir() / "logs" / f"{self.target.name}-{os.getpid()}.console-server.log"
             self.server = DetachedServer(self.spec.console, self.console_log, notes)
         else:
@@ -315,8 +313,6 @@ class Machine:
                 self.stop()
         finally:
             if self.monitor is not None:
-                from barebox_virtio_cli.qemu import qmp
-
                 qmp.close(self.monitor)
                 self.monitor = None
             if not self.handed_over:

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from barebox_virtio_cli.build import kbuild
+from barebox_virtio_cli.build.fetch import FetchRequest, install
+from barebox_virtio_cli.build.kbuild import check_tree
 from barebox_virtio_cli.build.record import read_record
 from barebox_virtio_cli.build.service import BuildRequest, build, print_summary
 from barebox_virtio_cli.build.toolchain import Finder
@@ -68,8 +70,6 @@ def run_quickstart(request: QuickstartRequest) -> Booted:
     if request.src is None:
         qs.mirror_url(os.environ)  # a malformed mirror fails now, not after three steps
     else:
-        from barebox_virtio_cli.build.kbuild import check_tree
-
         check_tree(request.src.resolve(), given=True)
     work = _workdir(request.workdir)
     started = time.monotonic()
@@ -178,8 +178,6 @@ def _toolchain(target: Target, tree: Path) -> tuple[str, str]:
         if not target.crosstool_triplet:
             raise
         _detail(f"no installed compiler fits ({exc}); fetching one from kernel.org")
-        from barebox_virtio_cli.build.fetch import FetchRequest, install
-
         _, installed = install(FetchRequest(target.name))
         _detail(f"installed {installed}")
         found = Finder.default().find(target, plan.defconfig)

@@ -12,6 +12,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from barebox_virtio_cli.debug.endpoint import qemu_arg
+from barebox_virtio_cli.debug.session import announce_stub, stub_for_run
 from barebox_virtio_cli.errors import BbvError, UsageError
 from barebox_virtio_cli.qemu.args import RunSpec
 from barebox_virtio_cli.qemu.info import QemuInfo
@@ -100,9 +102,6 @@ def _replay(directory: Path, record: dict, target: Target, info: QemuInfo, spec:
     spec.serial_log.unlink(missing_ok=True)
     stub = None
     if gdb is not None:
-        from barebox_virtio_cli.debug.endpoint import qemu_arg
-        from barebox_virtio_cli.debug.session import announce_stub, stub_for_run
-
         stub = stub_for_run(gdb, True)
         spec.gdb, spec.gdb_wait = qemu_arg(stub), True
         spec.icount.snapshots = recording.snapshot_drive(directory)

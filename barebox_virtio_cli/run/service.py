@@ -8,7 +8,7 @@ from pathlib import Path
 
 from barebox_virtio_cli.console.serial import foreground_serial
 from barebox_virtio_cli.debug.endpoint import qemu_arg
-from barebox_virtio_cli.debug.session import stub_for_run
+from barebox_virtio_cli.debug.session import announce_stub, stub_for_run
 from barebox_virtio_cli.errors import BbvError, UsageError
 from barebox_virtio_cli.images.inuse import check_distinct
 from barebox_virtio_cli.qemu import machine as qm
@@ -21,16 +21,17 @@ from barebox_virtio_cli.qemu.args import (
     check_icount_args,
     console_activation,
     format_command,
+    fw_cfg_usable,
     recorded,
     spec_warnings,
 )
-from barebox_virtio_cli.qemu.board import BoardOptions
+from barebox_virtio_cli.qemu.board import BoardOptions, probe_given
 from barebox_virtio_cli.qemu.info import QemuInfo
 from barebox_virtio_cli.qemu.machine import PTY, Machine
 from barebox_virtio_cli.qemu.probe import find_binary, probe
 from barebox_virtio_cli.run import inputs, recording
 from barebox_virtio_cli.run.request import BOARD_FIELDS, RunRequest
-from barebox_virtio_cli.session.options import script_from, session
+from barebox_virtio_cli.session.options import run_script, script_from, session
 from barebox_virtio_cli.targets.catalog import Target, load_catalog
 from barebox_virtio_cli.util import validate
 from barebox_virtio_cli.util.status import say
@@ -42,8 +43,6 @@ Prepared = tuple[Target, QemuInfo, RunSpec]
 def qemu_info(target: Target, binary: str | None = None) -> QemuInfo:
     """The target's QEMU, or --qemu BINARY, probed (and cached)."""
     if binary is not None:
-        from barebox_virtio_cli.qemu.board import probe_given
-
         return probe_given(binary)
 
     return probe(find_binary(target.qemu, target.qemu_package))
@@ -222,8 +221,6 @@ def boot(request: RunRequest) -> int:
     if board is not None:
         board.prepare_boot(dry_run=False)
     if stub is not None:
-        from barebox_virtio_cli.debug.session import announce_stub
-
         announce_stub(target, spec.image, stub, spec.gdb_wait)
     if attach:
         from barebox_virtio_cli.console.attach import attach_run
@@ -246,8 +243,6 @@ def _boot(request: RunRequest, target: Target, info: QemuInfo, spec: RunSpec, bo
 
         return dump_dtb(qm.Machine(target, info, spec, qm.CAPTURE), spec.dump_dtb)
     if script is not None:
-        from barebox_virtio_cli.session.options import run_script
-
         machine = qm.Machine(target, info, spec, qm.PTY, console_log=request.console_log)
         return run_script(machine, script, screenshot=board.shot if board else None)
 
@@ -283,8 +278,6 @@ def _announce(target: Target, info: QemuInfo, spec: RunSpec) -> None:
                 f"'{activation_command(target)}' at barebox's first prompt on the serial console")
             return  # and stops the autoboot countdown on the way
     if not any(entry.path == "nv/autoboot" for entry in spec.env):
-        from barebox_virtio_cli.qemu.args import fw_cfg_usable
-
         skip = ", or boot with --env nv/autoboot=abort" if fw_cfg_usable(target, info) else ""
         say("barebox counts down, then runs its default boot (the network: it fails without a "
             f"server) before its prompt; a key stops the countdown{skip}")

@@ -15,7 +15,7 @@ from barebox_virtio_cli.targets.target import (  # noqa: F401 - the catalog's na
     parse_target,
 )
 from barebox_virtio_cli.util.jsonfile import read_object, stamp, write_cache
-from barebox_virtio_cli.util.paths import cache_dir
+from barebox_virtio_cli.util.paths import cache_dir, target_dirs
 from barebox_virtio_cli.util.tomlfile import read_toml
 
 
@@ -56,8 +56,6 @@ def _cached_targets(files: list[Path]) -> list[Target]:
 
 def load_catalog(dirs: list[Path] | None = None) -> Catalog:
     if dirs is None:
-        from barebox_virtio_cli.util.paths import target_dirs
-
         dirs = target_dirs()
     targets = {t.name: t for t in _cached_targets(_target_files(dirs))}
     owner: dict[str, str] = {}

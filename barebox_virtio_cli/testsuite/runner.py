@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from barebox_virtio_cli.build.record import default_build_dir, read_record
+from barebox_virtio_cli.build.service import BuildRequest, build
 from barebox_virtio_cli.errors import BbvError, UsageError
 from barebox_virtio_cli.export.service import labgrid_file
 from barebox_virtio_cli.targets.catalog import Target
@@ -52,8 +53,6 @@ class SuiteRun:
         suffix = "-full" if self.request.full is not None else ""
         out = result.build_dir = default_build_dir(self.request.src, target.name + suffix)
         if self.request.build:
-            from barebox_virtio_cli.build.service import BuildRequest, build
-
             self.lines.set(target.name, "building")
             started = time.monotonic()
             # --all-images: barebox's suite uses more than the image QEMU boots (FIT, modules)

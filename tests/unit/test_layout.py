@@ -258,3 +258,29 @@ def test_nothing_below_commands_imports_click_or_rich_but_the_output_helpers():
     offenders = {name for name in below if _imports_click_or_rich(name)}
     assert offenders == OUTPUT_HELPERS, \
         f"print through util/output or util/status: {offenders - OUTPUT_HELPERS}"
+
+
+# Below commands/, bbv's own modules are imported at the top of a module; a function imports
+# one only to keep `bbv run --dry-run` from loading a mode it does not run (benchmarks/startup.py).
+LAZY_FOR_START_UP = {
+    "entry": "the CLI, after SIGINT's plain default is set",
+    "run.service": "each mode's modules (build, --attach, --dump-dtb) when that mode runs",
+    "qemu.machine": "the console server, for a run that serves the console",
+    "qemu.board": "--dtb, --dump-dtb and --flash, when given",
+    "session.options": "the scripted session (pexpect), for --exec/--expect",
+    "run.recording": "qcow2 creation, for --record",
+    "console.relay": "the console server's live check, for a console path in use",
+}
+
+
+def _local_bbv_imports(name: str) -> bool:
+    return any(isinstance(sub, ast.ImportFrom) and (sub.module or "").startswith(
+        "barebox_virtio_cli") for node in ast.walk(_tree(name))
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) for sub in ast.walk(node))
+
+
+def test_own_modules_are_imported_at_the_top_but_to_spare_start_up():
+    below = {name for name in MODULES if not name.startswith("commands.") and name != "cli"}
+    lazy = {name for name in below if _local_bbv_imports(name)}
+    assert lazy == set(LAZY_FOR_START_UP), \
+        f"import at the top of the module: {sorted(lazy - set(LAZY_FOR_START_UP))}"
