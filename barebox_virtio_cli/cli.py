@@ -11,7 +11,7 @@ import click
 
 from barebox_virtio_cli import __version__
 from barebox_virtio_cli.errors import BbvError
-from barebox_virtio_cli.util.signals import Signalled, raising, signal_status
+from barebox_virtio_cli.util.signals import Signalled, announce_stop, raising, signal_status
 from barebox_virtio_cli.util.status import say
 
 # name -> (module under barebox_virtio_cli.commands, attribute, one-line help)
@@ -77,8 +77,10 @@ def main(argv: list[str] | None = None) -> None:
     try:
         with raising():  # SIGTERM/SIGHUP: every cleanup runs, then exit 128+N (util/signals)
             rc = cli.main(args=args, prog_name="bbv", standalone_mode=False)
-    except click.exceptions.Abort:
-        say("aborted")
+    except click.exceptions.Abort as exc:  # click's for Ctrl-C (and EOF at a prompt)
+        if isinstance(exc.__cause__, KeyboardInterrupt):
+            sys.exit(announce_stop(signal.SIGINT))
+        say("aborted")  # EOF at a prompt
         sys.exit(signal_status(signal.SIGINT))
     except click.exceptions.NoArgsIsHelpError as exc:
         click.echo(exc.ctx.get_help() if exc.ctx else exc.format_message())
@@ -99,9 +101,9 @@ def main(argv: list[str] | None = None) -> None:
         say(f"error: {_shown(exc.filename)}: {exc.strerror or exc}")
         sys.exit(1)
     except KeyboardInterrupt:
-        sys.exit(signal_status(signal.SIGINT))
+        sys.exit(announce_stop(signal.SIGINT))
     except Signalled as exc:  # util/signals: stopped by signal N, exit 128+N
-        sys.exit(exc.exit_status)
+        sys.exit(announce_stop(exc.signum))
     sys.exit(rc if isinstance(rc, int) else 0)
 
 

@@ -91,19 +91,13 @@ def test(ctx: click.Context, names: tuple[str, ...], ci: bool, list_only: bool,
     from barebox_virtio_cli.run.request import RunRequest
     from barebox_virtio_cli.testsuite import results, runner
     from barebox_virtio_cli.testsuite.request import make_request
-    from barebox_virtio_cli.util.signals import Signalled
-    from barebox_virtio_cli.util.status import say
 
     request = make_request(
         (src or Path.cwd()).resolve(), names, all_targets, devices=RunRequest(**devices),
         build=not no_build, kconfig=results.fragments(devel, list(kconfig_add)), full=full,
         keyword=keyword, jobs=jobs, make_jobs=make_jobs, junit_dir=junit_dir,
         pytest_args=ctx.meta.get("pytest_args", []))
-    try:
-        outcome = runner.run(request, live=sys.stderr.isatty() and not as_json)
-    except Signalled as stopped:
-        say(f"stopped by signal {stopped.signum}")
-        raise
+    outcome = runner.run(request, live=sys.stderr.isatty() and not as_json)
     if as_json:
         click.echo(json.dumps(results.to_json(outcome), indent=2))
     else:
@@ -149,8 +143,6 @@ def _ci(ctx: click.Context, names: tuple[str, ...], list_only: bool, build_base:
     from barebox_virtio_cli.errors import UsageError
     from barebox_virtio_cli.run.request import RunRequest
     from barebox_virtio_cli.testsuite.request import check_keyword
-    from barebox_virtio_cli.util.signals import Signalled
-    from barebox_virtio_cli.util.status import say
 
     if not options["ci"]:
         raise UsageError(f"{'--list' if list_only else '-O/--build-dir'} belongs to --ci; "
@@ -173,12 +165,8 @@ def _ci(ctx: click.Context, names: tuple[str, ...], list_only: bool, build_base:
         make_jobs=options["make_jobs"], junit_dir=options["junit_dir"],
         keyword=options["keyword"], pytest_args=ctx.meta.get("pytest_args", []),
         build=not options["no_build"])
-    try:
-        outcome = runner.run_jobs(plan, ci_options, named=bool(names), full=options["full"],
-                                  live=sys.stderr.isatty() and not options["as_json"])
-    except Signalled as stopped:
-        say(f"stopped by signal {stopped.signum}")
-        raise
+    outcome = runner.run_jobs(plan, ci_options, named=bool(names), full=options["full"],
+                              live=sys.stderr.isatty() and not options["as_json"])
     if options["as_json"]:
         click.echo(json.dumps(ci_results.to_json(outcome), indent=2))
     else:

@@ -28,7 +28,7 @@ from barebox_virtio_cli.qemu.machine import LOG, Machine
 from barebox_virtio_cli.session.report import TIMEOUT
 from barebox_virtio_cli.session.scripted import SessionEnded, activate, drain, fd_shell
 from barebox_virtio_cli.targets.catalog import Target
-from barebox_virtio_cli.util.signals import Signalled, deferred, stopped
+from barebox_virtio_cli.util.signals import Signalled, announce_stop, deferred, stopped
 from barebox_virtio_cli.util.sockets import Endpoint
 from barebox_virtio_cli.util.status import say
 
@@ -76,8 +76,7 @@ def attach_run(target: Target, info: QemuInfo, spec: RunSpec, keep_running: bool
         if status == 0 and machine.ended():  # QEMU ended on its own, maybe killed
             status = machine.exit_status()
     except (Signalled, KeyboardInterrupt) as exc:
-        say(f"stopped by {stopped(exc)}")
-        status = stopped(exc).exit_status
+        status = announce_stop(stopped(exc).signum)
     finally:
         if watcher is not None:
             watcher.close()

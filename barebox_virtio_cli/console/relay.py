@@ -29,7 +29,7 @@ from barebox_virtio_cli.console.logic import (
 )
 from barebox_virtio_cli.errors import BbvError, UsageError
 from barebox_virtio_cli.util import sockets
-from barebox_virtio_cli.util.signals import Signalled, raising
+from barebox_virtio_cli.util.signals import Signalled, announce_stop, raising
 from barebox_virtio_cli.util.sockets import Endpoint
 from barebox_virtio_cli.util.status import say
 
@@ -422,8 +422,7 @@ def run_console(opts: Options, conn: Conn | None = None) -> int:
             finally:
                 relay.close()
     except Signalled as exc:
-        say(f"stopped by {exc}")
-        return exc.exit_status
+        return announce_stop(exc.signum)
     finally:
         sys.stdout.flush()
 

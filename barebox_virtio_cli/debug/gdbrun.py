@@ -14,7 +14,7 @@ from barebox_virtio_cli.debug.symbols import Symbols
 from barebox_virtio_cli.errors import BbvError
 from barebox_virtio_cli.util.hosttools import on_path
 from barebox_virtio_cli.util.processes import TerminalGuard, start_child, stop
-from barebox_virtio_cli.util.signals import IGNORE, exit_status, handling, signal_status
+from barebox_virtio_cli.util.signals import IGNORE, announce_stop, exit_status, handling
 from barebox_virtio_cli.util.sockets import Endpoint
 
 HELPER = Path(__file__).with_name("gdbhelper.py")
@@ -83,4 +83,4 @@ def run_gdb(argv: list[str], env: dict[str, str]) -> int:
     finally:
         stop(proc)
         guard.restore()
-    return signal_status(got[0]) if got else exit_status(returncode)
+    return announce_stop(got[0]) if got else exit_status(returncode)

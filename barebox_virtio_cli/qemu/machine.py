@@ -48,10 +48,10 @@ from barebox_virtio_cli.util import processes
 from barebox_virtio_cli.util.paths import runtime_dir, state_dir
 from barebox_virtio_cli.util.signals import (
     STOP_SIGNALS,
+    announce_stop,
     deferred,
     exit_status,
     handling,
-    signal_status,
 )
 from barebox_virtio_cli.util.status import say
 
@@ -284,7 +284,7 @@ class Machine:
                 guard.restore()
         for text in hints:
             say(f"hint: {text}")
-        return signal_status(received[0]) if received else self.exit_status()
+        return announce_stop(received[0]) if received else self.exit_status()
 
     def hand_over(self) -> None:
         """--keep-running: QEMU (and the detached console server) outlive bbv; close() then

@@ -10,10 +10,12 @@ import _signal as signal
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from barebox_virtio_cli.util.status import say
+
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 IGNORE = signal.SIG_IGN  # a handler for handling(): the signal is ignored meanwhile
-__all__ = ["IGNORE", "STOP_SIGNALS", "Signalled", "deferred", "exit_status", "handling",
-           "raising", "signal_status", "stopped"]
+__all__ = ["IGNORE", "STOP_SIGNALS", "Signalled", "announce_stop", "deferred", "exit_status",
+           "handling", "raising", "signal_status", "stopped"]
 
 
 def signal_status(signum: int) -> int:
@@ -35,6 +37,14 @@ class Signalled(BaseException):
     @property
     def exit_status(self) -> int:
         return signal_status(self.signum)
+
+
+def announce_stop(signum: int) -> int:
+    """bbv was stopped by signal N: say so (`bbv: stopped by SIGTERM`, the same line in every
+    mode) and give the exit status, 128+N."""
+    stop = Signalled(signum)
+    say(f"stopped by {stop}")
+    return stop.exit_status
 
 
 def stopped(exc: Signalled | KeyboardInterrupt) -> Signalled:

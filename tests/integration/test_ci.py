@@ -264,5 +264,5 @@ def test_signal_stops_the_env_runs_and_their_qemu(tree):
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 128 + signal.SIGTERM, err
-    assert "bbv: stopped by signal 15" in err and "Traceback" not in err
+    assert "bbv: stopped by SIGTERM" in err and "Traceback" not in err
     assert not leftovers(tree)

@@ -161,6 +161,7 @@ def test_signals_stop_gdb_and_bbv_exits_128_plus_n(build, sig):
         assert pids_with_arg(remote), "gdb is not running"
         gdb.send_signal(sig)
         assert gdb.wait(30) == 128 + sig
+        gdb_out.wait_for(f"bbv: stopped by {signal.Signals(sig).name}")
         assert not pids_with_arg(remote), "gdb left running"
         run.stdin.write(b"\necho alive\n")  # gdb detached: the halted guest runs on
         run.stdin.flush()

@@ -275,6 +275,7 @@ def test_signals_to_bbv_never_leave_qemu_running(tree, sig):
     # removes the console socket and FIFOs it served.
     assert proc.returncode == 128 + sig, err
     assert b"terminating on signal 15" in err
+    assert err.endswith(f"bbv: stopped by {sig.name}\n".encode()), err
     assert not list(Path(os.environ["BBV_RUNTIME_DIR"]).glob("*.console"))
 
 

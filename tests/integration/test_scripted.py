@@ -155,6 +155,8 @@ def test_signals_during_a_scripted_boot_never_leave_qemu_running(guest, tmp_path
         proc.kill()
     assert proc.returncode == status, err
     assert "Traceback" not in err
+    if sig != signal.SIGKILL:  # the one line saying why, as in every mode
+        assert err.endswith(f"bbv: stopped by {sig.name}\n"), err
     assert wait_until(lambda: not any(Path(f"/proc/{pid}").exists() for pid in qemu), 10)
     assert not junit.exists()
     if sig != signal.SIGKILL:
