@@ -10,19 +10,17 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
+from conftest import BBV, need
 from conftest import bbv as run_bbv
-from conftest import need
 from process_helpers import CROSS, pids_with_arg
 from test_testsuite import make_tree
 
 pytestmark = pytest.mark.qemu
 tools = need("git", "make", "qemu-system-arm", f"{CROSS}as", f"{CROSS}objcopy")
-BBV = [sys.executable, "-m", "barebox_virtio_cli"]
 CHECK = ("--exec", "ls", "--expect", "virtioblk0")
 SLOW_RULE = "\n# bbv bisect tests: BBV_TEST_SLOW_BUILD=S makes every image build last S s\n" \
     "$(objtree)/images/$(image): slow\nslow:\n\t@exec sleep $${BBV_TEST_SLOW_BUILD:-0}\n" \

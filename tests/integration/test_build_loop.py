@@ -10,12 +10,11 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, bbv, need
+from conftest import BBV, ROOT, bbv, need
 
 from barebox_virtio_cli.build.record import BuildRecord, read_record
 
@@ -124,9 +123,7 @@ def test_second_clean_build_hits_the_ccache(tree, tmp_path):
 
 @need("ccache")
 def test_ccache_uses_bbvs_own_cache_dir_unless_ccache_dir_is_set(tree, bbv_dirs):
-    env = {k: v for k, v in os.environ.items() if k != "CCACHE_DIR"}
-    done = subprocess.run([sys.executable, "-m", "barebox_virtio_cli", "build", "vexpress"],
-                          cwd=tree, env=env, capture_output=True, text=True, timeout=120)
+    done = bbv("build", "vexpress", cwd=tree, env={"CCACHE_DIR": None}, timeout=120)
     assert done.returncode == 0, done.stderr
     own = bbv_dirs / "cache" / "ccache"
     assert f"(bbv's cache {own})" in done.stderr
@@ -178,9 +175,9 @@ def test_first_build_interrupted_early_leaves_a_directory_bbv_accepts(tree, tmp_
     makefile.write_text(text.replace("%_defconfig:\n", "%_defconfig:\n\t@sleep 3\n", 1))
     for delay in (0.0, 0.3, 1.5):
         out = tmp_path / f"out-{delay}"
-        proc = subprocess.Popen([sys.executable, "-m", "barebox_virtio_cli", "build", "vexpress",
-                                 "-O", str(out), "--no-ccache"], cwd=tree,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen([*BBV, "build", "vexpress", "-O", str(out), "--no-ccache"],
+                                cwd=tree, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
         deadline = time.monotonic() + 30
         while not out.exists() and time.monotonic() < deadline:
             time.sleep(0.02)
