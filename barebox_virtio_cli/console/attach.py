@@ -22,7 +22,12 @@ from barebox_virtio_cli.console.relay import (
     connect,
     run_console,
 )
-from barebox_virtio_cli.qemu.args import RunSpec, activation_command, boot_source
+from barebox_virtio_cli.qemu.args import (
+    RECORD_TYPING_PACE,
+    RunSpec,
+    activation_command,
+    boot_source,
+)
 from barebox_virtio_cli.qemu.info import QemuInfo
 from barebox_virtio_cli.qemu.machine import LOG, Machine
 from barebox_virtio_cli.session.report import TIMEOUT
@@ -44,9 +49,10 @@ def attach_command(target: Target, info: QemuInfo, spec: RunSpec) -> list[list[s
 
 
 def attach_run(target: Target, info: QemuInfo, spec: RunSpec, keep_running: bool,
-               console_log: str | None = None) -> int:
+               console_log: str | None = None,
+               on_hand_over: Callable[[int], None] | None = None) -> int:
     """The attached run: the exit status is the console's, QEMU's if it ended on its own, or
-    128+N after signal N."""
+    128+N after signal N. on_hand_over(pid): QEMU runs on after bbv (--keep-running)."""
     machine = Machine(target, info, spec, LOG, console_log=console_log,
                       keep_running=keep_running, paused=True)  # paused until the console is up
     watcher = None
@@ -83,6 +89,8 @@ def attach_run(target: Target, info: QemuInfo, spec: RunSpec, keep_running: bool
         # --keep-running keeps QEMU when the user leaves; a signal stops it as in every mode
         if keep_running and started and status == 0 and machine.running:
             machine.hand_over()
+            if on_hand_over is not None:
+                on_hand_over(machine.proc.pid)
             _report_running(machine)
         machine.close()
     proc = machine.proc
@@ -122,16 +130,24 @@ class SerialWatcher:
     the user is on the virtio console meanwhile."""
 
     def __init__(self, machine: Machine, command: str):
-        self.conn = connect(Endpoint(path=str(machine.serial_sock)))
-        os.set_blocking(self.conn.fd, True)
-        self.log = open(machine.serial_log, "ab", buffering=0)  # noqa: SIM115 - closed in close()
+        if machine.serial_on_pty:  # its own copy: read until QEMU exits (EIO), then closed
+            self.conn, fd = None, os.dup(machine.pty_fd)
+        else:
+            self.conn = connect(Endpoint(path=str(machine.serial_sock)))
+            os.set_blocking(self.conn.fd, True)
+            fd = self.conn.fd
+        self.fd = fd
+        # recorded: QEMU writes the transcript itself (its chardev's logfile), typing is paced
+        self.log = None if machine.records else \
+            open(machine.serial_log, "ab", buffering=0)  # noqa: SIM115 - closed in close()
+        self.pace = RECORD_TYPING_PACE if machine.records else 0.0
         self.command = command
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
 
     def _run(self) -> None:
-        shell = fd_shell(self.conn.fd, self.conn.fd, "serial console", ACTIVATE_TIMEOUT,
-                         tee=self.log)
+        shell = fd_shell(self.fd, self.fd, "serial console", ACTIVATE_TIMEOUT,
+                         tee=self.log, pace=self.pace)
         try:
             activate(shell, self.command, ACTIVATE_TIMEOUT)
         except SessionEnded as exc:
@@ -146,8 +162,14 @@ class SerialWatcher:
     def close(self) -> None:
         import socket
 
+        if self.conn is None:  # the pty: read (never blocking QEMU) until QEMU has exited
+            self.thread.join(0.2)
+            if not self.thread.is_alive():
+                os.close(self.fd)
+            return
         with suppress(OSError):
             self.conn.sock.shutdown(socket.SHUT_RDWR)
         self.thread.join(2)
         self.conn.close()
-        self.log.close()
+        if self.log is not None:
+            self.log.close()

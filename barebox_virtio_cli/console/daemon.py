@@ -21,18 +21,20 @@ from barebox_virtio_cli.util.processes import wait_for_exit
 from barebox_virtio_cli.util.signals import STOP_SIGNALS, Signalled, raising
 
 READY, USAGE, ERROR = "ready ", "usage ", "error "
+PACED = "paced"  # QEMU records: the server paces typed input (console/server.py)
 STOP_WAIT = 5.0  # seconds for the server to remove its files once QEMU is gone
 
 
 class DetachedServer:
     """bbv's side: the server process, and what it said when it started."""
 
-    def __init__(self, path: Path, log_path: str | None, notes: Path):
+    def __init__(self, path: Path, log_path: str | None, notes: Path, paced: bool = False):
         self.path = path  # the socket it serves
         notes.parent.mkdir(parents=True, exist_ok=True)
         with open(notes, "ab") as err:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", __name__, str(path), log_path or "", str(notes)],
+                [sys.executable, "-m", __name__, str(path), log_path or "", str(notes),
+                 PACED if paced else ""],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, text=True,
                 start_new_session=True)
         try:
@@ -75,20 +77,20 @@ class DetachedServer:
 
 
 # -- the server process ----------------------------------------------------------------------
-def serve(path: Path, log_path: str, notes: Path) -> int:
+def serve(path: Path, log_path: str, notes: Path, paced: bool = False) -> int:
     try:
-        return _serve(path, log_path)
+        return _serve(path, log_path, paced)
     finally:
         with contextlib.suppress(OSError):
             if notes.stat().st_size == 0:
                 notes.unlink()
 
 
-def _serve(path: Path, log_path: str) -> int:
+def _serve(path: Path, log_path: str, paced: bool) -> int:
     with raising(STOP_SIGNALS):
         try:
             log = open_console_log(log_path)
-            server = ConsoleServer(path, log).start()
+            server = ConsoleServer(path, log, paced=paced).start()
         except UsageError as exc:
             print(f"{USAGE}{exc}", flush=True)
             return 2
@@ -110,4 +112,5 @@ def _serve(path: Path, log_path: str) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(serve(Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3])))
+    sys.exit(serve(Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3]),
+                   sys.argv[4:5] == [PACED]))

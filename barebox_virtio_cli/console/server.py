@@ -47,6 +47,15 @@ READ_CHUNK = 64 << 10
 FAREWELL = 2.0  # seconds for the clients to take the last output when the server stops
 READ, WRITE = selectors.EVENT_READ, selectors.EVENT_WRITE
 GONE = (errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN)
+# While QEMU records, a byte typed reaches barebox only if barebox had its one-byte receive
+# buffer posted when QEMU hands the byte over, at a checkpoint; QEMU reads the next byte from
+# the FIFO before that. Measured (QEMU 7.2, vexpress): at 50 ms a character, most of a line
+# is lost; at 250 ms it all arrives. So a recorded run's input goes a byte at a time, each once
+# barebox has echoed the one before (output ending in it; any output for a control key) or
+# after ECHO_WAIT, and once the console has been quiet for QUIET (not while barebox prints,
+# whose output could pass for an echo).
+QUIET = 0.05
+ECHO_WAIT = 1.0
 
 
 def _note(text: str) -> None:
@@ -199,9 +208,13 @@ class ConsoleServer:
     qemu_chardev(); close() stops the thread and removes the socket and the FIFOs."""
 
     def __init__(self, path: Path | None, log: BinaryIO | None = None, ring_size: int = RING_SIZE,
-                 backlog: int = CLIENT_BACKLOG, tmpdir: str | None = None):
+                 backlog: int = CLIENT_BACKLOG, tmpdir: str | None = None, paced: bool = False):
         self.path = None if path is None else Path(path)  # None: a socket in the FIFO dir
         self.log, self.backlog_max = log, backlog
+        self.paced = paced  # QEMU records: input a byte at a time (ECHO_WAIT)
+        self.typed: int | None = None  # paced: the last byte typed, until barebox echoes it
+        self.next_byte: float | None = None  # paced: until then the last byte awaits its echo
+        self.last_output = 0.0  # paced: time.monotonic() of the guest's last output
         self.ring = Ring(ring_size)
         self.tmpdir = tmpdir
         self.fifos: ConsoleFifos | None = None
@@ -314,7 +327,7 @@ class ConsoleServer:
         registered: dict[int, int] = {}
         while True:
             self._register(sel, registered)
-            for key, mask in sel.select():
+            for key, mask in sel.select(self._typing_wait()):
                 fd = key.fd
                 if fd == self.wake_r:
                     self._last_words()
@@ -354,7 +367,7 @@ class ConsoleServer:
     def _register(self, sel: selectors.BaseSelector, registered: dict[int, int]) -> None:
         """Client and guest-input interest, which change with the buffers."""
         want: dict[int, int] = {}
-        if self.to_guest:
+        if self.to_guest and self._typing_wait() is None:
             want[self.fifos.in_fd] = WRITE
         take_input = len(self.to_guest) < INPUT_MAX
         for fd, client in self.clients.items():
@@ -373,6 +386,10 @@ class ConsoleServer:
             if not data:
                 return
             self.ring.append(data)
+            if self.paced:
+                self.last_output = time.monotonic()
+                if self.typed is not None and (data[-1] == self.typed or self.typed < 0x20):
+                    self.next_byte = self.typed = None  # echoed
             if self.log is not None:
                 self._write_log(data)
             for client in list(self.clients.values()):
@@ -390,11 +407,24 @@ class ConsoleServer:
             self.log = None
 
     def _feed_guest(self) -> None:
+        if self._typing_wait() is not None:
+            return
         try:
-            n = os.write(self.fifos.in_fd, self.to_guest)
+            n = os.write(self.fifos.in_fd, self.to_guest[:1] if self.paced else self.to_guest)
         except BlockingIOError:
             return
+        if self.paced and n:
+            self.typed = self.to_guest[0]
+            self.next_byte = time.monotonic() + ECHO_WAIT
         del self.to_guest[:n]
+
+    def _typing_wait(self) -> float | None:
+        """Paced input: seconds until the next byte may go, None when it may go now."""
+        if not self.paced or not self.to_guest:
+            return None
+        now = time.monotonic()
+        left = max(self.last_output + QUIET, self.next_byte or 0.0) - now
+        return left if left > 0 else None
 
     def _accept(self) -> None:
         while True:

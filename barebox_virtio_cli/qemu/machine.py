@@ -111,12 +111,19 @@ class Machine:
 
     def _log_spec(self, spec: RunSpec) -> RunSpec:
         """LOG: the serial line into a log file in the state dir (or onto a socket that bbv
-        reads into it, where bbv types the activation), and a QMP socket."""
+        reads into it, where bbv types the activation: onto a pty while QEMU records), and a
+        QMP socket."""
         name, pid = self.target.name, os.getpid()
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        self.serial_log = state_dir() / "logs" / f"{name}-{stamp}-{pid}.serial.log"
-        self.qemu_log = self.serial_log.with_suffix("").with_suffix(".qemu.log")
+        logged = state_dir() / "logs" / f"{name}-{stamp}-{pid}.serial.log"
+        self.qemu_log = logged.with_suffix("").with_suffix(".qemu.log")
+        # a recording's serial transcript is its own (QEMU writes it, the socket's too)
+        self.serial_log = spec.serial_log or logged
         self.qmp_path = runtime_dir() / f"{name}-{pid}.qmp"
+        if self.manual and spec.recording:
+            # measured (QEMU 7.2, malta): a recording whose serial line is a socket server
+            # does not replay ("Missing character write event"); one on QEMU's stdio does
+            return replace(spec, qmp=self.qmp_path)
         self.serial_sock = runtime_dir() / f"{name}-{pid}.serial" if self.manual else None
         serial = (f"unix:{self.serial_sock},server=on,wait=off" if self.manual
                   else f"file:{self.serial_log}")
@@ -128,6 +135,17 @@ class Machine:
         opened the server, on QEMU's own socket before (what --dry-run prints, to paste)."""
         groups = build_command(self.target, self.spec, self.info)
         return groups + [["-S"]] if self.paused else groups
+
+    @property
+    def serial_on_pty(self) -> bool:
+        """LOG, recorded, the activation typed by bbv: the serial line on QEMU's stdio, a pty
+        whose other side (pty_fd) bbv reads and types on."""
+        return self.wiring == LOG and self.manual and self.records
+
+    @property
+    def records(self) -> bool:
+        """QEMU records this run (its typed input is paced: console/server.py)."""
+        return self.spec.icount is not None and self.spec.icount.mode == RECORD
 
     @property
     def console_socket(self) -> Path | None:
@@ -167,12 +185,13 @@ class Machine:
         if self.keep_running:
             from barebox_virtio_cli.console.daemon import DetachedServer
             notes = state_dir() / "logs" / f"{self.target.name}-{os.getpid()}.console-server.log"
-            self.server = DetachedServer(self.spec.console, self.console_log, notes)
+            self.server = DetachedServer(self.spec.console, self.console_log, notes,
+                                         self.records)
         else:
             from barebox_virtio_cli.console.server import ConsoleServer, open_console_log
 
             self._log_file = open_console_log(self.console_log)
-            self.server = ConsoleServer(self.spec.console, self._log_file)
+            self.server = ConsoleServer(self.spec.console, self._log_file, paced=self.records)
             self.server.start()
         self.spec.console_pipe = self.server.fifo_base
 
@@ -185,18 +204,24 @@ class Machine:
                                              stdout=self.relay.slave, stderr=subprocess.PIPE)
             finally:
                 self.relay.close_slave()
-        if self.wiring == PTY:  # own session: terminal signals reach bbv only
-            import pty
+        if self.wiring == PTY or (self.wiring == LOG and self.serial_on_pty):
+            import pty  # own session: terminal signals reach bbv only
 
             self.pty_fd, slave = pty.openpty()
             try:
-                return processes.start_child(argv, stdin=slave, stdout=slave, stderr=slave,
-                                             start_new_session=True)
+                if self.wiring == PTY:
+                    return processes.start_child(argv, stdin=slave, stdout=slave, stderr=slave,
+                                                 start_new_session=True)
+                self.qemu_log.parent.mkdir(parents=True, exist_ok=True)
+                with open(self.qemu_log, "wb") as log:
+                    return processes.start_child(
+                        argv, die_with_bbv=not self.keep_running, stdin=slave, stdout=slave,
+                        stderr=log, start_new_session=True)
             finally:
                 os.close(slave)
         if self.wiring == LOG:  # own session; with --keep-running QEMU may outlive bbv
-            self.serial_log.parent.mkdir(parents=True, exist_ok=True)
-            prune_logs(self.serial_log.parent, self.target.name, KEEP_LOGS - 1)  # and this run
+            self.qemu_log.parent.mkdir(parents=True, exist_ok=True)
+            prune_logs(self.qemu_log.parent, self.target.name, KEEP_LOGS - 1)  # and this run
             with open(self.qemu_log, "wb") as log:
                 return processes.start_child(
                     argv, die_with_bbv=not self.keep_running, stdin=subprocess.DEVNULL,
@@ -302,8 +327,7 @@ class Machine:
                 self.execute("quit")
                 self.proc.wait(QUIT_WAIT)
         # A recording QEMU writes out its replay log on SIGTERM; killed, the log is lost.
-        recording = self.spec.icount is not None and self.spec.icount.mode == RECORD
-        processes.stop(self.proc, RECORD_STOP_WAIT if recording else QUIT_WAIT)
+        processes.stop(self.proc, RECORD_STOP_WAIT if self.records else QUIT_WAIT)
 
     def close(self) -> None:
         """Idempotent: QEMU stopped unless handed over, then the QMP client, the sockets QEMU

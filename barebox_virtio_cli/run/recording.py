@@ -7,7 +7,8 @@ it holds.
     DIR/disks/blkN.img  each --blk image as it was when the recording started
     DIR/command.sh    the QEMU command line that recorded
     DIR/serial.log    what the serial port printed (QEMU's chardev logfile)
-    DIR/replayed/     the last replay's transcript, compared with serial.log
+    DIR/console.log   what the virtio console printed (bbv's console server), if it had one
+    DIR/replayed/     the last replay's transcripts, compared with serial.log and console.log
                       (and its lock: one replay of a recording at a time)
 
 The user's images may change afterwards: the recording boots its own copies, each on a
@@ -59,12 +60,19 @@ def check_new(directory: Path) -> Path:
     return directory
 
 
-def begin(directory: Path, target: Target, info: QemuInfo, spec: RunSpec) -> RunSpec:
+def begin(directory: Path, target: Target, info: QemuInfo, spec: RunSpec,
+          attach: bool = False) -> RunSpec:
     """Make the recording's directory: the disks copied, the command line and record written;
     the spec QEMU records with (its own disk copies, the replay log, the serial transcript).
     Stopped or failed on the way, it removes what it made."""
     spec_recorded = recorded(spec, directory)
-    command = format_command(build_command(target, spec_recorded, info))  # checks it, first
+    if attach:  # the serial line into a file, QMP: the attached run's command line
+        from barebox_virtio_cli.console.attach import attach_command
+
+        groups = attach_command(target, info, spec_recorded)
+    else:
+        groups = build_command(target, spec_recorded, info)
+    command = format_command(groups)  # checks it, first
     made = not directory.exists()
     try:
         (directory / DISKS).mkdir(parents=True)
@@ -125,7 +133,8 @@ def finish(directory: Path, status: int) -> None:
 
 def keeping_status(directory: Path, made: bool, run: Callable[[], int]) -> int:
     """Run the recorded boot; its exit status (or a signal's 128+N) into the record. A run
-    that ended (or was stopped) before QEMU started its log leaves no recording (discard)."""
+    that ended (or was stopped) before QEMU started its log leaves no recording (discard);
+    one whose QEMU records on (--keep-running) gets no status: QEMU's exit ends it."""
     status = None
     try:
         status = run()
@@ -134,13 +143,37 @@ def keeping_status(directory: Path, made: bool, run: Callable[[], int]) -> int:
         status = stopped(exc).exit_status
         raise
     finally:
+        replay = f"bbv replay {shlex.quote(str(directory))}"
         if not (directory / LOG).exists():
             discard(directory, made)
+        elif (pid := still_recording(directory)) is not None:
+            say(f"QEMU (pid {pid}) records into {directory} until it exits (barebox's "
+                f"poweroff, or kill {pid}); then replay it with: {replay}")
         else:
             if status is not None:
                 finish(directory, status)
-            say(f"recording in {directory}; replay it with: bbv replay "
-                f"{shlex.quote(str(directory))}")
+            say(f"recording in {directory}; replay it with: {replay}")
+
+
+def handed_over(directory: Path, pid: int) -> None:
+    """--keep-running: QEMU, pid, records on after bbv has left; a replay waits for its end."""
+    record = read_object(directory / RECORD_FILE) or {}
+    record["recording_pid"] = pid
+    write_json(directory / RECORD_FILE, record, indent=2)
+
+
+def still_recording(directory: Path, record: dict | None = None) -> int | None:
+    """The pid of the QEMU that still records into DIR (handed over), else None."""
+    if record is None:
+        record = read_object(directory / RECORD_FILE) or {}
+    pid = record.get("recording_pid")
+    if not isinstance(pid, int) or isinstance(pid, bool):
+        return None
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return None
+    return pid if f"rrfile={directory / LOG}".encode() in argv else None
 
 
 def snapshot_drive(directory: Path) -> Path:
@@ -200,6 +233,11 @@ def load(directory: Path) -> dict:
         raise UsageError(f"{directory} is not a recording (no {RECORD_FILE} and {LOG} from "
                          "'bbv run --record')")
     record = read_object(path)
+    pid = None if record is None else still_recording(directory, record)
+    if pid is not None:
+        raise UsageError(f"{directory} is still being recorded by QEMU (pid {pid}, bbv run "
+                         f"--keep-running); end it (barebox's poweroff, or kill {pid}), then "
+                         "replay it")
     damage = "not a JSON object" if record is None else _damage(record)
     if damage is None and log.stat().st_size == 0:
         path, damage = log, "empty: the recording stopped before QEMU wrote its log"

@@ -1,5 +1,6 @@
 """`bbv replay DIR` as a service: the recorded run again (qemu/machine.Machine, WATCH: headless),
-its serial transcript shown as it replays and compared with the recorded one; --gdb halts it
+its serial transcript shown as it replays and compared with the recorded one (the virtio
+console's too); --gdb halts it
 for gdb (reverse debugging), --until stops it at an instruction count (QMP replay-break)."""
 
 from __future__ import annotations
@@ -49,17 +50,18 @@ def compare(recorded: bytes, replayed: bytes) -> Comparison:
     return Comparison(len(recorded), len(replayed), first)
 
 
-def describe(comparison: Comparison, recorded: bytes) -> str:
-    """One line on how the replay's serial output compares with the recording's. Pure."""
+def describe(comparison: Comparison, recorded: bytes, what: str = "serial") -> str:
+    """One line on how the replay's output (what: serial, virtio console) compares with the
+    recording's. Pure."""
     if comparison.equal:
-        return (f"the replay matches the recording: {comparison.recorded} bytes of serial "
+        return (f"the replay matches the recording: {comparison.recorded} bytes of {what} "
                 "output, byte for byte")
     at = comparison.first_difference
     if at is None:
         return (f"the replay matches the recording up to where it stopped: "
-                f"{comparison.replayed} of {comparison.recorded} bytes of serial output")
+                f"{comparison.replayed} of {comparison.recorded} bytes of {what} output")
     line = recorded[:at].count(b"\n") + 1
-    return (f"the replay differs from the recording at byte {at} of the serial output "
+    return (f"the replay differs from the recording at byte {at} of the {what} output "
             f"(line {line})")
 
 
@@ -99,7 +101,8 @@ def replay(directory: Path, gdb: str | None = None, until: int | None = None,
 def _replay(directory: Path, record: dict, target: Target, info: QemuInfo, spec: RunSpec,
             gdb: str | None, until: int | None) -> int:
     """The replay itself, its transcript in DIR/replayed (held by this bbv alone)."""
-    spec.serial_log.unlink(missing_ok=True)
+    for transcript in (spec.serial_log, spec.serial_log.parent / recording.CONSOLE):
+        transcript.unlink(missing_ok=True)  # the last replay's
     stub = None
     if gdb is not None:
         stub = stub_for_run(gdb, True)
@@ -186,15 +189,21 @@ def _verdict(directory: Path, replayed_log: Path, returncode: int, messages: lis
         last = messages[-1] if messages else f"exit status {returncode}"
         say(f"error: QEMU stopped the replay: {last}{hint(text)}")
         return 1
-    recorded = (directory / recording.SERIAL).read_bytes()
-    replayed = replayed_log.read_bytes() if replayed_log.exists() else b""
-    comparison = compare(recorded, replayed)
-    line = describe(comparison, recorded)
-    if comparison.equal or (stopped and comparison.first_difference is None):
-        say(line)
-        return 0
-    say(f"error: {line}")
-    return 1
+    status = 0
+    for name, what in ((recording.SERIAL, "serial"), (recording.CONSOLE, "virtio console")):
+        if not (directory / name).exists():
+            continue  # a recording without a virtio console
+        recorded = (directory / name).read_bytes()
+        replayed_path = replayed_log.parent / name
+        replayed = replayed_path.read_bytes() if replayed_path.exists() else b""
+        comparison = compare(recorded, replayed)
+        line = describe(comparison, recorded, what)
+        if comparison.equal or (stopped and comparison.first_difference is None):
+            say(line)
+        else:
+            say(f"error: {line}")
+            status = 1
+    return status
 
 
 def _collect(stream, messages: list[str]) -> None:

@@ -159,12 +159,10 @@ def _checked(request: RunRequest):
         raise UsageError("--deterministic and --record exclude each other: a recording counts "
                          "instructions its own way (-icount shift=auto) and replays the same "
                          "every time; drop --deterministic")
-    if request.record is not None and (attach or request.dump_dtb or request.screenshot):
-        given = "--dump-dtb" if request.dump_dtb else \
-            "--screenshot (QEMU replays no display)" if request.screenshot else \
-            "an attached run (--attach, --keep-running)"
-        raise UsageError(f"--record: {given} cannot be recorded; record in the foreground or a "
-                         "scripted boot (--exec/--expect)")
+    if request.record is not None and (request.dump_dtb or request.screenshot):
+        given = "--dump-dtb" if request.dump_dtb else "--screenshot (QEMU replays no display)"
+        raise UsageError(f"--record: {given} cannot be recorded; record in the foreground, "
+                         "attached (--attach) or a scripted boot (--exec/--expect)")
     if attach and script is not None:
         given = "--attach" if request.attach else "--keep-running (which implies --attach)"
         raise UsageError(f"{given} is interactive; leave out the scripted-boot options")
@@ -192,12 +190,12 @@ def command_line(request: RunRequest) -> str:
     target, info, spec, board = _prepare_board(request, attach)
     if board is not None:
         board.prepare_boot(dry_run=True)
+    if request.record is not None:
+            spec = recorded(spec, Path(request.record).absolute())
     if attach:
         from barebox_virtio_cli.console.attach import attach_command
 
         return format_command(attach_command(target, info, spec))
-    if request.record is not None:
-        spec = recorded(spec, Path(request.record).absolute())
     command = format_command(build_command(target, spec, info))
     if script is not None:
         given = [name for name, value in (
@@ -222,22 +220,25 @@ def boot(request: RunRequest) -> int:
         board.prepare_boot(dry_run=False)
     if stub is not None:
         announce_stub(target, spec.image, stub, spec.gdb_wait)
-    if attach:
-        from barebox_virtio_cli.console.attach import attach_run
-
-        return attach_run(target, info, spec, request.keep_running, request.console_log)
-    if directory is not None:
-        made = not directory.exists()
-        spec = recording.begin(directory, target, info, spec)
-        if spec.console is not None:  # the recording keeps the virtio console's transcript
-            request = request.replace(console_log=str(directory / recording.CONSOLE))
-        return recording.keeping_status(
-            directory, made, lambda: _boot(request, target, info, spec, board, script))
-    return _boot(request, target, info, spec, board, script)
+    if directory is None:
+        return _boot(request, target, info, spec, board, script, attach)
+    made = not directory.exists()
+    spec = recording.begin(directory, target, info, spec, attach)
+    if spec.console is not None:  # the recording keeps the virtio console's transcript
+        request = request.replace(console_log=str(directory / recording.CONSOLE))
+    return recording.keeping_status(directory, made, lambda: _boot(
+        request, target, info, spec, board, script, attach,
+        lambda pid: recording.handed_over(directory, pid)))
 
 
 def _boot(request: RunRequest, target: Target, info: QemuInfo, spec: RunSpec, board,
-          script) -> int:
+          script, attach: bool, on_hand_over=None) -> int:
+    if attach:
+        from barebox_virtio_cli.console.attach import attach_run
+
+        return attach_run(target, info, spec, request.keep_running, request.console_log,
+                          on_hand_over)
+
     if spec.dump_dtb is not None:
         from barebox_virtio_cli.qemu.dtb import dump_dtb
 

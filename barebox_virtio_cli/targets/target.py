@@ -77,6 +77,9 @@ class Target:
     # The machine `bbv test --full` boots instead of `machine` when its extras need another
     # (ARM32 virt: highmem=off keeps PCI's ECAM below 4 GiB, where a 32-bit barebox finds it).
     full_machine: str = ""
+    # How many -serial slots the machine wires to devices (serial_hd(0..N-1) in QEMU's board
+    # code): a recorded virtio console's chardev takes the next one (qemu/args.recorded_chardev).
+    serial_ports: int = 1
 
 
 _CHOICES = {

@@ -5,6 +5,7 @@ reaching the "guest" from each client), and `help` prints 11 KB (output in bulk)
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -205,3 +206,40 @@ def test_stale_fifo_dirs_of_dead_bbvs_are_removed(sockdir):
     assert removed == [gone]
     assert mine.is_dir() and nameless.is_dir() and other.is_dir()
     assert fifo_dir_owner("bbv-vc-123-x_y") == 123 and fifo_dir_owner("bbv-vc-x_yz") is None
+
+
+def test_a_paced_server_types_a_byte_at_a_time_each_after_its_echo(sockdir):
+    """While QEMU records, a burst typed by a client reaches the guest a byte at a time: the
+    next once the guest has echoed the last (and been quiet QUIET), or after ECHO_WAIT. The
+    test is the guest, on the server's real FIFOs."""
+    from barebox_virtio_cli.console.server import ECHO_WAIT, QUIET
+
+    server = ConsoleServer(sockdir / "c", tmpdir=str(sockdir), paced=True).start()
+    guest_in = os.open(f"{server.fifo_base}.in", os.O_RDONLY | os.O_NONBLOCK)
+    guest_out = os.open(f"{server.fifo_base}.out", os.O_WRONLY)
+    client = socket.socket(socket.AF_UNIX)
+    try:
+        client.connect(str(server.path))
+        client.sendall(b"ab\r")
+
+        def typed(within: float) -> bytes:
+            got, deadline = b"", time.monotonic() + within
+            while time.monotonic() < deadline:
+                with contextlib.suppress(BlockingIOError):
+                    got += os.read(guest_in, 16)
+                time.sleep(0.01)
+            return got
+
+        assert typed(0.5) == b"a"  # and no more: no echo yet
+        os.write(guest_out, b"a")  # the echo
+        started = time.monotonic()
+        assert typed(QUIET + 0.3) == b"b"
+        os.write(guest_out, b"x")  # output that is not b's echo lets nothing through
+        assert typed(0.4) == b""
+        assert typed(ECHO_WAIT) == b"\r"  # after ECHO_WAIT without an echo
+        assert time.monotonic() - started >= ECHO_WAIT
+    finally:
+        client.close()
+        server.close()
+        os.close(guest_in)
+        os.close(guest_out)

@@ -192,12 +192,19 @@ def _qemu_version() -> str:
 
 
 def test_what_cannot_be_recorded_is_refused(bbv_dirs, guest, disk, tmp_path):
-    one_line_error(record(guest, disk, tmp_path / "r1", "--console"), 2,
-                   "virtio console cannot be recorded")
+    one_line_error(record(guest, disk, tmp_path / "r1", "--fs", str(tmp_path)), 2,
+                   "virtio 9p cannot be recorded")
     assert not (tmp_path / "r1").exists()
-    result = bbv("run", "-t", "vexpress", "--image", str(guest), "--attach", "--record",
-                 str(tmp_path / "r2"))
-    one_line_error(result, 2, "cannot be recorded")
+    (tmp_path / "r2").mkdir()
+    (tmp_path / "r2" / "notes.txt").write_text("mine")
+    for mode in ("--attach", "--keep-running"):  # the attached modes check DIR as well
+        result = bbv("run", "-t", "vexpress", "--image", str(guest), mode, "--record",
+                     str(tmp_path / "r2"))
+        one_line_error(result, 2, "holds files that are not a recording")
+        one_line_error(bbv("run", "-t", "vexpress", "--image", str(guest), mode, "--record",
+                           str(tmp_path / "r2x"), "--exec", "version"), 2, "is interactive")
+    assert (tmp_path / "r2" / "notes.txt").read_text() == "mine"
+    assert not (tmp_path / "r2x").exists()
     one_line_error(record(guest, disk, tmp_path / "r3", "--screenshot", str(tmp_path / "s.png")),
                    2, "--screenshot (QEMU replays no display) cannot be recorded")
     assert not (tmp_path / "r3").exists() and not (tmp_path / "s.png").exists()
@@ -489,3 +496,79 @@ def test_disk_copies_that_would_not_fit_are_refused_and_nothing_is_left(bbv_dirs
         assert list(small.iterdir()) == [] and not qemu_pids(guest)
     finally:
         subprocess.run(["umount", str(small)], check=True)
+
+
+def _runtime_files() -> list[Path]:
+    import os
+
+    run = Path(os.environ["BBV_RUNTIME_DIR"])
+    return sorted(run.iterdir()) if run.exists() else []
+
+
+def _attached_recording(guest: Path, rec: Path, *extra: str):
+    """bbv run --attach --record on a pty, something typed on the virtio console (paced by
+    bbv's console server; the tiny guest reads only its serial port)."""
+    from console_helpers import Terminal
+
+    term = Terminal(["run", "-t", "vexpress", "--image", str(guest), "--rng", "--attach",
+                     "--record", str(rec), *extra])
+    head = term.read_until(b"twice sends it\r\n").decode()
+    term.type(b"typed on the console\r")
+    time.sleep(1.5)
+    return term, int(re.search(r"in the background, pid (\d+)", head)[1])
+
+
+@pytest.mark.parametrize("way, status", [("escape", 0), ("SIGTERM", 143), ("SIGINT", 130),
+                                         ("SIGHUP", 129)])
+def test_an_attached_recording_ends_cleanly_and_replays(bbv_dirs, guest, tmp_path, way, status):
+    """Left (Ctrl-]: QEMU quits over QMP) or stopped by a signal: 128+N, no QEMU, socket or
+    FIFO left, and the recording replays both transcripts byte for byte."""
+    import os
+
+    rec = tmp_path / "rec"
+    term, pid = _attached_recording(guest, rec)
+    try:
+        if way == "escape":
+            term.type(b"\x1d")
+        else:
+            os.kill(term.proc.pid, getattr(signal, way))
+        assert term.wait() == status
+    finally:
+        term.close()
+    assert not qemu_pids(guest) and _runtime_files() == []
+    assert not list(Path("/tmp").glob(f"bbv-vc-{term.proc.pid}-*"))
+    assert json.loads((rec / "record.json").read_text())["exit_status"] == status
+    serial = (rec / "serial.log").read_bytes()
+    assert b"stop autoboot" in serial and (rec / "console.log").exists()
+    assert "virtconsole" in (rec / "command.sh").read_text()
+    for _ in range(2):
+        replayed = bbv("replay", str(rec), timeout=120)
+        assert replayed.returncode == 0, replayed.stderr
+        assert f"matches the recording: {len(serial)} bytes of serial output" in replayed.stderr
+        assert "bytes of virtio console output, byte for byte" in replayed.stderr
+    assert pid  # QEMU's, said on the way up
+
+
+def test_a_recording_kept_running_is_replayed_once_qemu_has_ended(bbv_dirs, guest, tmp_path):
+    import os
+
+    rec = tmp_path / "rec"
+    term, pid = _attached_recording(guest, rec, "--keep-running")
+    try:
+        term.type(b"\x1d")
+        assert term.wait() == 0
+        assert f"QEMU (pid {pid}) records into {rec} until it exits" in term.seen.decode()
+        still = bbv("replay", str(rec))
+        one_line_error(still, 2, f"{rec} is still being recorded by QEMU (pid {pid}")
+        os.kill(pid, signal.SIGTERM)  # QEMU writes out its log and exits
+        deadline = time.monotonic() + 30
+        while qemu_pids(guest) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        term.close()
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    assert not qemu_pids(guest)
+    replayed = bbv("replay", str(rec), timeout=120)
+    assert replayed.returncode == 0, replayed.stderr
+    assert "bytes of virtio console output, byte for byte" in replayed.stderr

@@ -80,6 +80,34 @@ def test_record_and_replay_differ_only_in_the_rr_mode_and_the_transcript():
          "shift=auto,rr=replay,rrfile=/work/rec,,1/replay.bin")]
 
 
+@pytest.mark.parametrize("name, spare", [("vexpress", []), ("riscv64", []),
+                                         ("malta", ["-serial", "null"] * 2)])
+def test_a_recorded_console_takes_the_first_serial_slot_no_device_uses(name, spare):
+    """QEMU records the input of -serial chardevs only; the slots before the console's get
+    null chardevs, so that no UART of the machine is wired to it."""
+    target = CATALOG.get(name)
+    spec = replace(base_spec(target), console=Path("/tmp/c.sock"))
+    argv = flatten(build_command(target, recorded(spec, REC), synthetic_info(target.qemu)))
+    at = argv.index("chardev:serial0")
+    serials = [argv[i + 1] for i in range(at - 1, len(argv)) if argv[i] == "-serial"]
+    assert serials == ["chardev:serial0", *spare[1::2], "chardev:con0"]
+    plain = flatten(build_command(target, spec, synthetic_info(target.qemu)))
+    assert "chardev:con0" not in plain
+
+
+@pytest.mark.parametrize("serial, chardev", [
+    ("file:/work/rec,1/serial.log", "file,id=serial0,path=/work/rec,,1/serial.log"),
+    ("unix:/s.sock,server=on,wait=off",
+     "socket,id=serial0,path=/s.sock,server=on,wait=off,logfile=/work/rec,,1/serial.log"),
+])
+def test_an_attached_recording_keeps_its_serial_line_as_a_recorded_chardev(serial, chardev):
+    target = CATALOG.get("vexpress")
+    spec = replace(recorded(base_spec(target), REC), serial=serial)
+    argv = flatten(build_command(target, spec, synthetic_info(target.qemu)))
+    assert argv[argv.index("-chardev") + 1] == chardev
+    assert argv[argv.index("-serial") + 1] == "chardev:serial0"
+
+
 def test_deterministic_is_icount_without_record_replay():
     target = CATALOG.get("vexpress")
     argv = flatten(build_command(target, replace(base_spec(target), icount=Icount()),
@@ -89,7 +117,6 @@ def test_deterministic_is_icount_without_record_replay():
 
 
 @pytest.mark.parametrize("change, message", [
-    (dict(console=Path("/tmp/c.sock")), "virtio console cannot be recorded"),
     (dict(fs=[("share", Path("/tmp"))]), "virtio 9p cannot be recorded"),
     (dict(graphic=True), "--graphic cannot be recorded"),
     (dict(flash=Path("/tmp/f.img")), "--flash cannot be recorded"),
