@@ -13,7 +13,7 @@ from barebox_virtio_cli.qemu.qmp import execute
 from barebox_virtio_cli.util.hosttools import on_path
 from barebox_virtio_cli.util.jsonfile import read_object, stamp, write_cache
 from barebox_virtio_cli.util.paths import cache_dir
-from barebox_virtio_cli.util.processes import start_child, stop
+from barebox_virtio_cli.util.processes import output, start_child, stop, watchdog
 
 CACHE_FORMAT = 3
 PROBE_TIMEOUT = 30  # seconds
@@ -57,10 +57,11 @@ def probe(binary_path: str, use_cache: bool = True) -> QemuInfo:
 
 
 def _probe_qmp(binary: str) -> QemuInfo:
-    """Ask a `-M none` QEMU over QMP (qemu/qmp.py, on a socketpair), then its data dirs."""
+    """Ask a `-M none` QEMU over QMP (qemu/qmp.py, on a socketpair), then its data dirs. One
+    allowance of PROBE_TIMEOUT for the whole session, counted by util/processes.watchdog (no
+    per-command timeout): a hung QEMU is killed, and the EOF ends whatever waits on it."""
     import socket
     import subprocess
-    import threading
 
     ours, theirs = socket.socketpair()
     argv = [binary, "-M", "none", "-S", "-nodefaults", "-display", "none",
@@ -73,28 +74,26 @@ def _probe_qmp(binary: str) -> QemuInfo:
         raise BbvError(f"could not ask {binary} what it supports: {exc}") from exc
     finally:
         theirs.close()
-    watchdog = threading.Timer(PROBE_TIMEOUT, proc.kill)  # a hung QEMU: EOF on the socket
-    watchdog.daemon = True
-    watchdog.start()
     monitor = None
     try:
-        monitor = qmp.over_socket(ours)
-        info = _ask(monitor, binary)
-        qmp.execute(monitor, "quit")
-    except Exception as exc:  # qemu.qmp's errors, EOFError, OSError: QEMU did not answer
-        stop(proc)
-        first = (proc.stderr.read().decode(errors="replace").strip().splitlines()
-                 or [str(exc) or type(exc).__name__])[0]
-        raise BbvError(f"{binary} did not answer QMP queries: {first}") from None
+        with watchdog(proc, PROBE_TIMEOUT) as fired:
+            try:
+                monitor = qmp.over_socket(ours, timeout=None)
+                info = _ask(monitor, binary)
+                qmp.execute(monitor, "quit")
+            except Exception as exc:  # qemu.qmp's errors, EOFError, OSError: QEMU did not answer
+                stop(proc)
+                said = proc.stderr.read().decode(errors="replace").strip().splitlines()
+                why = (f"no answer within {PROBE_TIMEOUT} s" if fired.is_set() and not said
+                       else (said or [str(exc) or type(exc).__name__])[0])
+                raise BbvError(f"{binary} did not answer QMP queries: {why}") from None
     finally:
-        watchdog.cancel()
         if monitor is not None:
             qmp.close(monitor)
         ours.close()
         stop(proc)
         proc.stderr.close()
-    datadirs = subprocess.run([binary, "-L", "help"], capture_output=True, text=True,
-                              timeout=PROBE_TIMEOUT, check=False).stdout.splitlines()
+    datadirs = output([binary, "-L", "help"], PROBE_TIMEOUT).splitlines()
     info.datadirs = [os.path.normpath(d) for d in datadirs if d.startswith("/")]
     return info
 

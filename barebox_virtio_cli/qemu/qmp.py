@@ -54,11 +54,12 @@ def fd_monitor_args(fd: int) -> list[str]:
 
 
 @_signals_held
-def over_socket(sock: socket.socket) -> QEMUMonitorProtocol:
-    """The client on our end of a socketpair; negotiated, ready for commands."""
+def over_socket(sock: socket.socket, timeout: float | None = TIMEOUT) -> QEMUMonitorProtocol:
+    """The client on our end of a socketpair; negotiated, ready for commands. timeout=None:
+    commands wait until QEMU answers or hangs up (the caller bounds QEMU's life)."""
     monitor = _protocol()(sock)
     monitor.connect()
-    monitor.settimeout(TIMEOUT)
+    monitor.settimeout(timeout)
     return monitor
 
 

@@ -6,7 +6,9 @@ import contextlib
 import os
 import signal
 import subprocess
+import threading
 import time
+from collections.abc import Iterator
 
 from barebox_virtio_cli.util.signals import Signalled, deferred
 
@@ -55,6 +57,47 @@ def stop(proc: subprocess.Popen, grace: float = 5.0) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+WATCH_STEP = 0.25  # seconds: the watchdog's unit of time
+
+
+@contextlib.contextmanager
+def watchdog(proc: subprocess.Popen, seconds: float) -> Iterator[threading.Event]:
+    """Kill proc if the block has not ended after `seconds` of running time; the event it
+    yields is set if it did. Time is counted in steps of WATCH_STEP: a stretch in which the
+    host ran nothing (a stalled or badly overcommitted VM, seen here freezing everything for
+    up to 30 s) ends one step, not the whole allowance, so the child is not killed on waking
+    before it could answer."""
+    done, fired = threading.Event(), threading.Event()
+
+    def watch() -> None:
+        for _ in range(max(1, round(seconds / WATCH_STEP))):
+            if done.wait(WATCH_STEP):
+                return
+        fired.set()
+        proc.kill()
+
+    thread = threading.Thread(target=watch, name="bbv-watchdog", daemon=True)
+    thread.start()
+    try:
+        yield fired
+    finally:
+        done.set()
+        thread.join()
+
+
+def output(argv: list[str], seconds: float) -> str:
+    """A child's stdout (text, stderr dropped), killed if it runs longer than `seconds`
+    (watchdog())."""
+    proc = start_child(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                       stderr=subprocess.DEVNULL, text=True)
+    try:
+        with watchdog(proc, seconds):
+            out, _ = proc.communicate()
+    finally:
+        stop(proc)  # a signal meanwhile (util/signals) leaves no child either
+    return out
 
 
 def stop_group(proc: subprocess.Popen, grace: float = 5.0) -> None:

@@ -203,3 +203,63 @@ def test_probe_is_cached_on_path_and_mtime(tmp_path):
     os.utime(binary, ns=(stamp.st_atime_ns, stamp.st_mtime_ns + 10**9))
     with pytest.raises(BbvError, match="did not answer QMP"):
         probe(str(binary))  # mtime changed: the binary itself is asked again
+
+
+# A probe in a process group of its own that stops the whole group (itself, its watchdog and
+# QEMU) once QEMU has greeted: what a stalled host does to every process at once.
+STALLING_PROBE = """
+import os, signal, sys
+from barebox_virtio_cli.qemu import probe, qmp
+probe.PROBE_TIMEOUT = qmp.TIMEOUT = float(sys.argv[2])
+ask = probe._ask
+
+def stalled(monitor, binary):
+    os.killpg(0, signal.SIGSTOP)
+    return ask(monitor, binary)
+
+probe._ask = stalled
+print(probe.probe(sys.argv[1], use_cache=False).version)
+"""
+
+
+def test_probe_outlasts_a_stall_of_the_whole_host():
+    """A host that runs nothing for longer than the probe's allowance (seen in CI: 10 to 30 s
+    freezes on a loaded VM) stops QEMU as much as bbv: on waking, QEMU answers. The probe's
+    allowance counts running time, so the stall costs one step of it, not the whole."""
+    import signal
+    import sys
+
+    allowance, stall = 4, 6
+    proc = subprocess.Popen([sys.executable, "-c", STALLING_PROBE, find_binary("qemu-system-arm"),
+                             str(allowance)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "T":
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+            time.sleep(0.05)
+        time.sleep(stall)  # longer than the allowance
+        os.killpg(proc.pid, signal.SIGCONT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert proc.returncode == 0, err
+    assert out.startswith("(") and "did not answer" not in err
+
+
+def test_a_qemu_that_never_answers_is_killed_after_the_allowance(tmp_path, monkeypatch):
+    from barebox_virtio_cli.errors import BbvError
+    from barebox_virtio_cli.qemu import probe as probing
+
+    mute = tmp_path / "qemu-system-mute"
+    mute.write_text(f"#!/bin/sh\nexec sleep {600 + os.getpid() % 1000}\n")
+    mute.chmod(0o755)
+    monkeypatch.setattr(probing, "PROBE_TIMEOUT", 1)
+    started = time.monotonic()
+    with pytest.raises(BbvError, match=f"^{mute} did not answer QMP queries: no answer within "
+                                        "1 s$"):
+        probe(str(mute), use_cache=False)
+    assert time.monotonic() - started >= 1
+    assert subprocess.run(["pgrep", "-f", f"sleep {600 + os.getpid() % 1000}"]).returncode == 1
