@@ -26,6 +26,7 @@ from barebox_virtio_cli.console.server import (
 )
 
 BANNER = b"QEMU "  # "QEMU 7.2.x monitor - type 'help' for more information"
+PROMPT = b"(qemu) "  # the banner's end
 HELP_END = b"xp /fmt addr -- physical memory dump starting at 'addr'"
 
 
@@ -98,7 +99,8 @@ pytestmark = [pytest.mark.qemu, need("qemu-system-arm", "socat")]
 
 def test_a_late_client_gets_the_output_since_boot(served):
     con = served()
-    time.sleep(0.5)  # the banner is long printed when the client comes
+    # the whole banner is printed when the client comes: a wait, not a sleep (a loaded host)
+    wait_for(lambda: con.log.read_bytes().endswith(PROMPT), "QEMU's monitor prompt")
     got = subprocess.run(["socat", "-t", "1", f"UNIX-CONNECT:{con.path}", "-"], input=b"",
                          capture_output=True, timeout=PATIENCE)
     assert got.returncode == 0
