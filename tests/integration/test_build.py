@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -198,9 +199,10 @@ def test_terminated_build_leaves_no_make_behind(tree, tmp_path):
     bin_dir = tmp_path / "slowbin"
     bin_dir.mkdir()
     marker = tmp_path / "compiling"
+    nap = f"sleep 300.{os.getpid()}"  # a command line no other process on the machine has
     slow = bin_dir / "slow-arm-linux-gnueabihf-gcc"
     slow.write_text(f'#!/bin/sh\ncase "$1" in -dump*) exec arm-linux-gnueabihf-gcc "$@";; esac\n'
-                    f'touch {marker}\nexec sleep 300\n')
+                    f'touch {marker}\nexec {nap}\n')
     slow.chmod(0o755)
     proc = subprocess.Popen([*BBV, "build", "vexpress",
                              "--cross-compile", f"{bin_dir}/slow-arm-linux-gnueabihf-"],
@@ -213,7 +215,7 @@ def test_terminated_build_leaves_no_make_behind(tree, tmp_path):
         time.sleep(0.1)
     proc.terminate()
     assert proc.wait(timeout=20) == 128 + signal.SIGTERM
-    left = subprocess.run(["pgrep", "-f", f"sleep 300|{tree}"], capture_output=True, text=True)
+    left = subprocess.run(["pgrep", "-f", f"{nap}|{tree}"], capture_output=True, text=True)
     assert left.stdout == "", left.stdout
     # The lock was released: the next build (with a working compiler) runs.
     assert bbv("build", "vexpress", cwd=tree).returncode == 0
