@@ -169,9 +169,10 @@ class Machine:
             with deferred() as check:
                 self._serve()
                 check()
+                argv = flatten(self.command())  # checked (qemu/args.py): refused before a word
                 if self.announce is not None:
                     self.announce()
-                self.proc = self._spawn(flatten(self.command()))
+                self.proc = self._spawn(argv)
                 if self.server is not None:
                     self.server.follow(self.proc)  # QEMU gone: the clients get an end of file
         except BaseException:
