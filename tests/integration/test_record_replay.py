@@ -467,6 +467,12 @@ def test_a_qemu_arg_clashing_with_icount_is_refused(bbv_dirs, guest, disk, tmp_p
                  "--exec", "ls", timeout=60)
     one_line_error(result, 2, "--qemu-arg -icount: --deterministic sets -icount itself")
     assert not qemu_pids(guest)
+    for mode in ("--exec", "--attach"):  # an -rtc value QEMU does not replay, in any mode
+        given = ["--exec", "ls"] if mode == "--exec" else ["--attach"]
+        one_line_error(bbv("run", "-t", "vexpress", "--image", str(guest), "--record", str(rec),
+                           "--qemu-arg=-rtc", "--qemu-arg=base=localtime", *given), 2,
+                       "--qemu-arg -rtc base=localtime: base=localtime cannot be recorded")
+        assert not rec.exists() and not qemu_pids(guest)
 
 
 @pytest.mark.parametrize("existing", [False, True])

@@ -108,6 +108,27 @@ def test_an_attached_recording_keeps_its_serial_line_as_a_recorded_chardev(seria
     assert argv[argv.index("-serial") + 1] == "chardev:serial0"
 
 
+@pytest.mark.parametrize("rtc, refused", [
+    ("clock=rt", "clock=rt cannot be recorded"), ("base=localtime", "QEMU refuses to record it"),
+    ("base=2020-01-01T00:00:00,clock=rt", "clock=rt cannot be recorded"),
+    ("clock=vm", None), ("base=2020-01-01T00:00:00", None), ("clock=host", None),
+    ("base=utc,clock=vm", None)])
+def test_rtc_values_a_replay_cannot_follow_are_refused(rtc, refused):
+    target = CATALOG.get("vexpress")
+    spec = replace(base_spec(target), qemu_args=["-rtc", rtc])
+    info = synthetic_info(target.qemu)
+    for mode in (RECORD, REPLAY):
+        if refused is None:
+            argv = flatten(build_command(target, recorded(spec, REC, mode), info))
+            assert argv[argv.index("-rtc") + 1] == rtc
+            continue
+        with pytest.raises(UsageError) as exc:
+            build_command(target, recorded(spec, REC, mode), info)
+        assert f"--qemu-arg -rtc {rtc}: " in str(exc.value) and refused in str(exc.value)
+    deterministic = replace(spec, icount=Icount())  # guest time stays the same: accepted
+    assert "-rtc" in flatten(build_command(target, deterministic, info))
+
+
 def test_deterministic_is_icount_without_record_replay():
     target = CATALOG.get("vexpress")
     argv = flatten(build_command(target, replace(base_spec(target), icount=Icount()),
