@@ -578,3 +578,18 @@ def test_a_recording_kept_running_is_replayed_once_qemu_has_ended(bbv_dirs, gues
     replayed = bbv("replay", str(rec), timeout=120)
     assert replayed.returncode == 0, replayed.stderr
     assert "bytes of virtio console output, byte for byte" in replayed.stderr
+
+
+@need("qemu-system-mips")
+@pytest.mark.parametrize("dry_run", [True, False])
+def test_a_kept_recording_where_bbv_reads_the_serial_line_is_refused(bbv_dirs, tmp_path,
+                                                                     dry_run):
+    """malta (no fw_cfg): bbv types the console's activation on the serial line, which nobody
+    reads once bbv has left; nothing is made, no QEMU starts."""
+    image = tmp_path / "zeros.img"
+    image.write_bytes(bytes(4096))
+    rec = tmp_path / "rec"
+    result = bbv("run", "-t", "malta", "--image", str(image), "--keep-running", "--record",
+                 str(rec), *(["--dry-run"] if dry_run else []), timeout=60)
+    one_line_error(result, 2, "--keep-running --record: on 'malta' bbv reads the serial line")
+    assert not rec.exists() and not qemu_pids(image)
