@@ -36,7 +36,7 @@ from barebox_virtio_cli.qemu.info import QemuInfo
 from barebox_virtio_cli.targets.target import Target
 from barebox_virtio_cli.util.atomic import allocated, copy_sparse, write_text
 from barebox_virtio_cli.util.jsonfile import read_object, write_json
-from barebox_virtio_cli.util.signals import Signalled, stopped
+from barebox_virtio_cli.util.signals import Signalled, stop_line_last, stopped
 from barebox_virtio_cli.util.status import say
 
 FORMAT = 1
@@ -131,6 +131,7 @@ def finish(directory: Path, status: int) -> None:
     write_json(directory / RECORD_FILE, record, indent=2)
 
 
+@stop_line_last()
 def keeping_status(directory: Path, made: bool, run: Callable[[], int]) -> int:
     """Run the recorded boot; its exit status (or a signal's 128+N) into the record. A run
     that ended (or was stopped) before QEMU started its log leaves no recording (discard);

@@ -15,7 +15,8 @@ from barebox_virtio_cli.util.status import say
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 IGNORE = signal.SIG_IGN  # a handler for handling(): the signal is ignored meanwhile
 __all__ = ["IGNORE", "STOP_SIGNALS", "Signalled", "announce_stop", "deferred", "exit_status",
-           "handling", "raising", "signal_status", "stopped"]
+           "handling", "raising", "signal_status", "stop_line_last", "stopped"]
+_held: list[list[int]] = []  # stop_line_last: the stop lines held back, innermost block last
 
 
 def signal_status(signum: int) -> int:
@@ -43,8 +44,26 @@ def announce_stop(signum: int) -> int:
     """bbv was stopped by signal N: say so (`bbv: stopped by SIGTERM`, the same line in every
     mode) and give the exit status, 128+N."""
     stop = Signalled(signum)
-    say(f"stopped by {stop}")
+    if _held:
+        _held[-1].append(signum)
+    else:
+        say(f"stopped by {stop}")
     return stop.exit_status
+
+
+@contextmanager
+def stop_line_last() -> Iterator[None]:
+    """Hold back the stop line said inside the block until the block ends, so that what the
+    block says after its run stopped (where a recording lies) comes first and the stop line
+    stays bbv's last. Usable as a decorator."""
+    held: list[int] = []
+    _held.append(held)
+    try:
+        yield
+    finally:
+        _held.remove(held)
+        for signum in held[:1]:
+            announce_stop(signum)
 
 
 def stopped(exc: Signalled | KeyboardInterrupt) -> Signalled:

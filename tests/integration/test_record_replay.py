@@ -9,6 +9,7 @@ import contextlib
 import io
 import json
 import re
+import select
 import signal
 import subprocess
 import time
@@ -267,7 +268,9 @@ def test_a_signal_stops_qemu_and_exits_128_plus_n(bbv_dirs, guest, disk, tmp_pat
     time.sleep(1)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(30) == 128 + signal.SIGTERM, proc.stderr.read()
-    assert "Traceback" not in proc.stderr.read().decode()
+    said = proc.stderr.read().decode()
+    assert "Traceback" not in said
+    assert said.splitlines()[-1] == "bbv: stopped by SIGTERM"  # after where the recording is
     assert not qemu_pids(guest)
     leftovers = list(Path(bbv_dirs.parent).glob("**/*.qmp"))
     assert not leftovers
@@ -382,6 +385,21 @@ def test_a_terminal_that_hangs_up_ends_the_recording_with_129(bbv_dirs, guest, t
     assert not qemu_pids(guest)
     replayed = bbv("replay", str(rec), timeout=120)  # up to where the terminal went
     assert replayed.returncode == 0, replayed.stderr
+
+
+def test_a_signal_at_the_prompt_is_named_after_where_the_recording_is(bbv_dirs, guest,
+                                                                      tmp_path):
+    import pexpect
+
+    rec = tmp_path / "rec"
+    with _foreground_recording(guest, rec) as child:
+        child.kill(signal.SIGTERM)
+        child.expect(pexpect.EOF, timeout=40)
+        child.close()
+    assert (child.exitstatus, child.signalstatus) == (128 + signal.SIGTERM, None)
+    lines = child.logfile_read.getvalue().splitlines()
+    assert lines[-2:] == [f"bbv: recording in {rec}; replay it with: bbv replay {rec}",
+                          "bbv: stopped by SIGTERM"]
 
 
 @contextlib.contextmanager
@@ -539,8 +557,13 @@ def test_an_attached_recording_ends_cleanly_and_replays(bbv_dirs, guest, tmp_pat
         else:
             os.kill(term.proc.pid, getattr(signal, way))
         assert term.wait() == status
+        while select.select([term.master], [], [], 0.2)[0]:
+            term.seen += os.read(term.master, 65536)
     finally:
         term.close()
+    last = term.seen.decode(errors="replace").splitlines()[-1]
+    assert last == (f"bbv: stopped by {way}" if status else
+                    f"bbv: recording in {rec}; replay it with: bbv replay {rec}")
     assert not qemu_pids(guest) and _runtime_files() == []
     assert not list(Path("/tmp").glob(f"bbv-vc-{term.proc.pid}-*"))
     assert json.loads((rec / "record.json").read_text())["exit_status"] == status
