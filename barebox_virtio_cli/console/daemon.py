@@ -5,7 +5,9 @@ QEMU's own lossy socket again.
 bbv (qemu/machine.py) starts it, reads one line (the FIFO base QEMU gets, or an error),
 starts QEMU and writes QEMU's pid to it. The server then lives until QEMU exits, with its own
 session (no terminal signals) and its notes in a file, and removes its socket and FIFOs when
-QEMU exits or it is stopped by a signal. If bbv closes the pipe without a pid (QEMU never
+QEMU exits or it is stopped by a signal; once QEMU has exited, the sockets QEMU served too
+(QEMU leaves them when it exits without cleaning up: killed, or riscv64's test device, which
+barebox's poweroff uses, calls exit() in QEMU 7.2). If bbv closes the pipe without a pid (QEMU never
 started), it stops at once."""
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 
 from barebox_virtio_cli.console.server import ConsoleServer, open_console_log
 from barebox_virtio_cli.errors import BbvError, UsageError
+from barebox_virtio_cli.util import sockets
 from barebox_virtio_cli.util.processes import wait_for_exit
 from barebox_virtio_cli.util.signals import STOP_SIGNALS, Signalled, raising
 
@@ -28,13 +31,14 @@ STOP_WAIT = 5.0  # seconds for the server to remove its files once QEMU is gone
 class DetachedServer:
     """bbv's side: the server process, and what it said when it started."""
 
-    def __init__(self, path: Path, log_path: str | None, notes: Path, paced: bool = False):
+    def __init__(self, path: Path, log_path: str | None, notes: Path, paced: bool = False,
+                 qemu_sockets: tuple[Path, ...] = ()):
         self.path = path  # the socket it serves
         notes.parent.mkdir(parents=True, exist_ok=True)
         with open(notes, "ab") as err:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", __name__, str(path), log_path or "", str(notes),
-                 PACED if paced else ""],
+                 PACED if paced else "", *map(str, qemu_sockets)],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, text=True,
                 start_new_session=True)
         try:
@@ -77,16 +81,17 @@ class DetachedServer:
 
 
 # -- the server process ----------------------------------------------------------------------
-def serve(path: Path, log_path: str, notes: Path, paced: bool = False) -> int:
+def serve(path: Path, log_path: str, notes: Path, paced: bool = False,
+          qemu_sockets: tuple[Path, ...] = ()) -> int:
     try:
-        return _serve(path, log_path, paced)
+        return _serve(path, log_path, paced, qemu_sockets)
     finally:
         with contextlib.suppress(OSError):
             if notes.stat().st_size == 0:
                 notes.unlink()
 
 
-def _serve(path: Path, log_path: str, paced: bool) -> int:
+def _serve(path: Path, log_path: str, paced: bool, qemu_sockets: tuple[Path, ...]) -> int:
     with raising(STOP_SIGNALS):
         try:
             log = open_console_log(log_path)
@@ -102,6 +107,8 @@ def _serve(path: Path, log_path: str, paced: bool) -> int:
             pid = sys.stdin.readline().strip()
             if pid.isdigit():
                 wait_for_exit(int(pid))
+                for socket in qemu_sockets:
+                    sockets.remove(socket)
             return 0
         except Signalled as exc:
             return exc.exit_status
@@ -113,4 +120,4 @@ def _serve(path: Path, log_path: str, paced: bool) -> int:
 
 if __name__ == "__main__":
     sys.exit(serve(Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3]),
-                   sys.argv[4:5] == [PACED]))
+                   sys.argv[4:5] == [PACED], tuple(map(Path, sys.argv[5:]))))

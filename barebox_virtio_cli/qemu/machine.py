@@ -25,7 +25,6 @@ import contextlib
 import glob
 import os
 import re
-import stat
 import subprocess
 import threading
 import time
@@ -44,7 +43,7 @@ from barebox_virtio_cli.qemu.args import (
 )
 from barebox_virtio_cli.qemu.info import QemuInfo
 from barebox_virtio_cli.targets.target import Target
-from barebox_virtio_cli.util import processes
+from barebox_virtio_cli.util import processes, sockets
 from barebox_virtio_cli.util.paths import runtime_dir, state_dir
 from barebox_virtio_cli.util.signals import (
     STOP_SIGNALS,
@@ -187,7 +186,7 @@ class Machine:
             from barebox_virtio_cli.console.daemon import DetachedServer
             notes = state_dir() / "logs" / f"{self.target.name}-{os.getpid()}.console-server.log"
             self.server = DetachedServer(self.spec.console, self.console_log, notes,
-                                         self.records)
+                                         self.records, self._sockets())
         else:
             from barebox_virtio_cli.console.server import ConsoleServer, open_console_log
 
@@ -356,12 +355,15 @@ class Machine:
                     if self.qemu_log.stat().st_size == 0:
                         self.qemu_log.unlink()
 
+    def _sockets(self) -> tuple[Path, ...]:
+        """The sockets QEMU serves. It removes them when it exits cleanly; not when it is
+        killed (or exits at once: riscv64's poweroff), so bbv (or, handed over, the detached
+        console server) does."""
+        return tuple(path for path in (self.qmp_path, self.serial_sock) if path is not None)
+
     def _remove_sockets(self) -> None:
-        """QEMU removes its sockets when it exits cleanly; not when it is killed."""
-        for path in (self.qmp_path, self.serial_sock):
-            with contextlib.suppress(FileNotFoundError):
-                if path is not None and stat.S_ISSOCK(path.lstat().st_mode):
-                    path.unlink()
+        for path in self._sockets():
+            sockets.remove(path)
 
 
 def prune_logs(logs: Path, target: str, keep: int = KEEP_LOGS) -> None:

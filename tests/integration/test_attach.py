@@ -123,6 +123,19 @@ def test_keep_running_leaves_bbvs_console_server_with_qemu(attach, tmp_path):
     assert not list(Path(os.environ["BBV_STATE_DIR"]).rglob("*.console-server.log"))  # empty
 
 
+def test_keep_running_qemu_gone_without_cleanup_leaves_no_socket(attach):
+    """A handed-over QEMU that exits without removing its sockets (killed here; riscv64's
+    barebox poweroff in QEMU 7.2 exits the same way): the console server removes them."""
+    run = attach("--keep-running")
+    run.term.type(b"\x1d")
+    assert run.term.wait() == 0
+    server = console_server_pid(run.term.seen.decode())
+    assert any(p.suffix == ".qmp" for p in runtime_files())
+    os.kill(run.pid, signal.SIGKILL)
+    wait_for(lambda: not alive(run.pid) and not alive(server), "QEMU and the server to stop")
+    assert runtime_files() == [] and fifo_dirs(server) == []
+
+
 def fifo_owner(qemu: int) -> int:
     """The pid of the console server whose FIFOs QEMU was given (bbv-vc-PID-xxxx)."""
     argv = Path(f"/proc/{qemu}/cmdline").read_text()
