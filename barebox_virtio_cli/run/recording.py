@@ -254,7 +254,8 @@ def load(directory: Path) -> dict:
 
 def missing(record: dict, directory: Path) -> list[str]:
     """The files a replay reads that the recording lacks (relative to it)."""
-    wanted = [SERIAL, *map(str, record["spec"]["blks"])]
+    wanted = [SERIAL, *([CONSOLE] if record["spec"].get("console") else []),
+              *map(str, record["spec"]["blks"])]
     return [name for name in wanted if not (directory / name).is_file()]
 
 

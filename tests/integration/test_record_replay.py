@@ -578,6 +578,22 @@ def test_an_attached_recording_ends_cleanly_and_replays(bbv_dirs, guest, tmp_pat
     assert pid  # QEMU's, said on the way up
 
 
+def test_an_attached_recording_without_its_console_transcript_is_refused(bbv_dirs, guest,
+                                                                          tmp_path):
+    """Not a replay that says it matches, having compared the serial line alone."""
+    rec = tmp_path / "rec"
+    term, _pid = _attached_recording(guest, rec)
+    try:
+        term.type(b"\x1d")
+        assert term.wait() == 0
+    finally:
+        term.close()
+    (rec / "console.log").unlink()
+    one_line_error(bbv("replay", str(rec), timeout=120), 2,
+                   f"{rec} is an incomplete recording: console.log is missing")
+    assert not qemu_pids(guest)
+
+
 def test_a_recording_kept_running_is_replayed_once_qemu_has_ended(bbv_dirs, guest, tmp_path):
     import os
 
