@@ -49,6 +49,10 @@ RECORD_RTC_LIMITS = {
 # Seconds between typed characters while QEMU records. Measured (QEMU 7.2, PL011): a line typed
 # as one burst arrives scrambled, as QEMU hands recorded input over only at its checkpoints.
 RECORD_TYPING_PACE = 0.05
+# ... and at most this many typed ahead of barebox's echo: QEMU's record mode hands input to the
+# UART without asking it for room, and the PL011's and 16550's FIFOs hold 16 (a busy host
+# delayed QEMU's checkpoints beyond 16 x 50 ms: the 17th key overwrote the first).
+RECORD_TYPING_WINDOW = 8
 # What QEMU records and replays of each virtio device kind (measured: docs/record-replay.md).
 # A kind with a reason is refused under --record/replay with that reason. (The virtio console
 # records: QEMU records the input of the chardevs it opens for -serial only, so a recorded

@@ -11,6 +11,7 @@ from barebox_virtio_cli.errors import UsageError
 from barebox_virtio_cli.qemu.args import (
     RECORD,
     RECORD_TYPING_PACE,
+    RECORD_TYPING_WINDOW,
     activation_command,
     boot_source,
     console_activation,
@@ -138,15 +139,23 @@ def session(machine, options: ScriptOptions, on_step=None, before_stop=None):
         activation = activation_command(target)
     script = Script(options.commands, options.expectations, options.timeout,
                     spec.console is not None, activation, pace=typing_pace(spec),
-                    guest_time=spec.deterministic)
+                    window=typing_window(spec), guest_time=spec.deterministic)
     with raising():  # Signalled: the machine stops QEMU and cleans up; bbv exits 128+N
         return run_session(machine, script, on_step=on_step, before_stop=before_stop)
 
 
 def typing_pace(spec) -> float:
     """Seconds between the characters bbv types: paced while QEMU records (RECORD_TYPING_PACE)."""
-    recording = spec.icount is not None and spec.icount.mode == RECORD
-    return RECORD_TYPING_PACE if recording else 0.0
+    return RECORD_TYPING_PACE if _recording(spec) else 0.0
+
+
+def typing_window(spec) -> int:
+    """Characters bbv types ahead of barebox's echo while QEMU records (0: a whole line)."""
+    return RECORD_TYPING_WINDOW if _recording(spec) else 0
+
+
+def _recording(spec) -> bool:
+    return spec.icount is not None and spec.icount.mode == RECORD
 
 
 def _write_report(path: Path, text: str) -> bool:

@@ -16,6 +16,7 @@ from barebox_virtio_cli.qemu.args import (
     DETERMINISTIC,
     RECORD,
     RECORD_TYPING_PACE,
+    RECORD_TYPING_WINDOW,
     REPLAY,
     Icount,
     RunSpec,
@@ -33,7 +34,7 @@ from barebox_virtio_cli.run.recording import (
     spec_fields,
 )
 from barebox_virtio_cli.run.replay import compare, describe
-from barebox_virtio_cli.session.options import typing_pace
+from barebox_virtio_cli.session.options import typing_pace, typing_window
 from barebox_virtio_cli.targets.catalog import load_catalog
 from barebox_virtio_cli.util.atomic import allocated, copy_sparse
 
@@ -175,6 +176,8 @@ def test_typing_is_paced_only_while_recording():
     assert typing_pace(replace(spec, icount=Icount())) == 0
     assert typing_pace(recorded(spec, REC)) == RECORD_TYPING_PACE == 0.05
     assert typing_pace(recorded(spec, REC, REPLAY)) == 0
+    assert typing_window(spec) == typing_window(recorded(spec, REC, REPLAY)) == 0
+    assert typing_window(recorded(spec, REC)) == RECORD_TYPING_WINDOW == 8
 
 
 def test_the_record_rebuilds_the_same_spec_for_replay():

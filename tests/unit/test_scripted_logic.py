@@ -228,6 +228,35 @@ def test_activate_stops_autoboot_then_types_the_command(autoboot):
     assert b"barebox 2026.06.0" in log.data  # the tee got what was read
 
 
+def test_a_line_typed_with_a_window_stays_that_close_to_the_echo():
+    """Under record (qemu/args.RECORD_TYPING_WINDOW) QEMU hands keys to the UART without
+    asking it for room: however slowly the guest reads, bbv has at most the window typed and
+    not yet echoed; the echo of each part lets the next go."""
+    import threading
+    import time
+
+    from barebox_virtio_cli.session.scripted import fd_shell
+
+    box, line, unread = _FakeBarebox(), "echo " + "typed ahead " * 4, []
+
+    def barebox():
+        while len(box.got) <= len(line):
+            time.sleep(0.05)  # a guest that reads late: what bbv typed meanwhile waits
+            data = box.theirs.recv(4096)
+            unread.append(len(data))
+            box.got += data
+            box.print(data.decode().replace("\n", "\r\n"))  # echoed, as barebox does
+
+    thread = threading.Thread(target=barebox, daemon=True)
+    thread.start()
+    fd = box.ours.fileno()
+    shell = fd_shell(fd, fd, "serial console", 5, window=8)
+    shell.type_line(line, 5)
+    thread.join(5)
+    assert box.got == (line + "\n").encode()
+    assert max(unread) == 8 and len(unread) > len(line) // 8
+
+
 class _Log:
     def __init__(self):
         self.data = b""
