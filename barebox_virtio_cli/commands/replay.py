@@ -12,7 +12,8 @@ import click
 @click.argument("directory", type=click.Path(file_okay=False))
 @click.option("--gdb", is_flag=False, flag_value="", default=None, metavar="[ENDPOINT]",
               help="Halt the replay for gdb on QEMU's gdb stub (a free loopback port; tcp::PORT, "
-              "unix:PATH); prints the 'bbv gdb' command. reverse-stepi and reverse-continue work.")
+              "unix:PATH); prints the 'bbv gdb' command. reverse-stepi and reverse-continue work "
+              "(not with a virtio console: QEMU 7.2).")
 @click.option("--until", type=click.IntRange(min=1, max=2**63 - 1), metavar="INSTR",
               help="Stop the replay at this instruction count (QEMU replay-break).")
 @click.option("--qemu", metavar="BINARY", help="Replay with this QEMU build (the version must "

@@ -65,6 +65,18 @@ def describe(comparison: Comparison, recorded: bytes, what: str = "serial") -> s
             f"(line {line})")
 
 
+def gdb_warning(spec: RunSpec) -> str | None:
+    """What gdb cannot do on this replay, said before it starts. Pure. A virtio console's
+    port (virtconsole, even on a null chardev with no input) breaks QEMU 7.2's reverse
+    execution: after it loads the snapshot to step back from, the replay runs on and never
+    stops, and gdb hangs; a virtio-serial bus without the port steps back."""
+    if spec.console is None:
+        return None
+    return ("warning: reverse execution (reverse-stepi, reverse-continue) does not work on a "
+            "recording with a virtio console (QEMU 7.2: the replay never stops again and gdb "
+            "hangs); breakpoints and forward stepping do")
+
+
 def replay(directory: Path, gdb: str | None = None, until: int | None = None,
            qemu: str | None = None) -> int:
     """Replay the recording in DIR; 0 if it ran to its end (or to --until) and its serial
@@ -106,6 +118,8 @@ def _replay(directory: Path, record: dict, target: Target, info: QemuInfo, spec:
     stub = None
     if gdb is not None:
         stub = stub_for_run(gdb, True)
+        if (warning := gdb_warning(spec)) is not None:
+            say(warning)
         spec.gdb, spec.gdb_wait = qemu_arg(stub), True
         spec.icount.snapshots = recording.snapshot_drive(directory)
     spec.qmp = runtime_dir() / f"{target.name}-{os.getpid()}.replay.qmp"  # bbv watches it

@@ -33,7 +33,7 @@ from barebox_virtio_cli.run.recording import (
     replay_spec,
     spec_fields,
 )
-from barebox_virtio_cli.run.replay import compare, describe
+from barebox_virtio_cli.run.replay import compare, describe, gdb_warning
 from barebox_virtio_cli.session.options import typing_pace, typing_window
 from barebox_virtio_cli.targets.catalog import load_catalog
 from barebox_virtio_cli.util.atomic import allocated, copy_sparse
@@ -186,6 +186,19 @@ def test_the_record_rebuilds_the_same_spec_for_replay():
     again = replay_spec({"spec": spec_fields(spec, REC)}, REC)
     assert again == recorded(spec, REC, REPLAY)
     assert devices(spec) == {"blk": 2, "rng": 1}
+
+
+def test_replay_under_gdb_warns_of_reverse_execution_only_with_a_virtio_console():
+    # measured on QEMU 7.2 (docs/record-replay.md, Reverse debugging)
+    plain = recorded(base_spec(CATALOG.get("vexpress")), REC)
+    console = recorded(replace(base_spec(CATALOG.get("vexpress")),
+                               console=Path("/run/bbv/vexpress.console")), REC)
+    assert gdb_warning(replay_spec({"spec": spec_fields(plain, REC)}, REC)) is None
+    warning = gdb_warning(replay_spec({"spec": spec_fields(console, REC)}, REC,
+                                      Path("/run/bbv/replay.console")))
+    assert warning is not None and "\n" not in warning
+    assert warning.startswith("warning: reverse execution")
+    assert "virtio console" in warning and "breakpoints and forward stepping do" in warning
 
 
 def test_record_dir_must_be_new_or_empty(tmp_path):
