@@ -30,6 +30,7 @@ from barebox_virtio_cli.qemu.args import (
     RunSpec,
     build_command,
     format_command,
+    opt_value,
     recorded,
 )
 from barebox_virtio_cli.qemu.info import QemuInfo
@@ -174,7 +175,7 @@ def still_recording(directory: Path, record: dict | None = None) -> int | None:
         argv = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return None
-    return pid if f"rrfile={directory / LOG}".encode() in argv else None
+    return pid if f"rrfile={opt_value(str(directory / LOG))}".encode() in argv else None
 
 
 def snapshot_drive(directory: Path) -> Path:

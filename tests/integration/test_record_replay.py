@@ -674,3 +674,27 @@ def test_a_kept_recording_where_bbv_reads_the_serial_line_is_refused(bbv_dirs, t
                  str(rec), *(["--dry-run"] if dry_run else []), timeout=60)
     one_line_error(result, 2, "--keep-running --record: on 'malta' bbv reads the serial line")
     assert not rec.exists() and not qemu_pids(image)
+
+
+def test_a_kept_recording_in_a_directory_with_a_comma_is_known_to_be_recording(tmp_path):
+    """QEMU's argv names the log with its commas doubled (a QemuOpts value): still_recording
+    finds it there, so bbv replay refuses while that QEMU records."""
+    import sys
+
+    from barebox_virtio_cli.qemu.args import RECORD, Icount
+    from barebox_virtio_cli.run.recording import LOG, RECORD_FILE, still_recording
+
+    rec = tmp_path / "rec,1"
+    rec.mkdir()
+    icount = Icount(mode=RECORD, rrfile=rec / LOG).value()
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", icount])
+    cmdline = Path(f"/proc/{proc.pid}/cmdline")
+    while b"time.sleep" not in cmdline.read_bytes():  # exec'd
+        time.sleep(0.01)
+    try:
+        (rec / RECORD_FILE).write_text(json.dumps({"recording_pid": proc.pid}))
+        assert still_recording(rec) == proc.pid
+    finally:
+        proc.kill()
+        proc.wait()
+    assert still_recording(rec) is None
