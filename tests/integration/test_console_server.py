@@ -234,12 +234,10 @@ def test_a_paced_server_types_a_byte_at_a_time_each_after_its_echo(sockdir):
 
         assert typed(0.5) == b"a"  # and no more: no echo yet
         os.write(guest_out, b"a")  # the echo
-        started = time.monotonic()
         assert typed(QUIET + 0.3) == b"b"
         os.write(guest_out, b"x")  # output that is not b's echo lets nothing through
         assert typed(0.4) == b""
         assert typed(ECHO_WAIT) == b"\r"  # after ECHO_WAIT without an echo
-        assert time.monotonic() - started >= ECHO_WAIT
     finally:
         client.close()
         server.close()

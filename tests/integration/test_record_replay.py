@@ -617,7 +617,7 @@ def test_an_attached_recording_ends_cleanly_and_replays(bbv_dirs, guest, tmp_pat
         assert replayed.returncode == 0, replayed.stderr
         assert f"matches the recording: {len(serial)} bytes of serial output" in replayed.stderr
         assert "bytes of virtio console output, byte for byte" in replayed.stderr
-    assert pid  # QEMU's, said on the way up
+    assert not Path(f"/proc/{pid}").exists()  # the QEMU bbv named on the way up has ended
 
 
 def test_an_attached_recording_without_its_console_transcript_is_refused(bbv_dirs, guest,
